@@ -1,0 +1,231 @@
+package dma
+
+import (
+	"errors"
+	"syscall"
+	"unsafe"
+
+	"github.com/pawelgaczynski/giouring"
+	"golang.org/x/sys/unix"
+)
+
+type opKind uint8
+
+const (
+	opWrite opKind = iota + 1
+	opRead
+	opSync
+)
+
+// ioOp is one queued or in-flight operation. buf is held here so the memory
+// the kernel is using stays referenced until the completion is reaped.
+type ioOp struct {
+	kind opKind
+	fd   int
+	buf  []byte
+	off  int64
+	rw   func(n int, err error)
+	sync func(err error)
+}
+
+func (op *ioOp) complete(res int32) {
+	switch op.kind {
+	case opSync:
+		op.sync(resErr(res))
+	case opWrite:
+		n, err := resN(res)
+		if err == nil && n < len(op.buf) {
+			err = ErrShortWrite
+		}
+		op.rw(n, err)
+	case opRead:
+		n, err := resN(res)
+		op.rw(n, err)
+	}
+}
+
+func resN(res int32) (int, error) {
+	if res < 0 {
+		return 0, syscall.Errno(-res)
+	}
+	return int(res), nil
+}
+
+func resErr(res int32) error {
+	if res < 0 {
+		return syscall.Errno(-res)
+	}
+	return nil
+}
+
+// uringEngine drives one io_uring ring. Ops live in a slot table indexed by
+// the SQE user data, so the hot path allocates nothing of its own.
+type uringEngine struct {
+	ring     *giouring.Ring
+	efd      int
+	slots    []ioOp
+	free     []uint32
+	backlog  []uint32 // ops waiting for a free SQE
+	inflight int
+	cqes     []*giouring.CompletionQueueEvent
+	reaped   []reaped
+}
+
+type reaped struct {
+	slot uint32
+	res  int32
+}
+
+func newURingEngine(entries uint32) (*uringEngine, error) {
+	if entries == 0 {
+		entries = 256
+	}
+	ring, err := giouring.CreateRing(entries)
+	if err != nil {
+		return nil, err
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		ring.QueueExit()
+		return nil, err
+	}
+	if _, err := ring.RegisterEventFd(efd); err != nil {
+		unix.Close(efd)
+		ring.QueueExit()
+		return nil, err
+	}
+	return &uringEngine{ring: ring, efd: efd, cqes: make([]*giouring.CompletionQueueEvent, 2*entries)}, nil
+}
+
+func (e *uringEngine) Mode() Mode    { return ModeURing }
+func (e *uringEngine) NotifyFd() int { return e.efd }
+func (e *uringEngine) Inflight() int { return e.inflight }
+
+func (e *uringEngine) Write(f File, p []byte, off int64, cb func(int, error)) {
+	e.enqueue(ioOp{kind: opWrite, fd: f.Fd(), buf: p, off: off, rw: cb})
+}
+
+func (e *uringEngine) Read(f File, p []byte, off int64, cb func(int, error)) {
+	e.enqueue(ioOp{kind: opRead, fd: f.Fd(), buf: p, off: off, rw: cb})
+}
+
+func (e *uringEngine) Sync(f File, cb func(error)) {
+	e.enqueue(ioOp{kind: opSync, fd: f.Fd(), sync: cb})
+}
+
+func (e *uringEngine) enqueue(op ioOp) {
+	var slot uint32
+	if n := len(e.free); n > 0 {
+		slot = e.free[n-1]
+		e.free = e.free[:n-1]
+		e.slots[slot] = op
+	} else {
+		slot = uint32(len(e.slots))
+		e.slots = append(e.slots, op)
+	}
+	e.inflight++
+	if len(e.backlog) > 0 || !e.prepare(slot) {
+		e.backlog = append(e.backlog, slot)
+	}
+}
+
+// prepare fills one SQE. The entry is zeroed first: giouring's Prepare*
+// leave OpcodeFlags from a slot's previous use (an fsync's DATASYNC flag
+// reads as RWF_HIPRI on a later write and fails it with EINVAL).
+func (e *uringEngine) prepare(slot uint32) bool {
+	sqe := e.ring.GetSQE()
+	if sqe == nil {
+		return false
+	}
+	*sqe = giouring.SubmissionQueueEntry{}
+	op := &e.slots[slot]
+	switch op.kind {
+	case opWrite, opRead:
+		var addr uintptr
+		if len(op.buf) > 0 {
+			addr = uintptr(unsafe.Pointer(&op.buf[0]))
+		}
+		if op.kind == opWrite {
+			sqe.PrepareWrite(op.fd, addr, uint32(len(op.buf)), uint64(op.off))
+		} else {
+			sqe.PrepareRead(op.fd, addr, uint32(len(op.buf)), uint64(op.off))
+		}
+	case opSync:
+		sqe.PrepareFsync(op.fd, giouring.FsyncDatasync)
+	}
+	sqe.SetData64(uint64(slot))
+	return true
+}
+
+func (e *uringEngine) fillBacklog() {
+	i := 0
+	for ; i < len(e.backlog); i++ {
+		if !e.prepare(e.backlog[i]) {
+			break
+		}
+	}
+	e.backlog = e.backlog[:copy(e.backlog, e.backlog[i:])]
+}
+
+func (e *uringEngine) submit() {
+	if e.ring.SQReady() == 0 {
+		return
+	}
+	for {
+		_, err := e.ring.Submit()
+		if err == nil || !errors.Is(err, syscall.EINTR) {
+			// EAGAIN/EBUSY leave the entries queued; the next Poll retries.
+			return
+		}
+	}
+}
+
+func (e *uringEngine) Poll() int {
+	ran := 0
+	for {
+		e.fillBacklog()
+		e.submit()
+		n := e.ring.PeekBatchCQE(e.cqes)
+		if n == 0 {
+			return ran
+		}
+		e.reaped = e.reaped[:0]
+		for _, c := range e.cqes[:n] {
+			e.reaped = append(e.reaped, reaped{slot: uint32(c.UserData), res: c.Res})
+		}
+		e.ring.CQAdvance(n)
+		for _, r := range e.reaped {
+			op := e.slots[r.slot]
+			e.slots[r.slot] = ioOp{}
+			e.free = append(e.free, r.slot)
+			e.inflight--
+			op.complete(r.res)
+			ran++
+		}
+	}
+}
+
+func (e *uringEngine) Wait() error {
+	if e.inflight == 0 {
+		return nil
+	}
+	e.fillBacklog()
+	for {
+		var err error
+		if e.ring.SQReady() > 0 {
+			_, err = e.ring.SubmitAndWait(1)
+		} else {
+			_, err = e.ring.WaitCQE()
+		}
+		if err == nil || !errors.Is(err, syscall.EINTR) {
+			return err
+		}
+	}
+}
+
+func (e *uringEngine) Close() error {
+	err := Drain(e)
+	e.ring.QueueExit()
+	unix.Close(e.efd)
+	return err
+}

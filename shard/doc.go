@@ -1,0 +1,16 @@
+// Package shard holds the partition log: the segments, indexes and recovery
+// of one Kafka partition, owned by exactly one core.
+//
+// A Log is a plain struct driven by events. Appends, reads and timer ticks
+// come in as method calls; disk work goes out as operations on the core's
+// dma.Engine; completions come back as callbacks that the engine runs on the
+// same core. There is no mutex, goroutine, clock or direct syscall on the data
+// path, so the whole log runs deterministically over dma.MemFS in tests.
+//
+// Main types: Log (one partition), Config, BatchHeader (the Kafka v2 record
+// batch header, which is also Strand's on-disk record header), segment and
+// offsetIndex/timeIndex (unexported).
+//
+// The on-disk format and the durability rule are drawn in format.go and
+// described in docs/ARCHITECTURE.md.
+package shard

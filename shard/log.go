@@ -1,0 +1,447 @@
+package shard
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/strand-io/strand/dma"
+)
+
+// Config sets the behaviour of one partition log. Zero values take the
+// defaults named below.
+type Config struct {
+	Dir                  string
+	SegmentBytes         int64 // roll when the active segment would pass this; default 1 GiB
+	SegmentMs            int64 // roll when the active segment's first append is older; default 7 days
+	IndexIntervalBytes   int   // log bytes between sparse index entries; default 4096
+	IndexCheckpointBytes int64 // log bytes after which the active index is persisted; default 1 MiB
+	RetentionBytes       int64 // delete old segments past this total; <= 0 unlimited
+	RetentionMs          int64 // delete segments whose newest record is older; <= 0 unlimited
+	MaxBatchBytes        int   // largest accepted batch; default 1 MiB + 12 (Kafka's message.max.bytes)
+	BufferBytes          int   // staging buffer for the active tail; default 8 MiB, at least 2 batches
+	MaxBacklog           int   // appends that may wait for buffer space; default 4096
+	Preallocate          bool  // fallocate each new segment to SegmentBytes
+	LogAppendTime        bool  // broker assigns batch timestamps
+	Logger               *slog.Logger
+}
+
+func (c *Config) fill() {
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = 1 << 30
+	}
+	if c.SegmentMs <= 0 {
+		c.SegmentMs = 7 * 24 * 3600 * 1000
+	}
+	if c.IndexIntervalBytes <= 0 {
+		c.IndexIntervalBytes = 4096
+	}
+	if c.IndexCheckpointBytes <= 0 {
+		c.IndexCheckpointBytes = 1 << 20
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 1<<20 + 12
+	}
+	if c.BufferBytes <= 0 {
+		c.BufferBytes = 8 << 20
+	}
+	if min := 2*c.MaxBatchBytes + 2*dma.DefaultAlign; c.BufferBytes < min {
+		c.BufferBytes = min
+	}
+	if c.MaxBacklog <= 0 {
+		c.MaxBacklog = 4096
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// AppendResult is what an acknowledged append reports.
+type AppendResult struct {
+	Base, Last    Offset
+	LogAppendTime int64 // -1 unless the log assigns timestamps
+}
+
+// AppendFunc receives the outcome of an append once it is durable (or failed).
+type AppendFunc func(AppendResult, error)
+
+type waiter struct {
+	end  int64 // file position the fsync must cover
+	res  AppendResult
+	done AppendFunc
+}
+
+type pendingAppend struct {
+	batch []byte
+	nowMs int64
+	done  AppendFunc
+}
+
+// Log is one partition's log. It is owned by one core: every method, and
+// every callback it makes, runs on that core's thread.
+//
+// Write pipeline of the active segment, in file positions:
+//
+//	synced <= written <= end
+//	[0, synced)      covered by a completed fdatasync: acknowledged, readable
+//	[synced, written) written by completed writes, fdatasync pending
+//	[written, end)   appended to the staging buffer only
+//
+// At most one write and one fdatasync are in flight. A new write starts as
+// soon as the previous one completes, while the fsync of the earlier data
+// runs, so the disk always has work while appends wait. Writes never overlap
+// in flight (each rewrites the partial tail block of the one before), which
+// is why there is one at a time: io_uring does not order concurrent writes.
+type Log struct {
+	cfg  Config
+	fs   dma.FS
+	io   dma.Engine
+	pool *dma.Pool
+
+	segs   []*segment // by base offset; the last is active
+	active *segment
+
+	buf     []byte  // aligned staging buffer holding file bytes [bufPos, end)
+	bufPos  int64   // file position of buf[0], a multiple of the alignment
+	recent  []recentBatch // batches that start inside buf, for reads of hot data
+	end     int64
+	written int64
+	synced  int64
+
+	writing, syncing  bool
+	writeEnd, syncEnd int64
+	waiters           []waiter
+	waitHead          int
+	backlog           []pendingAppend
+
+	next     Offset // offset the next record gets
+	hw       Offset // offsets below it are durable and readable
+	logStart Offset
+	epochs   epochCache
+
+	failed  error
+	closed  bool
+	idleFns []func() // run when the pipeline drains (roll, truncate)
+	// OnCommit, when set, is called each time the high watermark advances.
+	OnCommit func(hw Offset)
+
+	writeDone func(int, error)
+	syncDone  func(error)
+}
+
+type recentBatch struct {
+	base Offset
+	last Offset
+	pos  int64
+}
+
+// HighWatermark is the offset after the last durable record.
+func (l *Log) HighWatermark() Offset { return l.hw }
+
+// NextOffset is the offset the next appended record will get.
+func (l *Log) NextOffset() Offset { return l.next }
+
+// LogStartOffset is the first offset still stored.
+func (l *Log) LogStartOffset() Offset { return l.logStart }
+
+// Err returns the I/O error that failed the log, if any.
+func (l *Log) Err() error { return l.failed }
+
+// Dir is the log's directory.
+func (l *Log) Dir() string { return l.cfg.Dir }
+
+// Append validates batch (exactly one Kafka v2 record batch), assigns its
+// offsets and stages it for the disk. done runs once the batch is covered
+// by an fdatasync, or with the error that failed the log. An invalid batch
+// is rejected at once with the returned error, and done is not called.
+// The log keeps batch (it becomes part of the staging buffer by copy), so
+// the caller may reuse it as soon as Append returns.
+func (l *Log) Append(batch []byte, nowMs int64, done AppendFunc) error {
+	if l.closed {
+		return ErrClosed
+	}
+	if l.failed != nil {
+		return l.failed
+	}
+	if _, err := ValidateBatch(batch, l.cfg.MaxBatchBytes); err != nil {
+		return err
+	}
+	if len(l.backlog) > 0 || !l.place(batch, nowMs, done) {
+		if len(l.backlog) >= l.cfg.MaxBacklog {
+			return ErrBacklogFull
+		}
+		l.backlog = append(l.backlog, pendingAppend{append([]byte(nil), batch...), nowMs, done})
+	}
+	l.kick()
+	return nil
+}
+
+// place copies batch into the staging buffer, or reports false when it
+// must wait (buffer full while a write is in flight, or a roll is due).
+func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) bool {
+	seg := l.active
+	if len(l.idleFns) > 0 {
+		return false
+	}
+	size := int64(len(batch))
+	if seg.size > 0 && (l.end+size > l.cfg.SegmentBytes || seg.firstAppendMs >= 0 && nowMs-seg.firstAppendMs >= l.cfg.SegmentMs) {
+		l.whenIdle(l.roll)
+		return false
+	}
+	align := l.active.file.Align()
+	if dma.AlignUp(l.end+size, align)-l.bufPos > int64(len(l.buf)) {
+		if l.writing || !l.compact() || dma.AlignUp(l.end+size, align)-l.bufPos > int64(len(l.buf)) {
+			return false
+		}
+	}
+	h, _ := ParseBatchHeader(batch)
+	at := l.buf[l.end-l.bufPos : l.end-l.bufPos+size]
+	copy(at, batch)
+	stampBatch(at, l.next, l.epochs.current())
+	res := AppendResult{Base: l.next, Last: l.next + Offset(h.LastOffsetDelta), LogAppendTime: -1}
+	if l.cfg.LogAppendTime {
+		setLogAppendTime(at, nowMs)
+		res.LogAppendTime = nowMs
+		h.MaxTimestamp = nowMs
+	}
+	h.BaseOffset = l.next
+	if seg.firstAppendMs < 0 {
+		seg.firstAppendMs = nowMs
+	}
+	seg.indexBatch(&h, l.end, l.cfg.IndexIntervalBytes)
+	l.recent = append(l.recent, recentBatch{base: res.Base, last: res.Last, pos: l.end})
+	l.end += size
+	seg.size = l.end
+	if res.Last < l.next {
+		panic(fmt.Sprintf("shard: offsets must increase: %d after %d", res.Last, l.next))
+	}
+	l.next = res.Last + 1
+	l.waiters = append(l.waiters, waiter{end: l.end, res: res, done: done})
+	return true
+}
+
+// compact slides the unwritten tail of the staging buffer to its front.
+// Only called with no write in flight, since a write reads from the buffer.
+func (l *Log) compact() bool {
+	from := dma.AlignDown(l.written, l.active.file.Align())
+	if from == l.bufPos {
+		return false
+	}
+	n := copy(l.buf, l.buf[from-l.bufPos:l.end-l.bufPos])
+	clear(l.buf[n : l.end-l.bufPos])
+	l.bufPos = from
+	i := 0
+	for i < len(l.recent) && l.recent[i].pos < from {
+		i++
+	}
+	l.recent = l.recent[:copy(l.recent, l.recent[i:])]
+	return true
+}
+
+// kick starts the next write and the next fdatasync if they are due.
+func (l *Log) kick() {
+	if l.failed != nil || l.closed && l.active == nil {
+		return
+	}
+	f := l.active.file
+	if !l.writing && l.written < l.end {
+		from := dma.AlignDown(l.written, f.Align())
+		to := dma.AlignUp(l.end, f.Align())
+		l.writing, l.writeEnd = true, l.end
+		l.io.Write(f, l.buf[from-l.bufPos:to-l.bufPos], from, l.writeDone)
+	}
+	if !l.syncing && l.synced < l.written {
+		l.syncing, l.syncEnd = true, l.written
+		l.io.Sync(f, l.syncDone)
+	}
+	if !l.writing && !l.syncing && l.synced == l.end {
+		l.runIdle()
+	}
+}
+
+func (l *Log) onWritten(n int, err error) {
+	l.writing = false
+	if err != nil {
+		l.fail(fmt.Errorf("write %s: %w", l.active.file.Name(), err))
+		return
+	}
+	l.written = l.writeEnd
+	l.drainBacklog()
+	l.kick()
+}
+
+func (l *Log) onSynced(err error) {
+	l.syncing = false
+	if err != nil {
+		// A failed fdatasync may have dropped dirty pages: retrying could
+		// report success for data that is gone, so the log stops here.
+		l.fail(fmt.Errorf("fdatasync %s: %w", l.active.file.Name(), err))
+		return
+	}
+	l.synced = l.syncEnd
+	seg := l.active
+	if seg.lastIndexedPos > 0 && len(seg.index.entries) > seg.idxPersisted &&
+		int64(seg.index.entries[len(seg.index.entries)-1].pos)-int64(seg.indexPersistedPos()) >= l.cfg.IndexCheckpointBytes {
+		if err := seg.checkpointIndexes(l.synced); err != nil {
+			l.fail(err)
+			return
+		}
+	}
+	l.ackDurable()
+	l.drainBacklog()
+	l.kick()
+}
+
+func (s *segment) indexPersistedPos() uint32 {
+	if s.idxPersisted == 0 {
+		return 0
+	}
+	return s.index.entries[s.idxPersisted-1].pos
+}
+
+// ackDurable acknowledges every append now covered by an fdatasync.
+func (l *Log) ackDurable() {
+	advanced := false
+	for l.waitHead < len(l.waiters) && l.waiters[l.waitHead].end <= l.synced {
+		w := l.waiters[l.waitHead]
+		l.waiters[l.waitHead] = waiter{}
+		l.waitHead++
+		l.hw = w.res.Last + 1
+		advanced = true
+		if w.done != nil {
+			w.done(w.res, nil)
+		}
+	}
+	if l.waitHead == len(l.waiters) {
+		l.waiters, l.waitHead = l.waiters[:0], 0
+	}
+	if advanced && l.OnCommit != nil {
+		l.OnCommit(l.hw)
+	}
+}
+
+func (l *Log) drainBacklog() {
+	i := 0
+	for ; i < len(l.backlog); i++ {
+		p := l.backlog[i]
+		if !l.place(p.batch, p.nowMs, p.done) {
+			break
+		}
+	}
+	clear(l.backlog[:i])
+	l.backlog = l.backlog[:copy(l.backlog, l.backlog[i:])]
+}
+
+// fail stops the log after an I/O error and fails everything waiting.
+func (l *Log) fail(err error) {
+	if l.failed != nil {
+		return
+	}
+	l.failed = fmt.Errorf("%w: %v", ErrLogFailed, err)
+	l.cfg.Logger.Error("partition log failed; it accepts no more appends until reopened", "dir", l.cfg.Dir, "err", err)
+	for _, w := range l.waiters[l.waitHead:] {
+		if w.done != nil {
+			w.done(AppendResult{}, l.failed)
+		}
+	}
+	l.waiters, l.waitHead = nil, 0
+	for _, p := range l.backlog {
+		p.done(AppendResult{}, l.failed)
+	}
+	l.backlog = nil
+}
+
+// whenIdle runs fn once no write or fsync is in flight and every staged
+// byte is durable. Appends wait behind it.
+func (l *Log) whenIdle(fn func()) {
+	l.idleFns = append(l.idleFns, fn)
+}
+
+func (l *Log) runIdle() {
+	for len(l.idleFns) > 0 && l.failed == nil && !l.writing && !l.syncing && l.synced == l.end {
+		fn := l.idleFns[0]
+		l.idleFns = l.idleFns[1:]
+		fn()
+	}
+	if len(l.idleFns) == 0 {
+		l.drainBacklog()
+		if !l.writing && l.written < l.end {
+			l.kick()
+		}
+	}
+}
+
+// roll seals the active segment and starts a new one at the next offset.
+func (l *Log) roll() {
+	if l.active.size == 0 {
+		return
+	}
+	if err := l.active.seal(); err != nil {
+		l.fail(err)
+		return
+	}
+	if err := l.startSegment(SegmentBase(l.next)); err != nil {
+		l.fail(err)
+	}
+}
+
+// startSegment creates a fresh active segment and empties the buffer.
+func (l *Log) startSegment(base SegmentBase) error {
+	var prealloc int64
+	if l.cfg.Preallocate {
+		prealloc = l.cfg.SegmentBytes
+	}
+	seg, err := createSegment(l.fs, l.cfg.Dir, base, prealloc)
+	if err != nil {
+		return err
+	}
+	l.segs = append(l.segs, seg)
+	l.active = seg
+	clear(l.buf[:l.end-l.bufPos])
+	l.bufPos, l.end, l.written, l.synced = 0, 0, 0, 0
+	l.recent = l.recent[:0]
+	return nil
+}
+
+// Tick lets the log act on time: roll an old active segment and apply
+// retention. The owner calls it periodically with the broker clock.
+func (l *Log) Tick(nowMs int64) {
+	if l.closed || l.failed != nil {
+		return
+	}
+	seg := l.active
+	if seg.size > 0 && seg.firstAppendMs >= 0 && nowMs-seg.firstAppendMs >= l.cfg.SegmentMs && len(l.idleFns) == 0 {
+		l.whenIdle(l.roll)
+		l.kick()
+	}
+	l.ApplyRetention(nowMs)
+}
+
+// Idle reports whether nothing is staged, in flight or waiting.
+func (l *Log) Idle() bool {
+	return !l.writing && !l.syncing && l.synced == l.end && len(l.backlog) == 0 && len(l.idleFns) == 0
+}
+
+// Close persists the active index and releases files. The caller must have
+// let the pipeline drain (Idle, or Err set). Unused preallocation is
+// released; it is taken again when the log reopens.
+func (l *Log) Close() error {
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	var first error
+	if l.failed == nil && l.active != nil {
+		if err := l.active.checkpointIndexes(l.synced); err != nil {
+			first = err
+		}
+		if err := l.active.file.Truncate(dma.AlignUp(l.end, l.active.file.Align())); err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, s := range l.segs {
+		s.close()
+	}
+	dma.FreeAligned(l.buf)
+	l.buf = nil
+	return first
+}

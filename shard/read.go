@@ -1,0 +1,293 @@
+package shard
+
+import (
+	"errors"
+	"hash/crc32"
+	"sort"
+
+	"github.com/strand-io/strand/dma"
+)
+
+// ReadResult is what a read returns: whole batches, never a partial one.
+type ReadResult struct {
+	Data           []byte // concatenated batches, owned by the caller
+	HighWatermark  Offset
+	LogStartOffset Offset
+}
+
+// ReadFunc receives a read's outcome. It may run before Read returns when
+// the answer needs no disk I/O.
+type ReadFunc func(ReadResult, error)
+
+// Read returns whole batches starting with the one that holds offset, up to
+// maxBytes (but always at least one whole batch, as KIP-74 requires), and
+// only below the high watermark, so a reader never sees a record that a
+// crash could still take back. Data read from disk is CRC-checked before it
+// is returned; a damaged batch ends the result and, if it is the first one,
+// fails the read with a CorruptionError naming file and position.
+func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
+	res := ReadResult{HighWatermark: l.hw, LogStartOffset: l.logStart}
+	switch {
+	case l.closed:
+		done(res, ErrClosed)
+		return
+	case offset == l.hw:
+		done(res, nil)
+		return
+	case offset < l.logStart || offset > l.hw:
+		done(res, ErrOffsetOutOfRange)
+		return
+	}
+	if data, ok := l.readStaged(offset, maxBytes); ok {
+		res.Data = data
+		done(res, nil)
+		return
+	}
+	seg := l.segmentFor(offset)
+	if err := seg.loadIndexes(l.fs); err != nil {
+		done(res, err)
+		return
+	}
+	limit := seg.size
+	if seg == l.active {
+		limit = l.synced
+	}
+	r := &diskRead{l: l, seg: seg, offset: offset, maxBytes: maxBytes, limit: limit, res: res, done: done}
+	r.pos = int64(seg.index.lookup(uint32(offset - Offset(seg.base))).pos)
+	seg.reads++
+	r.issue()
+}
+
+// readStaged serves hot data straight from the staging buffer of the
+// active segment, with no disk I/O: the common case of a tailing consumer.
+func (l *Log) readStaged(offset Offset, maxBytes int) ([]byte, bool) {
+	if len(l.recent) == 0 || offset < l.recent[0].base {
+		return nil, false
+	}
+	i := sort.Search(len(l.recent), func(i int) bool { return l.recent[i].last >= offset })
+	if i == len(l.recent) {
+		return nil, false
+	}
+	from := l.recent[i].pos
+	to := from
+	for j := i; j < len(l.recent) && l.recent[j].base < l.hw; j++ {
+		end := l.synced
+		if j+1 < len(l.recent) {
+			end = l.recent[j+1].pos
+		}
+		if to > from && end-from > int64(maxBytes) {
+			break
+		}
+		to = end
+	}
+	return append([]byte(nil), l.buf[from-l.bufPos:to-l.bufPos]...), true
+}
+
+// segmentFor returns the segment holding offset (offset within the log).
+func (l *Log) segmentFor(offset Offset) *segment {
+	i := sort.Search(len(l.segs), func(i int) bool { return Offset(l.segs[i].base) > offset })
+	return l.segs[i-1]
+}
+
+// diskRead is one read in progress against one segment file.
+type diskRead struct {
+	l        *Log
+	seg      *segment
+	offset   Offset
+	maxBytes int
+	limit    int64 // readable bytes in the segment
+	pos      int64 // next batch boundary to look at
+	buf      []byte
+	bufPos   int64
+	out      []byte
+	res      ReadResult
+	done     ReadFunc
+}
+
+func (r *diskRead) issue() {
+	if r.pos >= r.limit {
+		r.finish(nil)
+		return
+	}
+	align := r.seg.file.Align()
+	from := dma.AlignDown(r.pos, align)
+	want := r.maxBytes - len(r.out) + int(r.pos-from) + r.l.cfg.IndexIntervalBytes + BatchHeaderSize
+	if want < 64<<10 {
+		want = 64 << 10
+	}
+	to := dma.AlignUp(from+int64(want), align)
+	if lim := dma.AlignUp(r.limit, align); to > lim {
+		to = lim
+	}
+	if r.buf == nil || len(r.buf) < int(to-from) {
+		if r.buf != nil {
+			r.l.pool.Put(r.buf)
+		}
+		r.buf = r.l.pool.Get(int(to - from))
+	}
+	r.bufPos = from
+	r.l.io.Read(r.seg.file, r.buf[:to-from], from, r.onRead)
+}
+
+func (r *diskRead) onRead(n int, err error) {
+	if err != nil {
+		r.finish(err)
+		return
+	}
+	data := r.buf[:n]
+	if end := r.limit - r.bufPos; int64(len(data)) > end {
+		data = data[:end]
+	}
+	for {
+		off := r.pos - r.bufPos
+		rest := data[off:]
+		if r.pos >= r.limit {
+			r.finish(nil)
+			return
+		}
+		if len(rest) < BatchHeaderSize {
+			break
+		}
+		h, _ := ParseBatchHeader(rest)
+		if err := h.check(r.l.cfg.MaxBatchBytes); err != nil {
+			r.finish(r.corrupt(err))
+			return
+		}
+		if h.Size() > len(rest) {
+			if r.pos+int64(h.Size()) > r.limit {
+				r.finish(r.corrupt(ErrShortBatch))
+				return
+			}
+			break // read on from this batch
+		}
+		if h.LastOffset() >= r.offset {
+			if len(r.out) > 0 && len(r.out)+h.Size() > r.maxBytes {
+				r.finish(nil)
+				return
+			}
+			if crc32.Checksum(rest[21:h.Size()], castagnoli) != h.CRC {
+				r.finish(r.corrupt(ErrCorruptBatch))
+				return
+			}
+			r.out = append(r.out, rest[:h.Size()]...)
+		}
+		r.pos += int64(h.Size())
+		if len(r.out) >= r.maxBytes {
+			r.finish(nil)
+			return
+		}
+	}
+	if n == 0 {
+		r.finish(r.corrupt(ErrShortBatch))
+		return
+	}
+	r.issue()
+}
+
+func (r *diskRead) corrupt(err error) error {
+	return &CorruptionError{File: r.seg.path(logExt), Pos: FilePos(r.pos), Offset: r.offset, Err: err}
+}
+
+func (r *diskRead) finish(err error) {
+	if r.buf != nil {
+		r.l.pool.Put(r.buf)
+		r.buf = nil
+	}
+	r.seg.reads--
+	if r.seg.deleted && r.seg.reads == 0 {
+		_ = r.seg.remove(r.l.fs)
+	}
+	var ce *CorruptionError
+	if errors.As(err, &ce) {
+		r.l.cfg.Logger.Error("corrupt batch in partition log; not served", "file", ce.File, "pos", ce.Pos, "offset", ce.Offset, "err", ce.Err)
+		if len(r.out) > 0 {
+			err = nil // serve what came before the damage; the next read reports it
+		}
+	}
+	if err == nil && len(r.out) == 0 && r.pos >= r.limit && r.seg != r.l.active {
+		// The offset lies past this segment's data (e.g. it starts the next
+		// segment after a gap): continue there.
+		r.l.Read(Offset(r.seg.last+1), r.maxBytes, r.done)
+		return
+	}
+	r.res.Data = r.out
+	r.done(r.res, err)
+}
+
+// OffsetForTime returns the base offset of the first batch whose max
+// timestamp is >= ts, with that timestamp, or (-1, -1) if there is none.
+// Kafka answers ListOffsets by timestamp with a record offset; Strand
+// answers with the start of the batch that holds it, so it never has to
+// decompress, and a consumer starting there sees the record.
+func (l *Log) OffsetForTime(ts int64, done func(off Offset, ts int64, err error)) {
+	for _, seg := range l.segs {
+		if seg.deleted {
+			continue
+		}
+		if err := seg.loadIndexes(l.fs); err != nil {
+			done(-1, -1, err)
+			return
+		}
+		if seg.maxTimestamp < ts && seg != l.active {
+			continue
+		}
+		if seg == l.active && seg.maxTimestamp < ts {
+			break
+		}
+		startRel := seg.times.lookup(ts)
+		pos := int64(seg.index.lookup(startRel).pos)
+		l.scanForTime(seg, pos, ts, done)
+		return
+	}
+	done(-1, -1, nil)
+}
+
+func (l *Log) scanForTime(seg *segment, pos int64, ts int64, done func(Offset, int64, error)) {
+	limit := seg.size
+	if seg == l.active {
+		limit = l.synced
+	}
+	var found Offset = -1
+	var foundTs int64 = -1
+	r := &diskRead{l: l, seg: seg, offset: Offset(seg.base), maxBytes: 1 << 30, limit: limit, pos: pos}
+	// Walk batches without copying: a thin read that stops at the first match.
+	r.done = func(ReadResult, error) {}
+	seg.reads++
+	var step func(n int, err error)
+	step = func(n int, err error) {
+		if err != nil {
+			seg.reads--
+			done(-1, -1, err)
+			return
+		}
+		data := r.buf[:n]
+		for {
+			off := r.pos - r.bufPos
+			if r.pos >= limit || off+BatchHeaderSize > int64(len(data)) {
+				break
+			}
+			h, _ := ParseBatchHeader(data[off:])
+			if h.check(l.cfg.MaxBatchBytes) != nil {
+				r.pos = limit
+				break
+			}
+			if h.MaxTimestamp >= ts && h.BaseOffset < l.hw {
+				found, foundTs = h.BaseOffset, h.MaxTimestamp
+				r.pos = limit
+				break
+			}
+			r.pos += int64(h.Size())
+		}
+		if r.pos >= limit || n == 0 {
+			l.pool.Put(r.buf)
+			seg.reads--
+			done(found, foundTs, nil)
+			return
+		}
+		r.bufPos = dma.AlignDown(r.pos, seg.file.Align())
+		l.io.Read(seg.file, r.buf, r.bufPos, step)
+	}
+	r.buf = l.pool.Get(256 << 10)
+	r.bufPos = dma.AlignDown(pos, seg.file.Align())
+	l.io.Read(seg.file, r.buf, r.bufPos, step)
+}

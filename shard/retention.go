@@ -1,0 +1,181 @@
+package shard
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/strand-io/strand/dma"
+)
+
+// ApplyRetention deletes whole sealed segments that retention no longer
+// needs: the oldest first, while the log exceeds RetentionBytes or while the
+// segment's newest record is older than RetentionMs. The active segment is
+// never deleted. Reads in flight keep a deleted segment's file open until
+// they finish.
+func (l *Log) ApplyRetention(nowMs int64) int {
+	deleted := 0
+	for len(l.segs) > 1 {
+		seg := l.segs[0]
+		if !l.expired(seg, nowMs) {
+			break
+		}
+		l.segs = l.segs[1:]
+		l.logStart = Offset(l.segs[0].base)
+		seg.deleted = true
+		if seg.reads == 0 {
+			if err := seg.remove(l.fs); err != nil {
+				l.cfg.Logger.Error("retention could not delete segment", "err", err)
+			}
+		}
+		deleted++
+	}
+	return deleted
+}
+
+func (l *Log) expired(seg *segment, nowMs int64) bool {
+	if l.cfg.RetentionBytes > 0 && l.sizeBytes()-seg.size >= l.cfg.RetentionBytes {
+		return true
+	}
+	if l.cfg.RetentionMs > 0 {
+		if err := seg.loadIndexes(l.fs); err == nil && seg.maxTimestamp >= 0 && nowMs-seg.maxTimestamp > l.cfg.RetentionMs {
+			return true
+		}
+	}
+	return false
+}
+
+// SizeBytes is the bytes of log data stored, over all segments.
+func (l *Log) SizeBytes() int64 { return l.sizeBytes() }
+
+func (l *Log) sizeBytes() int64 {
+	var n int64
+	for _, s := range l.segs {
+		n += s.size
+	}
+	return n
+}
+
+// SetRetention changes the retention limits (AlterConfigs).
+func (l *Log) SetRetention(bytes, ms int64) { l.cfg.RetentionBytes, l.cfg.RetentionMs = bytes, ms }
+
+// TruncateTo removes every record at or after offset, as a follower does
+// when its log diverges from a new leader's. The cut is made at the batch
+// boundary at or before offset. It waits for the write pipeline to drain,
+// then runs synchronously; done reports the new end offset.
+func (l *Log) TruncateTo(offset Offset, done func(Offset, error)) {
+	l.whenIdle(func() {
+		err := l.truncateNow(offset)
+		if err != nil {
+			l.fail(err)
+		}
+		done(l.next, err)
+	})
+	l.kick()
+}
+
+func (l *Log) truncateNow(offset Offset) error {
+	if offset >= l.next {
+		return nil
+	}
+	if offset <= l.logStart {
+		// Nothing survives: start over with one empty segment at offset.
+		for _, s := range l.segs {
+			if err := s.remove(l.fs); err != nil {
+				return err
+			}
+		}
+		l.segs, l.active = nil, nil
+		l.end, l.bufPos = 0, 0
+		clear(l.buf)
+		if err := l.startSegment(SegmentBase(offset)); err != nil {
+			return err
+		}
+		l.next, l.hw, l.logStart = offset, offset, offset
+		return l.epochs.truncateFrom(offset)
+	}
+	i := sort.Search(len(l.segs), func(i int) bool { return Offset(l.segs[i].base) >= offset })
+	// Segments starting at or after offset go entirely.
+	for _, s := range l.segs[i:] {
+		if err := s.remove(l.fs); err != nil {
+			return err
+		}
+	}
+	l.segs = l.segs[:i]
+	seg := l.segs[i-1]
+	if err := seg.loadIndexes(l.fs); err != nil {
+		return err
+	}
+	if err := seg.openIndexFiles(l.fs, false); err != nil {
+		return err
+	}
+	pos, last, err := l.findBoundary(seg, offset)
+	if err != nil {
+		return err
+	}
+	seg.size = pos
+	seg.last = last
+	seg.index.truncate(uint32(pos))
+	seg.times.truncate(uint32(last - Offset(seg.base) + 1))
+	seg.maxTimestamp = seg.times.maxTimestamp()
+	if n := len(seg.index.entries); n > 0 {
+		seg.lastIndexedPos = int64(seg.index.entries[n-1].pos)
+	} else {
+		seg.lastIndexedPos = 0
+	}
+	if err := seg.rewriteIndexes(); err != nil {
+		return err
+	}
+	l.active = seg
+	clear(l.buf)
+	align := seg.file.Align()
+	l.bufPos = dma.AlignDown(pos, align)
+	if pos > l.bufPos {
+		if _, err := seg.file.ReadAt(l.buf[:align], l.bufPos); err != nil {
+			return err
+		}
+		clear(l.buf[pos-l.bufPos : align])
+		if _, err := seg.file.WriteAt(l.buf[:align], l.bufPos); err != nil {
+			return err
+		}
+	}
+	if err := seg.file.Truncate(dma.AlignUp(pos, align)); err != nil {
+		return err
+	}
+	if err := seg.file.Sync(); err != nil {
+		return err
+	}
+	l.end, l.written, l.synced = pos, pos, pos
+	l.recent = l.recent[:0]
+	l.next = last + 1
+	if l.hw > l.next {
+		l.hw = l.next
+	}
+	return l.epochs.truncateFrom(l.next)
+}
+
+// findBoundary scans seg for the batch boundary at or before offset and
+// returns its file position and the last offset before it.
+func (l *Log) findBoundary(seg *segment, offset Offset) (int64, Offset, error) {
+	e := seg.index.lookup(uint32(offset - Offset(seg.base)))
+	var pos int64 = int64(e.pos)
+	last := Offset(seg.base) + Offset(e.rel) - 1
+	st := &scanState{pos: pos, next: -1, maxBatch: l.cfg.MaxBatchBytes}
+	st.onBatch = func(h *BatchHeader, p int64) {
+		if h.BaseOffset <= offset && h.LastOffset() < offset {
+			pos, last = p+int64(h.Size()), h.LastOffset()
+		} else if h.BaseOffset <= offset {
+			pos, last = p, h.BaseOffset-1
+			st.stop = stopZeros
+		}
+		if h.LastOffset() >= offset {
+			st.stop = stopZeros
+		}
+	}
+	if err := l.scanFile(seg, st, seg.size); err != nil {
+		return 0, 0, err
+	}
+	if st.stop == stopCorrupt || st.stop == stopTorn {
+		return 0, 0, &CorruptionError{File: seg.path(logExt), Pos: FilePos(st.pos), Offset: offset, Err: fmt.Errorf("%s", st.stopDetail)}
+	}
+	return pos, last, nil
+}
