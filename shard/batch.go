@@ -9,21 +9,21 @@ import (
 // Record batch v2, which is both Kafka's wire format and Strand's on-disk
 // record header. Integers are big-endian.
 //
-//	 off  size  field                  covered by CRC
-//	   0     8  baseOffset             no   (assigned by the broker on append)
-//	   8     4  batchLength = size-12  no
-//	  12     4  partitionLeaderEpoch   no   (stamped by the broker on append)
-//	  16     1  magic = 2              no
-//	  17     4  crc (CRC-32C)          -
-//	  21     2  attributes             yes  (codec bits 0-2, timestampType 0x08, txn 0x10, control 0x20)
-//	  23     4  lastOffsetDelta        yes
-//	  27     8  baseTimestamp          yes
-//	  35     8  maxTimestamp           yes
-//	  43     8  producerId             yes
-//	  51     2  producerEpoch          yes
-//	  53     4  baseSequence           yes
-//	  57     4  recordCount            yes
-//	  61     …  records                yes
+//	off  size  field                  covered by CRC
+//	  0     8  baseOffset             no   (assigned by the broker on append)
+//	  8     4  batchLength = size-12  no
+//	 12     4  partitionLeaderEpoch   no   (stamped by the broker on append)
+//	 16     1  magic = 2              no
+//	 17     4  crc (CRC-32C)          -
+//	 21     2  attributes             yes  (codec bits 0-2, timestampType 0x08, txn 0x10, control 0x20)
+//	 23     4  lastOffsetDelta        yes
+//	 27     8  baseTimestamp          yes
+//	 35     8  maxTimestamp           yes
+//	 43     8  producerId             yes
+//	 51     2  producerEpoch          yes
+//	 53     4  baseSequence           yes
+//	 57     4  recordCount            yes
+//	 61     …  records                yes
 const (
 	// BatchHeaderSize is the fixed v2 header length.
 	BatchHeaderSize = 61

@@ -100,8 +100,8 @@ type Log struct {
 	segs   []*segment // by base offset; the last is active
 	active *segment
 
-	buf     []byte  // aligned staging buffer holding file bytes [bufPos, end)
-	bufPos  int64   // file position of buf[0], a multiple of the alignment
+	buf     []byte        // aligned staging buffer holding file bytes [bufPos, end)
+	bufPos  int64         // file position of buf[0], a multiple of the alignment
 	recent  []recentBatch // batches that start inside buf, for reads of hot data
 	end     int64
 	written int64
