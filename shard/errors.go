@@ -16,6 +16,7 @@ var (
 	ErrLogFailed        = errors.New("shard: log failed after an I/O error")
 	ErrClosed           = errors.New("shard: log closed")
 	ErrBacklogFull      = errors.New("shard: append backlog full")
+	ErrNoSpace          = errors.New("shard: no space left on device")
 )
 
 // CorruptionError reports a damaged batch found where the log expected valid
@@ -47,6 +48,8 @@ func KafkaCode(err error) int16 {
 		return 10 // MESSAGE_TOO_LARGE
 	case errors.Is(err, ErrInvalidBatch):
 		return 87 // INVALID_RECORD
+	case errors.Is(err, ErrNoSpace):
+		return 56 // KAFKA_STORAGE_ERROR, but the log itself stays up
 	case errors.Is(err, ErrBacklogFull):
 		return 7 // REQUEST_TIMED_OUT: retriable, the client backs off
 	default:

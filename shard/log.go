@@ -20,7 +20,8 @@ type Config struct {
 	MaxBatchBytes        int   // largest accepted batch; default 1 MiB + 12 (Kafka's message.max.bytes)
 	BufferBytes          int   // staging buffer for the active tail; default 8 MiB, at least 2 batches
 	MaxBacklog           int   // appends that may wait for buffer space; default 4096
-	Preallocate          bool  // fallocate each new segment to SegmentBytes
+	Preallocate          bool  // fallocate segment space ahead of the writes
+	PreallocateBytes     int64 // how far ahead, in one fallocate; default 8 MiB
 	LogAppendTime        bool  // broker assigns batch timestamps
 	Logger               *slog.Logger
 }
@@ -46,6 +47,9 @@ func (c *Config) fill() {
 	}
 	if min := 2*c.MaxBatchBytes + 2*dma.DefaultAlign; c.BufferBytes < min {
 		c.BufferBytes = min
+	}
+	if c.PreallocateBytes <= 0 {
+		c.PreallocateBytes = 8 << 20
 	}
 	if c.MaxBacklog <= 0 {
 		c.MaxBacklog = 4096
@@ -165,33 +169,52 @@ func (l *Log) Append(batch []byte, nowMs int64, done AppendFunc) error {
 	if _, err := ValidateBatch(batch, l.cfg.MaxBatchBytes); err != nil {
 		return err
 	}
-	if len(l.backlog) > 0 || !l.place(batch, nowMs, done) {
-		if len(l.backlog) >= l.cfg.MaxBacklog {
-			return ErrBacklogFull
+	if len(l.backlog) == 0 {
+		placed, err := l.place(batch, nowMs, done)
+		if err != nil {
+			return err
 		}
-		l.backlog = append(l.backlog, pendingAppend{append([]byte(nil), batch...), nowMs, done})
+		if placed {
+			l.kick()
+			return nil
+		}
 	}
+	if len(l.backlog) >= l.cfg.MaxBacklog {
+		return ErrBacklogFull
+	}
+	l.backlog = append(l.backlog, pendingAppend{append([]byte(nil), batch...), nowMs, done})
 	l.kick()
 	return nil
 }
 
 // place copies batch into the staging buffer, or reports false when it
 // must wait (buffer full while a write is in flight, or a roll is due).
-func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) bool {
+// An error refuses this batch (no space to preallocate) but not the log.
+func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 	seg := l.active
 	if len(l.idleFns) > 0 {
-		return false
+		return false, nil
 	}
 	size := int64(len(batch))
 	if seg.size > 0 && (l.end+size > l.cfg.SegmentBytes || seg.firstAppendMs >= 0 && nowMs-seg.firstAppendMs >= l.cfg.SegmentMs) {
 		l.whenIdle(l.roll)
-		return false
+		return false, nil
 	}
 	align := l.active.file.Align()
 	if dma.AlignUp(l.end+size, align)-l.bufPos > int64(len(l.buf)) {
 		if l.writing || !l.compact() || dma.AlignUp(l.end+size, align)-l.bufPos > int64(len(l.buf)) {
-			return false
+			return false, nil
 		}
+	}
+	if l.cfg.Preallocate && dma.AlignUp(l.end+size, align) > seg.allocated {
+		// Reserve the next chunk so writes land in allocated extents and
+		// fdatasync does not journal an allocation each time. Failing here
+		// (ENOSPC) refuses this append cleanly before anything is staged.
+		chunk := max(l.cfg.PreallocateBytes, dma.AlignUp(size, align))
+		if err := seg.file.Allocate(seg.allocated, chunk); err != nil {
+			return false, fmt.Errorf("%w: preallocate %s: %v", ErrNoSpace, seg.file.Name(), err)
+		}
+		seg.allocated += chunk
 	}
 	h, _ := ParseBatchHeader(batch)
 	at := l.buf[l.end-l.bufPos : l.end-l.bufPos+size]
@@ -216,7 +239,7 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) bool {
 	}
 	l.next = res.Last + 1
 	l.waiters = append(l.waiters, waiter{end: l.end, res: res, done: done})
-	return true
+	return true, nil
 }
 
 // compact slides the unwritten tail of the staging buffer to its front.
@@ -323,7 +346,12 @@ func (l *Log) drainBacklog() {
 	i := 0
 	for ; i < len(l.backlog); i++ {
 		p := l.backlog[i]
-		if !l.place(p.batch, p.nowMs, p.done) {
+		placed, err := l.place(p.batch, p.nowMs, p.done)
+		if err != nil {
+			p.done(AppendResult{}, err)
+			continue
+		}
+		if !placed {
 			break
 		}
 	}
@@ -386,11 +414,7 @@ func (l *Log) roll() {
 
 // startSegment creates a fresh active segment and empties the buffer.
 func (l *Log) startSegment(base SegmentBase) error {
-	var prealloc int64
-	if l.cfg.Preallocate {
-		prealloc = l.cfg.SegmentBytes
-	}
-	seg, err := createSegment(l.fs, l.cfg.Dir, base, prealloc)
+	seg, err := createSegment(l.fs, l.cfg.Dir, base)
 	if err != nil {
 		return err
 	}

@@ -97,6 +97,7 @@ type diskRead struct {
 	maxBytes int
 	limit    int64 // readable bytes in the segment
 	pos      int64 // next batch boundary to look at
+	need     int   // size of the batch at pos when it did not fit the last read
 	buf      []byte
 	bufPos   int64
 	out      []byte
@@ -115,6 +116,10 @@ func (r *diskRead) issue() {
 	if want < 64<<10 {
 		want = 64 << 10
 	}
+	if whole := int(r.pos-from) + r.need; want < whole {
+		want = whole // a batch larger than maxBytes is still served whole (KIP-74)
+	}
+	r.need = 0
 	to := dma.AlignUp(from+int64(want), align)
 	if lim := dma.AlignUp(r.limit, align); to > lim {
 		to = lim
@@ -158,6 +163,7 @@ func (r *diskRead) onRead(n int, err error) {
 				r.finish(r.corrupt(ErrShortBatch))
 				return
 			}
+			r.need = h.Size()
 			break // read on from this batch
 		}
 		if h.LastOffset() >= r.offset {

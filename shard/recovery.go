@@ -160,11 +160,7 @@ func (l *Log) recoverTail() error {
 			return err
 		}
 	}
-	if l.cfg.Preallocate {
-		if err := seg.file.Allocate(0, l.cfg.SegmentBytes); err != nil {
-			return err
-		}
-	}
+	seg.allocated = dma.AlignUp(end, align)
 	if err := seg.file.Sync(); err != nil {
 		return err
 	}

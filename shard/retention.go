@@ -179,3 +179,19 @@ func (l *Log) findBoundary(seg *segment, offset Offset) (int64, Offset, error) {
 	}
 	return pos, last, nil
 }
+
+// Reconfigure applies new topic settings (AlterConfigs) to a running log.
+// Segment size and age apply from the next roll; retention at the next
+// Tick. The staging buffer was sized at Open, so a larger batch limit is
+// capped to what it can hold.
+func (l *Log) Reconfigure(c Config) {
+	l.cfg.SegmentBytes, l.cfg.SegmentMs = c.SegmentBytes, c.SegmentMs
+	l.cfg.RetentionBytes, l.cfg.RetentionMs = c.RetentionBytes, c.RetentionMs
+	l.cfg.LogAppendTime = c.LogAppendTime
+	if max := (len(l.buf) - 2*dma.DefaultAlign) / 2; c.MaxBatchBytes > max {
+		c.MaxBatchBytes = max
+	}
+	if c.MaxBatchBytes > 0 {
+		l.cfg.MaxBatchBytes = c.MaxBatchBytes
+	}
+}

@@ -36,6 +36,7 @@ type segment struct {
 	lastIndexedPos int64 // position of the last batch that got an index entry
 	maxTimestamp   int64
 	firstAppendMs  int64 // broker time of the first append, for roll by age (-1 unknown)
+	allocated      int64 // bytes reserved with fallocate (active segment)
 	reads          int   // reads in flight; a deleted segment is closed when it drops to 0
 	deleted        bool
 }
@@ -54,10 +55,9 @@ func parseSegmentName(name string) (SegmentBase, bool) {
 	return SegmentBase(v), true
 }
 
-// createSegment makes a new, empty active segment and reserves prealloc
-// bytes for it so appends do not allocate extents (and journal metadata)
-// write by write.
-func createSegment(fs dma.FS, dir string, base SegmentBase, prealloc int64) (*segment, error) {
+// createSegment makes a new, empty active segment. Space is reserved
+// later, chunk by chunk ahead of the writes (Log.place).
+func createSegment(fs dma.FS, dir string, base SegmentBase) (*segment, error) {
 	s := &segment{base: base, dir: dir, last: Offset(base) - 1, indexLoaded: true, maxTimestamp: -1, firstAppendMs: -1}
 	for _, ext := range []string{indexExt, timeIndexExt} {
 		_ = fs.Remove(s.path(ext)) // stale indexes of a segment removed by truncation
@@ -67,12 +67,6 @@ func createSegment(fs dma.FS, dir string, base SegmentBase, prealloc int64) (*se
 		return nil, err
 	}
 	s.file = f
-	if prealloc > 0 {
-		if err := f.Allocate(0, prealloc); err != nil {
-			f.Close()
-			return nil, err
-		}
-	}
 	if err := s.openIndexFiles(fs, true); err != nil {
 		f.Close()
 		return nil, err

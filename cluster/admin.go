@@ -1,0 +1,264 @@
+package cluster
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/strand-io/strand/reactor"
+	"github.com/strand-io/strand/shard"
+	"github.com/strand-io/strand/wire"
+)
+
+// Admin operations run on the controller core (core 0), one at a time in
+// message order, so they need no lock. The controller persists the new
+// metadata first, then has each owning core open or drop its partitions,
+// and publishes the snapshot only once they are ready; requests that race
+// ahead see the old snapshot and get retriable errors, never a half-built
+// topic.
+const controller reactor.CoreID = 0
+
+// onController runs fn on the controller core; fn's reply runs back here.
+func (b *backend) onController(fn func(ctl *coreState, reply func(func()))) {
+	origin := b.cs.core.ID()
+	if origin == controller {
+		fn(b.cs, func(r func()) { r() })
+		return
+	}
+	b.cs.core.Send(controller, func(c *reactor.Core) {
+		fn(b.node.cores[controller], func(r func()) { c.Send(origin, func(*reactor.Core) { r() }) })
+	})
+}
+
+// pending is the controller's newest metadata, which may not be published
+// yet while its partitions open. Only the controller core touches it.
+func (n *Node) pending() *snapshot {
+	if n.ctlSnap == nil || n.ctlSnap.version < n.meta.Load().version {
+		n.ctlSnap = n.meta.Load()
+	}
+	return n.ctlSnap
+}
+
+// commit persists next and then, once every owner core has run prepare
+// for its share of the topic, publishes it and calls done (on the
+// controller).
+func (n *Node) commit(ctl *coreState, next *snapshot, owners []reactor.CoreID, prepare func(cs *coreState), done func(err error)) {
+	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+		done(err)
+		return
+	}
+	n.ctlSnap = next
+	set := map[reactor.CoreID]bool{}
+	for _, o := range owners {
+		set[o] = true
+	}
+	remaining := len(set)
+	finish := func() {
+		if remaining--; remaining == 0 {
+			n.meta.Store(next)
+			done(nil)
+		}
+	}
+	if remaining == 0 {
+		remaining = 1
+		finish()
+		return
+	}
+	for o := range set {
+		o := o
+		ctl.core.Send(o, func(c *reactor.Core) {
+			prepare(n.cores[o])
+			c.Send(controller, func(*reactor.Core) { finish() })
+		})
+	}
+}
+
+func validTopicName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > 249 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *backend) CreateTopic(t wire.NewTopic, validateOnly bool, cb func(int16, string)) {
+	b.onController(func(ctl *coreState, reply func(func())) {
+		n := b.node
+		answer := func(code int16, msg string) { reply(func() { cb(code, msg) }) }
+		s := n.pending()
+		parts := t.Partitions
+		if parts == -1 {
+			parts = n.cfg.DefaultPartitions
+		}
+		switch {
+		case !validTopicName(t.Name):
+			answer(errInvalidTopic, fmt.Sprintf("invalid topic name %q", t.Name))
+			return
+		case s.topics[t.Name] != nil:
+			answer(errTopicExists, fmt.Sprintf("topic %q already exists", t.Name))
+			return
+		case parts <= 0:
+			answer(errInvalidPartitions, "partitions must be positive")
+			return
+		case t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
+			answer(errInvalidReplication, fmt.Sprintf("replication factor %d: this cluster has 1 broker", t.ReplicationFactor))
+			return
+		case validateOnly:
+			answer(0, "")
+			return
+		}
+		topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: map[string]string{}, Cores: placeNew(s, len(n.cores), parts)}
+		for k, v := range t.Configs {
+			if v != nil {
+				topic.Configs[k] = *v
+			}
+		}
+		n.commit(ctl, s.with(t.Name, topic), topic.Cores, func(cs *coreState) {
+			openOwned(cs, topic, 0)
+		}, func(err error) {
+			if err != nil {
+				answer(errInvalidConfig, err.Error())
+				return
+			}
+			n.log.Info("topic created", "topic", t.Name, "partitions", parts)
+			answer(0, "")
+		})
+	})
+}
+
+// openOwned opens the partitions of t from index `from` that cs owns.
+func openOwned(cs *coreState, t *Topic, from int) {
+	for p := from; p < len(t.Cores); p++ {
+		if t.Cores[p] == cs.core.ID() {
+			if err := cs.open(t, int32(p)); err != nil {
+				cs.node.log.Error("opening partition", "err", err)
+			}
+		}
+	}
+}
+
+func (b *backend) DeleteTopic(name string, cb func(int16)) {
+	b.onController(func(ctl *coreState, reply func(func())) {
+		n := b.node
+		s := n.pending()
+		t := s.topics[name]
+		if t == nil {
+			reply(func() { cb(errUnknownTopic) })
+			return
+		}
+		// Publish the removal first so no new request reaches the logs,
+		// then each owner drops and deletes its partitions.
+		next := s.with(name, nil)
+		if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+			reply(func() { cb(errInvalidRequest) })
+			return
+		}
+		n.ctlSnap = next
+		n.meta.Store(next)
+		for p, c := range t.Cores {
+			ref := wire.PartitionRef{Topic: name, Partition: int32(p)}
+			ctl.core.Send(c, func(*reactor.Core) {
+				cs := n.cores[c]
+				cs.drop(ref, func(*shard.Log) { cs.removeDir(ref) })
+			})
+		}
+		n.log.Info("topic deleted", "topic", name)
+		reply(func() { cb(0) })
+	})
+}
+
+func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, cb func(int16, string)) {
+	b.onController(func(ctl *coreState, reply func(func())) {
+		n := b.node
+		answer := func(code int16, msg string) { reply(func() { cb(code, msg) }) }
+		s := n.pending()
+		t := s.topics[name]
+		switch {
+		case t == nil:
+			answer(errUnknownTopic, "")
+			return
+		case total <= t.Partitions():
+			answer(errInvalidPartitions, fmt.Sprintf("topic has %d partitions; the new count must be larger", t.Partitions()))
+			return
+		case validateOnly:
+			answer(0, "")
+			return
+		}
+		nt := *t
+		from := len(t.Cores)
+		nt.Cores = append(append([]reactor.CoreID(nil), t.Cores...), placeNew(s, len(n.cores), total-t.Partitions())...)
+		n.commit(ctl, s.with(name, &nt), nt.Cores[from:], func(cs *coreState) { openOwned(cs, &nt, from) }, func(err error) {
+			if err != nil {
+				answer(errInvalidRequest, err.Error())
+				return
+			}
+			answer(0, "")
+		})
+	})
+}
+
+func (b *backend) DescribeConfigs(topic string, keys []string) ([]wire.ConfigEntry, int16) {
+	t, ok := b.node.meta.Load().topics[topic]
+	if !ok {
+		return nil, errUnknownTopic
+	}
+	if keys == nil {
+		keys = wire.TopicConfigKeys()
+	}
+	out := make([]wire.ConfigEntry, 0, len(keys))
+	for _, k := range keys {
+		def, known := configDefaults[k]
+		if !known {
+			continue
+		}
+		v, set := t.Configs[k]
+		if !set {
+			v = def
+		}
+		out = append(out, wire.ConfigEntry{Name: k, Value: &v, IsDefault: !set})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, 0
+}
+
+func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnly bool, cb func(int16)) {
+	b.onController(func(ctl *coreState, reply func(func())) {
+		n := b.node
+		s := n.pending()
+		t := s.topics[topic]
+		if t == nil {
+			reply(func() { cb(errUnknownTopic) })
+			return
+		}
+		if validateOnly {
+			reply(func() { cb(0) })
+			return
+		}
+		nt := *t
+		nt.Configs = map[string]string{}
+		for k, v := range set {
+			if v != nil {
+				nt.Configs[k] = *v
+			}
+		}
+		n.commit(ctl, s.with(topic, &nt), nt.Cores, func(cs *coreState) {
+			for p, c := range nt.Cores {
+				if c != cs.core.ID() {
+					continue
+				}
+				if part := cs.parts[wire.PartitionRef{Topic: topic, Partition: int32(p)}]; part != nil {
+					part.log.Reconfigure(logConfig(n.cfg.Log, part.log.Dir(), nt.Configs))
+				}
+			}
+		}, func(err error) {
+			if err != nil {
+				reply(func() { cb(errInvalidRequest) })
+				return
+			}
+			reply(func() { cb(0) })
+		})
+	})
+}

@@ -1,0 +1,213 @@
+package cluster
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/strand-io/strand/reactor"
+	"github.com/strand-io/strand/shard"
+	"github.com/strand-io/strand/wire"
+)
+
+// Kafka error codes the backend produces itself.
+const (
+	errUnknownTopic       int16 = 3
+	errLeaderNotAvailable int16 = 5
+	errNotLeader          int16 = 6
+	errInvalidTopic       int16 = 17
+	errTopicExists        int16 = 36
+	errInvalidPartitions  int16 = 37
+	errInvalidReplication int16 = 38
+	errInvalidConfig      int16 = 40
+	errInvalidRequest     int16 = 42
+)
+
+// backend is the wire.Backend of one core. Every method runs on that core.
+type backend struct {
+	node *Node
+	cs   *coreState
+}
+
+var _ wire.Backend = (*backend)(nil)
+
+func (b *backend) Brokers() []wire.BrokerInfo {
+	host, port := b.node.cfg.AdvertiseHost, b.node.cfg.AdvertisePort
+	if host == "" || port == 0 {
+		h, p, _ := net.SplitHostPort(b.node.Addr())
+		if host == "" {
+			host = h
+		}
+		if port == 0 {
+			v, _ := strconv.Atoi(p)
+			port = int32(v)
+		}
+	}
+	return []wire.BrokerInfo{{NodeID: b.node.cfg.NodeID, Host: host, Port: port}}
+}
+
+func (b *backend) ControllerID() int32    { return b.node.cfg.NodeID }
+func (b *backend) AutoCreateTopics() bool { return b.node.cfg.AutoCreateTopics }
+
+func (b *backend) Topics() []wire.TopicInfo {
+	s := b.node.meta.Load()
+	if b.cs.topicsCache != nil && b.cs.topicsVer == s.version {
+		return b.cs.topicsCache
+	}
+	out := make([]wire.TopicInfo, 0, len(s.names))
+	for _, n := range s.names {
+		out = append(out, b.topicInfo(s.topics[n]))
+	}
+	b.cs.topicsVer, b.cs.topicsCache = s.version, out
+	return out
+}
+
+func (b *backend) Topic(name string) (wire.TopicInfo, bool) {
+	t, ok := b.node.meta.Load().topics[name]
+	if !ok {
+		return wire.TopicInfo{}, false
+	}
+	return b.topicInfo(t), true
+}
+
+func (b *backend) topicInfo(t *Topic) wire.TopicInfo {
+	id := b.node.cfg.NodeID
+	ti := wire.TopicInfo{Name: t.Name, ID: t.ID, Partitions: make([]wire.PartitionInfo, len(t.Cores))}
+	for p := range t.Cores {
+		ti.Partitions[p] = wire.PartitionInfo{ID: int32(p), Leader: id, Replicas: []int32{id}, ISR: []int32{id}}
+	}
+	return ti
+}
+
+// owner finds the core that owns p, or the error code for why none does.
+func (b *backend) owner(p wire.PartitionRef) (reactor.CoreID, int16) {
+	t, ok := b.node.meta.Load().topics[p.Topic]
+	if !ok || p.Partition < 0 || p.Partition >= t.Partitions() {
+		return 0, errUnknownTopic
+	}
+	return t.Cores[p.Partition], 0
+}
+
+// onOwner runs fn on the core that owns p, passing it the partition (nil
+// if that core has not opened it yet). The reply function fn receives runs
+// its argument back on this core.
+func (b *backend) onOwner(owner reactor.CoreID, p wire.PartitionRef, fn func(part *partition, reply func(func()))) {
+	origin := b.cs.core.ID()
+	if owner == origin {
+		fn(b.cs.parts[p], func(r func()) { r() })
+		return
+	}
+	b.cs.core.Send(owner, func(oc *reactor.Core) {
+		ocs := b.node.cores[owner]
+		fn(ocs.parts[p], func(r func()) { oc.Send(origin, func(*reactor.Core) { r() }) })
+	})
+}
+
+func (b *backend) Append(p wire.PartitionRef, batch []byte, acks int16, cb func(wire.AppendResult)) {
+	owner, code := b.owner(p)
+	if code != 0 {
+		cb(wire.AppendResult{BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, ErrCode: code})
+		return
+	}
+	b.onOwner(owner, p, func(part *partition, reply func(func())) {
+		fail := func(code int16) {
+			reply(func() { cb(wire.AppendResult{BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, ErrCode: code}) })
+		}
+		if part == nil {
+			fail(errLeaderNotAvailable)
+			return
+		}
+		l := part.log
+		err := l.Append(batch, time.Now().UnixMilli(), func(r shard.AppendResult, err error) {
+			res := wire.AppendResult{BaseOffset: int64(r.Base), LogAppendTimeMs: r.LogAppendTime, LogStartOffset: int64(l.LogStartOffset()), ErrCode: shard.KafkaCode(err)}
+			if err != nil {
+				res.BaseOffset = -1
+			}
+			reply(func() { cb(res) })
+		})
+		if err != nil {
+			fail(shard.KafkaCode(err))
+		}
+	})
+}
+
+func (b *backend) Fetch(p wire.PartitionRef, offset int64, maxBytes int32, cb func(wire.FetchResult)) {
+	owner, code := b.owner(p)
+	if code != 0 {
+		cb(wire.FetchResult{HighWatermark: -1, LastStable: -1, LogStartOffset: -1, ErrCode: code})
+		return
+	}
+	b.onOwner(owner, p, func(part *partition, reply func(func())) {
+		if part == nil {
+			reply(func() {
+				cb(wire.FetchResult{HighWatermark: -1, LastStable: -1, LogStartOffset: -1, ErrCode: errLeaderNotAvailable})
+			})
+			return
+		}
+		part.log.Read(shard.Offset(offset), int(maxBytes), func(r shard.ReadResult, err error) {
+			res := wire.FetchResult{Records: r.Data, HighWatermark: int64(r.HighWatermark), LastStable: int64(r.HighWatermark),
+				LogStartOffset: int64(r.LogStartOffset), ErrCode: shard.KafkaCode(err)}
+			reply(func() { cb(res) })
+		})
+	})
+}
+
+func (b *backend) WatchAppend(p wire.PartitionRef, offset int64, cb func()) (cancel func()) {
+	w := &watch{offset: offset, origin: b.cs.core.ID(), cb: cb}
+	owner, code := b.owner(p)
+	if code != 0 {
+		// Nothing will ever commit there; the fetch's max-wait ends it.
+		return func() { w.cancelled = true }
+	}
+	b.onOwner(owner, p, func(part *partition, _ func(func())) {
+		if part == nil {
+			return
+		}
+		if int64(part.log.HighWatermark()) > offset {
+			part.fire(w)
+			return
+		}
+		part.watchers = append(part.watchers, w)
+	})
+	return func() {
+		if w.cancelled {
+			return
+		}
+		w.cancelled = true
+		b.onOwner(owner, p, func(part *partition, _ func(func())) {
+			if part != nil {
+				part.removeWatch(w)
+			}
+		})
+	}
+}
+
+func (b *backend) ListOffset(p wire.PartitionRef, ts int64, cb func(wire.ListOffsetResult)) {
+	owner, code := b.owner(p)
+	if code != 0 {
+		cb(wire.ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: code})
+		return
+	}
+	b.onOwner(owner, p, func(part *partition, reply func(func())) {
+		send := func(r wire.ListOffsetResult) { reply(func() { cb(r) }) }
+		switch {
+		case part == nil:
+			send(wire.ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: errLeaderNotAvailable})
+		case ts == -1:
+			send(wire.ListOffsetResult{Offset: int64(part.log.HighWatermark()), TimestampMs: -1})
+		case ts == -2:
+			send(wire.ListOffsetResult{Offset: int64(part.log.LogStartOffset()), TimestampMs: -1})
+		case ts < 0:
+			send(wire.ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: errInvalidRequest})
+		default:
+			part.log.OffsetForTime(ts, func(off shard.Offset, at int64, err error) {
+				send(wire.ListOffsetResult{Offset: int64(off), TimestampMs: at, ErrCode: shard.KafkaCode(err)})
+			})
+		}
+	})
+}
+
+func (b *backend) After(d time.Duration, fn func()) (cancel func()) {
+	c := b.cs.core.After(d, fn)
+	return func() { c() }
+}

@@ -1,0 +1,141 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/strand-io/strand/reactor"
+)
+
+// Topic is one topic in the metadata.
+type Topic struct {
+	Name    string            `json:"name"`
+	ID      [16]byte          `json:"id"`
+	Configs map[string]string `json:"configs,omitempty"` // overrides only
+	// Cores[p] is the core that owns partition p on this node.
+	Cores []reactor.CoreID `json:"cores"`
+}
+
+// Partitions is the topic's partition count.
+func (t *Topic) Partitions() int32 { return int32(len(t.Cores)) }
+
+// snapshot is an immutable view of the metadata. A change builds a new one.
+type snapshot struct {
+	version uint64
+	topics  map[string]*Topic
+	names   []string // sorted
+}
+
+func newSnapshot(version uint64, topics map[string]*Topic) *snapshot {
+	s := &snapshot{version: version, topics: topics}
+	for n := range topics {
+		s.names = append(s.names, n)
+	}
+	sort.Strings(s.names)
+	return s
+}
+
+// with returns a copy of s with t added or replaced (t == nil removes name).
+func (s *snapshot) with(name string, t *Topic) *snapshot {
+	topics := make(map[string]*Topic, len(s.topics)+1)
+	for k, v := range s.topics {
+		topics[k] = v
+	}
+	if t == nil {
+		delete(topics, name)
+	} else {
+		topics[name] = t
+	}
+	return newSnapshot(s.version+1, topics)
+}
+
+// metadataFile is the persisted form of a snapshot.
+type metadataFile struct {
+	Version uint64   `json:"version"`
+	Topics  []*Topic `json:"topics"`
+}
+
+const metadataName = "metadata.json"
+
+func loadMetadata(dir string) (*snapshot, error) {
+	b, err := os.ReadFile(filepath.Join(dir, metadataName))
+	if os.IsNotExist(err) {
+		return newSnapshot(0, map[string]*Topic{}), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f metadataFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("cluster: %s: %w", filepath.Join(dir, metadataName), err)
+	}
+	topics := map[string]*Topic{}
+	for _, t := range f.Topics {
+		topics[t.Name] = t
+	}
+	return newSnapshot(f.Version, topics), nil
+}
+
+// saveMetadata writes the snapshot atomically and durably: temp file,
+// fsync, rename, fsync of the directory. Placement is part of it, so a
+// restart puts every partition back on the same core.
+func saveMetadata(dir string, s *snapshot) error {
+	f := metadataFile{Version: s.version}
+	for _, n := range s.names {
+		f.Topics = append(f.Topics, s.topics[n])
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, metadataName+".tmp")
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.Write(b); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, metadataName)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func newTopicID() [16]byte {
+	var id [16]byte
+	_, _ = rand.Read(id[:])
+	id[6] = id[6]&0x0f | 0x40 // a version 4 UUID, as Kafka's topic ids are
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
+// placeNew spreads n new partitions over cores, least-loaded first, given
+// the current snapshot's load.
+func placeNew(s *snapshot, cores int, n int32) []reactor.CoreID {
+	p := reactor.NewPlacement(cores)
+	for _, name := range s.names {
+		t := s.topics[name]
+		for i, c := range t.Cores {
+			_ = p.Move(name, int32(i), c)
+		}
+	}
+	return p.Assign("\x00new", n)
+}

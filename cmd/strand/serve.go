@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/strand-io/strand/cluster"
+	"github.com/strand-io/strand/shard"
+	"gopkg.in/yaml.v3"
+)
+
+// serveConfig is the YAML config file's shape; flags given on the command
+// line win over it.
+type serveConfig struct {
+	DataDir           string `yaml:"data_dir"`
+	Listen            string `yaml:"listen"`
+	Advertise         string `yaml:"advertise"`
+	Cores             string `yaml:"cores"`
+	NodeID            int32  `yaml:"node_id"`
+	AutoCreateTopics  *bool  `yaml:"auto_create_topics"`
+	DefaultPartitions int32  `yaml:"default_partitions"`
+	MaxRequestBytes   int    `yaml:"max_request_bytes"`
+	LogLevel          string `yaml:"log_level"`
+}
+
+func serve(args []string) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfgFile := fs.String("config", "", "YAML config file (keys: data_dir, listen, advertise, cores, node_id, auto_create_topics, default_partitions, max_request_bytes, log_level)")
+	dataDir := fs.String("data-dir", "./strand-data", "directory for partition logs and metadata")
+	listen := fs.String("listen", "127.0.0.1:9092", "address to accept Kafka clients on")
+	advertise := fs.String("advertise", "", "host:port clients are told to connect to (default: the listen address)")
+	cores := fs.String("cores", "", "CPUs to run on, e.g. 0-1 or 0,2 (default: every CPU this process may use)")
+	nodeID := fs.Int("node-id", 0, "this broker's node id")
+	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
+	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
+	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted; larger ones close the connection")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *cfgFile != "" {
+		if err := applyConfigFile(*cfgFile, set, dataDir, listen, advertise, cores, nodeID, autoCreate, defParts, maxReq, level); err != nil {
+			fmt.Fprintln(os.Stderr, "strand:", err)
+			return 2
+		}
+	}
+	logger, err := newLogger(*level)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "strand:", err)
+		return 2
+	}
+	cpus, err := parseCPUList(*cores)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "strand: --cores:", err)
+		return 2
+	}
+	cfg := cluster.Config{
+		DataDir: *dataDir, Listen: *listen, NodeID: int32(*nodeID), CPUs: cpus,
+		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
+		Log: shard.Config{Preallocate: true}, Logger: logger,
+	}
+	if *advertise != "" {
+		host, port, err := net.SplitHostPort(*advertise)
+		p, perr := strconv.Atoi(port)
+		if err != nil || perr != nil {
+			fmt.Fprintf(os.Stderr, "strand: --advertise %q: want host:port\n", *advertise)
+			return 2
+		}
+		cfg.AdvertiseHost, cfg.AdvertisePort = host, int32(p)
+	}
+	node, err := cluster.Start(cfg)
+	if err != nil {
+		logger.Error("broker failed to start", "err", err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	s := <-sig
+	logger.Info("shutting down: finishing in-flight requests and syncing logs", "signal", s.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := node.Close(ctx); err != nil {
+		logger.Error("unclean shutdown", "err", err)
+		return 1
+	}
+	logger.Info("stopped cleanly")
+	return 0
+}
+
+func applyConfigFile(path string, set map[string]bool, dataDir, listen, advertise, cores *string, nodeID *int, autoCreate *bool, defParts, maxReq *int, level *string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var c serveConfig
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	str := func(name string, dst *string, v string) {
+		if !set[name] && v != "" {
+			*dst = v
+		}
+	}
+	str("data-dir", dataDir, c.DataDir)
+	str("listen", listen, c.Listen)
+	str("advertise", advertise, c.Advertise)
+	str("cores", cores, c.Cores)
+	str("log-level", level, c.LogLevel)
+	if !set["node-id"] && c.NodeID != 0 {
+		*nodeID = int(c.NodeID)
+	}
+	if !set["auto-create-topics"] && c.AutoCreateTopics != nil {
+		*autoCreate = *c.AutoCreateTopics
+	}
+	if !set["default-partitions"] && c.DefaultPartitions > 0 {
+		*defParts = int(c.DefaultPartitions)
+	}
+	if !set["max-request-bytes"] && c.MaxRequestBytes > 0 {
+		*maxReq = c.MaxRequestBytes
+	}
+	return nil
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+// parseCPUList reads "0-3,6" style lists.
+func parseCPUList(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err := strconv.Atoi(lo)
+		if err != nil {
+			return nil, fmt.Errorf("bad CPU %q", part)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(hi); err != nil || b < a {
+				return nil, fmt.Errorf("bad CPU range %q", part)
+			}
+		}
+		for c := a; c <= b; c++ {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("empty CPU list")
+	}
+	return out, nil
+}
+
+// startInProcess runs a broker inside this process for `strand perf` when
+// no --brokers address is given.
+func startInProcess(dataDir string) (string, func() error, error) {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	node, err := cluster.Start(cluster.Config{
+		DataDir: dataDir, Listen: "127.0.0.1:0", AutoCreateTopics: true, DefaultPartitions: 1,
+		Log: shard.Config{Preallocate: true}, Logger: logger,
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return node.Addr(), func() error { return node.Close(context.Background()) }, nil
+}
