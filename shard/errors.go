@@ -48,6 +48,10 @@ func KafkaCode(err error) int16 {
 		return 10 // MESSAGE_TOO_LARGE
 	case errors.Is(err, ErrInvalidBatch):
 		return 87 // INVALID_RECORD
+	case errors.Is(err, ErrOutOfOrderSequence):
+		return 45 // OUT_OF_ORDER_SEQUENCE_NUMBER
+	case errors.Is(err, ErrProducerFenced):
+		return 47 // INVALID_PRODUCER_EPOCH
 	case errors.Is(err, ErrNoSpace):
 		return 56 // KAFKA_STORAGE_ERROR, but the log itself stays up
 	case errors.Is(err, ErrBacklogFull):

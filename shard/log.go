@@ -23,7 +23,11 @@ type Config struct {
 	Preallocate          bool  // fallocate segment space ahead of the writes
 	PreallocateBytes     int64 // how far ahead, in one fallocate; default 8 MiB
 	LogAppendTime        bool  // broker assigns batch timestamps
-	Logger               *slog.Logger
+	// ProducerSnapshotBytes: acknowledged bytes between snapshots of the
+	// idempotent-producer table, which bound the replay at recovery.
+	// Default 64 MiB.
+	ProducerSnapshotBytes int64
+	Logger                *slog.Logger
 }
 
 func (c *Config) fill() {
@@ -54,6 +58,9 @@ func (c *Config) fill() {
 	if c.MaxBacklog <= 0 {
 		c.MaxBacklog = 4096
 	}
+	if c.ProducerSnapshotBytes <= 0 {
+		c.ProducerSnapshotBytes = 64 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -72,6 +79,14 @@ type waiter struct {
 	end  int64 // file position the fsync must cover
 	res  AppendResult
 	done AppendFunc
+	// dup marks the answer to a retried idempotent batch: it waits for the
+	// original to be durable but moves neither the high watermark nor the
+	// producer table.
+	dup   bool
+	size  int64
+	pid   int64 // -1 unless idempotent
+	epoch int16
+	seq   seqBatch
 }
 
 type pendingAppend struct {
@@ -121,6 +136,9 @@ type Log struct {
 	hw       Offset // offsets below it are durable and readable
 	logStart Offset
 	epochs   epochCache
+
+	live, durable      producerTable
+	bytesSinceSnapshot int64
 
 	failed  error
 	closed  bool
@@ -217,6 +235,17 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 		seg.allocated += chunk
 	}
 	h, _ := ParseBatchHeader(batch)
+	idem := isIdempotent(&h)
+	if idem {
+		dup, err := l.live.check(&h)
+		if err != nil {
+			return false, err
+		}
+		if dup != nil {
+			l.answerDuplicate(dup, done)
+			return true, nil
+		}
+	}
 	at := l.buf[l.end-l.bufPos : l.end-l.bufPos+size]
 	copy(at, batch)
 	stampBatch(at, l.next, l.epochs.current())
@@ -238,8 +267,26 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 		panic(fmt.Sprintf("shard: offsets must increase: %d after %d", res.Last, l.next))
 	}
 	l.next = res.Last + 1
-	l.waiters = append(l.waiters, waiter{end: l.end, res: res, done: done})
+	w := waiter{end: l.end, res: res, done: done, size: size, pid: -1}
+	if idem {
+		w.pid, w.epoch = h.ProducerID, h.ProducerEpoch
+		w.seq = seqBatch{h.BaseSequence, lastSeqOf(&h), res.Base, res.Last}
+		l.live.record(w.pid, w.epoch, w.seq)
+	}
+	l.waiters = append(l.waiters, w)
 	return true, nil
+}
+
+// answerDuplicate acknowledges a retried batch with the offsets of the
+// original, once everything staged so far (which includes the original if
+// it is still in flight) is durable.
+func (l *Log) answerDuplicate(dup *seqBatch, done AppendFunc) {
+	res := AppendResult{Base: dup.base, Last: dup.last, LogAppendTime: -1}
+	if l.waitHead == len(l.waiters) && l.synced == l.end {
+		done(res, nil)
+		return
+	}
+	l.waiters = append(l.waiters, waiter{end: l.end, res: res, done: done, dup: true, pid: -1})
 }
 
 // compact slides the unwritten tail of the staging buffer to its front.
@@ -328,8 +375,14 @@ func (l *Log) ackDurable() {
 		w := l.waiters[l.waitHead]
 		l.waiters[l.waitHead] = waiter{}
 		l.waitHead++
-		l.hw = w.res.Last + 1
-		advanced = true
+		if !w.dup {
+			l.hw = w.res.Last + 1
+			advanced = true
+			l.bytesSinceSnapshot += w.size
+			if w.pid >= 0 {
+				l.durable.record(w.pid, w.epoch, w.seq)
+			}
+		}
 		if w.done != nil {
 			w.done(w.res, nil)
 		}
@@ -339,6 +392,13 @@ func (l *Log) ackDurable() {
 	}
 	if advanced && l.OnCommit != nil {
 		l.OnCommit(l.hw)
+	}
+	if l.bytesSinceSnapshot >= l.cfg.ProducerSnapshotBytes {
+		l.bytesSinceSnapshot = 0
+		if err := l.writeProducerSnapshot(); err != nil {
+			// A missing snapshot only lengthens the replay at recovery.
+			l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
+		}
 	}
 }
 
@@ -407,6 +467,9 @@ func (l *Log) roll() {
 		l.fail(err)
 		return
 	}
+	if err := l.writeProducerSnapshot(); err != nil {
+		l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
+	}
 	if err := l.startSegment(SegmentBase(l.next)); err != nil {
 		l.fail(err)
 	}
@@ -458,6 +521,11 @@ func (l *Log) Close() error {
 		if err := l.active.checkpointIndexes(l.synced); err != nil {
 			first = err
 		}
+		if l.Idle() {
+			if err := l.writeProducerSnapshot(); err != nil && first == nil {
+				first = err
+			}
+		}
 		if err := l.active.file.Truncate(dma.AlignUp(l.end, l.active.file.Align())); err != nil && first == nil {
 			first = err
 		}
@@ -465,7 +533,12 @@ func (l *Log) Close() error {
 	for _, s := range l.segs {
 		s.close()
 	}
-	dma.FreeAligned(l.buf)
+	if !l.writing {
+		// A failed log may still have a write in flight from this buffer:
+		// unmapping it under the kernel would hand the device freed memory,
+		// so in that case the buffer is left mapped.
+		dma.FreeAligned(l.buf)
+	}
 	l.buf = nil
 	return first
 }

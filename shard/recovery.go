@@ -53,6 +53,7 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 			_ = fs.Remove(cfg.Dir + "/" + n)
 		}
 	}
+	l.live, l.durable = producerTable{}, producerTable{}
 	if len(bases) == 0 {
 		if err := l.startSegment(0); err != nil {
 			return nil, err
@@ -76,6 +77,10 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 		return nil, fmt.Errorf("shard: recover %s: %w", l.active.path(logExt), err)
 	}
 	l.logStart = Offset(l.segs[0].base)
+	if err := l.loadProducers(); err != nil {
+		l.closeSegs()
+		return nil, fmt.Errorf("shard: rebuild producer state in %s: %w", cfg.Dir, err)
+	}
 	return l, nil
 }
 

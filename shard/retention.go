@@ -91,6 +91,9 @@ func (l *Log) truncateNow(offset Offset) error {
 			return err
 		}
 		l.next, l.hw, l.logStart = offset, offset, offset
+		if err := l.loadProducers(); err != nil {
+			return err
+		}
 		return l.epochs.truncateFrom(offset)
 	}
 	i := sort.Search(len(l.segs), func(i int) bool { return Offset(l.segs[i].base) >= offset })
@@ -149,6 +152,9 @@ func (l *Log) truncateNow(offset Offset) error {
 	l.next = last + 1
 	if l.hw > l.next {
 		l.hw = l.next
+	}
+	if err := l.loadProducers(); err != nil {
+		return err
 	}
 	return l.epochs.truncateFrom(l.next)
 }

@@ -1,0 +1,129 @@
+package shard
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"testing"
+
+	"github.com/strand-io/strand/dma"
+)
+
+// idemBatch is makeBatch with producer id, epoch and base sequence set.
+func idemBatch(pid int64, epoch int16, seq int32, n int) []byte {
+	b := makeBatch(n, 1, []byte("idempotent"))
+	be := binary.BigEndian
+	be.PutUint64(b[43:], uint64(pid))
+	be.PutUint16(b[51:], uint16(epoch))
+	be.PutUint32(b[53:], uint32(seq))
+	be.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
+	return b
+}
+
+type appendOutcome struct {
+	res    AppendResult
+	err    error
+	called bool
+}
+
+func appendSync(t *testing.T, l *Log, eng dma.Engine, b []byte) appendOutcome {
+	t.Helper()
+	var o appendOutcome
+	if err := l.Append(b, 1, func(r AppendResult, err error) { o = appendOutcome{r, err, true} }); err != nil {
+		return appendOutcome{err: err, called: true}
+	}
+	dma.Drain(eng)
+	if !o.called {
+		t.Fatal("append never completed")
+	}
+	return o
+}
+
+func TestIdempotentProducer(t *testing.T) {
+	fs := dma.NewMemFS(4096, 7)
+	l, eng := memLog(t, fs, Config{})
+	first := appendSync(t, l, eng, idemBatch(42, 0, 0, 3))
+	if first.err != nil || first.res.Base != 0 || first.res.Last != 2 {
+		t.Fatalf("first batch: %+v", first)
+	}
+	appendSync(t, l, eng, idemBatch(42, 0, 3, 2)) // offsets 3-4
+	// A retry of the first batch gets its original offsets and is not stored again.
+	dup := appendSync(t, l, eng, idemBatch(42, 0, 0, 3))
+	if dup.err != nil || dup.res.Base != 0 || dup.res.Last != 2 {
+		t.Fatalf("duplicate answered %+v, want offsets 0-2", dup)
+	}
+	if l.NextOffset() != 5 {
+		t.Fatalf("duplicate was appended: next offset %d", l.NextOffset())
+	}
+	// A gap is refused.
+	if o := appendSync(t, l, eng, idemBatch(42, 0, 9, 1)); !errors.Is(o.err, ErrOutOfOrderSequence) || KafkaCode(o.err) != 45 {
+		t.Fatalf("gap: %+v", o)
+	}
+	// A new epoch must start at 0, and fences the old one.
+	if o := appendSync(t, l, eng, idemBatch(42, 1, 5, 1)); !errors.Is(o.err, ErrOutOfOrderSequence) {
+		t.Fatalf("new epoch at seq 5: %+v", o)
+	}
+	if o := appendSync(t, l, eng, idemBatch(42, 1, 0, 1)); o.err != nil {
+		t.Fatalf("new epoch at 0: %+v", o)
+	}
+	if o := appendSync(t, l, eng, idemBatch(42, 0, 5, 1)); !errors.Is(o.err, ErrProducerFenced) || KafkaCode(o.err) != 47 {
+		t.Fatalf("old epoch: %+v", o)
+	}
+	// Unknown producers must start at sequence 0.
+	if o := appendSync(t, l, eng, idemBatch(7, 0, 4, 1)); !errors.Is(o.err, ErrOutOfOrderSequence) {
+		t.Fatalf("unknown producer at seq 4: %+v", o)
+	}
+}
+
+// TestDuplicateOfInFlightBatch: a retry that arrives while the original is
+// still being written is answered only once the original is durable.
+func TestDuplicateOfInFlightBatch(t *testing.T) {
+	fs := dma.NewMemFS(4096, 8)
+	l, eng := memLog(t, fs, Config{})
+	var orig, retry appendOutcome
+	l.Append(idemBatch(5, 0, 0, 2), 1, func(r AppendResult, err error) { orig = appendOutcome{r, err, true} })
+	l.Append(idemBatch(5, 0, 0, 2), 1, func(r AppendResult, err error) { retry = appendOutcome{r, err, true} })
+	if retry.called {
+		t.Fatal("duplicate acknowledged before the original was durable")
+	}
+	dma.Drain(eng)
+	if !orig.called || !retry.called || retry.res != orig.res || l.NextOffset() != 2 || l.HighWatermark() != 2 {
+		t.Fatalf("orig %+v retry %+v next %d hw %d", orig, retry, l.NextOffset(), l.HighWatermark())
+	}
+}
+
+// TestProducerStateSurvivesCrash: after a crash (no snapshot at all, and
+// again with snapshots on roll and close) duplicates are still recognised.
+func TestProducerStateSurvivesCrash(t *testing.T) {
+	for _, snapBytes := range []int64{1 << 30, 1} {
+		fs := dma.NewMemFS(4096, 9)
+		cfg := Config{SegmentBytes: 8 << 10, ProducerSnapshotBytes: snapBytes}
+		l, eng := memLog(t, fs, cfg)
+		var seq int32
+		for i := 0; i < 40; i++ {
+			if o := appendSync(t, l, eng, idemBatch(3, 2, seq, 4)); o.err != nil {
+				t.Fatal(o.err)
+			}
+			seq += 4
+		}
+		crashed := fs.Crash(1)
+		l2, eng2 := memLog(t, crashed, cfg)
+		dup := appendSync(t, l2, eng2, idemBatch(3, 2, seq-4, 4))
+		if dup.err != nil || dup.res.Base != 156 || l2.NextOffset() != 160 {
+			t.Fatalf("snapshot every %d bytes: retry after crash got %+v next %d", snapBytes, dup, l2.NextOffset())
+		}
+		if o := appendSync(t, l2, eng2, idemBatch(3, 2, seq, 1)); o.err != nil || o.res.Base != 160 {
+			t.Fatalf("next in sequence after crash: %+v", o)
+		}
+		if o := appendSync(t, l2, eng2, idemBatch(3, 1, 0, 1)); !errors.Is(o.err, ErrProducerFenced) {
+			t.Fatalf("old epoch after crash: %+v", o)
+		}
+		if err := l2.Close(); err != nil {
+			t.Fatal(err)
+		}
+		l3, eng3 := memLog(t, crashed, cfg)
+		if o := appendSync(t, l3, eng3, idemBatch(3, 2, seq, 1)); o.err != nil || o.res.Base != 160 {
+			t.Fatalf("retry after clean restart: %+v", o)
+		}
+	}
+}
