@@ -72,7 +72,7 @@ func (b *backend) Topic(name string) (wire.TopicInfo, bool) {
 
 func (b *backend) topicInfo(t *Topic) wire.TopicInfo {
 	id := b.node.cfg.NodeID
-	ti := wire.TopicInfo{Name: t.Name, ID: t.ID, Partitions: make([]wire.PartitionInfo, len(t.Cores))}
+	ti := wire.TopicInfo{Name: t.Name, ID: t.ID, Internal: t.Internal, Partitions: make([]wire.PartitionInfo, len(t.Cores))}
 	for p := range t.Cores {
 		ti.Partitions[p] = wire.PartitionInfo{ID: int32(p), Leader: id, Replicas: []int32{id}, ISR: []int32{id}}
 	}

@@ -8,14 +8,16 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/reactor"
 )
 
 // Topic is one topic in the metadata.
 type Topic struct {
-	Name    string            `json:"name"`
-	ID      [16]byte          `json:"id"`
-	Configs map[string]string `json:"configs,omitempty"` // overrides only
+	Name     string            `json:"name"`
+	ID       [16]byte          `json:"id"`
+	Internal bool              `json:"internal,omitempty"`
+	Configs  map[string]string `json:"configs,omitempty"` // overrides only
 	// Cores[p] is the core that owns partition p on this node.
 	Cores []reactor.CoreID `json:"cores"`
 }
@@ -26,8 +28,11 @@ func (t *Topic) Partitions() int32 { return int32(len(t.Cores)) }
 // snapshot is an immutable view of the metadata. A change builds a new one.
 type snapshot struct {
 	version uint64
-	topics  map[string]*Topic
-	names   []string // sorted
+	// pidLimit: producer ids below it may have been handed out; a restart
+	// continues from it.
+	pidLimit int64
+	topics   map[string]*Topic
+	names    []string // sorted
 }
 
 func newSnapshot(version uint64, topics map[string]*Topic) *snapshot {
@@ -47,16 +52,19 @@ func (s *snapshot) with(name string, t *Topic) *snapshot {
 	}
 	if t == nil {
 		delete(topics, name)
-	} else {
+	} else if name != "" {
 		topics[name] = t
 	}
-	return newSnapshot(s.version+1, topics)
+	ns := newSnapshot(s.version+1, topics)
+	ns.pidLimit = s.pidLimit
+	return ns
 }
 
 // metadataFile is the persisted form of a snapshot.
 type metadataFile struct {
-	Version uint64   `json:"version"`
-	Topics  []*Topic `json:"topics"`
+	Version          uint64   `json:"version"`
+	ProducerIDsBelow int64    `json:"producer_ids_below"`
+	Topics           []*Topic `json:"topics"`
 }
 
 const metadataName = "metadata.json"
@@ -77,14 +85,16 @@ func loadMetadata(dir string) (*snapshot, error) {
 	for _, t := range f.Topics {
 		topics[t.Name] = t
 	}
-	return newSnapshot(f.Version, topics), nil
+	s := newSnapshot(f.Version, topics)
+	s.pidLimit = f.ProducerIDsBelow
+	return s, nil
 }
 
 // saveMetadata writes the snapshot atomically and durably: temp file,
 // fsync, rename, fsync of the directory. Placement is part of it, so a
 // restart puts every partition back on the same core.
 func saveMetadata(dir string, s *snapshot) error {
-	f := metadataFile{Version: s.version}
+	f := metadataFile{Version: s.version, ProducerIDsBelow: s.pidLimit}
 	for _, n := range s.names {
 		f.Topics = append(f.Topics, s.topics[n])
 	}
@@ -117,6 +127,15 @@ func saveMetadata(dir string, s *snapshot) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+func sortTPs(tps []group.TopicPartition) {
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
 }
 
 func newTopicID() [16]byte {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
@@ -36,6 +37,11 @@ type Config struct {
 	// TickInterval is how often each core gives its logs the time
 	// (segment roll by age, retention). Default 1s.
 	TickInterval time.Duration
+	// Groups sets the group coordinator's timing rules.
+	Groups group.Config
+	// OffsetsPartitions is the partition count of the internal offsets
+	// topic, fixed when it is first created. Default 8.
+	OffsetsPartitions int32
 }
 
 // Node is one running broker.
@@ -50,6 +56,8 @@ type Node struct {
 	mode   dma.Mode
 	// ctlSnap is the controller core's newest metadata (see pending).
 	ctlSnap *snapshot
+	// pidNext, pidLimit: the producer id block in use (controller core).
+	pidNext, pidLimit int64
 }
 
 // Start opens the data directory, starts one reactor per core with the
@@ -64,6 +72,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = time.Second
+	}
+	if cfg.OffsetsPartitions <= 0 {
+		cfg.OffsetsPartitions = 8
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -101,13 +112,20 @@ func Start(cfg Config) (*Node, error) {
 		rt.Stop(context.Background())
 		return nil, err
 	}
+	if err := n.ensureOffsetsTopic(); err != nil {
+		rt.Stop(context.Background())
+		return nil, err
+	}
 	if err := n.openAll(); err != nil {
 		n.Close(context.Background())
 		return nil, err
 	}
 	for _, cs := range n.cores {
 		cs := cs
-		n.rt.Post(cs.core.ID(), func(*reactor.Core) { cs.startTicking() })
+		n.rt.Post(cs.core.ID(), func(*reactor.Core) {
+			cs.startTicking()
+			cs.startCoordinators()
+		})
 	}
 	n.log.Info("strand broker ready", "listen", rt.Addr().String(), "cores", len(n.cores),
 		"io", n.mode.String(), "align", probe.Align, "data_dir", cfg.DataDir, "topics", len(n.meta.Load().names))
@@ -144,6 +162,25 @@ func (n *Node) rehome(s *snapshot) error {
 		return nil
 	}
 	n.log.Warn("partitions re-placed: fewer cores than when they were created", "cores", len(n.cores))
+	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+		return err
+	}
+	n.meta.Store(next)
+	return nil
+}
+
+// ensureOffsetsTopic creates the internal offsets topic on first start.
+// Its segments are small so that compaction (a dump of the live offsets,
+// then deleting what it supersedes) can drop them soon.
+func (n *Node) ensureOffsetsTopic() error {
+	s := n.meta.Load()
+	if _, ok := s.topics[OffsetsTopic]; ok {
+		return nil
+	}
+	t := &Topic{Name: OffsetsTopic, ID: newTopicID(), Internal: true,
+		Configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "16777216", "retention.ms": "-1"},
+		Cores:   placeNew(s, len(n.cores), n.cfg.OffsetsPartitions)}
+	next := s.with(OffsetsTopic, t)
 	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
 		return err
 	}

@@ -21,6 +21,8 @@ type coreState struct {
 
 	topicsVer   uint64
 	topicsCache []wire.TopicInfo
+	// coords are the group coordinators of the offsets partitions here.
+	coords map[int32]*hostedCoord
 }
 
 // partition is one partition owned by this core.

@@ -19,17 +19,24 @@ func (l *Log) ApplyRetention(nowMs int64) int {
 		if !l.expired(seg, nowMs) {
 			break
 		}
-		l.segs = l.segs[1:]
-		l.logStart = Offset(l.segs[0].base)
-		seg.deleted = true
-		if seg.reads == 0 {
-			if err := seg.remove(l.fs); err != nil {
-				l.cfg.Logger.Error("retention could not delete segment", "err", err)
-			}
-		}
+		l.dropFirstSegment()
 		deleted++
 	}
 	return deleted
+}
+
+// dropFirstSegment removes the oldest segment (never the active one) and
+// advances the log start. Reads in flight keep its file until they finish.
+func (l *Log) dropFirstSegment() {
+	seg := l.segs[0]
+	l.segs = l.segs[1:]
+	l.logStart = Offset(l.segs[0].base)
+	seg.deleted = true
+	if seg.reads == 0 {
+		if err := seg.remove(l.fs); err != nil {
+			l.cfg.Logger.Error("could not delete segment", "file", seg.path(logExt), "err", err)
+		}
+	}
 }
 
 func (l *Log) expired(seg *segment, nowMs int64) bool {
@@ -84,6 +91,9 @@ func (l *Log) truncateNow(offset Offset) error {
 				return err
 			}
 		}
+		if err := l.fs.SyncDir(l.cfg.Dir); err != nil { // see below
+			return err
+		}
 		l.segs, l.active = nil, nil
 		l.end, l.bufPos = 0, 0
 		clear(l.buf)
@@ -102,6 +112,12 @@ func (l *Log) truncateNow(offset Offset) error {
 		if err := s.remove(l.fs); err != nil {
 			return err
 		}
+	}
+	// The removals must be durable before the surviving segment is cut: a
+	// crash that brought a removed segment back would make the cut one look
+	// sealed (trusted up to the next base) and serve stale records.
+	if err := l.fs.SyncDir(l.cfg.Dir); err != nil {
+		return err
 	}
 	l.segs = l.segs[:i]
 	seg := l.segs[i-1]
@@ -200,4 +216,16 @@ func (l *Log) Reconfigure(c Config) {
 	if c.MaxBatchBytes > 0 {
 		l.cfg.MaxBatchBytes = c.MaxBatchBytes
 	}
+}
+
+// DeleteBefore deletes the sealed segments whose records all lie below
+// offset, and advances the log start. The offsets coordinator uses it after
+// writing a dump that supersedes them. It returns how many it deleted.
+func (l *Log) DeleteBefore(offset Offset) int {
+	deleted := 0
+	for len(l.segs) > 1 && l.segs[0].last < offset {
+		l.dropFirstSegment()
+		deleted++
+	}
+	return deleted
 }

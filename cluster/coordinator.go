@@ -1,0 +1,222 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/strand-io/strand/cluster/group"
+	"github.com/strand-io/strand/reactor"
+	"github.com/strand-io/strand/shard"
+	"github.com/strand-io/strand/wire"
+)
+
+const (
+	errCoordinatorLoading  int16 = 14
+	errCoordinatorNotAvail int16 = 15
+	// offsetsCompactBytesMin: the offsets log is rewritten (a dump of the
+	// live offsets, then older segments dropped) once it passes this size
+	// and four times the last dump.
+	offsetsCompactBytesMin = 64 << 20
+	groupTickInterval      = 100 * time.Millisecond
+)
+
+// hostedCoord is the group coordinator for one partition of the offsets
+// topic, on the core that owns that partition. It is the group.Store of
+// its coordinator: commits become record batches in that partition's log.
+type hostedCoord struct {
+	cs         *coreState
+	part       *partition
+	coord      *group.Coordinator
+	loading    bool
+	compacting bool
+	dumpBytes  int64
+}
+
+func (h *hostedCoord) Persist(recs []group.Record, done func(error)) {
+	now := time.Now().UnixMilli()
+	err := h.part.log.Append(encodeBatch(recs, now), now, func(_ shard.AppendResult, err error) {
+		done(err)
+		if err == nil {
+			h.maybeCompact()
+		}
+	})
+	if err != nil {
+		done(err)
+	}
+}
+
+// maybeCompact keeps the offsets log near the size of the live offsets:
+// write every live offset again, then drop the sealed segments before that
+// dump, which it supersedes.
+func (h *hostedCoord) maybeCompact() {
+	l := h.part.log
+	if h.compacting || l.SizeBytes() < max(offsetsCompactBytesMin, 4*h.dumpBytes) {
+		return
+	}
+	h.compacting = true
+	recs := h.coord.Dump()
+	start := l.NextOffset()
+	const perBatch = 2000
+	pending, size := 0, int64(0)
+	failed := false
+	finish := func() {
+		h.compacting = false
+		if failed {
+			return
+		}
+		h.dumpBytes = size
+		n := l.DeleteBefore(start)
+		h.cs.node.log.Info("compacted offsets log", "partition", h.part.ref, "offsets", len(recs), "segments_deleted", n)
+	}
+	now := time.Now().UnixMilli()
+	for i := 0; i < len(recs); i += perBatch {
+		batch := encodeBatch(recs[i:min(i+perBatch, len(recs))], now)
+		size += int64(len(batch))
+		pending++
+		if err := l.Append(batch, now, func(_ shard.AppendResult, err error) {
+			failed = failed || err != nil
+			if pending--; pending == 0 {
+				finish()
+			}
+		}); err != nil {
+			failed = true
+			pending--
+		}
+	}
+	if pending == 0 {
+		finish()
+	}
+}
+
+// load replays the offsets log into the coordinator.
+func (h *hostedCoord) load() {
+	h.loading = true
+	l := h.part.log
+	now := time.Now().UnixMilli()
+	var next func(off shard.Offset)
+	next = func(off shard.Offset) {
+		if off >= l.HighWatermark() {
+			h.loading = false
+			return
+		}
+		l.Read(off, 1<<20, func(r shard.ReadResult, err error) {
+			if err == nil && len(r.Data) == 0 {
+				err = shard.ErrOffsetOutOfRange
+			}
+			if err != nil {
+				h.cs.node.log.Error("loading committed offsets failed; the coordinator serves what it read so far", "partition", h.part.ref, "offset", off, "err", err)
+				h.loading = false
+				return
+			}
+			last := off
+			for b := r.Data; len(b) > 0; {
+				hd, _ := shard.ParseBatchHeader(b)
+				last = hd.LastOffset()
+				b = b[hd.Size():]
+			}
+			if err := decodeBatches(r.Data, func(rec group.Record) { h.coord.Load(rec, now) }); err != nil {
+				h.cs.node.log.Error("undecodable record in the offsets log", "partition", h.part.ref, "err", err)
+			}
+			next(last + 1)
+		})
+	}
+	next(l.LogStartOffset())
+}
+
+// startCoordinators hosts a coordinator for each offsets partition this
+// core owns, loads it, and starts the group timer.
+func (cs *coreState) startCoordinators() {
+	cs.coords = map[int32]*hostedCoord{}
+	for ref, part := range cs.parts {
+		if ref.Topic != OffsetsTopic {
+			continue
+		}
+		h := &hostedCoord{cs: cs, part: part}
+		h.coord = group.NewCoordinator(cs.node.cfg.Groups, h)
+		cs.coords[ref.Partition] = h
+		h.load()
+	}
+	cs.tickGroups()
+}
+
+func (cs *coreState) tickGroups() {
+	if cs.closing {
+		return
+	}
+	now := time.Now().UnixMilli()
+	for _, h := range cs.coords {
+		if !h.loading {
+			h.coord.Tick(now)
+		}
+	}
+	cs.core.After(groupTickInterval, cs.tickGroups)
+}
+
+// onCoordinator runs fn on the core coordinating groupID. fail and the
+// reply given to fn both run back on this core.
+func (b *backend) onCoordinator(groupID string, fn func(h *hostedCoord, reply func(func())), fail func(code int16)) {
+	t, ok := b.node.meta.Load().topics[OffsetsTopic]
+	if !ok {
+		fail(errCoordinatorNotAvail)
+		return
+	}
+	p := offsetsPartitionFor(groupID, t.Partitions())
+	ref := wire.PartitionRef{Topic: OffsetsTopic, Partition: p}
+	b.onOwner(t.Cores[p], ref, func(part *partition, reply func(func())) {
+		var h *hostedCoord
+		if part != nil {
+			h = part.owner.coords[p]
+		}
+		switch {
+		case h == nil:
+			reply(func() { fail(errCoordinatorNotAvail) })
+		case h.loading:
+			reply(func() { fail(errCoordinatorLoading) })
+		default:
+			fn(h, reply)
+		}
+	})
+}
+
+// fanOut runs work for each key on the key's coordinator and calls finish
+// on this core with the results in key order.
+func fanOut[T any](b *backend, keys []string, work func(h *hostedCoord, key string, ret func(T)), failed func(key string, code int16) T, finish func([]T)) {
+	out := make([]T, len(keys))
+	remaining := len(keys)
+	if remaining == 0 {
+		finish(out)
+		return
+	}
+	for i, k := range keys {
+		i, k := i, k
+		put := func(v T) {
+			out[i] = v
+			if remaining--; remaining == 0 {
+				finish(out)
+			}
+		}
+		b.onCoordinator(k, func(h *hostedCoord, reply func(func())) {
+			work(h, k, func(v T) { reply(func() { put(v) }) })
+		}, func(code int16) { put(failed(k, code)) })
+	}
+}
+
+// onEveryCore runs work on every core and calls finish here with the
+// results by core.
+func onEveryCore[T any](b *backend, work func(cs *coreState) T, finish func([]T)) {
+	cores := b.node.cores
+	out := make([]T, len(cores))
+	remaining := len(cores)
+	origin := b.cs.core.ID()
+	for i, cs := range cores {
+		i, cs := i, cs
+		b.cs.core.Send(cs.core.ID(), func(c *reactor.Core) {
+			v := work(cs)
+			c.Send(origin, func(*reactor.Core) {
+				out[i] = v
+				if remaining--; remaining == 0 {
+					finish(out)
+				}
+			})
+		})
+	}
+}
