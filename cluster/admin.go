@@ -17,6 +17,10 @@ import (
 // topic.
 const controller reactor.CoreID = 0
 
+// maxPartitionsPerTopic bounds one topic, so a request cannot make the
+// broker open millions of logs (the protocol allows 2^31).
+const maxPartitionsPerTopic = 10000
+
 // onController runs fn on the controller core; fn's reply runs back here.
 func (b *backend) onController(fn func(ctl *coreState, reply func(func()))) {
 	origin := b.cs.core.ID()
@@ -100,8 +104,8 @@ func (b *backend) CreateTopic(t wire.NewTopic, validateOnly bool, cb func(int16,
 		case s.topics[t.Name] != nil:
 			answer(errTopicExists, fmt.Sprintf("topic %q already exists", t.Name))
 			return
-		case parts <= 0:
-			answer(errInvalidPartitions, "partitions must be positive")
+		case parts <= 0 || parts > maxPartitionsPerTopic:
+			answer(errInvalidPartitions, fmt.Sprintf("partitions must be between 1 and %d", maxPartitionsPerTopic))
 			return
 		case t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
 			answer(errInvalidReplication, fmt.Sprintf("replication factor %d: this cluster has 1 broker", t.ReplicationFactor))
@@ -182,6 +186,9 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 			return
 		case total <= t.Partitions():
 			answer(errInvalidPartitions, fmt.Sprintf("topic has %d partitions; the new count must be larger", t.Partitions()))
+			return
+		case total > maxPartitionsPerTopic:
+			answer(errInvalidPartitions, fmt.Sprintf("at most %d partitions per topic", maxPartitionsPerTopic))
 			return
 		case validateOnly:
 			answer(0, "")

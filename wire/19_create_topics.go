@@ -1,0 +1,118 @@
+package wire
+
+import (
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxTopicNameLen is Kafka's limit (255 minus room for partition suffixes).
+const maxTopicNameLen = 249
+
+// validTopicName returns why name is not a legal Kafka topic name, or "".
+func validTopicName(name string) string {
+	switch {
+	case name == "":
+		return "topic name is empty"
+	case name == "." || name == "..":
+		return "topic name cannot be \".\" or \"..\""
+	case len(name) > maxTopicNameLen:
+		return "topic name is longer than " + strconv.Itoa(maxTopicNameLen)
+	}
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '_' || ch == '-') {
+			return "topic name may contain only ASCII letters, digits, '.', '_' and '-'"
+		}
+	}
+	return ""
+}
+
+// handleCreateTopics validates each topic here (name, counts, configs) and
+// leaves existence and placement to the backend. Topics named twice in one
+// request all fail with INVALID_REQUEST, as in Kafka.
+func (c *conn) handleCreateTopics(s *slot, req *kmsg.CreateTopicsRequest) {
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	counts := make(map[string]int, len(req.Topics))
+	for _, t := range req.Topics {
+		counts[t.Topic]++
+	}
+	pending := 1 // released after the loop, so synchronous callbacks cannot finish early
+	done := func() {
+		if pending--; pending == 0 {
+			c.complete(s, resp)
+		}
+	}
+	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		rt := &resp.Topics[i]
+		*rt = kmsg.NewCreateTopicsResponseTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = t.Topic, t.NumPartitions, t.ReplicationFactor
+		code, msg := validateNewTopic(t, counts[t.Topic])
+		var configs map[string]*string
+		if code == errNone {
+			configs, code, msg = validateConfigSet(len(t.Configs), func(j int) (string, *string) {
+				return t.Configs[j].Name, t.Configs[j].Value
+			})
+		}
+		if code != errNone {
+			rt.ErrorCode, rt.ErrorMessage = code, kmsg.StringPtr(msg)
+			continue
+		}
+		pending++
+		nt := NewTopic{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor, Configs: configs}
+		c.be.CreateTopic(nt, req.ValidateOnly, func(code int16, msg string) {
+			defer c.recoverPanic()
+			rt.ErrorCode = code
+			if msg != "" {
+				rt.ErrorMessage = kmsg.StringPtr(msg)
+			}
+			if code == errNone && !req.ValidateOnly {
+				c.fillCreatedTopic(rt)
+			}
+			done()
+		})
+	}
+	done()
+}
+
+func validateNewTopic(t *kmsg.CreateTopicsRequestTopic, seen int) (int16, string) {
+	switch {
+	case seen > 1:
+		return errInvalidRequest, "topic named more than once in the request"
+	case validTopicName(t.Topic) != "":
+		return errInvalidTopic, validTopicName(t.Topic)
+	case len(t.ReplicaAssignment) > 0:
+		return errInvalidReplicaAssignment, "manual replica assignment is not supported"
+	case t.NumPartitions == 0 || t.NumPartitions < -1:
+		return errInvalidPartitions, "number of partitions must be positive (or -1 for the default)"
+	case t.ReplicationFactor == 0 || t.ReplicationFactor < -1:
+		return errInvalidReplicationFactor, "replication factor must be positive (or -1 for the default)"
+	}
+	return errNone, ""
+}
+
+// fillCreatedTopic reports what was really created (v5+ fields), since -1
+// asks for broker defaults.
+func (c *conn) fillCreatedTopic(rt *kmsg.CreateTopicsResponseTopic) {
+	ti, ok := c.be.Topic(rt.Topic)
+	if !ok {
+		return
+	}
+	rt.TopicID = ti.ID
+	rt.NumPartitions = int32(len(ti.Partitions))
+	if len(ti.Partitions) > 0 {
+		rt.ReplicationFactor = int16(len(ti.Partitions[0].Replicas))
+	}
+	entries, code := c.be.DescribeConfigs(rt.Topic, nil)
+	if code != errNone {
+		return
+	}
+	for _, e := range entries {
+		rc := kmsg.NewCreateTopicsResponseTopicConfig()
+		rc.Name, rc.Value, rc.ReadOnly, rc.IsSensitive = e.Name, e.Value, e.ReadOnly, e.Sensitive
+		rc.Source = int8(configSource(e))
+		rt.Configs = append(rt.Configs, rc)
+	}
+}

@@ -1,0 +1,162 @@
+package wire
+
+import (
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Attach binds a new connection to the broker. The server calls it once per
+// connection, from OnOpen on that connection's event loop, and uses the
+// returned Backend for every request the connection sends.
+//
+// The broker usually returns one shared Backend per core (reactor.CoreOf(c)),
+// not one per connection: the value only has to know which thread it runs
+// on, so that it can route partitions to their owning core and deliver the
+// completions back to this one.
+type Attach func(c gnet.Conn) Backend
+
+// Backend is the broker as seen from one event loop (one core).
+//
+// Threading contract: every method is called on the event loop that Attach
+// was called on, and every callback must run on that same loop, never
+// concurrently with the server and never on another goroutine. A callback may
+// run synchronously, inside the method call (the in-memory test backend does
+// that), or later from the loop's task queue. Each callback is called exactly
+// once, except where a cancel func returned by the method was called first.
+//
+// Metadata methods are synchronous because they are served from the
+// core-local metadata copy. Everything that touches a partition is
+// asynchronous and per partition, so that the implementation can send each
+// call to the core that owns the partition.
+type Backend interface {
+	// Brokers lists the live brokers (node id, advertised host and port).
+	Brokers() []BrokerInfo
+	// ControllerID is the node id clients should send admin requests to
+	// (-1 if unknown).
+	ControllerID() int32
+	// Topics lists every topic. The wire layer does not modify the slices.
+	Topics() []TopicInfo
+	// Topic looks one topic up by name.
+	Topic(name string) (TopicInfo, bool)
+	// AutoCreateTopics reports whether Metadata and Produce may create
+	// unknown topics (Kafka's auto.create.topics.enable).
+	AutoCreateTopics() bool
+
+	// CreateTopic creates a topic. Partitions and ReplicationFactor of -1
+	// mean the broker defaults. Configs holds only keys from
+	// TopicConfigKeys with values that ValidateTopicConfig accepted. With
+	// validateOnly nothing is created; the callback says whether it would
+	// have worked. The backend bounds the partition count (the request may
+	// ask for 2^31-1). Error codes: TOPIC_ALREADY_EXISTS (36),
+	// INVALID_PARTITIONS (37), INVALID_REPLICATION_FACTOR (38), ...
+	CreateTopic(t NewTopic, validateOnly bool, cb func(errCode int16, msg string))
+	// DeleteTopic deletes a topic (UNKNOWN_TOPIC_OR_PARTITION (3) if absent).
+	DeleteTopic(name string, cb func(errCode int16))
+	// CreatePartitions grows a topic to total partitions.
+	CreatePartitions(name string, total int32, validateOnly bool, cb func(errCode int16, msg string))
+	// DescribeConfigs returns the topic's configs for keys (nil = all known
+	// keys), including defaults, and an error code (3 for an unknown topic).
+	DescribeConfigs(topic string, keys []string) ([]ConfigEntry, int16)
+	// AlterConfigs REPLACES the topic's overrides with set (AlterConfigs is
+	// not incremental: keys not in set return to their defaults). Keys and
+	// values are already validated by the wire layer.
+	AlterConfigs(topic string, set map[string]*string, validateOnly bool, cb func(errCode int16))
+
+	// Append appends one validated record batch (magic 2, CRC checked) to a
+	// partition. The backend owns batch: it is a private copy that the wire
+	// layer never touches again, so the backend may rewrite the base offset
+	// (bytes 0..8) and partition leader epoch (12..16) in place. acks is 0, 1
+	// or -1 (all); the callback fires when the batch is durable as acks
+	// requires (for acks 0 the result is only logged).
+	Append(p PartitionRef, batch []byte, acks int16, cb func(AppendResult))
+	// Fetch reads whole batches starting with the batch that holds offset,
+	// up to maxBytes, except that the first batch is returned whole even when
+	// it is larger (KIP-74). Records must stay unmodified after the callback
+	// (the wire layer may hold them while a long-poll waits).
+	Fetch(p PartitionRef, offset int64, maxBytes int32, cb func(FetchResult))
+	// WatchAppend calls cb once, when the partition's high watermark moves
+	// past offset (immediately, from the task queue, if it already has).
+	// cancel stops it; cb never runs after cancel returns. Used by the fetch
+	// long-poll.
+	WatchAppend(p PartitionRef, offset int64, cb func()) (cancel func())
+	// ListOffset resolves timestampMs: -1 latest (high watermark), -2
+	// earliest (log start), >= 0 the first offset whose timestamp is >=
+	// timestampMs (Offset -1 if none).
+	ListOffset(p PartitionRef, timestampMs int64, cb func(ListOffsetResult))
+	// After runs fn on this loop after d, unless cancelled first (fn never
+	// runs after cancel returns). Used for fetch max-wait and backpressure.
+	After(d time.Duration, fn func()) (cancel func())
+}
+
+// PartitionRef names one partition.
+type PartitionRef struct {
+	Topic     string
+	Partition int32
+}
+
+// BrokerInfo is one broker as advertised in Metadata.
+type BrokerInfo struct {
+	NodeID int32
+	Host   string
+	Port   int32
+	Rack   *string
+}
+
+// TopicInfo describes one topic from the metadata copy.
+type TopicInfo struct {
+	Name       string
+	ID         [16]byte // topic UUID; zero if the broker has none
+	Internal   bool
+	Partitions []PartitionInfo // indexed by partition id
+}
+
+// PartitionInfo describes one partition. Leader -1 means no leader.
+type PartitionInfo struct {
+	ID          int32
+	Leader      int32
+	LeaderEpoch int32
+	Replicas    []int32
+	ISR         []int32
+}
+
+// NewTopic is a topic to create.
+type NewTopic struct {
+	Name              string
+	Partitions        int32 // -1: broker default
+	ReplicationFactor int16 // -1: broker default
+	Configs           map[string]*string
+}
+
+// ConfigEntry is one topic config as DescribeConfigs reports it.
+type ConfigEntry struct {
+	Name      string
+	Value     *string
+	IsDefault bool // false: set on the topic (an override)
+	ReadOnly  bool
+	Sensitive bool
+}
+
+// AppendResult completes Backend.Append.
+type AppendResult struct {
+	BaseOffset      int64 // offset given to the first record of the batch
+	LogAppendTimeMs int64 // -1 unless the topic uses LogAppendTime
+	LogStartOffset  int64
+	ErrCode         int16
+}
+
+// FetchResult completes Backend.Fetch.
+type FetchResult struct {
+	Records        []byte // whole v2 batches, back to back; may be empty
+	HighWatermark  int64
+	LastStable     int64 // equals HighWatermark until transactions exist
+	LogStartOffset int64
+	ErrCode        int16 // e.g. OFFSET_OUT_OF_RANGE (1), NOT_LEADER (6)
+}
+
+// ListOffsetResult completes Backend.ListOffset.
+type ListOffsetResult struct {
+	Offset      int64
+	TimestampMs int64 // -1 for latest/earliest
+	ErrCode     int16
+}

@@ -1,0 +1,135 @@
+package wire
+
+import (
+	"encoding/binary"
+	"hash/crc32"
+)
+
+// Record batch v2 header (61 bytes). Records follow, opaque to this package:
+//
+//	 0                   8        12                16  17      21    23
+//	 +-------------------+--------+-----------------+---+-------+-----+
+//	 | baseOffset int64  | length | partLeaderEpoch | m | crc32c| attr|
+//	 +-------------------+--------+-----------------+---+-------+-----+
+//	23                 27                35                43           51
+//	 +------------------+-----------------+-----------------+------------+
+//	 | lastOffsetDelta  | baseTimestamp   | maxTimestamp    | producerId |
+//	 +------------------+-----------------+-----------------+------------+
+//	51            53             57            61
+//	 +-------------+--------------+-------------+----------
+//	 | producerEp  | baseSequence | recordCount | records...
+//	 +-------------+--------------+-------------+----------
+//
+// length counts from byte 12 to the end, so a batch is 12+length bytes. The
+// CRC-32C (Castagnoli) covers bytes 21 to the end, which is why a broker can
+// rewrite baseOffset and partLeaderEpoch without recomputing it.
+
+// BatchHeaderLen is the size of the fixed v2 record batch header.
+const BatchHeaderLen = 61
+
+// batchLenOffset is where the int32 batch length lives; batchOverhead is the
+// part of a batch the length does not count.
+const (
+	batchLenOffset = 8
+	batchOverhead  = 12
+	batchMagicOff  = 16
+	batchCRCOff    = 17
+	batchCRCStart  = 21
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// BatchHeader is the decoded fixed header of a v2 record batch.
+type BatchHeader struct {
+	BaseOffset           int64
+	Length               int32
+	PartitionLeaderEpoch int32
+	Magic                int8
+	CRC                  uint32
+	Attributes           int16
+	LastOffsetDelta      int32
+	BaseTimestamp        int64
+	MaxTimestamp         int64
+	ProducerID           int64
+	ProducerEpoch        int16
+	BaseSequence         int32
+	RecordCount          int32
+}
+
+// ParseBatchHeader decodes the fixed header of b; ok is false if b is shorter
+// than BatchHeaderLen. It does not validate anything.
+func ParseBatchHeader(b []byte) (h BatchHeader, ok bool) {
+	if len(b) < BatchHeaderLen {
+		return h, false
+	}
+	be := binary.BigEndian
+	h.BaseOffset = int64(be.Uint64(b[0:]))
+	h.Length = int32(be.Uint32(b[8:]))
+	h.PartitionLeaderEpoch = int32(be.Uint32(b[12:]))
+	h.Magic = int8(b[16])
+	h.CRC = be.Uint32(b[17:])
+	h.Attributes = int16(be.Uint16(b[21:]))
+	h.LastOffsetDelta = int32(be.Uint32(b[23:]))
+	h.BaseTimestamp = int64(be.Uint64(b[27:]))
+	h.MaxTimestamp = int64(be.Uint64(b[35:]))
+	h.ProducerID = int64(be.Uint64(b[43:]))
+	h.ProducerEpoch = int16(be.Uint16(b[51:]))
+	h.BaseSequence = int32(be.Uint32(b[53:]))
+	h.RecordCount = int32(be.Uint32(b[57:]))
+	return h, true
+}
+
+// validateProduceBatch checks that records (one partition of a Produce
+// request) hold exactly one well-formed v2 batch. It returns the Kafka error
+// code and a message for the response's ErrorMessage (v8+):
+//
+//	no bytes, a second batch, magic != 2, bad counts -> INVALID_RECORD (87)
+//	truncated or inconsistent length, CRC mismatch   -> CORRUPT_MESSAGE (2)
+func validateProduceBatch(records []byte) (int16, string) {
+	if len(records) == 0 {
+		return errInvalidRecord, "produce partition holds no record batch"
+	}
+	// Magic sits at byte 16 in every message format, so check it first:
+	// a v0/v1 message set is the wrong format, not a corrupt v2 batch.
+	if len(records) > batchMagicOff && records[batchMagicOff] != 2 {
+		return errInvalidRecord, "only record batches with magic 2 are accepted"
+	}
+	if len(records) < BatchHeaderLen {
+		return errCorruptMessage, "record batch shorter than its header"
+	}
+	size := int64(int32(binary.BigEndian.Uint32(records[batchLenOffset:]))) + batchOverhead
+	switch {
+	case size < BatchHeaderLen || size > int64(len(records)):
+		return errCorruptMessage, "record batch length does not match the bytes sent"
+	case size < int64(len(records)):
+		return errInvalidRecord, "produce partitions may carry exactly one record batch"
+	}
+	want := binary.BigEndian.Uint32(records[batchCRCOff:])
+	if crc32.Checksum(records[batchCRCStart:], castagnoli) != want {
+		return errCorruptMessage, "record batch CRC-32C mismatch"
+	}
+	h, _ := ParseBatchHeader(records)
+	if h.RecordCount <= 0 || h.LastOffsetDelta != h.RecordCount-1 {
+		return errInvalidRecord, "record batch count does not match its last offset delta"
+	}
+	return errNone, ""
+}
+
+// trimBatches returns the longest prefix of whole batches in records that
+// fits in limit bytes. If allowFirst is set, the first batch is kept even if
+// it alone exceeds limit (KIP-74: a consumer must always make progress). A
+// trailing partial batch is dropped.
+func trimBatches(records []byte, limit int, allowFirst bool) []byte {
+	n := 0
+	for n+batchOverhead <= len(records) {
+		size := int(int32(binary.BigEndian.Uint32(records[n+batchLenOffset:]))) + batchOverhead
+		if size < BatchHeaderLen || n+size > len(records) {
+			break
+		}
+		if n+size > limit && !(n == 0 && allowFirst) {
+			break
+		}
+		n += size
+	}
+	return records[:n]
+}

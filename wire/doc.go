@@ -1,0 +1,56 @@
+// Package wire is the server side of the Kafka binary protocol for Strand.
+//
+// It turns bytes from a gnet connection into Kafka requests, calls the
+// broker through the Backend interface, and writes the responses back in
+// request order. It never decodes records: produced batches are checked
+// (framing, magic 2, CRC-32C) and handed over as opaque bytes, fetched
+// batches are passed through.
+//
+// # Threads
+//
+// Server is a gnet.EventHandler. Every connection belongs to one event loop
+// (one core); its state machine (conn), its Backend (from Attach) and every
+// callback the Backend makes run on that loop only, so nothing in this
+// package takes a lock except the Server's boot bookkeeping and counters.
+//
+// # Main types
+//
+//   - Server: the gnet handler; Config sets limits and the advertised address.
+//   - Backend / Attach: what the broker implements (backend.go); a Backend
+//     that also implements GroupBackend gets the group APIs advertised and
+//     routed to it.
+//   - conn: per-connection state machine: framing, dispatch, ordering,
+//     in-flight bound, backpressure (conn.go).
+//   - slot: one request awaiting its response; slots leave in request order.
+//   - fetchWait: one fetch long-poll (01_fetch.go).
+//
+// # Files
+//
+//	backend.go      Backend interface and its value types
+//	server.go       gnet handler, Config, counters
+//	conn.go         connection state machine and response ordering
+//	frame.go        request header parsing, response framing (wire diagrams)
+//	shape.go        allocation-free pre-check of request bodies (why: see file)
+//	shape_apis.go   request layouts for that pre-check
+//	batch.go        record batch v2 header, validation, KIP-74 trimming
+//	versions.go     advertised API versions and why
+//	errors.go       Kafka error codes, UNSUPPORTED_VERSION responses
+//	topicconfig.go  supported topic configs and their validation
+//	NN_name.go      one handler per API key, numbered like kfake
+//	groups.go       consumer-group keys and InitProducerID, passed to the
+//	                GroupBackend (group_backend.go) when the Backend has one
+//	shape_groups.go request layouts of those keys for the pre-check
+//
+// # Non-obvious
+//
+//   - Requests alias gnet's input buffer, which is reused after OnTraffic
+//     returns. Produce copies each batch exactly once; nothing else from a
+//     request outlives the frame.
+//   - OnTraffic fires only when new bytes arrive. A connection paused on its
+//     in-flight bound resumes through Conn.Wake once responses drain.
+//   - Completions arriving outside OnTraffic schedule a Wake instead of
+//     writing at once, so every completion of one loop iteration shares one
+//     writev.
+//   - kmsg's decoders spin on huge tagged-field counts; shape.go bounds every
+//     count before kmsg sees the body.
+package wire

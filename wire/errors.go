@@ -1,0 +1,161 @@
+package wire
+
+import (
+	"reflect"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Kafka error codes used by this package. They are plain numbers so they can
+// be constants; errors_test.go checks each against kerr.
+const (
+	errNone                     int16 = 0
+	errOffsetOutOfRange         int16 = 1
+	errCorruptMessage           int16 = 2
+	errUnknownTopicOrPartition  int16 = 3
+	errLeaderNotAvailable       int16 = 5
+	errInvalidTopic             int16 = 17
+	errInvalidRequiredAcks      int16 = 21
+	errUnsupportedVersion       int16 = 35
+	errTopicAlreadyExists       int16 = 36
+	errInvalidPartitions        int16 = 37
+	errInvalidReplicationFactor int16 = 38
+	errInvalidReplicaAssignment int16 = 39
+	errInvalidConfig            int16 = 40
+	errInvalidRequest           int16 = 42
+	errFetchSessionIDNotFound   int16 = 70
+	errInvalidRecord            int16 = 87
+	errUnknownTopicID           int16 = 100
+)
+
+// errName is the Kafka name of code, for logs and error messages.
+func errName(code int16) string {
+	if code == errNone {
+		return "NONE"
+	}
+	if err := kerr.ErrorForCode(code); err != nil {
+		if ke, ok := err.(*kerr.Error); ok {
+			return ke.Message
+		}
+		return err.Error()
+	}
+	return "UNKNOWN"
+}
+
+// errorResponse builds the response to req with code in every error field,
+// echoing the topics and partitions the request named. It answers a request
+// whose version is outside the advertised range but that kmsg can still
+// parse, so the client sees UNSUPPORTED_VERSION instead of a dropped
+// connection. It returns nil for keys this package does not serve.
+func errorResponse(req kmsg.Request, code int16) kmsg.Response {
+	resp := req.ResponseKind()
+	switch q := req.(type) {
+	case *kmsg.ApiVersionsRequest:
+		r := resp.(*kmsg.ApiVersionsResponse)
+		r.ErrorCode = code
+	case *kmsg.ProduceRequest:
+		r := resp.(*kmsg.ProduceResponse)
+		for _, t := range q.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode, rp.BaseOffset = p.Partition, code, -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.FetchRequest:
+		r := resp.(*kmsg.FetchResponse)
+		r.ErrorCode = code
+		for _, t := range q.Topics {
+			rt := kmsg.NewFetchResponseTopic()
+			rt.Topic, rt.TopicID = t.Topic, t.TopicID
+			for _, p := range t.Partitions {
+				rp := kmsg.NewFetchResponseTopicPartition()
+				rp.Partition, rp.ErrorCode, rp.HighWatermark = p.Partition, code, -1
+				rp.RecordBatches = []byte{}
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.ListOffsetsRequest:
+		r := resp.(*kmsg.ListOffsetsResponse)
+		for _, t := range q.Topics {
+			rt := kmsg.NewListOffsetsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewListOffsetsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.MetadataRequest:
+		r := resp.(*kmsg.MetadataResponse)
+		r.ErrorCode = code
+		for _, t := range q.Topics {
+			rt := kmsg.NewMetadataResponseTopic()
+			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.CreateTopicsRequest:
+		r := resp.(*kmsg.CreateTopicsResponse)
+		for _, t := range q.Topics {
+			rt := kmsg.NewCreateTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.DeleteTopicsRequest:
+		r := resp.(*kmsg.DeleteTopicsResponse)
+		for _, name := range q.TopicNames {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.ErrorCode = kmsg.StringPtr(name), code
+			r.Topics = append(r.Topics, rt)
+		}
+		for _, t := range q.Topics {
+			rt := kmsg.NewDeleteTopicsResponseTopic()
+			rt.Topic, rt.TopicID, rt.ErrorCode = t.Topic, t.TopicID, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.CreatePartitionsRequest:
+		r := resp.(*kmsg.CreatePartitionsResponse)
+		for _, t := range q.Topics {
+			rt := kmsg.NewCreatePartitionsResponseTopic()
+			rt.Topic, rt.ErrorCode = t.Topic, code
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.DescribeConfigsRequest:
+		r := resp.(*kmsg.DescribeConfigsResponse)
+		for _, res := range q.Resources {
+			rr := kmsg.NewDescribeConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
+	case *kmsg.AlterConfigsRequest:
+		r := resp.(*kmsg.AlterConfigsResponse)
+		for _, res := range q.Resources {
+			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
+	case *kmsg.FindCoordinatorRequest:
+		r := resp.(*kmsg.FindCoordinatorResponse)
+		r.ErrorCode = code                    // v0-v3
+		for _, k := range q.CoordinatorKeys { // v4+
+			rc := kmsg.NewFindCoordinatorResponseCoordinator()
+			rc.Key, rc.ErrorCode, rc.NodeID = k, code, -1
+			r.Coordinators = append(r.Coordinators, rc)
+		}
+	default:
+		// Group APIs: set a top-level ErrorCode where the response has
+		// one; the others (per-partition or per-group codes only) close.
+		f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode")
+		if !f.IsValid() || f.Kind() != reflect.Int16 {
+			return nil
+		}
+		f.SetInt(int64(code))
+	}
+	return resp
+}

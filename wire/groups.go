@@ -1,0 +1,62 @@
+package wire
+
+import (
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// handleGroup passes a consumer-group request to the GroupBackend and
+// writes whatever response it returns. The wire layer owns only framing,
+// version checks and ordering here; coordinator semantics live in the
+// broker.
+func (c *conn) handleGroup(s *slot, req kmsg.Request, clientID []byte) {
+	if c.gb == nil { // unreachable: group keys are admitted only with gb
+		c.protocolError("no handler", "key", kmsg.NameForKey(req.Key()))
+		return
+	}
+	c.gb.GroupRequest(c.clientInfo(clientID), req, func(resp kmsg.Response) {
+		defer c.recoverPanic()
+		c.completeChecked(s, req, resp)
+	})
+}
+
+// handleInitProducerID hands out producer ids (idempotent producers).
+func (c *conn) handleInitProducerID(s *slot, req *kmsg.InitProducerIDRequest) {
+	if c.gb == nil {
+		c.protocolError("no handler", "key", kmsg.NameForKey(req.Key()))
+		return
+	}
+	c.gb.InitProducerID(req, func(resp *kmsg.InitProducerIDResponse) {
+		defer c.recoverPanic()
+		c.completeChecked(s, req, resp)
+	})
+}
+
+// completeChecked completes s with a response built by the broker, which
+// must match the request's key and version (it comes from ResponseKind);
+// anything else would be encoded in a layout the client cannot read, so the
+// connection is closed instead.
+func (c *conn) completeChecked(s *slot, req kmsg.Request, resp kmsg.Response) {
+	if resp == nil || resp.Key() != req.Key() || resp.GetVersion() != req.GetVersion() {
+		c.log.Error("wire: backend returned a mismatched response; closing connection",
+			"key", kmsg.NameForKey(req.Key()), "version", req.GetVersion())
+		c.abort()
+		return
+	}
+	c.complete(s, resp)
+}
+
+// clientInfo describes the client for DescribeGroups: the header's client
+// id and the peer host in Kafka's "/ip" form.
+func (c *conn) clientInfo(clientID []byte) ClientInfo {
+	ci := ClientInfo{ID: string(clientID)}
+	if addr := c.nc.RemoteAddr(); addr != nil {
+		host := addr.String()
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		ci.Host = "/" + host
+	}
+	return ci
+}

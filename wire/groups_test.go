@@ -1,0 +1,111 @@
+package wire
+
+import (
+	"net"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// groupSession adds a scripted GroupBackend to the memory backend.
+type groupSession struct {
+	*memSession
+	clients []ClientInfo
+	reqs    []kmsg.Request
+	wrongV  bool // answer with a mismatched version
+}
+
+func (g *groupSession) GroupRequest(ci ClientInfo, req kmsg.Request, cb func(kmsg.Response)) {
+	g.clients, g.reqs = append(g.clients, ci), append(g.reqs, req)
+	resp := req.ResponseKind()
+	if g.wrongV {
+		resp.SetVersion(req.GetVersion() + 1)
+	}
+	if jr, ok := resp.(*kmsg.JoinGroupResponse); ok {
+		jr.MemberID = "m-1"
+	}
+	cb(resp)
+}
+
+func (g *groupSession) InitProducerID(req *kmsg.InitProducerIDRequest, cb func(*kmsg.InitProducerIDResponse)) {
+	g.reqs = append(g.reqs, req)
+	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+	resp.ProducerID, resp.ProducerEpoch = 42, 0
+	cb(resp)
+}
+
+type addrConn struct{ *fakeConn }
+
+func (addrConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 5555} }
+
+func newGroupHarness() (*harness, *groupSession) {
+	h := newHarness(Config{})
+	gs := &groupSession{memSession: h.c.be.(*memSession)}
+	h.c = newConn(h.srv, addrConn{h.fc}, gs)
+	return h, gs
+}
+
+func TestGroupsAdvertisedOnlyWithGroupBackend(t *testing.T) {
+	plain := newHarness(Config{})
+	keys := keysOf(plain.do(t, kmsg.NewPtrApiVersionsRequest(), 3).(*kmsg.ApiVersionsResponse))
+	if _, ok := keys[kmsg.JoinGroup.Int16()]; ok {
+		t.Fatal("JoinGroup advertised without a GroupBackend")
+	}
+	h, _ := newGroupHarness()
+	keys = keysOf(h.do(t, kmsg.NewPtrApiVersionsRequest(), 3).(*kmsg.ApiVersionsResponse))
+	for _, a := range groupAdvertised {
+		if r, ok := keys[a.key]; !ok || r != [2]int16{a.min, a.max} {
+			t.Fatalf("%s advertised as %v", kmsg.NameForKey(a.key), r)
+		}
+	}
+	// Without a GroupBackend a group request is an unknown key: close.
+	jg := versioned(kmsg.NewPtrJoinGroupRequest(), 5)
+	if !plain.traffic(encodeRequest(jg, 1, "c"), 10) {
+		t.Fatal("group request without a GroupBackend did not close")
+	}
+}
+
+func TestGroupRouting(t *testing.T) {
+	h, gs := newGroupHarness()
+	jg := kmsg.NewPtrJoinGroupRequest()
+	jg.Group, jg.ProtocolType = "g", "consumer"
+	jr := h.do(t, jg, 5).(*kmsg.JoinGroupResponse)
+	if jr.MemberID != "m-1" || len(gs.clients) != 1 || gs.clients[0] != (ClientInfo{ID: "t", Host: "/10.1.2.3"}) {
+		t.Fatalf("join: member %q clients %+v", jr.MemberID, gs.clients)
+	}
+	if ip := h.do(t, kmsg.NewPtrInitProducerIDRequest(), 4).(*kmsg.InitProducerIDResponse); ip.ProducerID != 42 {
+		t.Fatalf("init producer id: %d", ip.ProducerID)
+	}
+	// Every advertised group version goes through and decodes.
+	for _, a := range groupAdvertised {
+		for v := a.min; v <= a.max; v++ {
+			if resp := h.do(t, kmsg.RequestForKey(a.key), v); resp.GetVersion() != v {
+				t.Fatalf("%s v%d answered v%d", kmsg.NameForKey(a.key), v, resp.GetVersion())
+			}
+		}
+	}
+	// Above our range but parseable: top-level error 35 where there is one.
+	fcReq := kmsg.NewPtrFindCoordinatorRequest()
+	fcReq.CoordinatorKeys = []string{"g"}
+	if fc := h.do(t, fcReq, 5).(*kmsg.FindCoordinatorResponse); len(fc.Coordinators) != 1 || fc.Coordinators[0].ErrorCode != errUnsupportedVersion {
+		t.Fatalf("find coordinator v5: %+v", fc.Coordinators)
+	}
+	if lg := h.do(t, kmsg.NewPtrListGroupsRequest(), 5).(*kmsg.ListGroupsResponse); lg.ErrorCode != errUnsupportedVersion {
+		t.Fatalf("list groups v5: %s", errName(lg.ErrorCode))
+	}
+	// OffsetCommit v10 has only per-partition codes: close.
+	if !h.traffic(encodeRequest(versioned(kmsg.NewPtrOffsetCommitRequest(), 10), 9, "c"), 10) {
+		t.Fatal("offset commit v10 did not close")
+	}
+}
+
+func TestGroupMismatchedResponseCloses(t *testing.T) {
+	h, gs := newGroupHarness()
+	gs.wrongV = true
+	if !h.traffic(encodeRequest(versioned(kmsg.NewPtrHeartbeatRequest(), 2), 1, "c"), 10) {
+		t.Fatal("mismatched response version did not close the connection")
+	}
+	if len(h.fc.out) != 0 {
+		t.Fatal("a mismatched response was written")
+	}
+}

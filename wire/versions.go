@@ -1,0 +1,89 @@
+package wire
+
+import "github.com/twmb/franz-go/pkg/kmsg"
+
+// apiRange is one advertised API key and its version range.
+type apiRange struct {
+	key      int16
+	min, max int16
+}
+
+// advertised lists every API this package implements, and only those. The
+// floors follow the client compatibility table in DEPS.md §6 (librdkafka and
+// kafka-go send old versions without negotiating). The ceilings stop where a
+// version would need something Strand lacks:
+//
+//   - Produce 13+ and Fetch 13+ name topics by topic ID.
+//   - ListOffsets 7+ lets clients ask for -3 (max timestamp), which needs
+//     decoded records; 8+ and 9+ add tiered-storage lookups.
+//   - Metadata 13 is fine on the wire but adds nothing clients need.
+//   - ApiVersions 5 (KIP-1071 cluster id + node id) is for controllers; a v5
+//     request gets the KIP-511 downgrade answer and the client retries at 4.
+//
+// Produce below 3 and Fetch below 4 use message formats v0/v1, which Strand
+// never stores.
+var advertised = []apiRange{
+	{kmsg.Produce.Int16(), 3, 12},
+	{kmsg.Fetch.Int16(), 4, 12},
+	{kmsg.ListOffsets.Int16(), 0, 6},
+	{kmsg.Metadata.Int16(), 0, 12},
+	{kmsg.ApiVersions.Int16(), 0, 4},
+	{kmsg.CreateTopics.Int16(), 0, 7},
+	{kmsg.DeleteTopics.Int16(), 0, 6},
+	{kmsg.DescribeConfigs.Int16(), 0, 4},
+	{kmsg.AlterConfigs.Int16(), 0, 2},
+	{kmsg.CreatePartitions.Int16(), 0, 3},
+}
+
+// groupAdvertised lists the keys served through GroupBackend, advertised
+// only to connections whose Backend implements it. Ceilings stop before
+// topic IDs (OffsetCommit/OffsetFetch 10), share groups (FindCoordinator 6),
+// KIP-890 epoch bumps (InitProducerID 5) and fields the coordinator does not
+// fill (DescribeGroups 6 error messages, ListGroups 5 type filters).
+var groupAdvertised = []apiRange{
+	{kmsg.OffsetCommit.Int16(), 0, 9},
+	{kmsg.OffsetFetch.Int16(), 0, 9},
+	{kmsg.FindCoordinator.Int16(), 0, 4},
+	{kmsg.JoinGroup.Int16(), 0, 9},
+	{kmsg.Heartbeat.Int16(), 0, 4},
+	{kmsg.LeaveGroup.Int16(), 0, 5},
+	{kmsg.SyncGroup.Int16(), 0, 5},
+	{kmsg.DescribeGroups.Int16(), 0, 5},
+	{kmsg.ListGroups.Int16(), 0, 4},
+	{kmsg.InitProducerID.Int16(), 0, 4},
+	{kmsg.DeleteGroups.Int16(), 0, 2},
+	{kmsg.OffsetDelete.Int16(), 0, 0},
+}
+
+// versionRange returns the advertised range for key; withGroups includes
+// groupAdvertised.
+func versionRange(key int16, withGroups bool) (min, max int16, ok bool) {
+	for _, a := range advertised {
+		if a.key == key {
+			return a.min, a.max, true
+		}
+	}
+	if withGroups {
+		for _, a := range groupAdvertised {
+			if a.key == key {
+				return a.min, a.max, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// apiVersionsKeys is the ApiKeys list of the ApiVersions response.
+func apiVersionsKeys(withGroups bool) []kmsg.ApiVersionsResponseApiKey {
+	all := advertised
+	if withGroups {
+		all = append(append([]apiRange(nil), advertised...), groupAdvertised...)
+	}
+	keys := make([]kmsg.ApiVersionsResponseApiKey, 0, len(all))
+	for _, a := range all {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = a.key, a.min, a.max
+		keys = append(keys, k)
+	}
+	return keys
+}
