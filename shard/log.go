@@ -228,7 +228,10 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 		// Reserve the next chunk so writes land in allocated extents and
 		// fdatasync does not journal an allocation each time. Failing here
 		// (ENOSPC) refuses this append cleanly before anything is staged.
-		chunk := max(l.cfg.PreallocateBytes, dma.AlignUp(size, align))
+		// The chunk grows with the segment (1 MiB, then doubling up to
+		// PreallocateBytes) so that a thousand idle partitions do not
+		// each hold the full reservation.
+		chunk := max(min(l.cfg.PreallocateBytes, max(1<<20, seg.allocated)), dma.AlignUp(size, align))
 		if err := seg.file.Allocate(seg.allocated, chunk); err != nil {
 			return false, fmt.Errorf("%w: preallocate %s: %v", ErrNoSpace, seg.file.Name(), err)
 		}
