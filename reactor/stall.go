@@ -1,0 +1,80 @@
+package reactor
+
+import (
+	"reflect"
+	"runtime"
+	"time"
+)
+
+// stallKind says what a timed piece of loop work was.
+type stallKind uint8
+
+const (
+	stallOnOpen stallKind = iota + 1
+	stallOnTraffic
+	stallOnClose
+	stallMessage
+	stallTimer
+	stallIO
+	stallPost
+)
+
+var stallNames = [...]string{
+	stallOnOpen:    "OnOpen",
+	stallOnTraffic: "OnTraffic",
+	stallOnClose:   "OnClose",
+	stallMessage:   "message",
+	stallTimer:     "timer",
+	stallIO:        "io completions",
+	stallPost:      "posted task",
+}
+
+// stallLogInterval rate-limits stall warnings per core; suppressed ones are
+// counted in Stats.Stalls and in the next warning.
+const stallLogInterval = time.Second
+
+// stallState is owned by the core's thread.
+type stallState struct {
+	threshold  time.Duration
+	lastLog    time.Time
+	suppressed int
+}
+
+// checkStall reports work that began at start and ran past the threshold,
+// and returns the current time so consecutive items need one clock read
+// each. fn, when set, names the function that ran (resolved only on a stall).
+func (c *Core) checkStall(start time.Time, what stallKind, fn any) time.Time {
+	now := time.Now()
+	took := now.Sub(start)
+	if took <= c.stall.threshold {
+		return now
+	}
+	bump(&c.stats.stalls, 1)
+	if now.Sub(c.stall.lastLog) < stallLogInterval {
+		c.stall.suppressed++
+		return now
+	}
+	attrs := []any{"core", int(c.id), "cpu", c.cpu, "what", stallNames[what],
+		"took", took, "threshold", c.stall.threshold}
+	if fn != nil {
+		attrs = append(attrs, "func", funcName(fn))
+	}
+	if c.stall.suppressed > 0 {
+		attrs = append(attrs, "suppressed", c.stall.suppressed)
+	}
+	c.rt.log.Warn("reactor stall", attrs...)
+	c.stall.lastLog = now
+	c.stall.suppressed = 0
+	return now
+}
+
+func funcName(fn any) string {
+	v := reflect.ValueOf(fn)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		return "?"
+	}
+	if f := runtime.FuncForPC(v.Pointer()); f != nil {
+		return f.Name()
+	}
+	return "?"
+}
