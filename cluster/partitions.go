@@ -116,13 +116,7 @@ func (cs *coreState) drop(ref wire.PartitionRef, then func(*shard.Log)) {
 }
 
 // whenIdle calls fn once l has no I/O in flight (or has failed).
-func (cs *coreState) whenIdle(l *shard.Log, fn func()) {
-	if l.Idle() || l.Err() != nil {
-		fn()
-		return
-	}
-	cs.core.After(time.Millisecond, func() { cs.whenIdle(l, fn) })
-}
+func (cs *coreState) whenIdle(l *shard.Log, fn func()) { l.Quiesce(fn) }
 
 // closeAll closes every log on this core, then calls done.
 func (cs *coreState) closeAll(done func()) {

@@ -140,9 +140,10 @@ type Log struct {
 	live, durable      producerTable
 	bytesSinceSnapshot int64
 
-	failed  error
-	closed  bool
-	idleFns []func() // run when the pipeline drains (roll, truncate)
+	failed    error
+	closed    bool
+	idleFns   []func() // run when the pipeline drains (roll, truncate)
+	quiescers []func() // Quiesce callbacks, also released by fail
 	// OnCommit, when set, is called each time the high watermark advances.
 	OnCommit func(hw Offset)
 
@@ -439,6 +440,11 @@ func (l *Log) fail(err error) {
 		p.done(AppendResult{}, l.failed)
 	}
 	l.backlog = nil
+	q := l.quiescers
+	l.quiescers, l.idleFns = nil, nil
+	for _, fn := range q {
+		fn()
+	}
 }
 
 // whenIdle runs fn once no write or fsync is in flight and every staged
@@ -454,6 +460,7 @@ func (l *Log) runIdle() {
 		fn()
 	}
 	if len(l.idleFns) == 0 {
+		l.quiescers = nil
 		l.drainBacklog()
 		if !l.writing && l.written < l.end {
 			l.kick()
@@ -504,6 +511,27 @@ func (l *Log) Tick(nowMs int64) {
 		l.kick()
 	}
 	l.ApplyRetention(nowMs)
+}
+
+// Quiesce calls fn once everything staged is durable and no I/O is in
+// flight (at once if the log has failed). Appends arriving meanwhile wait
+// behind it. Owners use it before closing or deleting a log.
+func (l *Log) Quiesce(fn func()) {
+	if l.failed != nil {
+		fn()
+		return
+	}
+	done := false
+	once := func() {
+		if !done {
+			done = true
+			fn()
+		}
+	}
+	// A log that fails while fn waits releases it too (see fail).
+	l.quiescers = append(l.quiescers, once)
+	l.whenIdle(once)
+	l.kick()
 }
 
 // Idle reports whether nothing is staged, in flight or waiting.
