@@ -437,8 +437,7 @@ const producerIDBlock = 1000
 func (n *Node) nextProducerID() (int64, error) {
 	if n.pidNext >= n.pidLimit {
 		s := n.pending()
-		next := s.with("", nil)
-		next.pidLimit = max(s.pidLimit, n.pidLimit) + producerIDBlock
+		next := s.withProducerLimit(max(s.pidLimit, n.pidLimit) + producerIDBlock)
 		if err := saveMetadata(n.cfg.DataDir, next); err != nil {
 			return -1, err
 		}

@@ -52,11 +52,18 @@ func (s *snapshot) with(name string, t *Topic) *snapshot {
 	}
 	if t == nil {
 		delete(topics, name)
-	} else if name != "" {
+	} else {
 		topics[name] = t
 	}
 	ns := newSnapshot(s.version+1, topics)
 	ns.pidLimit = s.pidLimit
+	return ns
+}
+
+// withProducerLimit returns a copy of s whose producer id bound is limit.
+func (s *snapshot) withProducerLimit(limit int64) *snapshot {
+	ns := newSnapshot(s.version+1, s.topics)
+	ns.pidLimit = limit
 	return ns
 }
 

@@ -96,7 +96,11 @@ func Start(cfg Config) (*Node, error) {
 		NodeID: cfg.NodeID, AdvertisedHost: cfg.AdvertiseHost, AdvertisedPort: cfg.AdvertisePort,
 		MaxRequestBytes: cfg.MaxRequestBytes, Logger: cfg.Logger,
 	}, n.attach)
-	rt, err := reactor.Start(reactor.Config{Listen: cfg.Listen, CPUs: cfg.CPUs, Logger: cfg.Logger}, n.srv)
+	// SO_REUSEADDR: after a crash or a shutdown with clients connected, the
+	// broker's side of those connections sits in TIME_WAIT on the listen
+	// port for a minute; without it the restarted broker cannot bind.
+	rt, err := reactor.Start(reactor.Config{Listen: cfg.Listen, CPUs: cfg.CPUs, Logger: cfg.Logger,
+		Options: []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestFetchFromDiskAfterRestart hunts a symptom seen once: after a SIGTERM
+// and restart of bin/strand on a data dir with 100,000 records in a
+// 1-partition topic, `kcat -C -e` sent Fetch v11 and got no response at
+// all. Right after a restart nothing is in the logs' staging buffers, so
+// every fetch is served from disk; a connection on the core that does not
+// own the partition goes Core.Send -> shard.Log.Read -> io_uring read ->
+// reaper eventfd -> Poll -> reply Send back. Many connections at once
+// (spread over both cores) read both a 1-partition and an 8-partition
+// topic from the start, several restarts in a row; every Fetch must be
+// answered within 5 s (its max wait is 500 ms).
+func TestFetchFromDiskAfterRestart(t *testing.T) {
+	const (
+		t1N    = 100_000 // records in t1 (1 partition)
+		t8N    = 10_000  // records per partition of t8
+		conns  = 8
+		replay = 5 * time.Second
+	)
+	rounds := 6
+	if testing.Short() {
+		rounds = 2
+	}
+	dir := testDataDir(t)
+	p := startProc(t, dir)
+	cl := produceClient(t, p.addr)
+	createTopic(t, cl, "t1", 1)
+	createTopic(t, cl, "t8", 8)
+	produceSeq(t, cl, "t1", 1, t1N, 1)
+	produceSeq(t, cl, "t8", 8, t8N, 4)
+	cl.Close()
+
+	kcat := ""
+	if path, err := exec.LookPath("kcat"); err == nil {
+		kcat = path
+	}
+	for round := range rounds {
+		if code := p.term(60 * time.Second); code != 0 {
+			t.Fatalf("round %d: SIGTERM exit code %d, want 0", round, code)
+		}
+		p.start()
+		var wg sync.WaitGroup
+		errs := make(chan error, conns+1)
+		for c := range conns {
+			topic, want := "t1", counts(1, t1N)
+			if c%2 == 1 {
+				topic, want = "t8", counts(8, t8N)
+			}
+			r := dialRaw(t, p.addr)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer r.nc.Close()
+				st, err := rawReadAll(r, topic, want, replay)
+				if err != nil {
+					errs <- fmt.Errorf("round %d conn %d (%s, local %s): %w (after %d fetches, %d bytes)", round, c, topic, r.nc.LocalAddr(), err, st.fetches, st.bytes)
+				}
+			}()
+		}
+		if kcat != "" {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- kcatReadLines(kcat, p.addr, "t1", t1N, 60*time.Second)
+			}()
+		}
+		go func() { wg.Wait(); close(errs) }()
+		quit := false
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+				if !quit {
+					quit = true
+					p.quit() // dump the broker's goroutines while it is stuck
+				}
+			}
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+}
+
+// kcatReadLines runs `kcat -C -t topic -o beginning -e` and checks it
+// printed n records.
+func kcatReadLines(kcat, addr, topic string, n int, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kcat, "-b", addr, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%o\n")
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("kcat -C %s: %v (ctx %v)\n%s", topic, err, ctx.Err(), stderr.String())
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != n {
+		return fmt.Errorf("kcat -C %s printed %d records, want %d", topic, len(lines), n)
+	}
+	for i, l := range lines {
+		if l != fmt.Sprint(i) {
+			return fmt.Errorf("kcat -C %s: record %d has offset %s", topic, i, l)
+		}
+	}
+	return nil
+}
