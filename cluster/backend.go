@@ -118,7 +118,7 @@ func (b *backend) Append(p wire.PartitionRef, batch []byte, acks int16, cb func(
 			return
 		}
 		l := part.log
-		err := l.Append(batch, time.Now().UnixMilli(), func(r shard.AppendResult, err error) {
+		err := l.AppendValidated(batch, time.Now().UnixMilli(), func(r shard.AppendResult, err error) {
 			res := wire.AppendResult{BaseOffset: int64(r.Base), LogAppendTimeMs: r.LogAppendTime, LogStartOffset: int64(l.LogStartOffset()), ErrCode: shard.KafkaCode(err)}
 			if err != nil {
 				res.BaseOffset = -1

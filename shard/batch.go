@@ -83,14 +83,18 @@ func ParseBatchHeader(b []byte) (BatchHeader, error) {
 	}, nil
 }
 
-// ValidateBatch checks that b holds exactly one well-formed v2 batch with a
-// correct CRC, and returns its header. maxBytes bounds the batch size.
+// ValidateBatch checks that b holds exactly one well-formed v2 batch, as a
+// producer sends it, with a correct CRC, and returns its header. maxBytes
+// bounds the batch size (0: no bound).
 func ValidateBatch(b []byte, maxBytes int) (BatchHeader, error) {
 	h, err := ParseBatchHeader(b)
 	if err != nil {
 		return h, err
 	}
 	if err := h.check(maxBytes); err != nil {
+		return h, err
+	}
+	if err := h.checkProduced(); err != nil {
 		return h, err
 	}
 	if h.Size() != len(b) {
@@ -113,6 +117,16 @@ func (h *BatchHeader) check(maxBytes int) error {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrBatchTooLarge, h.Size(), maxBytes)
 	case h.LastOffsetDelta < 0 || h.RecordCount < 0:
 		return fmt.Errorf("%w: lastOffsetDelta %d recordCount %d", ErrInvalidBatch, h.LastOffsetDelta, h.RecordCount)
+	}
+	return nil
+}
+
+// checkProduced adds the rules for a batch fresh from a producer: at least
+// one record, numbered 0..n-1. (Batches that compaction thinned out may
+// legitimately break this, so recovery and reads do not apply it.)
+func (h *BatchHeader) checkProduced() error {
+	if h.RecordCount <= 0 || h.LastOffsetDelta != h.RecordCount-1 {
+		return fmt.Errorf("%w: %d records but last offset delta %d", ErrInvalidBatch, h.RecordCount, h.LastOffsetDelta)
 	}
 	return nil
 }

@@ -188,6 +188,34 @@ func (l *Log) Append(batch []byte, nowMs int64, done AppendFunc) error {
 	if _, err := ValidateBatch(batch, l.cfg.MaxBatchBytes); err != nil {
 		return err
 	}
+	return l.append(batch, nowMs, done)
+}
+
+// AppendValidated is Append for a batch that has already passed
+// ValidateBatch on its way in (the protocol layer checks every produced
+// batch on the connection's core). It re-checks the header and size, which
+// cost nothing, but not the CRC, so the bytes are checksummed once.
+func (l *Log) AppendValidated(batch []byte, nowMs int64, done AppendFunc) error {
+	if l.closed {
+		return ErrClosed
+	}
+	if l.failed != nil {
+		return l.failed
+	}
+	h, err := ParseBatchHeader(batch)
+	if err == nil {
+		err = h.check(l.cfg.MaxBatchBytes)
+	}
+	if err == nil && h.Size() != len(batch) {
+		err = fmt.Errorf("%w: batchLength says %d bytes, got %d", ErrInvalidBatch, h.Size(), len(batch))
+	}
+	if err != nil {
+		return err
+	}
+	return l.append(batch, nowMs, done)
+}
+
+func (l *Log) append(batch []byte, nowMs int64, done AppendFunc) error {
 	if len(l.backlog) == 0 {
 		placed, err := l.place(batch, nowMs, done)
 		if err != nil {

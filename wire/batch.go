@@ -2,7 +2,8 @@ package wire
 
 import (
 	"encoding/binary"
-	"hash/crc32"
+
+	"github.com/strand-io/strand/shard"
 )
 
 // Record batch v2 header (61 bytes). Records follow, opaque to this package:
@@ -25,7 +26,7 @@ import (
 // rewrite baseOffset and partLeaderEpoch without recomputing it.
 
 // BatchHeaderLen is the size of the fixed v2 record batch header.
-const BatchHeaderLen = 61
+const BatchHeaderLen = shard.BatchHeaderSize
 
 // batchLenOffset is where the int32 batch length lives; batchOverhead is the
 // part of a batch the length does not count.
@@ -36,48 +37,6 @@ const (
 	batchCRCOff    = 17
 	batchCRCStart  = 21
 )
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// BatchHeader is the decoded fixed header of a v2 record batch.
-type BatchHeader struct {
-	BaseOffset           int64
-	Length               int32
-	PartitionLeaderEpoch int32
-	Magic                int8
-	CRC                  uint32
-	Attributes           int16
-	LastOffsetDelta      int32
-	BaseTimestamp        int64
-	MaxTimestamp         int64
-	ProducerID           int64
-	ProducerEpoch        int16
-	BaseSequence         int32
-	RecordCount          int32
-}
-
-// ParseBatchHeader decodes the fixed header of b; ok is false if b is shorter
-// than BatchHeaderLen. It does not validate anything.
-func ParseBatchHeader(b []byte) (h BatchHeader, ok bool) {
-	if len(b) < BatchHeaderLen {
-		return h, false
-	}
-	be := binary.BigEndian
-	h.BaseOffset = int64(be.Uint64(b[0:]))
-	h.Length = int32(be.Uint32(b[8:]))
-	h.PartitionLeaderEpoch = int32(be.Uint32(b[12:]))
-	h.Magic = int8(b[16])
-	h.CRC = be.Uint32(b[17:])
-	h.Attributes = int16(be.Uint16(b[21:]))
-	h.LastOffsetDelta = int32(be.Uint32(b[23:]))
-	h.BaseTimestamp = int64(be.Uint64(b[27:]))
-	h.MaxTimestamp = int64(be.Uint64(b[35:]))
-	h.ProducerID = int64(be.Uint64(b[43:]))
-	h.ProducerEpoch = int16(be.Uint16(b[51:]))
-	h.BaseSequence = int32(be.Uint32(b[53:]))
-	h.RecordCount = int32(be.Uint32(b[57:]))
-	return h, true
-}
 
 // validateProduceBatch checks that records (one partition of a Produce
 // request) hold exactly one well-formed v2 batch. It returns the Kafka error
@@ -104,13 +63,10 @@ func validateProduceBatch(records []byte) (int16, string) {
 	case size < int64(len(records)):
 		return errInvalidRecord, "produce partitions may carry exactly one record batch"
 	}
-	want := binary.BigEndian.Uint32(records[batchCRCOff:])
-	if crc32.Checksum(records[batchCRCStart:], castagnoli) != want {
-		return errCorruptMessage, "record batch CRC-32C mismatch"
-	}
-	h, _ := ParseBatchHeader(records)
-	if h.RecordCount <= 0 || h.LastOffsetDelta != h.RecordCount-1 {
-		return errInvalidRecord, "record batch count does not match its last offset delta"
+	// The header fields, the counts and the CRC are the storage format's
+	// rules: shard owns them, and the log trusts batches checked here.
+	if _, err := shard.ValidateBatch(records, 0); err != nil {
+		return shard.KafkaCode(err), err.Error()
 	}
 	return errNone, ""
 }

@@ -7,6 +7,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 func crcOf(b []byte) uint32 { return crc32.Checksum(b[21:], castagnoli) }
 
 func TestErrorCodesMatchKerr(t *testing.T) {

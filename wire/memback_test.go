@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"encoding/binary"
+	"github.com/strand-io/strand/shard"
 	"sort"
 	"sync"
 	"time"
@@ -247,7 +248,7 @@ func (s *memSession) Append(p PartitionRef, batch []byte, acks int16, cb func(Ap
 	if p.Topic != "" && p.Topic == s.b.panicTopic {
 		panic("memBroker: append to panic topic")
 	}
-	h, _ := ParseBatchHeader(batch)
+	h, _ := shard.ParseBatchHeader(batch)
 	s.b.mu.Lock()
 	mp, ok := s.b.part(p)
 	if !ok {
@@ -362,7 +363,7 @@ func (s *memSession) ListOffset(p PartitionRef, ts int64, cb func(ListOffsetResu
 		r.Offset = mp.logStart
 	default: // batch granularity is enough for a test backend
 		for i, b := range mp.batches {
-			if h, _ := ParseBatchHeader(b); h.MaxTimestamp >= ts {
+			if h, _ := shard.ParseBatchHeader(b); h.MaxTimestamp >= ts {
 				r.Offset, r.TimestampMs = mp.bases[i], h.MaxTimestamp
 				break
 			}
