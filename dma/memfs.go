@@ -73,7 +73,14 @@ func (m *MemFS) Crash(seed int64) *MemFS {
 			}
 		}
 	}
-	for name, n := range m.files {
+	// Visit files in name order so that a seed always gives the same image.
+	names := make([]string, 0, len(m.files))
+	for name := range m.files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n := m.files[name]
 		img := append([]byte(nil), n.durable...)
 		// Writes in flight at the crash may have reached the disk too.
 		for _, w := range append(append([]memWrite(nil), n.unsynced...), inflight[n]...) {
@@ -226,16 +233,32 @@ func (f *memFile) Direct() bool         { return f.direct }
 func (f *memFile) Align() int           { return f.fs.align }
 func (f *memFile) Size() (int64, error) { return int64(len(f.node.data)), nil }
 
+// Truncate changes the size durably, as a metadata operation, but it does
+// not make earlier unsynced writes durable: those below the new size stay
+// pending (cut at it), those past it are gone.
 func (f *memFile) Truncate(size int64) error {
 	n := f.node
-	if size <= int64(len(n.data)) {
-		n.data = n.data[:size]
-	} else {
-		n.data = append(n.data, make([]byte, size-int64(len(n.data)))...)
+	n.data = resize(n.data, size)
+	n.durable = resize(n.durable, size)
+	kept := n.unsynced[:0]
+	for _, w := range n.unsynced {
+		if w.off >= size {
+			continue
+		}
+		if end := w.off + int64(len(w.data)); end > size {
+			w.data = w.data[:size-w.off]
+		}
+		kept = append(kept, w)
 	}
-	n.durable = writeInto(nil, 0, n.data)
-	n.unsynced = nil
+	n.unsynced = kept
 	return nil
+}
+
+func resize(b []byte, size int64) []byte {
+	if size <= int64(len(b)) {
+		return b[:size]
+	}
+	return append(b, make([]byte, size-int64(len(b)))...)
 }
 
 func (f *memFile) Allocate(off, n int64) error { return nil }

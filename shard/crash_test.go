@@ -137,6 +137,7 @@ func TestCrashChild(t *testing.T) {
 }
 
 func TestCrashSIGKILL(t *testing.T) {
+	t.Parallel() // mostly waits on its child processes
 	rounds := 30
 	if testing.Short() {
 		rounds = 6
@@ -168,7 +169,7 @@ func runCrashRounds(t *testing.T, dir, engine string, rounds int) {
 	for round := 0; round < rounds; round++ {
 		prealloc := round%2 == 1
 		delay := time.Duration(1+rng.Intn(50)) * time.Millisecond
-		lines, ready := runCrashChild(t, dir, engine, rng.Int63(), prealloc, delay)
+		lines, ready := runCrashChild(t, dir, engine, rng.Int63(), prealloc, delay, round%4 >= 2)
 		if ready != next {
 			t.Fatalf("round %d: writer resumed at offset %d, recovered end is %d", round, ready, next)
 		}
@@ -202,7 +203,11 @@ func runCrashRounds(t *testing.T, dir, engine string, rounds int) {
 
 // runCrashChild starts the writer, kills it delay after it reports ready,
 // and returns the acknowledgements it printed and the offset it resumed at.
-func runCrashChild(t *testing.T, dir, engine string, seed int64, prealloc bool, delay time.Duration) ([]crashLine, Offset) {
+//
+// The delay counts from the writer's first acknowledgement when
+// afterFirstAck is set (so a slow machine still has rounds that write),
+// from its start otherwise.
+func runCrashChild(t *testing.T, dir, engine string, seed int64, prealloc bool, delay time.Duration, afterFirstAck bool) ([]crashLine, Offset) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	pre := "0"
@@ -270,7 +275,9 @@ func runCrashChild(t *testing.T, dir, engine string, seed int64, prealloc bool, 
 			case len(f) >= 2 && f[0] == "ready":
 				v, _ := strconv.ParseInt(f[1], 10, 64)
 				ready = Offset(v)
-				kill = time.After(delay) // the crash point, not a wait for a condition
+				if !afterFirstAck {
+					kill = time.After(delay) // the crash point, not a wait for a condition
+				}
 			case len(f) == 7 && f[0] == "ack":
 				var c crashLine
 				var v [6]int64
@@ -279,6 +286,9 @@ func runCrashChild(t *testing.T, dir, engine string, seed int64, prealloc bool, 
 				}
 				c.base, c.last, c.seed, c.records, c.size, c.ts = Offset(v[0]), Offset(v[1]), v[2], int(v[3]), int(v[4]), v[5]
 				out = append(out, c)
+				if afterFirstAck && len(out) == 1 {
+					kill = time.After(delay)
+				}
 			case len(f) >= 1 && f[0] == "fail":
 				cmd.Process.Kill()
 				cmd.Wait()
@@ -287,6 +297,9 @@ func runCrashChild(t *testing.T, dir, engine string, seed int64, prealloc bool, 
 		}
 	}
 	err = cmd.Wait()
+	if strings.Contains(stderr.String(), "DATA RACE") {
+		t.Fatalf("the race detector fired in the writer:\n%s", stderr.String())
+	}
 	var ee *exec.ExitError
 	if !killed || !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("writer ended without our SIGKILL (killed=%v): %v\nstderr:\n%s", killed, err, stderr.String())

@@ -161,16 +161,22 @@ func writeMemFile(t testing.TB, fs dma.FS, path string, b []byte) {
 	}
 }
 
-// crashFS wraps a MemFS so that a removal is only durable once its
-// directory is synced, as POSIX promises and no more: crash brings back,
-// at random, files removed since the last SyncDir of their directory.
-// MemFS itself treats every metadata operation as durable at once.
+// crashFS wraps a MemFS so that a removal is durable only once its
+// directory is synced, as POSIX promises and no more (MemFS itself makes
+// every metadata operation durable at once). Like a journaling file
+// system, it keeps metadata operations in order: a crash makes some prefix
+// of the unsynced removals durable and brings the rest back.
 type crashFS struct {
 	*dma.MemFS
-	removed map[string][]byte // path -> contents when removed, until SyncDir
+	removed []removal // since the last SyncDir, in order
 }
 
-func newCrashFS(m *dma.MemFS) *crashFS { return &crashFS{MemFS: m, removed: map[string][]byte{}} }
+type removal struct {
+	path string
+	data []byte // contents when removed
+}
+
+func newCrashFS(m *dma.MemFS) *crashFS { return &crashFS{MemFS: m} }
 
 func (c *crashFS) Remove(path string) error {
 	path = filepath.Clean(path)
@@ -178,36 +184,32 @@ func (c *crashFS) Remove(path string) error {
 		b, rerr := readAll(f)
 		f.Close()
 		if rerr == nil {
-			c.removed[path] = b
+			c.removed = append(c.removed, removal{path, b})
 		}
 	}
 	return c.MemFS.Remove(path)
 }
 
+// SyncDir makes every earlier removal durable, as a journal commit does.
 func (c *crashFS) SyncDir(dir string) error {
-	dir = filepath.Clean(dir)
-	for p := range c.removed {
-		if filepath.Dir(p) == dir {
-			delete(c.removed, p)
-		}
-	}
+	c.removed = nil
 	return c.MemFS.SyncDir(dir)
 }
 
 // crash returns the state after a power cut: MemFS.Crash for the data,
-// plus each unsynced removal undone with probability 1/2.
+// and a random suffix of the unsynced removals undone.
 func (c *crashFS) crash(seed int64) *crashFS {
 	out := newCrashFS(c.MemFS.Crash(seed))
 	rng := rand.New(rand.NewSource(seed ^ 0x5eed))
-	for p, b := range c.removed {
-		if rng.Intn(2) == 0 || out.Exists(p) {
-			continue
+	for _, r := range c.removed[rng.Intn(len(c.removed)+1):] {
+		if out.Exists(r.path) {
+			continue // created again since: the new file wins
 		}
-		f, err := out.MemFS.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644, false)
+		f, err := out.MemFS.OpenFile(r.path, os.O_RDWR|os.O_CREATE, 0o644, false)
 		if err != nil {
 			panic(err)
 		}
-		if _, err := f.WriteAt(b, 0); err != nil {
+		if _, err := f.WriteAt(r.data, 0); err != nil {
 			panic(err)
 		}
 		if err := f.Sync(); err != nil {

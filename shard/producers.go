@@ -196,10 +196,12 @@ func (l *Log) snapshotOffsets() []Offset {
 
 // writeProducerSnapshot persists the durable table at the high watermark
 // (write to a temp file, fsync, rename) and keeps only the newest two.
+//
+// It writes one even when no producer is known: the snapshot's offset is
+// what bounds the replay at Open. Without one, Open would read and
+// CRC-check the whole log (O(log size), and one damaged byte in any old
+// segment would keep the partition from opening).
 func (l *Log) writeProducerSnapshot() error {
-	if len(l.durable) == 0 && len(l.snapshotOffsets()) == 0 {
-		return nil
-	}
 	off := l.hw
 	path := l.snapshotPath(off)
 	f, err := l.fs.OpenFile(path+".tmp", os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644, false)
@@ -280,11 +282,11 @@ func (l *Log) replay(from Offset, fn func(h *BatchHeader)) error {
 		if err := seg.loadIndexes(l.fs); err != nil {
 			return err
 		}
-		pos := int64(0)
+		var e offsetEntry
 		if Offset(seg.base) <= from {
-			pos = int64(seg.index.lookup(uint32(from - Offset(seg.base))).pos)
+			e = seg.index.lookup(uint32(from - Offset(seg.base)))
 		}
-		st := &scanState{pos: pos, next: -1, maxBatch: l.cfg.MaxBatchBytes}
+		st := &scanState{pos: int64(e.pos), next: Offset(seg.base) + Offset(e.rel), maxBatch: l.cfg.MaxBatchBytes}
 		st.onBatch = func(h *BatchHeader, _ int64) {
 			if h.BaseOffset >= from {
 				fn(h)
@@ -293,7 +295,7 @@ func (l *Log) replay(from Offset, fn func(h *BatchHeader)) error {
 		if err := l.scanFile(seg, st, seg.size); err != nil {
 			return err
 		}
-		if st.stop == stopCorrupt || st.stop == stopTorn {
+		if st.stop == stopCorrupt || st.stop == stopTorn || st.stop == stopDiscontig {
 			return &CorruptionError{File: seg.path(logExt), Pos: FilePos(st.pos), Offset: from, Err: errors.New(st.stopDetail)}
 		}
 	}

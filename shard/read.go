@@ -2,6 +2,7 @@ package shard
 
 import (
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"sort"
 
@@ -53,7 +54,8 @@ func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
 		limit = l.synced
 	}
 	r := &diskRead{l: l, seg: seg, offset: offset, maxBytes: maxBytes, limit: limit, res: res, done: done}
-	r.pos = int64(seg.index.lookup(uint32(offset - Offset(seg.base))).pos)
+	e := seg.index.lookup(uint32(offset - Offset(seg.base)))
+	r.pos, r.next = int64(e.pos), Offset(seg.base)+Offset(e.rel)
 	seg.reads++
 	r.issue()
 }
@@ -95,9 +97,10 @@ type diskRead struct {
 	seg      *segment
 	offset   Offset
 	maxBytes int
-	limit    int64 // readable bytes in the segment
-	pos      int64 // next batch boundary to look at
-	need     int   // size of the batch at pos when it did not fit the last read
+	limit    int64  // readable bytes in the segment
+	pos      int64  // next batch boundary to look at
+	next     Offset // the base offset the batch at pos must have
+	need     int    // size of the batch at pos when it did not fit the last read
 	buf      []byte
 	bufPos   int64
 	out      []byte
@@ -151,11 +154,26 @@ func (r *diskRead) onRead(n int, err error) {
 			return
 		}
 		if len(rest) < BatchHeaderSize {
-			break
+			if r.bufPos+int64(len(data)) < r.limit {
+				break // read on from this batch
+			}
+			// Fewer bytes than a header left before the limit: reading
+			// again would return the same bytes forever.
+			if !allZero(rest) {
+				r.finish(r.corrupt(ErrShortBatch))
+				return
+			}
+			r.pos = r.limit // zero padding after the last batch
+			continue
 		}
 		h, _ := ParseBatchHeader(rest)
 		if err := h.check(r.l.cfg.MaxBatchBytes); err != nil {
 			r.finish(r.corrupt(err))
+			return
+		}
+		if h.BaseOffset != r.next {
+			// baseOffset lies outside the CRC: only the sequence vouches for it.
+			r.finish(r.corrupt(fmt.Errorf("%w: base offset %d, expected %d", ErrCorruptBatch, h.BaseOffset, r.next)))
 			return
 		}
 		if h.Size() > len(rest) {
@@ -178,6 +196,7 @@ func (r *diskRead) onRead(n int, err error) {
 			r.out = append(r.out, rest[:h.Size()]...)
 		}
 		r.pos += int64(h.Size())
+		r.next = h.LastOffset() + 1
 		if len(r.out) >= r.maxBytes {
 			r.finish(nil)
 			return

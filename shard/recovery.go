@@ -99,9 +99,19 @@ func (l *Log) recoverTail() error {
 		return err
 	}
 	start := l.validCheckpoint(seg)
+	// The time index is written without an fsync too, so a crash can keep
+	// an offset checkpoint yet lose time entries before it. Its surviving
+	// entries are a prefix: rescan from its last one, or the running
+	// maximum (seg.maxTimestamp, OffsetForTime, time retention) is wrong.
+	seg.times.truncate(start.rel + 1)
+	if n := len(seg.times.entries); n == 0 {
+		start = offsetEntry{}
+	} else if e := seg.index.lookup(seg.times.entries[n-1].rel); e.pos < start.pos {
+		start = e
+	}
 	st := &scanState{pos: int64(start.pos), next: Offset(seg.base) + Offset(start.rel), maxBatch: l.cfg.MaxBatchBytes}
 	seg.index.truncate(start.pos + 1)
-	seg.times.truncate(start.rel + 1)
+	seg.times.truncate(start.rel)
 	if n := len(seg.index.entries); n > 0 {
 		seg.lastIndexedPos = int64(seg.index.entries[n-1].pos)
 	} else {
@@ -201,7 +211,7 @@ func (l *Log) scanFile(seg *segment, st *scanState, fileSize int64) error {
 	defer l.pool.Put(buf)
 	for st.stop == stopNone {
 		from := dma.AlignDown(st.pos, align)
-		want := int64(len(buf))
+		want := dma.AlignDown(int64(len(buf)), align) // O_DIRECT lengths must be block multiples
 		if from+want > dma.AlignUp(fileSize, align) {
 			want = dma.AlignUp(fileSize, align) - from
 		}

@@ -181,7 +181,7 @@ func (l *Log) findBoundary(seg *segment, offset Offset) (int64, Offset, error) {
 	e := seg.index.lookup(uint32(offset - Offset(seg.base)))
 	var pos int64 = int64(e.pos)
 	last := Offset(seg.base) + Offset(e.rel) - 1
-	st := &scanState{pos: pos, next: -1, maxBatch: l.cfg.MaxBatchBytes}
+	st := &scanState{pos: pos, next: last + 1, maxBatch: l.cfg.MaxBatchBytes}
 	st.onBatch = func(h *BatchHeader, p int64) {
 		if h.BaseOffset <= offset && h.LastOffset() < offset {
 			pos, last = p+int64(h.Size()), h.LastOffset()
@@ -196,7 +196,7 @@ func (l *Log) findBoundary(seg *segment, offset Offset) (int64, Offset, error) {
 	if err := l.scanFile(seg, st, seg.size); err != nil {
 		return 0, 0, err
 	}
-	if st.stop == stopCorrupt || st.stop == stopTorn {
+	if st.stop == stopCorrupt || st.stop == stopTorn || st.stop == stopDiscontig {
 		return 0, 0, &CorruptionError{File: seg.path(logExt), Pos: FilePos(st.pos), Offset: offset, Err: fmt.Errorf("%s", st.stopDetail)}
 	}
 	return pos, last, nil

@@ -62,6 +62,12 @@ func (s *scanState) scan(buf []byte, bufPos int64, atEOF bool) {
 			s.stop, s.stopDetail = stopCorrupt, err.Error()
 			return
 		}
+		if h.BaseOffset < 0 || h.LastOffset() < h.BaseOffset {
+			// baseOffset lies outside the CRC: a flipped bit there must not
+			// pass for a batch (nor turn off the sequence check below).
+			s.stop, s.stopDetail = stopCorrupt, fmt.Sprintf("base offset %d", h.BaseOffset)
+			return
+		}
 		if s.next >= 0 && h.BaseOffset != s.next {
 			s.stop, s.stopDetail = stopDiscontig, fmt.Sprintf("base offset %d, expected %d", h.BaseOffset, s.next)
 			return
