@@ -28,7 +28,32 @@ type Engine interface {
 	// NotifyFd is a non-blocking eventfd that turns readable when completions
 	// are ready, or -1 when the engine completes only inside Poll.
 	NotifyFd() int
+	// Defer runs fn at the start of the next Poll, before anything is
+	// submitted. A log uses it to start its next write once the current
+	// callback (a burst of appends, a batch of acks that lets producers
+	// send more) has staged everything it will, so one write and one
+	// fdatasync serve the whole burst.
+	Defer(fn func())
 	Close() error
+}
+
+// deferred is the Defer queue every engine embeds.
+type deferred struct{ deferFns, deferRunning []func() }
+
+func (d *deferred) Defer(fn func()) { d.deferFns = append(d.deferFns, fn) }
+
+// runDeferred runs what was deferred so far (and what those defer in turn).
+func (d *deferred) runDeferred() bool {
+	ran := false
+	for len(d.deferFns) > 0 {
+		d.deferRunning, d.deferFns = d.deferFns, d.deferRunning[:0]
+		for i, fn := range d.deferRunning {
+			d.deferRunning[i] = nil
+			fn()
+		}
+		ran = true
+	}
+	return ran
 }
 
 // NewEngine returns an io_uring engine, or the syscall engine when io_uring

@@ -336,13 +336,14 @@ type memOp struct {
 }
 
 type memEngine struct {
+	deferred
 	fs    *MemFS
 	queue []memOp
 }
 
 func (e *memEngine) Mode() Mode    { return ModeSyscall }
 func (e *memEngine) NotifyFd() int { return -1 }
-func (e *memEngine) Inflight() int { return len(e.queue) }
+func (e *memEngine) Inflight() int { return len(e.queue) + len(e.deferFns) }
 func (e *memEngine) Wait() error   { return nil }
 func (e *memEngine) Close() error  { return Drain(e) }
 
@@ -363,6 +364,7 @@ func (e *memEngine) Sync(f File, cb func(error)) {
 // device; with Reorder, each operation may also stay queued.
 func (e *memEngine) Poll() int {
 	ran := 0
+	e.runDeferred()
 	if len(e.queue) > 0 {
 		batch := e.queue
 		e.queue = nil

@@ -9,6 +9,7 @@ import (
 // of each syscall, which is the price of the fallback, but callers keep the
 // same asynchronous contract as with io_uring.
 type syscallEngine struct {
+	deferred
 	efd     int
 	queue   []ioOp
 	running []ioOp
@@ -28,7 +29,7 @@ func NewSyscallEngine() (Engine, error) { return newSyscallEngine() }
 
 func (e *syscallEngine) Mode() Mode    { return ModeSyscall }
 func (e *syscallEngine) NotifyFd() int { return e.efd }
-func (e *syscallEngine) Inflight() int { return len(e.queue) + len(e.running) }
+func (e *syscallEngine) Inflight() int { return len(e.queue) + len(e.deferFns) }
 
 func (e *syscallEngine) Write(f File, p []byte, off int64, cb func(int, error)) {
 	e.push(ioOp{kind: opWrite, fd: f.Fd(), buf: p, off: off, rw: cb})
@@ -52,7 +53,7 @@ func (e *syscallEngine) push(op ioOp) {
 
 func (e *syscallEngine) Poll() int {
 	ran := 0
-	for len(e.queue) > 0 {
+	for e.runDeferred() || len(e.queue) > 0 {
 		e.running, e.queue = e.queue, e.running[:0]
 		for i := range e.running {
 			op := &e.running[i]

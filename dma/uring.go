@@ -61,6 +61,7 @@ func resErr(res int32) error {
 // uringEngine drives one io_uring ring. Ops live in a slot table indexed by
 // the SQE user data, so the hot path allocates nothing of its own.
 type uringEngine struct {
+	deferred
 	ring     *giouring.Ring
 	efd      int
 	slots    []ioOp
@@ -99,7 +100,7 @@ func newURingEngine(entries uint32) (*uringEngine, error) {
 
 func (e *uringEngine) Mode() Mode    { return ModeURing }
 func (e *uringEngine) NotifyFd() int { return e.efd }
-func (e *uringEngine) Inflight() int { return e.inflight }
+func (e *uringEngine) Inflight() int { return e.inflight + len(e.deferFns) }
 
 func (e *uringEngine) Write(f File, p []byte, off int64, cb func(int, error)) {
 	e.enqueue(ioOp{kind: opWrite, fd: f.Fd(), buf: p, off: off, rw: cb})
@@ -183,10 +184,14 @@ func (e *uringEngine) submit() {
 func (e *uringEngine) Poll() int {
 	ran := 0
 	for {
+		e.runDeferred()
 		e.fillBacklog()
 		e.submit()
 		n := e.ring.PeekBatchCQE(e.cqes)
 		if n == 0 {
+			if len(e.deferFns) > 0 {
+				continue
+			}
 			return ran
 		}
 		e.reaped = e.reaped[:0]
@@ -206,7 +211,7 @@ func (e *uringEngine) Poll() int {
 }
 
 func (e *uringEngine) Wait() error {
-	if e.inflight == 0 {
+	if e.inflight == 0 || len(e.deferFns) > 0 {
 		return nil
 	}
 	e.fillBacklog()

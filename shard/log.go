@@ -149,6 +149,9 @@ type Log struct {
 
 	writeDone func(int, error)
 	syncDone  func(error)
+	// kickQueued: a kick is deferred to the engine's next Poll (see append).
+	kickQueued bool
+	kickFn     func()
 }
 
 type recentBatch struct {
@@ -222,7 +225,7 @@ func (l *Log) append(batch []byte, nowMs int64, done AppendFunc) error {
 			return err
 		}
 		if placed {
-			l.kick()
+			l.deferKick()
 			return nil
 		}
 	}
@@ -230,8 +233,21 @@ func (l *Log) append(batch []byte, nowMs int64, done AppendFunc) error {
 		return ErrBacklogFull
 	}
 	l.backlog = append(l.backlog, pendingAppend{append([]byte(nil), batch...), nowMs, done})
-	l.kick()
+	l.deferKick()
 	return nil
+}
+
+// deferKick starts the next write at the engine's next Poll rather than
+// now. Appends usually come in bursts within one callback (a request
+// carrying many batches, or acknowledgements that let producers send
+// again); kicking on the first would send it to the disk alone and split
+// the group, so the write waits until the burst is staged.
+func (l *Log) deferKick() {
+	if l.kickQueued {
+		return
+	}
+	l.kickQueued = true
+	l.io.Defer(l.kickFn)
 }
 
 // place copies batch into the staging buffer, or reports false when it

@@ -37,6 +37,10 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 	}
 	l := &Log{cfg: cfg, fs: fs, io: io, pool: dma.NewPool(4), buf: dma.AllocAligned(cfg.BufferBytes)}
 	l.writeDone, l.syncDone = l.onWritten, l.onSynced
+	l.kickFn = func() {
+		l.kickQueued = false
+		l.kick()
+	}
 	var err error
 	if l.epochs, err = loadEpochs(fs, cfg.Dir); err != nil {
 		return nil, err
