@@ -23,7 +23,8 @@ import (
 // clients each with several producer goroutines, into an 8-partition topic
 // on a data directory on the machine's disk (STRAND_BENCH_DIR, default
 // /var/tmp; tmpfs is refused). Each iteration produces STRAND_BENCH_RECORDS
-// records (default 500,000, about 0.5 GB) into a fresh topic and reports:
+// records (default 1,000,000: 1.02 GB of payload) into a fresh topic and
+// reports:
 //
 //	MB/s, records/s          acked payload bytes (10^6) and records per second
 //	p50/p99/p99.9_us         per-record latency from Produce to its ack
@@ -40,7 +41,7 @@ import (
 // Client and broker share the machine's cores: on a small machine the
 // client's CPU is part of what limits the result.
 func BenchmarkProduce(b *testing.B) {
-	records := envInt("STRAND_BENCH_RECORDS", 500_000)
+	records := envInt("STRAND_BENCH_RECORDS", 1_000_000)
 	clients := envInt("STRAND_BENCH_CLIENTS", 4)
 	perClient := envInt("STRAND_BENCH_GOROUTINES", 2)
 	const size, parts = 1024, 8
@@ -93,6 +94,7 @@ func BenchmarkProduce(b *testing.B) {
 				kgo.MaxBufferedRecords(4096*perClient),
 			)
 		}
+		load := loadAvg()
 		cpu0, err := p.cpuSeconds()
 		if err != nil {
 			b.Fatal(err)
@@ -142,8 +144,8 @@ func BenchmarkProduce(b *testing.B) {
 		mbs := bytes / 1e6 / elapsed.Seconds()
 		rps := float64(records) / elapsed.Seconds()
 		cpuPerGB := (cpu1 - cpu0) / (bytes / 1e9)
-		b.Logf("iteration %d: %.0f MB/s, %.0f records/s, p50 %d us, p99 %d us, p99.9 %d us, max %d us, broker CPU %.2f s (%.2f s/GB) in %v",
-			i, mbs, rps, hist.ValueAtQuantile(50), hist.ValueAtQuantile(99), hist.ValueAtQuantile(99.9), hist.Max(),
+		b.Logf("iteration %d (load average before: %s): %.0f MB/s, %.0f records/s, p50 %d us, p99 %d us, p99.9 %d us, max %d us, broker CPU %.2f s (%.2f s/GB) in %v",
+			i, load, mbs, rps, hist.ValueAtQuantile(50), hist.ValueAtQuantile(99), hist.ValueAtQuantile(99.9), hist.Max(),
 			cpu1-cpu0, cpuPerGB, elapsed.Round(time.Millisecond))
 		sum.mbs += mbs
 		sum.rps += rps
@@ -151,6 +153,9 @@ func BenchmarkProduce(b *testing.B) {
 		sum.hist.Merge(hist)
 	}
 	b.StopTimer()
+	if n, longest, line := stallSummary(p.logs.String()); n > 0 {
+		b.Logf("broker logged %d reactor stall warnings; longest %v: %s", n, longest, line)
+	}
 	n := float64(b.N)
 	b.ReportMetric(sum.mbs/n, "MB/s")
 	b.ReportMetric(sum.rps/n, "records/s")

@@ -47,7 +47,8 @@ var (
 
 // strandBin builds cmd/strand once per test run and returns its path. The
 // binary carries the race detector when the tests do, so the process tests
-// check the broker for races too.
+// check the broker for races too. STRAND_E2E_BIN=path uses a prebuilt
+// binary instead (an instrumented build, say).
 func strandBin(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -199,15 +200,29 @@ func startProc(t testing.TB, dir string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, bin: strandBin(t), dir: dir, extra: extra, logs: newLogBuf()}
 	p.logs.dumpOnFailure(t, "strand process")
-	p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	t.Cleanup(func() {
 		if p.running() {
 			_ = p.cmd.Process.Kill()
 			<-p.exited
 		}
+		// A race-built broker reports races on stderr and keeps going.
+		if log := p.logs.String(); strings.Contains(log, "WARNING: DATA RACE") {
+			i := strings.Index(log, "WARNING: DATA RACE")
+			t.Errorf("the broker process reported a data race:\n%s", log[i:min(len(log), i+16<<10)])
+		}
 	})
-	p.start()
-	return p
+	// The free port may be taken by someone else before the broker binds
+	// it (other tests run on this machine): then try another one.
+	for attempt := 1; ; attempt++ {
+		p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		err := p.tryStart()
+		if err == nil {
+			return p
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (p *proc) running() bool {
@@ -222,23 +237,30 @@ func (p *proc) running() bool {
 	}
 }
 
-// start runs the process and waits until it logs that it is ready.
+// start (re)starts the process on the same data dir and port and waits
+// until it logs that it is ready.
 func (p *proc) start() {
 	p.t.Helper()
+	if err := p.tryStart(); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *proc) tryStart() error {
 	if p.running() {
-		p.t.Fatal("proc.start: already running")
+		return errors.New("proc.start: already running")
 	}
 	p.starts++
 	args := append([]string{"serve", "--data-dir", p.dir, "--listen", p.addr}, p.extra...)
 	cmd := exec.Command(p.bin, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	cmd.Stdout = p.logs
 	fmt.Fprintf(p.logs, "=== start #%d: %s %s\n", p.starts, p.bin, strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
-		p.t.Fatal(err)
+		return err
 	}
 	p.cmd, p.exited = cmd, make(chan struct{})
 	ready := make(chan struct{})
@@ -266,10 +288,13 @@ func (p *proc) start() {
 	}()
 	select {
 	case <-ready:
+		return nil
 	case <-exited:
-		p.t.Fatalf("strand exited before it was ready: %v\n%s", p.waitErr, p.logs.tail(8<<10))
+		return fmt.Errorf("strand exited before it was ready: %v\n%s", p.waitErr, p.logs.tail(8<<10))
 	case <-time.After(60 * time.Second):
-		p.t.Fatalf("strand not ready after 60s\n%s", p.logs.tail(8<<10))
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("strand not ready after 60s\n%s", p.logs.tail(8<<10))
 	}
 }
 
@@ -343,22 +368,6 @@ func procCPUSeconds(pid int) (float64, error) {
 	return float64(ut+st) / clkTck, nil
 }
 
-// waitUntil polls cond until it holds or d passes. It is for conditions
-// with no channel to wait on (another process's state); tests use channels
-// wherever they can.
-func waitUntil(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		<-tick.C
-	}
-}
-
 // quit sends SIGQUIT, which makes the Go runtime print every goroutine's
 // stack to stderr (captured in the log) and exit: the way to see where a
 // hung broker is stuck.
@@ -367,10 +376,40 @@ func (p *proc) quit() {
 	if !p.running() {
 		return
 	}
-	if os.Getenv("STRAND_E2E_DEBUG_DUMP") == "1" {
-		_ = p.cmd.Process.Signal(syscall.SIGUSR1)
-		waitUntil(p.t, "debug dump", 10*time.Second, func() bool { return strings.Contains(p.logs.String(), "DBG end") })
-	}
 	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
 	p.wait(30 * time.Second)
+}
+
+// stallSummary counts the reactor stall warnings in a broker log and finds
+// the longest (the stall detector logs any loop callback or task that runs
+// past its threshold; it rate-limits to one line per core per second, so
+// the count is a lower bound).
+func stallSummary(log string) (n int, longest time.Duration, line string) {
+	for _, l := range strings.Split(log, "\n") {
+		if !strings.Contains(l, `msg="reactor stall"`) {
+			continue
+		}
+		n++
+		i := strings.Index(l, " took=")
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(l[i+6:])
+		if len(f) == 0 {
+			continue
+		}
+		if d, err := time.ParseDuration(f[0]); err == nil && d > longest {
+			longest, line = d, l
+		}
+	}
+	return n, longest, line
+}
+
+// loadAvg returns /proc/loadavg's first three fields.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
 }

@@ -318,25 +318,6 @@ func makeBatch(values ...[]byte) []byte {
 	return b
 }
 
-// batchRecords walks concatenated v2 batches and returns the offset after
-// the last record of the last whole batch (base offset + last offset
-// delta + 1), or -1 if there is no whole batch.
-func batchRecords(b []byte) (next int64, batches int) {
-	next = -1
-	for len(b) >= 61 {
-		size := 12 + int(binary.BigEndian.Uint32(b[8:]))
-		if size > len(b) {
-			break
-		}
-		base := int64(binary.BigEndian.Uint64(b))
-		lastDelta := int64(int32(binary.BigEndian.Uint32(b[23:])))
-		next = base + lastDelta + 1
-		batches++
-		b = b[size:]
-	}
-	return next, batches
-}
-
 var (
 	kcatOnce sync.Once
 	kcatBin  string

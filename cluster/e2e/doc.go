@@ -1,14 +1,27 @@
 // Package e2e holds Strand's end-to-end tests and the produce benchmark:
-// a real broker (in-process through cluster.Start, or the bin/strand binary
-// as a child process when the test kills or signals it) driven by real
+// a real broker (in-process through cluster.Start, or the strand binary as a
+// child process when a test kills, signals or restarts it) driven by real
 // clients (franz-go's kgo, kcat, raw TCP).
 //
-// The package has no non-test code besides this file. Helpers:
+// The package has no code besides this file; everything is in _test.go
+// files. Helpers:
 //
-//   - broker_test.go: in-process nodes, the strand binary (built once per
-//     test run) as a child process, free ports, log capture.
+//   - broker_test.go: in-process nodes; the strand binary (built once per
+//     test run, with -race when the tests have it) as a child process with
+//     kill/term/quit and restart on the same data dir and port; broker log
+//     capture, shown only when a test fails (STRAND_E2E_LOG=1 echoes it).
 //   - client_test.go: kgo clients, admin requests through kmsg, raw TCP
-//     Kafka connections, deterministic payloads, a verifying consumer.
+//     Kafka connections, deterministic payloads (recKey/recValue of
+//     partition and offset), a verifying consumer, kcat lookup.
+//   - rawfetch_test.go: a kcat-like raw Fetch v11 reader that checks every
+//     record and times every response.
+//
+// Tests: produce_test.go (1,000,000 records, long-poll wake-up),
+// kcat_test.go, crash_test.go (SIGKILL and SIGTERM while producing),
+// garbage_test.go (bad frames next to a producer), admin_test.go (topic
+// admin, auto-creation, placement across restarts), restart_fetch_test.go
+// (disk fetches from many connections after restarts); bench_test.go has
+// BenchmarkProduce (docs/PERFORMANCE.md, "Broker (issue #3)").
 //
 // Tests never sleep to wait for something: they wait on the condition with
 // a deadline, and every broker, process and client they start is stopped by

@@ -23,6 +23,7 @@ type rawReadStats struct {
 	fetches int
 	empty   int
 	bytes   int
+	slowest time.Duration // longest wait for a fetch response
 }
 
 // rawReadAll reads partitions 0..len(want)-1 of topic from offset 0 up to
@@ -81,6 +82,7 @@ func rawReadAll(r *rawConn, topic string, want []int64, respWait time.Duration) 
 		if err != nil {
 			return st, fmt.Errorf("fetch #%d (partition offsets %v) unanswered after %v: %w", st.fetches, next, time.Since(sent).Round(time.Millisecond), err)
 		}
+		st.slowest = max(st.slowest, time.Since(sent))
 		fr := resp.(*kmsg.FetchResponse)
 		if fr.ErrorCode != 0 {
 			return st, fmt.Errorf("fetch: %v", kerr.ErrorForCode(fr.ErrorCode))

@@ -20,7 +20,17 @@ import (
 // reaper eventfd -> Poll -> reply Send back. Many connections at once
 // (spread over both cores) read both a 1-partition and an 8-partition
 // topic from the start, several restarts in a row; every Fetch must be
-// answered within 5 s (its max wait is 500 ms).
+// answered within 5 s (its max wait is 500 ms). kcat itself reads t1 in
+// each round too. On a hang the broker gets SIGQUIT, so the failure shows
+// every goroutine's stack (where the loops and reapers are waiting).
+//
+// What it found so far (see the e2e report of issue #3): the restart
+// failed outright (an unaligned O_DIRECT read while rebuilding producer
+// state, fixed in shard/recovery.go); fetches went unanswered with
+// messages stranded in a core's inbox and no wake-up pending, while the
+// reactor's wake-up code was being changed (not seen since); and on a
+// loaded machine one io_uring Poll can drain completions for seconds
+// while the core's connections wait.
 func TestFetchFromDiskAfterRestart(t *testing.T) {
 	const (
 		t1N    = 100_000 // records in t1 (1 partition)
@@ -29,8 +39,11 @@ func TestFetchFromDiskAfterRestart(t *testing.T) {
 		replay = 5 * time.Second
 	)
 	rounds := 6
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		rounds = 2
+	case raceEnabled:
+		rounds = 4 // the race-built broker is several times slower
 	}
 	dir := testDataDir(t)
 	p := startProc(t, dir)
@@ -52,6 +65,8 @@ func TestFetchFromDiskAfterRestart(t *testing.T) {
 		p.start()
 		var wg sync.WaitGroup
 		errs := make(chan error, conns+1)
+		var slowMu sync.Mutex
+		var slowest time.Duration
 		for c := range conns {
 			topic, want := "t1", counts(1, t1N)
 			if c%2 == 1 {
@@ -63,6 +78,9 @@ func TestFetchFromDiskAfterRestart(t *testing.T) {
 				defer wg.Done()
 				defer r.nc.Close()
 				st, err := rawReadAll(r, topic, want, replay)
+				slowMu.Lock()
+				slowest = max(slowest, st.slowest)
+				slowMu.Unlock()
 				if err != nil {
 					errs <- fmt.Errorf("round %d conn %d (%s, local %s): %w (after %d fetches, %d bytes)", round, c, topic, r.nc.LocalAddr(), err, st.fetches, st.bytes)
 				}
@@ -89,6 +107,7 @@ func TestFetchFromDiskAfterRestart(t *testing.T) {
 		if t.Failed() {
 			t.FailNow()
 		}
+		t.Logf("round %d: %d connections read everything; slowest fetch response %v", round, conns, slowest.Round(time.Millisecond))
 	}
 }
 
