@@ -72,6 +72,9 @@ type uringEngine struct {
 	reaped   []reaped
 }
 
+// pollBudget bounds the completions one Poll runs before it yields.
+const pollBudget = 512
+
 type reaped struct {
 	slot uint32
 	res  int32
@@ -192,6 +195,15 @@ func (e *uringEngine) Poll() int {
 			if len(e.deferFns) > 0 {
 				continue
 			}
+			return ran
+		}
+		if ran >= pollBudget {
+			// Completions that queue more I/O (a read chain, a busy log)
+			// could keep the core here indefinitely while its network and
+			// messages wait. Give the loop back and ring our own doorbell
+			// so the reaper brings the core back for the rest.
+			var one = [8]byte{1}
+			_, _ = unix.Write(e.efd, one[:])
 			return ran
 		}
 		e.reaped = e.reaped[:0]
