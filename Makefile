@@ -2,6 +2,9 @@
 # that unless the linker check is off. Every target passes the flag so a
 # plain `make` never trips on it.
 GOFLAGS_LD := -ldflags=-checklinkname=0
+# A go.work in a parent directory (say /tmp) would put the build in
+# workspace mode and break it; this repository is one module.
+export GOWORK := off
 GO ?= go
 PKGS ?= ./...
 DATA ?= ./strand-data
