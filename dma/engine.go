@@ -17,6 +17,11 @@ type Engine interface {
 	Write(f File, p []byte, off int64, cb func(n int, err error))
 	Read(f File, p []byte, off int64, cb func(n int, err error))
 	Sync(f File, cb func(err error))
+	// WriteSync writes p and then fdatasyncs f, the fdatasync starting only
+	// once the write has completed (io_uring linked SQEs): one submission
+	// instead of a round trip between them. If the write fails or is
+	// short, scb gets an error too.
+	WriteSync(f File, p []byte, off int64, wcb func(n int, err error), scb func(err error))
 	// Poll submits queued operations and runs the callbacks of completed
 	// ones. It returns how many callbacks ran.
 	Poll() int

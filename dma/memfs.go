@@ -355,6 +355,12 @@ func (e *memEngine) Read(f File, p []byte, off int64, cb func(int, error)) {
 	e.queue = append(e.queue, memOp{ioOp{kind: opRead, buf: p, off: off, rw: cb}, f.(*memFile)})
 }
 
+// WriteSync queues the pair as one operation so that Reorder never runs
+// the fdatasync before its write, as io_uring's link guarantees.
+func (e *memEngine) WriteSync(f File, p []byte, off int64, wcb func(int, error), scb func(error)) {
+	e.queue = append(e.queue, memOp{ioOp{kind: opWrite, link: true, buf: p, off: off, rw: wcb, sync: scb}, f.(*memFile)})
+}
+
 func (e *memEngine) Sync(f File, cb func(error)) {
 	e.queue = append(e.queue, memOp{ioOp{kind: opSync, sync: cb}, f.(*memFile)})
 }
@@ -386,6 +392,12 @@ func (e *memEngine) Poll() int {
 			case opWrite:
 				n, err := op.f.WriteAt(op.buf, op.off)
 				op.rw(n, err)
+				if op.link {
+					if err == nil {
+						err = op.f.Sync()
+					}
+					op.sync(err)
+				}
 			case opRead:
 				n, err := op.f.ReadAt(op.buf, op.off)
 				op.rw(n, err)

@@ -43,6 +43,22 @@ func (e *syscallEngine) Sync(f File, cb func(error)) {
 	e.push(ioOp{kind: opSync, fd: f.Fd(), sync: cb})
 }
 
+// WriteSync runs the write and, if it fully succeeded, the fdatasync.
+func (e *syscallEngine) WriteSync(f File, p []byte, off int64, wcb func(int, error), scb func(error)) {
+	var werr error
+	e.Write(f, p, off, func(n int, err error) {
+		werr = err
+		wcb(n, err)
+	})
+	fd := f.Fd()
+	e.push(ioOp{kind: opSync, fd: fd, sync: func(err error) {
+		if werr != nil {
+			err = werr
+		}
+		scb(err)
+	}})
+}
+
 func (e *syscallEngine) push(op ioOp) {
 	e.queue = append(e.queue, op)
 	if len(e.queue) == 1 {

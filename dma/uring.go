@@ -21,6 +21,9 @@ const (
 // the kernel is using stays referenced until the completion is reaped.
 type ioOp struct {
 	kind opKind
+	// link: the next op (queued right after this one) starts only once
+	// this one has succeeded.
+	link bool
 	fd   int
 	buf  []byte
 	off  int64
@@ -117,6 +120,11 @@ func (e *uringEngine) Sync(f File, cb func(error)) {
 	e.enqueue(ioOp{kind: opSync, fd: f.Fd(), sync: cb})
 }
 
+func (e *uringEngine) WriteSync(f File, p []byte, off int64, wcb func(int, error), scb func(error)) {
+	e.enqueue(ioOp{kind: opWrite, link: true, fd: f.Fd(), buf: p, off: off, rw: wcb})
+	e.enqueue(ioOp{kind: opSync, fd: f.Fd(), sync: scb})
+}
+
 func (e *uringEngine) enqueue(op ioOp) {
 	var slot uint32
 	if n := len(e.free); n > 0 {
@@ -137,12 +145,15 @@ func (e *uringEngine) enqueue(op ioOp) {
 // leave OpcodeFlags from a slot's previous use (an fsync's DATASYNC flag
 // reads as RWF_HIPRI on a later write and fails it with EINVAL).
 func (e *uringEngine) prepare(slot uint32) bool {
+	op := &e.slots[slot]
+	if op.link && e.ring.SQSpaceLeft() < 2 {
+		return false // a linked pair goes into one submission, whole
+	}
 	sqe := e.ring.GetSQE()
 	if sqe == nil {
 		return false
 	}
 	*sqe = giouring.SubmissionQueueEntry{}
-	op := &e.slots[slot]
 	switch op.kind {
 	case opWrite, opRead:
 		var addr uintptr
@@ -158,6 +169,9 @@ func (e *uringEngine) prepare(slot uint32) bool {
 		sqe.PrepareFsync(op.fd, giouring.FsyncDatasync)
 	}
 	sqe.SetData64(uint64(slot))
+	if op.link {
+		sqe.Flags |= giouring.SqeIOLink // after Prepare*, which resets Flags
+	}
 	return true
 }
 

@@ -303,6 +303,12 @@ func (e *countingEngine) Write(f dma.File, p []byte, off int64, cb func(int, err
 	e.Engine.Write(f, p, off, cb)
 }
 
+func (e *countingEngine) WriteSync(f dma.File, p []byte, off int64, wcb func(int, error), scb func(error)) {
+	e.writes++
+	e.syncs++
+	e.Engine.WriteSync(f, p, off, wcb, scb)
+}
+
 func (e *countingEngine) Sync(f dma.File, cb func(error)) {
 	e.syncs++
 	e.Engine.Sync(f, cb)
