@@ -33,17 +33,23 @@ import (
 // while the core's connections wait.
 func TestFetchFromDiskAfterRestart(t *testing.T) {
 	const (
-		t1N    = 100_000 // records in t1 (1 partition)
-		t8N    = 10_000  // records per partition of t8
-		conns  = 8
-		replay = 5 * time.Second
+		t1N   = 100_000 // records in t1 (1 partition)
+		t8N   = 10_000  // records per partition of t8
+		conns = 8
 	)
+	// replay bounds one Fetch's answer. A race-built broker on a loaded
+	// 2-core machine (CI runs the other packages' tests beside this one)
+	// spent 0.8-1.8 s per completion batch parsing thousands of small
+	// batches; that is slowness, not a hang, so it gets room. A true hang
+	// still fails, with every goroutine's stack.
+	replay := 5 * time.Second
 	rounds := 6
 	switch {
 	case testing.Short():
 		rounds = 2
 	case raceEnabled:
 		rounds = 4 // the race-built broker is several times slower
+		replay = 30 * time.Second
 	}
 	dir := testDataDir(t)
 	p := startProc(t, dir)
