@@ -16,7 +16,8 @@ type ClientInfo struct {
 // broker, which routes each group to the core that coordinates it. The
 // threading contract is Backend's: called on the connection's loop, cb runs
 // on that loop, exactly once. The response must come from
-// req.ResponseKind() so its version matches.
+// req.ResponseKind() so its version matches. The request is the backend's
+// to keep: its byte fields are copies, not views of the read buffer.
 type GroupBackend interface {
 	GroupRequest(client ClientInfo, req kmsg.Request, cb func(kmsg.Response))
 	InitProducerID(req *kmsg.InitProducerIDRequest, cb func(*kmsg.InitProducerIDResponse))

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"net"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -15,10 +16,30 @@ func (c *conn) handleGroup(s *slot, req kmsg.Request, clientID []byte) {
 		c.protocolError("no handler", "key", kmsg.NameForKey(req.Key()))
 		return
 	}
+	detachGroupRequest(req)
 	c.gb.GroupRequest(c.clientInfo(clientID), req, func(resp kmsg.Response) {
 		defer c.recoverPanic()
 		c.completeChecked(s, req, resp)
 	})
+}
+
+// detachGroupRequest copies the byte fields of a group request, which kmsg
+// decodes as slices of the connection's read buffer; gnet reuses that
+// buffer once OnTraffic returns. The coordinator runs on another core and
+// keeps members' protocol metadata and assignments across requests, so
+// without the copy it reads, and hands to other members, whatever bytes
+// arrive on this connection next. (Strings are copied by kmsg already.)
+func detachGroupRequest(req kmsg.Request) {
+	switch r := req.(type) {
+	case *kmsg.JoinGroupRequest:
+		for i := range r.Protocols {
+			r.Protocols[i].Metadata = bytes.Clone(r.Protocols[i].Metadata)
+		}
+	case *kmsg.SyncGroupRequest:
+		for i := range r.GroupAssignment {
+			r.GroupAssignment[i].MemberAssignment = bytes.Clone(r.GroupAssignment[i].MemberAssignment)
+		}
+	}
 }
 
 // handleInitProducerID hands out producer ids (idempotent producers).

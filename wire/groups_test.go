@@ -109,3 +109,25 @@ func TestGroupMismatchedResponseCloses(t *testing.T) {
 		t.Fatal("a mismatched response was written")
 	}
 }
+
+// TestGroupRequestBytesDetached: the coordinator keeps JoinGroup protocol
+// metadata and SyncGroup assignments, so they must not alias the input
+// buffer (the fake poisons consumed input).
+func TestGroupRequestBytesDetached(t *testing.T) {
+	h, gs := newGroupHarness()
+	jg := kmsg.NewPtrJoinGroupRequest()
+	jg.Group, jg.ProtocolType = "g", "consumer"
+	jg.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte("member metadata")}}
+	h.do(t, jg, 5)
+	sg := kmsg.NewPtrSyncGroupRequest()
+	sg.Group, sg.MemberID = "g", "m-1"
+	sg.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: "m-1", MemberAssignment: []byte("assignment")}}
+	h.do(t, sg, 3)
+	h.do(t, kmsg.NewPtrHeartbeatRequest(), 3) // more input through the same buffer
+	if got := string(gs.reqs[0].(*kmsg.JoinGroupRequest).Protocols[0].Metadata); got != "member metadata" {
+		t.Fatalf("kept JoinGroup metadata reads %q: it aliases the input buffer", got)
+	}
+	if got := string(gs.reqs[1].(*kmsg.SyncGroupRequest).GroupAssignment[0].MemberAssignment); got != "assignment" {
+		t.Fatalf("kept SyncGroup assignment reads %q: it aliases the input buffer", got)
+	}
+}

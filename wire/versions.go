@@ -20,10 +20,14 @@ type apiRange struct {
 //   - ApiVersions 5 (KIP-1071 cluster id + node id) is for controllers; a v5
 //     request gets the KIP-511 downgrade answer and the client retries at 4.
 //
-// Produce below 3 and Fetch below 4 use message formats v0/v1, which Strand
-// never stores.
+// Fetch below 4 serves message formats v0/v1, which Strand never stores.
+// Produce starts at 0 all the same: librdkafka up to 2.11.0 (Debian's
+// kcat links 2.0.2) compresses with gzip, snappy or lz4 only if the broker
+// advertises Produce v0, and silently sends uncompressed batches
+// otherwise. A Produce v0-v2 request carries a v0/v1 message set, which
+// validateProduceBatch refuses per partition with INVALID_RECORD.
 var advertised = []apiRange{
-	{kmsg.Produce.Int16(), 3, 12},
+	{kmsg.Produce.Int16(), 0, 12},
 	{kmsg.Fetch.Int16(), 4, 12},
 	{kmsg.ListOffsets.Int16(), 0, 6},
 	{kmsg.Metadata.Int16(), 0, 12},

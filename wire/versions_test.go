@@ -232,11 +232,18 @@ func TestUnsupportedVersions(t *testing.T) {
 	h := newHarness(Config{})
 	h.broker.createTopic("t", 1, nil)
 
+	// Produce v0-v2 are advertised (librdkafka's compression check wants
+	// v0) but carry v0/v1 message sets, refused per partition.
+	v1set := makeBatch([]byte("x"))
+	v1set[16] = 1
+	if p := h.do(t, produceReq("t", 0, 1, v1set), 2).(*kmsg.ProduceResponse); p.Topics[0].Partitions[0].ErrorCode != errInvalidRecord {
+		t.Fatalf("produce v2 with a v1 message set: %s", errName(p.Topics[0].Partitions[0].ErrorCode))
+	}
 	// Below the floor and above the ceiling but still parseable: the
 	// API's own response with UNSUPPORTED_VERSION.
-	p := h.do(t, produceReq("t", 0, 1, makeBatch([]byte("x"))), 2).(*kmsg.ProduceResponse)
-	if p.Topics[0].Partitions[0].ErrorCode != errUnsupportedVersion {
-		t.Fatalf("produce v2: %s", errName(p.Topics[0].Partitions[0].ErrorCode))
+	f3 := h.do(t, fetchReq(1<<20, 1<<20, 0), 3).(*kmsg.FetchResponse)
+	if f3.Topics[0].Partitions[0].ErrorCode != errUnsupportedVersion {
+		t.Fatalf("fetch v3: %s", errName(f3.Topics[0].Partitions[0].ErrorCode))
 	}
 	f := fetchReq(1<<20, 1<<20, 0)
 	f.Topics[0].TopicID = [16]byte{1}

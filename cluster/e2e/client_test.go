@@ -19,8 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// newClient returns a kgo client for addr with idempotence off (Strand has
-// no InitProducerId yet) and acks=all; it is closed at cleanup.
+// newClient returns a kgo client for addr with idempotence off (these tests
+// check plain acks=all delivery; idempotence_test.go covers the default,
+// idempotent producer) and acks=all; it is closed at cleanup.
 func newClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	base := []kgo.Opt{

@@ -20,7 +20,12 @@
 // kcat_test.go, crash_test.go (SIGKILL and SIGTERM while producing),
 // garbage_test.go (bad frames next to a producer), admin_test.go (topic
 // admin, auto-creation, placement across restarts), restart_fetch_test.go
-// (disk fetches from many connections after restarts); bench_test.go has
+// (disk fetches from many connections after restarts), groups_test.go
+// (members sharing, leaving, SIGKILLed; resuming from commits, also after a
+// broker SIGKILL; kcat -G; group admin), idempotence_test.go (exactly once
+// per partition across broker kills; producer state and commits surviving
+// kills), compression_test.go (gzip, snappy, lz4, zstd stored as sent,
+// timestamps and ListOffsets by time); bench_test.go has
 // BenchmarkProduce (docs/PERFORMANCE.md, "Broker (issue #3)").
 //
 // Tests never sleep to wait for something: they wait on the condition with
