@@ -27,6 +27,18 @@ func withConsume(f func(*ConsumeStats) float64) func(*Result) (float64, bool) {
 	}
 }
 
+// withEndToEnd is withConsume for the end-to-end latency rows: a run
+// whose window holds no end-to-end sample (a backlog drain, where every
+// message read is a backlog message) has no latency, not a latency of 0.
+func withEndToEnd(f func(Percentiles) int64) func(*Result) (float64, bool) {
+	return func(r *Result) (float64, bool) {
+		if r.Consume == nil || r.Consume.EndToEnd.Count == 0 {
+			return 0, false
+		}
+		return ms(f(r.Consume.EndToEnd)), true
+	}
+}
+
 func withBacklog(f func(*BacklogStats) float64) func(*Result) (float64, bool) {
 	return func(r *Result) (float64, bool) {
 		if r.Backlog == nil || !r.Backlog.Drained {
@@ -63,10 +75,10 @@ var compareRows = []compareRow{
 	{"publish p99.9 ms", always(func(r *Result) float64 { return ms(r.Publish.Latency.P999Us) }), fmtMs},
 	{"publish p99.99 ms", always(func(r *Result) float64 { return ms(r.Publish.Latency.P9999Us) }), fmtMs},
 	{"publish max ms", always(func(r *Result) float64 { return ms(r.Publish.Latency.MaxUs) }), fmtMs},
-	{"end-to-end p50 ms", withConsume(func(c *ConsumeStats) float64 { return ms(c.EndToEnd.P50Us) }), fmtMs},
-	{"end-to-end p99 ms", withConsume(func(c *ConsumeStats) float64 { return ms(c.EndToEnd.P99Us) }), fmtMs},
-	{"end-to-end p99.9 ms", withConsume(func(c *ConsumeStats) float64 { return ms(c.EndToEnd.P999Us) }), fmtMs},
-	{"end-to-end max ms", withConsume(func(c *ConsumeStats) float64 { return ms(c.EndToEnd.MaxUs) }), fmtMs},
+	{"end-to-end p50 ms", withEndToEnd(func(p Percentiles) int64 { return p.P50Us }), fmtMs},
+	{"end-to-end p99 ms", withEndToEnd(func(p Percentiles) int64 { return p.P99Us }), fmtMs},
+	{"end-to-end p99.9 ms", withEndToEnd(func(p Percentiles) int64 { return p.P999Us }), fmtMs},
+	{"end-to-end max ms", withEndToEnd(func(p Percentiles) int64 { return p.MaxUs }), fmtMs},
 	{"backlog drain msg/s", withBacklog(func(b *BacklogStats) float64 { return b.DrainMsgsPerSec }), fmtCount},
 	{"backlog drain MB/s", withBacklog(func(b *BacklogStats) float64 { return b.DrainMBPerSec }), fmtMB},
 	{"broker CPU s", withBroker(func(b *BrokerStats) float64 { return b.CPUSeconds }), fmtMB},

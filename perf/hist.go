@@ -133,7 +133,13 @@ func curveOf(h *hdrhistogram.Histogram, maxUs int64) []CurvePoint {
 		}
 		p := 100 * (1 - math.Pow(10, -x))
 		p = math.Round(p*1e6) / 1e6
-		pts = append(pts, CurvePoint{Percentile: p, ValueUs: min(h.ValueAtQuantile(p), maxUs)})
+		v := h.ValueAtQuantile(p)
+		if i == 0 {
+			// ValueAtQuantile(0) is the histogram's lowest bucket (0),
+			// not the smallest sample: the curve would start at 0 µs.
+			v = h.Min()
+		}
+		pts = append(pts, CurvePoint{Percentile: p, ValueUs: min(v, maxUs)})
 	}
 	return append(pts, CurvePoint{Percentile: 100, ValueUs: maxUs})
 }

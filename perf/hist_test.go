@@ -103,6 +103,18 @@ func TestCurveIsMonotoneAndEndsAtMax(t *testing.T) {
 	}
 }
 
+func TestCurveStartsAtTheSmallestSample(t *testing.T) {
+	rec := newLatencyRecorder()
+	for us := int64(5_000); us <= 50_000; us++ {
+		rec.record(time.Duration(us)*time.Microsecond, true)
+	}
+	h, maxUs := mergeLatency([]*latencyRecorder{rec}, true)
+	pts := curveOf(h, maxUs)
+	if first := pts[0]; first.Percentile != 0 || !h.ValuesAreEquivalent(first.ValueUs, 5_000) {
+		t.Fatalf("first point %+v, want the smallest sample (5000 µs) at 0%%", first)
+	}
+}
+
 func TestNines(t *testing.T) {
 	for p, want := range map[float64]float64{0: 0, 90: 1, 99: 2, 99.9: 3, 99.99: 4} {
 		if got := nines(p); math.Abs(got-want) > 1e-9 {

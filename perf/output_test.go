@@ -165,6 +165,20 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+func TestCompareLeavesOutEmptyEndToEnd(t *testing.T) {
+	a, b := syntheticResult(t, 1), syntheticResult(t, 1)
+	b.Consume.EndToEnd, b.Consume.EndToEndCurve = Percentiles{}, nil // a drain: no sample in the window
+	out := Compare([]string{"a.json", "b.json"}, []*Result{a, b})
+	if !strings.Contains(out, "| end-to-end p99 ms | ") || !strings.Contains(out, " | – |\n") {
+		t.Fatalf("want end-to-end rows with – for b:\n%s", out)
+	}
+	for line := range strings.SplitSeq(out, "\n") {
+		if strings.HasPrefix(line, "| end-to-end") && !strings.HasSuffix(line, " | – |") {
+			t.Errorf("end-to-end row shows a value for a run without samples: %s", line)
+		}
+	}
+}
+
 func TestReadResultRejectsOtherSchemas(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "r.json")
 	if err := os.WriteFile(f, []byte(`{"schema": 99}`), 0o644); err != nil {
