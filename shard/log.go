@@ -18,11 +18,16 @@ type Config struct {
 	RetentionBytes       int64 // delete old segments past this total; <= 0 unlimited
 	RetentionMs          int64 // delete segments whose newest record is older; <= 0 unlimited
 	MaxBatchBytes        int   // largest accepted batch; default 1 MiB + 12 (Kafka's message.max.bytes)
-	BufferBytes          int   // staging buffer for the active tail; default 8 MiB, at least 2 batches
-	MaxBacklog           int   // appends that may wait for buffer space; default 4096
-	Preallocate          bool  // fallocate segment space ahead of the writes
-	PreallocateBytes     int64 // how far ahead, in one fallocate; default 8 MiB
-	LogAppendTime        bool  // broker assigns batch timestamps
+	BufferBytes          int   // largest staging buffer for the active tail; default 8 MiB, at least 2 batches
+	// BufferBytesMin is the staging buffer of a quiet partition: it starts
+	// there, doubles while appends need room, and returns there after
+	// bufferIdleMs without appends, so a thousand idle partitions do not
+	// each hold BufferBytes. Default 64 KiB.
+	BufferBytesMin   int
+	MaxBacklog       int   // appends that may wait for buffer space; default 4096
+	Preallocate      bool  // fallocate segment space ahead of the writes
+	PreallocateBytes int64 // how far ahead, in one fallocate; default 8 MiB
+	LogAppendTime    bool  // broker assigns batch timestamps
 	// ProducerSnapshotBytes: acknowledged bytes between snapshots of the
 	// idempotent-producer table, which bound the replay at recovery.
 	// Default 64 MiB.
@@ -58,6 +63,10 @@ func (c *Config) fill() {
 	if c.MaxBacklog <= 0 {
 		c.MaxBacklog = 4096
 	}
+	if c.BufferBytesMin <= 0 {
+		c.BufferBytesMin = 64 << 10
+	}
+	c.BufferBytesMin = min(max(c.BufferBytesMin, 2*dma.DefaultAlign), c.BufferBytes)
 	if c.ProducerSnapshotBytes <= 0 {
 		c.ProducerSnapshotBytes = 64 << 20
 	}
@@ -136,6 +145,8 @@ type Log struct {
 	hw       Offset // offsets below it are durable and readable
 	logStart Offset
 	epochs   epochCache
+
+	lastAppendMs int64 // broker time of the last append, for shrinking the buffer
 
 	live, durable      producerTable
 	bytesSinceSnapshot int64
@@ -265,10 +276,17 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 	}
 	align := l.active.file.Align()
 	if dma.AlignUp(l.end+size, align)-l.bufPos > int64(len(l.buf)) {
-		if l.writing || !l.compact() || dma.AlignUp(l.end+size, align)-l.bufPos > int64(len(l.buf)) {
+		// The in-flight write reads the buffer: its layout may change only
+		// when no write is in flight.
+		if l.writing {
+			return false, nil
+		}
+		l.compact()
+		if need := dma.AlignUp(l.end+size, align) - l.bufPos; need > int64(len(l.buf)) && !l.growBuffer(need) {
 			return false, nil
 		}
 	}
+	l.lastAppendMs = nowMs
 	if l.cfg.Preallocate && dma.AlignUp(l.end+size, align) > seg.allocated {
 		// Reserve the next chunk so writes land in allocated extents and
 		// fdatasync does not journal an allocation each time. Failing here
@@ -336,6 +354,41 @@ func (l *Log) answerDuplicate(dup *seqBatch, done AppendFunc) {
 	}
 	l.waiters = append(l.waiters, waiter{end: l.end, res: res, done: done, dup: true, pid: -1})
 }
+
+// growBuffer replaces the staging buffer with a larger one holding the
+// same bytes (at least need, doubling, up to BufferBytes). Only called with
+// no write in flight.
+func (l *Log) growBuffer(need int64) bool {
+	if need > int64(l.cfg.BufferBytes) {
+		return false
+	}
+	n := max(2*len(l.buf), int(need))
+	n = min(int(dma.AlignUp(int64(n), dma.DefaultAlign)), l.cfg.BufferBytes)
+	l.resizeBuffer(n)
+	return true
+}
+
+func (l *Log) resizeBuffer(n int) {
+	nb := dma.AllocAligned(n)
+	copy(nb, l.buf[:l.end-l.bufPos])
+	dma.FreeAligned(l.buf)
+	l.buf = nb
+}
+
+// shrinkIdleBuffer gives a quiet partition's staging buffer back.
+func (l *Log) shrinkIdleBuffer(nowMs int64) {
+	if len(l.buf) <= l.cfg.BufferBytesMin || !l.Idle() || nowMs-l.lastAppendMs < bufferIdleMs {
+		return
+	}
+	l.compact()
+	if l.end-l.bufPos <= int64(l.cfg.BufferBytesMin) {
+		l.resizeBuffer(l.cfg.BufferBytesMin)
+	}
+}
+
+// bufferIdleMs: how long a partition goes without appends before its
+// staging buffer shrinks back to BufferBytesMin.
+const bufferIdleMs = 10_000
 
 // compact slides the unwritten tail of the staging buffer to its front.
 // Only called with no write in flight, since a write reads from the buffer.
@@ -562,6 +615,7 @@ func (l *Log) Tick(nowMs int64) {
 		l.kick()
 	}
 	l.ApplyRetention(nowMs)
+	l.shrinkIdleBuffer(nowMs)
 }
 
 // Quiesce calls fn once everything staged is durable and no I/O is in

@@ -35,7 +35,7 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 	if err := fs.MkdirAll(cfg.Dir); err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, fs: fs, io: io, pool: dma.NewPool(4), buf: dma.AllocAligned(cfg.BufferBytes)}
+	l := &Log{cfg: cfg, fs: fs, io: io, pool: dma.NewPool(4), buf: dma.AllocAligned(cfg.BufferBytesMin)}
 	l.writeDone, l.syncDone = l.onWritten, l.onSynced
 	l.kickFn = func() {
 		l.kickQueued = false

@@ -210,7 +210,7 @@ func (l *Log) Reconfigure(c Config) {
 	l.cfg.SegmentBytes, l.cfg.SegmentMs = c.SegmentBytes, c.SegmentMs
 	l.cfg.RetentionBytes, l.cfg.RetentionMs = c.RetentionBytes, c.RetentionMs
 	l.cfg.LogAppendTime = c.LogAppendTime
-	if max := (len(l.buf) - 2*dma.DefaultAlign) / 2; c.MaxBatchBytes > max {
+	if max := (l.cfg.BufferBytes - 2*dma.DefaultAlign) / 2; c.MaxBatchBytes > max {
 		c.MaxBatchBytes = max
 	}
 	if c.MaxBatchBytes > 0 {
