@@ -293,6 +293,26 @@ func TestStallIsLogged(t *testing.T) {
 	})
 }
 
+// TestLongStallIsNeverSuppressed: warnings are rate-limited per core, but
+// a stall of stallAlwaysLog or more is logged even right after another.
+func TestLongStallIsNeverSuppressed(t *testing.T) {
+	r, logs := startRuntime(t, Config{StallThreshold: 5 * time.Millisecond}, newEchoHandler())
+	spin := func(d time.Duration) func(*Core) {
+		return func(*Core) {
+			for end := time.Now().Add(d); time.Now().Before(end); {
+			}
+		}
+	}
+	post(t, r, 0, spin(20*time.Millisecond))
+	eventually(t, "first stall logged", func() bool { return strings.Count(logs.String(), "reactor stall") == 1 })
+	post(t, r, 0, spin(10*time.Millisecond)) // inside the rate limit: counted, not logged
+	post(t, r, 0, spin(stallAlwaysLog+50*time.Millisecond))
+	eventually(t, "long stall logged", func() bool { return strings.Count(logs.String(), "reactor stall") == 2 })
+	if out := logs.String(); !strings.Contains(out, "suppressed_longest") {
+		t.Fatalf("the long stall's warning does not report the suppressed one:\n%s", out)
+	}
+}
+
 func TestStartRejectsBadConfig(t *testing.T) {
 	h := newEchoHandler()
 	for name, cfg := range map[string]Config{

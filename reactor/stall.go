@@ -30,14 +30,21 @@ var stallNames = [...]string{
 }
 
 // stallLogInterval rate-limits stall warnings per core; suppressed ones are
-// counted in Stats.Stalls and in the next warning.
-const stallLogInterval = time.Second
+// counted in Stats.Stalls and in the next warning, which also names the
+// longest of them. A stall of stallAlwaysLog or more is always logged: a
+// core that stops for a second must never go unreported.
+const (
+	stallLogInterval = time.Second
+	stallAlwaysLog   = 500 * time.Millisecond
+)
 
 // stallState is owned by the core's thread.
 type stallState struct {
-	threshold  time.Duration
-	lastLog    time.Time
-	suppressed int
+	threshold      time.Duration
+	lastLog        time.Time
+	suppressed     int
+	suppressedMax  time.Duration
+	suppressedWhat stallKind
 }
 
 // checkStall reports work that began at start and ran past the threshold,
@@ -50,8 +57,11 @@ func (c *Core) checkStall(start time.Time, what stallKind, fn any) time.Time {
 		return now
 	}
 	bump(&c.stats.stalls, 1)
-	if now.Sub(c.stall.lastLog) < stallLogInterval {
+	if now.Sub(c.stall.lastLog) < stallLogInterval && took < stallAlwaysLog {
 		c.stall.suppressed++
+		if took > c.stall.suppressedMax {
+			c.stall.suppressedMax, c.stall.suppressedWhat = took, what
+		}
 		return now
 	}
 	attrs := []any{"core", int(c.id), "cpu", c.cpu, "what", stallNames[what],
@@ -60,11 +70,12 @@ func (c *Core) checkStall(start time.Time, what stallKind, fn any) time.Time {
 		attrs = append(attrs, "func", funcName(fn))
 	}
 	if c.stall.suppressed > 0 {
-		attrs = append(attrs, "suppressed", c.stall.suppressed)
+		attrs = append(attrs, "suppressed", c.stall.suppressed,
+			"suppressed_longest", c.stall.suppressedMax, "suppressed_longest_what", stallNames[c.stall.suppressedWhat])
 	}
 	c.rt.log.Warn("reactor stall", attrs...)
 	c.stall.lastLog = now
-	c.stall.suppressed = 0
+	c.stall.suppressed, c.stall.suppressedMax = 0, 0
 	return now
 }
 
