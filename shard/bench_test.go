@@ -20,6 +20,8 @@ import (
 //
 //	BenchmarkAppend1MiBSync     1 MiB batches, one at a time, fsync before ack,
 //	                            vs pwrite(O_DIRECT, 1 MiB) + fdatasync to a fallocated file
+//	                            (the log's broker path, AppendValidated; STRAND_BENCH_LOG_CRC=1
+//	                            adds the CRC check on the partition's core)
 //	BenchmarkAppend1KiB64Deep   1 KiB batches, 64 outstanding, fsync before ack,
 //	                            vs pwrite(O_DIRECT, 64 KiB = 64 batches) + fdatasync
 //	BenchmarkRecovery10GiB      Open of 10 GiB in sealed 1 GiB segments plus a tail,
@@ -161,6 +163,13 @@ func BenchmarkAppend1MiBSync(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// The broker appends with AppendValidated: the protocol layer has
+		// checked the batch's CRC on the connection's core. STRAND_BENCH_LOG_CRC=1
+		// measures Append, which checks it again on the partition's core.
+		appendFn := l.AppendValidated
+		if os.Getenv("STRAND_BENCH_LOG_CRC") != "" {
+			appendFn = l.Append
+		}
 		fd := rawFile(b, rawDir, payloadBytes)
 		buf := dma.AllocAligned(1 << 20)
 		copy(buf, batch)
@@ -169,7 +178,7 @@ func BenchmarkAppend1MiBSync(b *testing.B) {
 			for i := 0; i < n/benchBlocks; i++ {
 				t0 := time.Now()
 				acked := false
-				if err := l.Append(batch, 0, func(_ AppendResult, err error) {
+				if err := appendFn(batch, 0, func(_ AppendResult, err error) {
 					if err != nil {
 						b.Fatal(err)
 					}

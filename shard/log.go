@@ -397,8 +397,9 @@ func (l *Log) compact() bool {
 	if from == l.bufPos {
 		return false
 	}
-	n := copy(l.buf, l.buf[from-l.bufPos:l.end-l.bufPos])
-	clear(l.buf[n : l.end-l.bufPos])
+	// Bytes left behind past the new end need no clearing: a write zeroes
+	// its own padding (kick), and reads stop at the synced end.
+	copy(l.buf, l.buf[from-l.bufPos:l.end-l.bufPos])
 	l.bufPos = from
 	i := 0
 	for i < len(l.recent) && l.recent[i].pos < from {
@@ -417,6 +418,9 @@ func (l *Log) kick() {
 	if !l.writing && l.written < l.end {
 		from := dma.AlignDown(l.written, f.Align())
 		to := dma.AlignUp(l.end, f.Align())
+		// The tail block goes to disk zero-padded after the last batch: that
+		// is how recovery finds the end.
+		clear(l.buf[l.end-l.bufPos : to-l.bufPos])
 		l.writing, l.writeEnd = true, l.end
 		if !l.syncing && l.synced == l.written {
 			// Nothing in flight: submit the write with its fdatasync
