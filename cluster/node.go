@@ -53,7 +53,10 @@ type Node struct {
 	meta   atomic.Pointer[snapshot]
 	cores  []*coreState
 	closed atomic.Bool
-	mode   dma.Mode
+	// closeFailures counts partition logs that failed to close (their
+	// final index and producer-state writes); Close reports it.
+	closeFailures atomic.Int64
+	mode          dma.Mode
 	// ctlSnap is the controller core's newest metadata (see pending).
 	ctlSnap *snapshot
 	// pidNext, pidLimit: the producer id block in use (controller core).
@@ -242,6 +245,9 @@ func (n *Node) Close(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = fmt.Errorf("cluster: closing logs: %w", ctx.Err())
+	}
+	if f := n.closeFailures.Load(); f > 0 {
+		err = errors.Join(err, fmt.Errorf("cluster: %d partition logs failed to close cleanly (see the log); they recover on the next start", f))
 	}
 	return errors.Join(err, n.rt.Stop(ctx))
 }

@@ -110,6 +110,7 @@ func (cs *coreState) drop(ref wire.PartitionRef, then func(*shard.Log)) {
 	cs.whenIdle(part.log, func() {
 		if err := part.log.Close(); err != nil {
 			cs.node.log.Error("closing partition log", "partition", ref, "err", err)
+			cs.node.closeFailures.Add(1)
 		}
 		then(part.log)
 	})
