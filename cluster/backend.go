@@ -109,6 +109,12 @@ func (b *backend) Append(p wire.PartitionRef, batch []byte, acks int16, cb func(
 		cb(wire.AppendResult{BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, ErrCode: code})
 		return
 	}
+	if owner != b.cs.core.ID() {
+		// The batch is lent by the wire layer for this call only; the log
+		// copies it into its staging buffer at once, so only the trip to
+		// another core needs a copy of its own.
+		batch = append([]byte(nil), batch...)
+	}
 	b.onOwner(owner, p, func(part *partition, reply func(func())) {
 		fail := func(code int16) {
 			reply(func() { cb(wire.AppendResult{BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, ErrCode: code}) })

@@ -64,10 +64,8 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 				fail(code, msg)
 				continue
 			}
-			batch := make([]byte, len(p.Records))
-			copy(batch, p.Records)
 			pending++
-			c.be.Append(PartitionRef{Topic: t.Topic, Partition: p.Partition}, batch, acks, func(r AppendResult) {
+			c.be.Append(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Records, acks, func(r AppendResult) {
 				defer c.recoverPanic()
 				if r.ErrCode != errNone {
 					fail(r.ErrCode, "")

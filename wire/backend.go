@@ -64,9 +64,11 @@ type Backend interface {
 	AlterConfigs(topic string, set map[string]*string, validateOnly bool, cb func(errCode int16))
 
 	// Append appends one validated record batch (magic 2, CRC checked) to a
-	// partition. The backend owns batch: it is a private copy that the wire
-	// layer never touches again, so the backend may rewrite the base offset
-	// (bytes 0..8) and partition leader epoch (12..16) in place. acks is 0, 1
+	// partition. batch is lent, not given: it aliases the connection's read
+	// buffer and is valid only until Append returns. A backend that keeps it
+	// past the call (to hand it to another core, say) copies it; one that
+	// consumes it at once (a log that copies it into its own buffer) does not,
+	// so each produced byte is copied once on its way to the log. acks is 0, 1
 	// or -1 (all); the callback fires when the batch is durable as acks
 	// requires (for acks 0 the result is only logged).
 	Append(p PartitionRef, batch []byte, acks int16, cb func(AppendResult))

@@ -142,7 +142,7 @@ func (c *conn) readFrames() {
 		c.srv.stats.requests.Add(1)
 		c.handleFrame(frame[sizeLen:])
 		// Everything kept from the frame was copied by now (kmsg aliases
-		// byte fields into it; Produce copies its batches).
+		// byte fields into it; a backend keeping a produced batch copies it).
 		_, _ = c.nc.Discard(total)
 	}
 }

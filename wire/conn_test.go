@@ -78,6 +78,7 @@ type heldBackend struct {
 }
 
 func (b *heldBackend) Append(p PartitionRef, batch []byte, acks int16, cb func(AppendResult)) {
+	batch = append([]byte(nil), batch...) // lent only for the call
 	b.held = append(b.held, func() { b.Backend.Append(p, batch, acks, cb) })
 }
 

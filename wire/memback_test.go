@@ -248,6 +248,7 @@ func (s *memSession) Append(p PartitionRef, batch []byte, acks int16, cb func(Ap
 	if p.Topic != "" && p.Topic == s.b.panicTopic {
 		panic("memBroker: append to panic topic")
 	}
+	batch = append([]byte(nil), batch...) // lent by the server: keep a copy
 	h, _ := shard.ParseBatchHeader(batch)
 	s.b.mu.Lock()
 	mp, ok := s.b.part(p)
