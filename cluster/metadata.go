@@ -153,15 +153,23 @@ func newTopicID() [16]byte {
 	return id
 }
 
+// placementOf is s's partition → core table on a process with cores
+// cores. Partitions recorded on a core this process does not have are left
+// unplaced, for Assign to place on the least-loaded cores.
+func placementOf(s *snapshot, cores int) *reactor.Placement {
+	p := reactor.NewPlacement(cores)
+	for _, name := range s.names {
+		for i, c := range s.topics[name].Cores {
+			_ = p.Move(name, int32(i), c) // refuses cores beyond the range
+		}
+	}
+	return p
+}
+
 // placeNew spreads n new partitions over cores, least-loaded first, given
 // the current snapshot's load.
 func placeNew(s *snapshot, cores int, n int32) []reactor.CoreID {
-	p := reactor.NewPlacement(cores)
-	for _, name := range s.names {
-		t := s.topics[name]
-		for i, c := range t.Cores {
-			_ = p.Move(name, int32(i), c)
-		}
-	}
-	return p.Assign("\x00new", n)
+	// A name no topic can have (topic names are [a-zA-Z0-9._-]) stands for
+	// the partitions about to be created.
+	return placementOf(s, cores).Assign("\x00new", n)
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -146,26 +147,11 @@ func (n *Node) Addr() string { return n.rt.Addr().String() }
 func (n *Node) IOMode() dma.Mode { return n.mode }
 
 // rehome moves partitions placed on cores this process does not have (it
-// was restarted with fewer cores) and persists the result.
+// was restarted with fewer cores) to the least-loaded cores, leaving every
+// other partition where it was, and persists the result.
 func (n *Node) rehome(s *snapshot) error {
-	changed := false
-	next := s
-	for _, name := range s.names {
-		t := *s.topics[name]
-		t.Cores = append([]reactor.CoreID(nil), t.Cores...)
-		moved := false
-		for i, c := range t.Cores {
-			if int(c) >= len(n.cores) {
-				t.Cores[i] = reactor.CoreID(i % len(n.cores))
-				moved = true
-			}
-		}
-		if moved {
-			next = next.with(name, &t)
-			changed = true
-		}
-	}
-	if !changed {
+	next := rehomed(s, len(n.cores))
+	if next == s {
 		return nil
 	}
 	n.log.Warn("partitions re-placed: fewer cores than when they were created", "cores", len(n.cores))
@@ -193,6 +179,23 @@ func (n *Node) ensureOffsetsTopic() error {
 	}
 	n.meta.Store(next)
 	return nil
+}
+
+// rehomed returns s with every partition on a core below cores, or s
+// itself when nothing had to move.
+func rehomed(s *snapshot, cores int) *snapshot {
+	p := placementOf(s, cores)
+	next := s
+	for _, name := range s.names {
+		t := s.topics[name]
+		placed := p.Assign(name, t.Partitions())
+		if !slices.Equal(placed, t.Cores) {
+			nt := *t
+			nt.Cores = placed
+			next = next.with(name, &nt)
+		}
+	}
+	return next
 }
 
 // openAll opens every partition's log on its owning core and waits.

@@ -24,8 +24,8 @@
 //   - Core: ID, IO, Send, After, Flush, AssertOwned, Stats.
 //   - CoreOf(conn): the core owning a gnet connection.
 //   - Placement: partition → core table with deterministic, least-loaded
-//     assignment, persisted atomically so a restart keeps every partition on
-//     its core.
+//     assignment. The broker persists where each partition lives in its
+//     cluster metadata and rebuilds a Placement from it.
 //
 // # Start-up: finding the loops
 //

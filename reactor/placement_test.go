@@ -1,10 +1,8 @@
 package reactor
 
 import (
+	"cmp"
 	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -75,94 +73,14 @@ func TestPlacementMoveAndRemove(t *testing.T) {
 	}
 }
 
-func TestPlacementSaveLoadRoundTrip(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "placement.json")
-	p := NewPlacement(3)
-	p.Assign("orders", 5)
-	p.Assign("logs", 2)
-	if err := p.Move("logs", 1, 0); err != nil {
-		t.Fatal(err)
+// sortedKeys returns the placed partitions ordered by (topic, partition).
+func (p *Placement) sortedKeys() []PartitionKey {
+	keys := make([]PartitionKey, 0, len(p.owner))
+	for k := range p.owner {
+		keys = append(keys, k)
 	}
-	if err := p.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	q := NewPlacement(3)
-	if err := q.Load(path); err != nil {
-		t.Fatal(err)
-	}
-	if q.Len() != p.Len() || q.Version() != p.Version() {
-		t.Fatalf("loaded %d entries v%d, saved %d v%d", q.Len(), q.Version(), p.Len(), p.Version())
-	}
-	for _, k := range p.sortedKeys() {
-		want, _ := p.Lookup(k.Topic, k.Partition)
-		if got, ok := q.Lookup(k.Topic, k.Partition); !ok || got != want {
-			t.Fatalf("%v: got %d, want %d", k, got, want)
-		}
-	}
-	for c := CoreID(0); c < 3; c++ {
-		if p.LoadOf(c) != q.LoadOf(c) {
-			t.Fatalf("core %d load %d vs %d", c, q.LoadOf(c), p.LoadOf(c))
-		}
-	}
-	// Saving again overwrites atomically and leaves no temporary behind.
-	p.Assign("more", 1)
-	if err := p.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(entries) != 1 {
-		t.Fatalf("directory holds %d entries, want only placement.json", len(entries))
-	}
-}
-
-func TestPlacementLoadFewerCores(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "p.json")
-	p := NewPlacement(4)
-	p.Assign("t", 8) // two per core
-	if err := p.Save(path); err != nil {
-		t.Fatal(err)
-	}
-	q := NewPlacement(2)
-	if err := q.Load(path); err != nil {
-		t.Fatal(err)
-	}
-	for i := int32(0); i < 8; i++ {
-		c, ok := q.Lookup("t", i)
-		if !ok || c > 1 {
-			t.Fatalf("t/%d on core %d (ok=%v)", i, c, ok)
-		}
-		if old, _ := p.Lookup("t", i); old <= 1 && old != c {
-			t.Fatalf("t/%d moved from surviving core %d to %d", i, old, c)
-		}
-	}
-	if q.LoadOf(0) != 4 || q.LoadOf(1) != 4 {
-		t.Fatalf("loads %d/%d, want 4/4", q.LoadOf(0), q.LoadOf(1))
-	}
-}
-
-func TestPlacementLoadErrors(t *testing.T) {
-	dir := t.TempDir()
-	p := NewPlacement(2)
-	if err := p.Load(filepath.Join(dir, "missing.json")); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("missing file: %v", err)
-	}
-	cases := map[string]string{
-		"garbage":   `{not json`,
-		"format":    `{"format":9,"cores":2,"partitions":[]}`,
-		"duplicate": `{"format":1,"cores":2,"partitions":[{"topic":"t","partition":0,"core":0},{"topic":"t","partition":0,"core":1}]}`,
-		"negative":  `{"format":1,"cores":2,"partitions":[{"topic":"t","partition":-1,"core":0}]}`,
-	}
-	for name, body := range cases {
-		path := filepath.Join(dir, name+".json")
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Load(path); err == nil {
-			t.Errorf("%s: Load accepted %s", name, body)
-		}
-	}
+	slices.SortFunc(keys, func(a, b PartitionKey) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return keys
 }
