@@ -118,12 +118,19 @@ func (c *epochCache) persist() error {
 	for _, e := range c.entries {
 		fmt.Fprintf(&b, "%d %d\n", e.epoch, e.start)
 	}
-	tmp := c.path + ".tmp"
-	f, err := c.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644, false)
+	return writeFileDurably(c.fs, c.path, b.Bytes())
+}
+
+// writeFileDurably replaces path with data so that a crash leaves either
+// the old file or the new one: write a temporary file, fsync it, rename it
+// over path, fsync the directory.
+func writeFileDurably(fs dma.FS, path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644, false)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(b.Bytes(), 0); err != nil {
+	if _, err := f.WriteAt(data, 0); err != nil {
 		f.Close()
 		return err
 	}
@@ -132,10 +139,10 @@ func (c *epochCache) persist() error {
 		return err
 	}
 	f.Close()
-	if err := c.fs.Rename(tmp, c.path); err != nil {
+	if err := fs.Rename(tmp, path); err != nil {
 		return err
 	}
-	return c.fs.SyncDir(filepath.Dir(c.path))
+	return fs.SyncDir(filepath.Dir(path))
 }
 
 // SetLeaderEpoch stamps later appends with epoch and records where it

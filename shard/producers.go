@@ -203,24 +203,7 @@ func (l *Log) snapshotOffsets() []Offset {
 // segment would keep the partition from opening).
 func (l *Log) writeProducerSnapshot() error {
 	off := l.hw
-	path := l.snapshotPath(off)
-	f, err := l.fs.OpenFile(path+".tmp", os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644, false)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteAt(encodeSnapshot(off, l.durable), 0); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	f.Close()
-	if err := l.fs.Rename(path+".tmp", path); err != nil {
-		return err
-	}
-	if err := l.fs.SyncDir(l.cfg.Dir); err != nil {
+	if err := writeFileDurably(l.fs, l.snapshotPath(off), encodeSnapshot(off, l.durable)); err != nil {
 		return err
 	}
 	offs := l.snapshotOffsets()

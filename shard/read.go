@@ -274,45 +274,45 @@ func (l *Log) scanForTime(seg *segment, pos int64, ts int64, done func(Offset, i
 	}
 	var found Offset = -1
 	var foundTs int64 = -1
-	r := &diskRead{l: l, seg: seg, offset: Offset(seg.base), maxBytes: 1 << 30, limit: limit, pos: pos}
-	// Walk batches without copying: a thin read that stops at the first match.
-	r.done = func(ReadResult, error) {}
+	// Walk batch headers without copying anything, stopping at the first
+	// match; only the headers matter, so no CRC is computed here.
+	buf := l.pool.Get(256 << 10)
+	bufPos := dma.AlignDown(pos, seg.file.Align())
 	seg.reads++
 	var step func(n int, err error)
 	step = func(n int, err error) {
 		if err != nil {
+			l.pool.Put(buf)
 			seg.reads--
 			done(-1, -1, err)
 			return
 		}
-		data := r.buf[:n]
+		data := buf[:n]
 		for {
-			off := r.pos - r.bufPos
-			if r.pos >= limit || off+BatchHeaderSize > int64(len(data)) {
+			off := pos - bufPos
+			if pos >= limit || off+BatchHeaderSize > int64(len(data)) {
 				break
 			}
 			h, _ := ParseBatchHeader(data[off:])
 			if h.check(l.cfg.MaxBatchBytes) != nil {
-				r.pos = limit
+				pos = limit
 				break
 			}
 			if h.MaxTimestamp >= ts && h.BaseOffset < l.hw {
 				found, foundTs = h.BaseOffset, h.MaxTimestamp
-				r.pos = limit
+				pos = limit
 				break
 			}
-			r.pos += int64(h.Size())
+			pos += int64(h.Size())
 		}
-		if r.pos >= limit || n == 0 {
-			l.pool.Put(r.buf)
+		if pos >= limit || n == 0 {
+			l.pool.Put(buf)
 			seg.reads--
 			done(found, foundTs, nil)
 			return
 		}
-		r.bufPos = dma.AlignDown(r.pos, seg.file.Align())
-		l.io.Read(seg.file, r.buf, r.bufPos, step)
+		bufPos = dma.AlignDown(pos, seg.file.Align())
+		l.io.Read(seg.file, buf, bufPos, step)
 	}
-	r.buf = l.pool.Get(256 << 10)
-	r.bufPos = dma.AlignDown(pos, seg.file.Align())
-	l.io.Read(seg.file, r.buf, r.bufPos, step)
+	l.io.Read(seg.file, buf, bufPos, step)
 }
