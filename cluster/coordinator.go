@@ -178,8 +178,9 @@ func (b *backend) onCoordinator(groupID string, fn func(h *hostedCoord, reply fu
 }
 
 // fanOut runs work for each key on the key's coordinator and calls finish
-// on this core with the results in key order.
-func fanOut[T any](b *backend, keys []string, work func(h *hostedCoord, key string, ret func(T)), failed func(key string, code int16) T, finish func([]T)) {
+// on this core with the results in key order. work gets the key's index, so
+// a request naming the same group twice keeps both parts apart.
+func fanOut[T any](b *backend, keys []string, work func(h *hostedCoord, i int, ret func(T)), failed func(key string, code int16) T, finish func([]T)) {
 	out := make([]T, len(keys))
 	remaining := len(keys)
 	if remaining == 0 {
@@ -195,7 +196,7 @@ func fanOut[T any](b *backend, keys []string, work func(h *hostedCoord, key stri
 			}
 		}
 		b.onCoordinator(k, func(h *hostedCoord, reply func(func())) {
-			work(h, k, func(v T) { reply(func() { put(v) }) })
+			work(h, i, func(v T) { reply(func() { put(v) }) })
 		}, func(code int16) { put(failed(k, code)) })
 	}
 }

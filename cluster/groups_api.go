@@ -193,28 +193,31 @@ func (b *backend) offsetFetch(r *kmsg.OffsetFetchRequest, cb func(kmsg.Response)
 		group string
 		tps   []group.TopicPartition // nil: all
 	}
+	// v0-v7 ask for one group, v8+ for several: both become wants. A nil
+	// topic list asks for every committed offset of the group.
+	newWant := func(name string, all bool) want {
+		if all {
+			return want{group: name}
+		}
+		return want{group: name, tps: []group.TopicPartition{}}
+	}
+	addTopic := func(w *want, topic string, parts []int32) {
+		for _, p := range parts {
+			w.tps = append(w.tps, group.TopicPartition{Topic: topic, Partition: p})
+		}
+	}
 	var wants []want
 	if r.Version < 8 {
-		w := want{group: r.Group}
-		if r.Topics != nil {
-			w.tps = []group.TopicPartition{}
-			for _, t := range r.Topics {
-				for _, p := range t.Partitions {
-					w.tps = append(w.tps, group.TopicPartition{Topic: t.Topic, Partition: p})
-				}
-			}
+		w := newWant(r.Group, r.Topics == nil)
+		for _, t := range r.Topics {
+			addTopic(&w, t.Topic, t.Partitions)
 		}
 		wants = append(wants, w)
 	} else {
 		for _, g := range r.Groups {
-			w := want{group: g.Group}
-			if g.Topics != nil {
-				w.tps = []group.TopicPartition{}
-				for _, t := range g.Topics {
-					for _, p := range t.Partitions {
-						w.tps = append(w.tps, group.TopicPartition{Topic: t.Topic, Partition: p})
-					}
-				}
+			w := newWant(g.Group, g.Topics == nil)
+			for _, t := range g.Topics {
+				addTopic(&w, t.Topic, t.Partitions)
 			}
 			wants = append(wants, w)
 		}
@@ -223,12 +226,8 @@ func (b *backend) offsetFetch(r *kmsg.OffsetFetchRequest, cb func(kmsg.Response)
 	for i, w := range wants {
 		keys[i] = w.group
 	}
-	idx := map[string]int{}
-	for i, k := range keys {
-		idx[k] = i
-	}
-	fanOut(b, keys, func(h *hostedCoord, key string, ret func(offsetFetchGroup)) {
-		ret(offsetFetchGroup{offsets: h.coord.Fetch(key, wants[idx[key]].tps)})
+	fanOut(b, keys, func(h *hostedCoord, i int, ret func(offsetFetchGroup)) {
+		ret(offsetFetchGroup{offsets: h.coord.Fetch(wants[i].group, wants[i].tps)})
 	}, func(_ string, code int16) offsetFetchGroup { return offsetFetchGroup{code: code} }, func(res []offsetFetchGroup) {
 		for i, w := range wants {
 			topics := fetchTopics(w.tps, res[i].offsets)
@@ -303,10 +302,10 @@ func (b *backend) describeGroups(r *kmsg.DescribeGroupsRequest, cb func(kmsg.Res
 		code int16
 		d    group.Description
 	}
-	fanOut(b, r.Groups, func(h *hostedCoord, key string, ret func(result)) {
-		g := h.coord.Group(key)
+	fanOut(b, r.Groups, func(h *hostedCoord, i int, ret func(result)) {
+		g := h.coord.Group(r.Groups[i])
 		if g == nil {
-			ret(result{d: group.Description{ID: key, State: "Dead"}})
+			ret(result{d: group.Description{ID: r.Groups[i], State: "Dead"}})
 			return
 		}
 		ret(result{d: g.Describe()})
@@ -356,8 +355,8 @@ func (b *backend) listGroups(r *kmsg.ListGroupsRequest, cb func(kmsg.Response)) 
 
 func (b *backend) deleteGroups(r *kmsg.DeleteGroupsRequest, cb func(kmsg.Response)) {
 	resp := r.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	fanOut(b, r.Groups, func(h *hostedCoord, key string, ret func(int16)) {
-		h.coord.DeleteGroup(key, ret)
+	fanOut(b, r.Groups, func(h *hostedCoord, i int, ret func(int16)) {
+		h.coord.DeleteGroup(r.Groups[i], ret)
 	}, func(_ string, code int16) int16 { return code }, func(codes []int16) {
 		for i, g := range r.Groups {
 			rg := kmsg.NewDeleteGroupsResponseGroup()

@@ -107,7 +107,7 @@ func (cs *coreState) drop(ref wire.PartitionRef, then func(*shard.Log)) {
 		part.fire(w)
 	}
 	part.watchers = nil
-	cs.whenIdle(part.log, func() {
+	part.log.Quiesce(func() {
 		if err := part.log.Close(); err != nil {
 			cs.node.log.Error("closing partition log", "partition", ref, "err", err)
 			cs.node.closeFailures.Add(1)
@@ -115,9 +115,6 @@ func (cs *coreState) drop(ref wire.PartitionRef, then func(*shard.Log)) {
 		then(part.log)
 	})
 }
-
-// whenIdle calls fn once l has no I/O in flight (or has failed).
-func (cs *coreState) whenIdle(l *shard.Log, fn func()) { l.Quiesce(fn) }
 
 // closeAll closes every log on this core, then calls done.
 func (cs *coreState) closeAll(done func()) {
