@@ -148,7 +148,10 @@ type Log struct {
 
 	lastAppendMs int64 // broker time of the last append, for shrinking the buffer
 
-	live, durable      producerTable
+	live, durable producerTable
+	// producerReplayFrom is where the last rebuild of the producer tables
+	// started replaying the log (the snapshot's offset, or the log start).
+	producerReplayFrom Offset
 	bytesSinceSnapshot int64
 
 	failed    error

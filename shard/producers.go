@@ -242,6 +242,7 @@ func (l *Log) loadProducers() error {
 	if from < l.logStart {
 		from = l.logStart
 	}
+	l.producerReplayFrom = from
 	if err := l.replay(from, func(h *BatchHeader) {
 		if isIdempotent(h) {
 			l.durable.record(h.ProducerID, h.ProducerEpoch, seqBatch{h.BaseSequence, lastSeqOf(h), h.BaseOffset, h.LastOffset()})
