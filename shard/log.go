@@ -316,7 +316,11 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 		}
 	}
 	at := l.buf[l.end-l.bufPos : l.end-l.bufPos+size]
-	copy(at, batch)
+	// The header is stamped next, so it goes through the cache; the body
+	// is only read again by the disk (see dma.CopyForDMA).
+	hdr := min(len(batch), BatchHeaderSize)
+	copy(at[:hdr], batch[:hdr])
+	dma.CopyForDMA(at[hdr:], batch[hdr:])
 	stampBatch(at, l.next, l.epochs.current())
 	res := AppendResult{Base: l.next, Last: l.next + Offset(h.LastOffsetDelta), LogAppendTime: -1}
 	if l.cfg.LogAppendTime {
