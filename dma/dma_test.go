@@ -299,6 +299,7 @@ func engineRoundTrip(t *testing.T, eng Engine, f File) {
 	if got != blocks*a || !bytes.Equal(dst[:got], src) {
 		t.Fatalf("read %d bytes, want %d identical", got, blocks*a)
 	}
+	engineWriteSync(t, eng, f)
 	// Errors come back through the callback: direct I/O aligned to no
 	// sector size at all.
 	if f.Direct() {
@@ -324,4 +325,102 @@ func TestProbeDir(t *testing.T) {
 			t.Fatalf("mode %d has no name", m)
 		}
 	}
+}
+
+// engineWriteSync checks linked write+fdatasync pairs: each pair's write
+// callback runs before its sync callback, both exactly once, including past
+// the ring's size (backlog) and mixed with plain ops; a failing write fails
+// its sync too; and the slots are reusable afterwards.
+func engineWriteSync(t *testing.T, eng Engine, f File) {
+	const pairs = 30
+	a := f.Align()
+	src := AllocAligned(pairs * a)
+	defer FreeAligned(src)
+	for i := range src {
+		src[i] = byte(i/a + 7)
+	}
+	wrote := make([]int, pairs)
+	synced := make([]int, pairs)
+	plain := 0
+	for i := 0; i < pairs; i++ {
+		eng.WriteSync(f, src[i*a:(i+1)*a], int64(i*a), func(n int, err error) {
+			if err != nil || n != a {
+				t.Errorf("pair %d write: %d %v", i, n, err)
+			}
+			if synced[i] != 0 {
+				t.Errorf("pair %d: sync callback before write callback", i)
+			}
+			wrote[i]++
+		}, func(err error) {
+			if err != nil {
+				t.Errorf("pair %d sync: %v", i, err)
+			}
+			synced[i]++
+		})
+		if i%3 == 0 {
+			eng.Sync(f, func(err error) {
+				if err != nil {
+					t.Errorf("plain sync: %v", err)
+				}
+				plain++
+			})
+		}
+	}
+	if err := Drain(eng); err != nil {
+		t.Fatal(err)
+	}
+	for i := range wrote {
+		if wrote[i] != 1 || synced[i] != 1 {
+			t.Fatalf("pair %d: write callback %d times, sync %d times", i, wrote[i], synced[i])
+		}
+	}
+	if plain != pairs/3 || eng.Inflight() != 0 {
+		t.Fatalf("plain syncs %d of %d, inflight %d", plain, pairs/3, eng.Inflight())
+	}
+	if f.Direct() {
+		var werr, serr error
+		calls := 0
+		eng.WriteSync(f, src[:100], 100, func(_ int, err error) { werr = err; calls++ }, func(err error) { serr = err; calls++ })
+		if err := Drain(eng); err != nil {
+			t.Fatal(err)
+		}
+		if calls != 2 || !errors.Is(werr, syscall.EINVAL) || serr == nil {
+			t.Fatalf("failing linked write: %d callbacks, write %v, sync %v; want both, EINVAL and an error", calls, werr, serr)
+		}
+	}
+	ok := 0
+	eng.WriteSync(f, src[:a], 0, func(n int, err error) {
+		if err == nil && n == a {
+			ok++
+		}
+	}, func(err error) {
+		if err == nil {
+			ok++
+		}
+	})
+	if err := Drain(eng); err != nil || ok != 2 || eng.Inflight() != 0 {
+		t.Fatalf("pair after a failure: %d of 2 callbacks succeeded, inflight %d, %v", ok, eng.Inflight(), err)
+	}
+	dst := AllocAligned(pairs * a)
+	defer FreeAligned(dst)
+	var got int
+	eng.Read(f, dst, 0, func(n int, _ error) { got = n })
+	Drain(eng)
+	if got < pairs*a || !bytes.Equal(dst, src) {
+		t.Fatalf("after linked writes: read %d bytes, contents equal %v", got, bytes.Equal(dst, src))
+	}
+}
+
+// The engine reads the ring's feature bits through reflection; a giouring
+// that renamed the field would silently turn CQE skipping off.
+func TestURingFeatures(t *testing.T) {
+	e, err := newURingEngine(8)
+	if err != nil {
+		t.Skipf("io_uring unavailable: %v", err)
+	}
+	defer e.Close()
+	if ringFeatures(e.ring) == 0 {
+		t.Fatal("no io_uring feature bits read from giouring.Ring")
+	}
+	t.Logf("features %#x, CQE skip %v", ringFeatures(e.ring), e.cqeSkip)
 }

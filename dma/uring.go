@@ -2,6 +2,7 @@ package dma
 
 import (
 	"errors"
+	"reflect"
 	"syscall"
 	"unsafe"
 
@@ -24,6 +25,15 @@ type ioOp struct {
 	// link: the next op (queued right after this one) starts only once
 	// this one has succeeded.
 	link bool
+	// skipCQE: a write linked to its fdatasync posts no completion when it
+	// succeeds (IOSQE_CQE_SKIP_SUCCESS); the fdatasync's completion
+	// completes it. partner is the other op's slot+1 (0: none, or the
+	// write already completed on its own because it failed).
+	skipCQE bool
+	partner uint32
+	// gen tells this use of the slot from earlier ones in the SQE's user
+	// data, so a completion for an op already completed here is ignored.
+	gen  uint32
 	fd   int
 	buf  []byte
 	off  int64
@@ -73,14 +83,18 @@ type uringEngine struct {
 	inflight int
 	cqes     []*giouring.CompletionQueueEvent
 	reaped   []reaped
+	// cqeSkip: the kernel honours IOSQE_CQE_SKIP_SUCCESS (5.17+), so a
+	// linked write+fdatasync wakes the core once, not twice.
+	cqeSkip bool
+	gen     uint32
 }
 
 // pollBudget bounds the completions one Poll runs before it yields.
 const pollBudget = 512
 
 type reaped struct {
-	slot uint32
-	res  int32
+	slot, gen uint32
+	res       int32
 }
 
 func newURingEngine(entries uint32) (*uringEngine, error) {
@@ -101,7 +115,18 @@ func newURingEngine(entries uint32) (*uringEngine, error) {
 		ring.QueueExit()
 		return nil, err
 	}
-	return &uringEngine{ring: ring, efd: efd, cqes: make([]*giouring.CompletionQueueEvent, 2*entries)}, nil
+	return &uringEngine{ring: ring, efd: efd, cqes: make([]*giouring.CompletionQueueEvent, 2*entries), cqeSkip: ringFeatures(ring)&giouring.FeatCQESkip != 0}, nil
+}
+
+// ringFeatures reads the IORING_FEAT_* bits the kernel reported at setup.
+// giouring keeps them unexported; reflect can read (not write) such a
+// field, and a giouring without it reads as no features.
+func ringFeatures(ring *giouring.Ring) uint32 {
+	f := reflect.ValueOf(ring).Elem().FieldByName("features")
+	if !f.IsValid() || f.Kind() != reflect.Uint32 {
+		return 0
+	}
+	return uint32(f.Uint())
 }
 
 func (e *uringEngine) Mode() Mode    { return ModeURing }
@@ -121,11 +146,17 @@ func (e *uringEngine) Sync(f File, cb func(error)) {
 }
 
 func (e *uringEngine) WriteSync(f File, p []byte, off int64, wcb func(int, error), scb func(error)) {
-	e.enqueue(ioOp{kind: opWrite, link: true, fd: f.Fd(), buf: p, off: off, rw: wcb})
-	e.enqueue(ioOp{kind: opSync, fd: f.Fd(), sync: scb})
+	if !e.cqeSkip || len(p) == 0 {
+		e.enqueue(ioOp{kind: opWrite, link: true, fd: f.Fd(), buf: p, off: off, rw: wcb})
+		e.enqueue(ioOp{kind: opSync, fd: f.Fd(), sync: scb})
+		return
+	}
+	w := e.enqueue(ioOp{kind: opWrite, link: true, skipCQE: true, fd: f.Fd(), buf: p, off: off, rw: wcb})
+	s := e.enqueue(ioOp{kind: opSync, fd: f.Fd(), sync: scb, partner: w + 1})
+	e.slots[w].partner = s + 1
 }
 
-func (e *uringEngine) enqueue(op ioOp) {
+func (e *uringEngine) enqueue(op ioOp) uint32 {
 	var slot uint32
 	if n := len(e.free); n > 0 {
 		slot = e.free[n-1]
@@ -135,10 +166,13 @@ func (e *uringEngine) enqueue(op ioOp) {
 		slot = uint32(len(e.slots))
 		e.slots = append(e.slots, op)
 	}
+	e.gen++
+	e.slots[slot].gen = e.gen
 	e.inflight++
 	if len(e.backlog) > 0 || !e.prepare(slot) {
 		e.backlog = append(e.backlog, slot)
 	}
+	return slot
 }
 
 // prepare fills one SQE. The entry is zeroed first: giouring's Prepare*
@@ -168,9 +202,12 @@ func (e *uringEngine) prepare(slot uint32) bool {
 	case opSync:
 		sqe.PrepareFsync(op.fd, giouring.FsyncDatasync)
 	}
-	sqe.SetData64(uint64(slot))
+	sqe.SetData64(uint64(slot) | uint64(op.gen)<<32)
 	if op.link {
 		sqe.Flags |= giouring.SqeIOLink // after Prepare*, which resets Flags
+	}
+	if op.skipCQE {
+		sqe.Flags |= giouring.SqeCQESkipSuccess
 	}
 	return true
 }
@@ -222,18 +259,43 @@ func (e *uringEngine) Poll() int {
 		}
 		e.reaped = e.reaped[:0]
 		for _, c := range e.cqes[:n] {
-			e.reaped = append(e.reaped, reaped{slot: uint32(c.UserData), res: c.Res})
+			e.reaped = append(e.reaped, reaped{slot: uint32(c.UserData), gen: uint32(c.UserData >> 32), res: c.Res})
 		}
 		e.ring.CQAdvance(n)
 		for _, r := range e.reaped {
 			op := e.slots[r.slot]
-			e.slots[r.slot] = ioOp{}
-			e.free = append(e.free, r.slot)
-			e.inflight--
+			if op.kind == 0 || op.gen != r.gen {
+				continue // completed here already (see below)
+			}
+			e.release(r.slot)
+			switch {
+			case op.skipCQE && op.partner != 0:
+				// The write failed or was short: the kernel posts that
+				// despite the skip flag, and then skips the cancelled
+				// fdatasync's completion, so it is completed here.
+				sy := e.slots[op.partner-1]
+				e.release(op.partner - 1)
+				op.complete(r.res)
+				sy.complete(-int32(syscall.ECANCELED))
+				ran += 2
+				continue
+			case op.kind == opSync && op.partner != 0:
+				// The write posted nothing, so it succeeded in full.
+				w := e.slots[op.partner-1]
+				e.release(op.partner - 1)
+				w.complete(int32(len(w.buf)))
+				ran++
+			}
 			op.complete(r.res)
 			ran++
 		}
 	}
+}
+
+func (e *uringEngine) release(slot uint32) {
+	e.slots[slot] = ioOp{}
+	e.free = append(e.free, slot)
+	e.inflight--
 }
 
 func (e *uringEngine) Wait() error {
