@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -81,6 +82,7 @@ func TestMemFSCrash(t *testing.T) {
 	m := NewMemFS(4096, 1)
 	m.MkdirAll("/d")
 	f, _ := m.OpenFile("/d/f", os.O_RDWR|os.O_CREATE, 0o644, false)
+	m.SyncDir("/d")
 	synced := bytes.Repeat([]byte{1}, 8192)
 	f.WriteAt(synced, 0)
 	if err := f.Sync(); err != nil {
@@ -125,6 +127,7 @@ func TestMemFSTruncateDoesNotSync(t *testing.T) {
 	m := NewMemFS(4096, 1)
 	m.MkdirAll("/d")
 	f, _ := m.OpenFile("/d/f", os.O_RDWR|os.O_CREATE, 0o644, false)
+	m.SyncDir("/d")
 	f.WriteAt(bytes.Repeat([]byte{1}, 4096), 0)
 	f.Sync()
 	f.WriteAt(bytes.Repeat([]byte{2}, 8192), 0) // unsynced, straddles the cut
@@ -153,6 +156,57 @@ func TestMemFSTruncateDoesNotSync(t *testing.T) {
 	f.Sync()
 	if b := memRead(t, m.Crash(1), "/d/f"); len(b) != 10000 || !bytes.Equal(b[6000:], make([]byte, 4000)) {
 		t.Fatalf("after growing: %d bytes", len(b))
+	}
+}
+
+// TestMemFSVolatileNames: a create, rename or remove survives a crash only
+// once its directory is synced; until then the crash finds the old
+// namespace, each name with its file's durable bytes.
+func TestMemFSVolatileNames(t *testing.T) {
+	m := NewMemFS(4096, 1)
+	m.MkdirAll("/d")
+	m.MkdirAll("/e")
+	write := func(name string, b byte) {
+		f, err := m.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte{b}, 0)
+		f.Sync()
+		f.Close()
+	}
+	write("/d/old", 1)
+	write("/d/gone", 2)
+	m.SyncDir("/d")
+	write("/d/new", 3)
+	write("/e/other", 4)
+	m.Rename("/d/old", "/d/renamed")
+	m.Remove("/d/gone")
+	names := func(c *MemFS) string {
+		var out []string
+		for _, d := range []string{"/d", "/e"} {
+			ns, _ := c.ReadDir(d)
+			for _, n := range ns {
+				out = append(out, d+"/"+n+"="+string('0'+memRead(t, c, d+"/"+n)[0]))
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := names(m), "/d/new=3 /d/renamed=1 /e/other=4"; got != want {
+		t.Fatalf("before the crash: %s, want %s", got, want)
+	}
+	if got, want := names(m.Crash(1)), "/d/gone=2 /d/old=1"; got != want {
+		t.Fatalf("crash before SyncDir: %s, want %s", got, want)
+	}
+	m.SyncDir("/d")
+	if got, want := names(m.Crash(1)), "/d/new=3 /d/renamed=1"; got != want {
+		t.Fatalf("crash after SyncDir(/d): %s, want %s", got, want)
+	}
+	m.VolatileNames = false
+	m.Remove("/e/other")
+	write("/e/now", 5)
+	if got, want := names(m.Crash(1)), "/d/new=3 /d/renamed=1 /e/now=5"; got != want {
+		t.Fatalf("with VolatileNames off: %s, want %s", got, want)
 	}
 }
 

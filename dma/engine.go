@@ -16,6 +16,8 @@ type Engine interface {
 	Mode() Mode
 	Write(f File, p []byte, off int64, cb func(n int, err error))
 	Read(f File, p []byte, off int64, cb func(n int, err error))
+	// Sync is fdatasync, or a full fsync for a directory from FS.OpenDir
+	// (making its creations, renames and removals durable).
 	Sync(f File, cb func(err error))
 	// WriteSync writes p and then fdatasyncs f, the fdatasync starting only
 	// once the write has completed (io_uring linked SQEs): one submission

@@ -44,6 +44,9 @@ type FS interface {
 	ReadDir(dir string) ([]string, error)
 	// SyncDir makes creations, renames and removals in dir durable.
 	SyncDir(dir string) error
+	// OpenDir opens a directory so that an Engine can sync it (Sync on it
+	// is a full fsync, which persists its entries) without blocking a core.
+	OpenDir(dir string) (File, error)
 	Exists(path string) bool
 }
 
@@ -105,11 +108,29 @@ func (osFS) SyncDir(dir string) error {
 	return unix.Fsync(fd)
 }
 
+func (osFS) OpenDir(dir string) (File, error) {
+	fd, err := unix.Open(filepath.Clean(dir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	return &osFile{fd: fd, name: dir, align: DefaultAlign, dir: true}, nil
+}
+
 type osFile struct {
 	fd     int
 	name   string
 	direct bool
 	align  int
+	dir    bool
+}
+
+func (f *osFile) isDir() bool { return f.dir }
+
+// isDir: engines sync a directory with a full fsync, since fdatasync need
+// not persist its entries.
+func isDir(f File) bool {
+	d, ok := f.(interface{ isDir() bool })
+	return ok && d.isDir()
 }
 
 func (f *osFile) Name() string { return f.name }
@@ -168,7 +189,12 @@ func (f *osFile) WriteAt(p []byte, off int64) (int, error) {
 	return total, nil
 }
 
-func (f *osFile) Sync() error { return f.wrap("fdatasync", unix.Fdatasync(f.fd)) }
+func (f *osFile) Sync() error {
+	if f.dir {
+		return f.wrap("fsync", unix.Fsync(f.fd))
+	}
+	return f.wrap("fdatasync", unix.Fdatasync(f.fd))
+}
 
 func (f *osFile) Close() error {
 	if f.fd < 0 {

@@ -15,16 +15,23 @@ import (
 // its file, and Crash returns the state after power loss, in which every
 // unsynced write may be missing, present, or torn at sector granularity.
 //
-// Metadata operations (create, truncate, allocate, rename, remove) are
-// treated as durable at once; the log's own rules never depend on them being
-// lost, and modelling it would only weaken the tests of the data path.
+// Metadata operations (truncate, allocate) are treated as durable at once.
+// Names (create, rename, remove) are not, as on a real file system: a name
+// change survives a crash only once its directory has been synced, and until
+// then the crash finds the old name (or none) pointing at the file's durable
+// bytes. Clearing VolatileNames makes name changes durable at once too.
 type MemFS struct {
-	files  map[string]*memNode
-	dirs   map[string]bool
-	align  int
-	direct bool
-	Faults Faults
-	rng    *rand.Rand
+	files map[string]*memNode
+	// durableNames is the namespace a crash finds.
+	durableNames map[string]*memNode
+	dirs         map[string]bool
+	// VolatileNames (set by NewMemFS) makes name changes durable only at
+	// SyncDir.
+	VolatileNames bool
+	align         int
+	direct        bool
+	Faults        Faults
+	rng           *rand.Rand
 	// Reorder shuffles the execution and completion order of operations
 	// submitted in the same Poll, as a real device queue may, and lets a
 	// random part of them stay in flight until a later Poll.
@@ -54,14 +61,14 @@ type memWrite struct {
 // NewMemFS returns an empty in-memory FS that behaves like an O_DIRECT
 // capable file system with the given alignment.
 func NewMemFS(align int, seed int64) *MemFS {
-	return &MemFS{files: map[string]*memNode{}, dirs: map[string]bool{"/": true}, align: align, direct: true, rng: rand.New(rand.NewSource(seed))}
+	return &MemFS{files: map[string]*memNode{}, durableNames: map[string]*memNode{}, dirs: map[string]bool{"/": true}, align: align, direct: true, rng: rand.New(rand.NewSource(seed)), VolatileNames: true}
 }
 
 // Crash returns the file system as it would be found after a power cut now.
 // The receiver is left untouched so the test can compare.
 func (m *MemFS) Crash(seed int64) *MemFS {
 	rng := rand.New(rand.NewSource(seed))
-	out := &MemFS{files: map[string]*memNode{}, dirs: map[string]bool{}, align: m.align, direct: m.direct, rng: rng, Reorder: m.Reorder}
+	out := &MemFS{files: map[string]*memNode{}, durableNames: map[string]*memNode{}, dirs: map[string]bool{}, align: m.align, direct: m.direct, rng: rng, Reorder: m.Reorder, VolatileNames: m.VolatileNames}
 	for d := range m.dirs {
 		out.dirs[d] = true
 	}
@@ -74,13 +81,13 @@ func (m *MemFS) Crash(seed int64) *MemFS {
 		}
 	}
 	// Visit files in name order so that a seed always gives the same image.
-	names := make([]string, 0, len(m.files))
-	for name := range m.files {
+	names := make([]string, 0, len(m.durableNames))
+	for name := range m.durableNames {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		n := m.files[name]
+		n := m.durableNames[name]
 		img := append([]byte(nil), n.durable...)
 		// Writes in flight at the crash may have reached the disk too.
 		for _, w := range append(append([]memWrite(nil), n.unsynced...), inflight[n]...) {
@@ -101,6 +108,7 @@ func (m *MemFS) Crash(seed int64) *MemFS {
 			img = img[:len(n.data)]
 		}
 		out.files[name] = &memNode{data: img, durable: append([]byte(nil), img...)}
+		out.durableNames[name] = out.files[name]
 	}
 	return out
 }
@@ -136,6 +144,7 @@ func (m *MemFS) OpenFile(path string, flag int, perm os.FileMode, direct bool) (
 	case !ok:
 		n = &memNode{}
 		m.files[path] = n
+		m.nameChanged(path)
 	}
 	if flag&os.O_TRUNC != 0 {
 		n.data, n.durable, n.unsynced = nil, nil, nil
@@ -156,6 +165,7 @@ func (m *MemFS) Remove(path string) error {
 	path = filepath.Clean(path)
 	if _, ok := m.files[path]; ok {
 		delete(m.files, path)
+		m.nameChanged(path)
 		return nil
 	}
 	if m.dirs[path] {
@@ -170,6 +180,7 @@ func (m *MemFS) RemoveAll(path string) error {
 	for name := range m.files {
 		if name == path || strings.HasPrefix(name, path+"/") {
 			delete(m.files, name)
+			m.nameChanged(name)
 		}
 	}
 	for d := range m.dirs {
@@ -188,7 +199,25 @@ func (m *MemFS) Rename(from, to string) error {
 	}
 	delete(m.files, from)
 	m.files[to] = n
+	m.nameChanged(from)
+	m.nameChanged(to)
 	return nil
+}
+
+// nameChanged makes the current state of name durable at once, unless
+// VolatileNames defers that to SyncDir.
+func (m *MemFS) nameChanged(name string) {
+	if !m.VolatileNames {
+		m.syncName(name)
+	}
+}
+
+func (m *MemFS) syncName(name string) {
+	if n, ok := m.files[name]; ok {
+		m.durableNames[name] = n
+	} else {
+		delete(m.durableNames, name)
+	}
 }
 
 func (m *MemFS) ReadDir(dir string) ([]string, error) {
@@ -211,7 +240,18 @@ func (m *MemFS) ReadDir(dir string) ([]string, error) {
 	return names, nil
 }
 
-func (m *MemFS) SyncDir(string) error { return nil }
+// SyncDir makes every name change in dir durable.
+func (m *MemFS) SyncDir(dir string) error {
+	dir = filepath.Clean(dir)
+	for _, names := range []map[string]*memNode{m.files, m.durableNames} {
+		for name := range names {
+			if filepath.Dir(name) == dir {
+				m.syncName(name)
+			}
+		}
+	}
+	return nil
+}
 
 func (m *MemFS) Exists(path string) bool {
 	path = filepath.Clean(path)
@@ -225,6 +265,19 @@ type memFile struct {
 	name   string
 	direct bool
 	closed bool
+	dir    bool // from OpenDir: Sync is SyncDir, writes fail
+}
+
+func (f *memFile) isDir() bool { return f.dir }
+
+// OpenDir returns a handle on dir whose Sync (directly or through an
+// engine) is SyncDir(dir).
+func (m *MemFS) OpenDir(dir string) (File, error) {
+	dir = filepath.Clean(dir)
+	if !m.dirs[dir] {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: syscall.ENOENT}
+	}
+	return &memFile{fs: m, node: &memNode{}, name: dir, dir: true}, nil
 }
 
 func (f *memFile) Name() string         { return f.name }
@@ -285,6 +338,9 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.dir {
+		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EISDIR}
+	}
 	if err := f.checkAlign(p, off); err != nil {
 		return 0, err
 	}
@@ -314,6 +370,9 @@ func (f *memFile) Sync() error {
 	if f.fs.Faults.FailSyncs > 0 {
 		f.fs.Faults.FailSyncs--
 		return syscall.EIO
+	}
+	if f.dir {
+		return f.fs.SyncDir(f.name)
 	}
 	f.node.durable = append(f.node.durable[:0], f.node.data...)
 	f.node.unsynced = nil

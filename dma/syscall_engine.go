@@ -40,7 +40,7 @@ func (e *syscallEngine) Read(f File, p []byte, off int64, cb func(int, error)) {
 }
 
 func (e *syscallEngine) Sync(f File, cb func(error)) {
-	e.push(ioOp{kind: opSync, fd: f.Fd(), sync: cb})
+	e.push(ioOp{kind: opSync, full: isDir(f), fd: f.Fd(), sync: cb})
 }
 
 // WriteSync runs the write and, if it fully succeeded, the fdatasync.
@@ -92,7 +92,11 @@ func execute(op *ioOp) int32 {
 		case opRead:
 			n, err = unix.Pread(op.fd, op.buf, op.off)
 		case opSync:
-			err = unix.Fdatasync(op.fd)
+			if op.full {
+				err = unix.Fsync(op.fd)
+			} else {
+				err = unix.Fdatasync(op.fd)
+			}
 		}
 		if err == unix.EINTR {
 			continue

@@ -33,7 +33,9 @@ type ioOp struct {
 	partner uint32
 	// gen tells this use of the slot from earlier ones in the SQE's user
 	// data, so a completion for an op already completed here is ignored.
-	gen  uint32
+	gen uint32
+	// full: fsync rather than fdatasync (a directory's entries).
+	full bool
 	fd   int
 	buf  []byte
 	off  int64
@@ -142,7 +144,7 @@ func (e *uringEngine) Read(f File, p []byte, off int64, cb func(int, error)) {
 }
 
 func (e *uringEngine) Sync(f File, cb func(error)) {
-	e.enqueue(ioOp{kind: opSync, fd: f.Fd(), sync: cb})
+	e.enqueue(ioOp{kind: opSync, full: isDir(f), fd: f.Fd(), sync: cb})
 }
 
 func (e *uringEngine) WriteSync(f File, p []byte, off int64, wcb func(int, error), scb func(error)) {
@@ -200,7 +202,11 @@ func (e *uringEngine) prepare(slot uint32) bool {
 			sqe.PrepareRead(op.fd, addr, uint32(len(op.buf)), uint64(op.off))
 		}
 	case opSync:
-		sqe.PrepareFsync(op.fd, giouring.FsyncDatasync)
+		flags := giouring.FsyncDatasync
+		if op.full {
+			flags = 0
+		}
+		sqe.PrepareFsync(op.fd, flags)
 	}
 	sqe.SetData64(uint64(slot) | uint64(op.gen)<<32)
 	if op.link {

@@ -159,6 +159,10 @@ func writeMemFile(t testing.TB, fs dma.FS, path string, b []byte) {
 	if err := f.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	// The file stands for what a crash left on disk, name included.
+	if err := fs.SyncDir(filepath.Dir(path)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // crashFS wraps a MemFS so that a removal is durable only once its
