@@ -137,9 +137,17 @@ type Log struct {
 
 	writing, syncing  bool
 	writeEnd, syncEnd int64
-	waiters           []waiter
-	waitHead          int
-	backlog           []pendingAppend
+	// sideIO counts the log's bookkeeping writes in flight: index
+	// checkpoints and periodic producer snapshots. They never hold up an
+	// acknowledgement, but the log is not idle (for roll, truncation,
+	// close) until they have landed. indexing and snapshotting keep one
+	// of each kind at a time.
+	sideIO                 int
+	indexing, snapshotting bool
+	dirFile                dma.File // the log directory, for syncing it through the engine
+	waiters                []waiter
+	waitHead               int
+	backlog                []pendingAppend
 
 	next     Offset // offset the next record gets
 	hw       Offset // offsets below it are durable and readable
@@ -442,7 +450,22 @@ func (l *Log) kick() {
 		l.syncing, l.syncEnd = true, l.written
 		l.io.Sync(f, l.syncDone)
 	}
-	if !l.writing && !l.syncing && l.synced == l.end {
+	if l.ioQuiet() {
+		l.runIdle()
+	}
+}
+
+// ioQuiet: no write, fdatasync or bookkeeping I/O in flight, and every
+// staged byte durable.
+func (l *Log) ioQuiet() bool {
+	return !l.writing && !l.syncing && l.sideIO == 0 && l.synced == l.end
+}
+
+// sideIODone accounts for a finished bookkeeping write and lets whatever
+// waits for the log to be idle run.
+func (l *Log) sideIODone() {
+	l.sideIO--
+	if l.failed == nil && !l.closed && l.ioQuiet() {
 		l.runIdle()
 	}
 }
@@ -467,17 +490,53 @@ func (l *Log) onSynced(err error) {
 		return
 	}
 	l.synced = l.syncEnd
-	seg := l.active
-	if seg.lastIndexedPos > 0 && len(seg.index.entries) > seg.idxPersisted &&
-		int64(seg.index.entries[len(seg.index.entries)-1].pos)-int64(seg.indexPersistedPos()) >= l.cfg.IndexCheckpointBytes {
-		if err := seg.checkpointIndexes(l.synced); err != nil {
-			l.fail(err)
-			return
-		}
-	}
 	l.ackDurable()
+	l.checkpointIndexesAsync()
 	l.drainBacklog()
 	l.kick()
+}
+
+// checkpointIndexesAsync persists the active segment's new index entries
+// once IndexCheckpointBytes of log have gone by since the last checkpoint,
+// through the engine, after the acknowledgements it must not delay.
+func (l *Log) checkpointIndexesAsync() {
+	seg := l.active
+	if l.indexing || l.failed != nil || seg.lastIndexedPos == 0 || len(seg.index.entries) == seg.idxPersisted ||
+		int64(seg.index.entries[len(seg.index.entries)-1].pos)-int64(seg.indexPersistedPos()) < l.cfg.IndexCheckpointBytes {
+		return
+	}
+	w := seg.pendingIndexes(l.synced)
+	writes := 0
+	for _, x := range []struct {
+		f   dma.File
+		b   []byte
+		off int64
+		set func()
+	}{
+		{seg.idx, w.idx, w.idxOff, func() { seg.idxPersisted = max(seg.idxPersisted, w.idxN) }},
+		{seg.tidx, w.tidx, w.tidxOff, func() { seg.tidxPersisted = max(seg.tidxPersisted, w.tidxN) }},
+	} {
+		if len(x.b) == 0 {
+			continue
+		}
+		writes++
+		l.sideIO++
+		l.io.Write(x.f, x.b, x.off, func(n int, err error) {
+			if writes--; writes == 0 {
+				l.indexing = false
+			}
+			if err == nil && n < len(x.b) {
+				err = dma.ErrShortWrite
+			}
+			if err != nil {
+				l.fail(fmt.Errorf("index checkpoint %s: %w", x.f.Name(), err))
+			} else {
+				x.set()
+			}
+			l.sideIODone()
+		})
+	}
+	l.indexing = writes > 0
 }
 
 func (s *segment) indexPersistedPos() uint32 {
@@ -512,12 +571,9 @@ func (l *Log) ackDurable() {
 	if advanced && l.OnCommit != nil {
 		l.OnCommit(l.hw)
 	}
-	if l.bytesSinceSnapshot >= l.cfg.ProducerSnapshotBytes {
+	if l.bytesSinceSnapshot >= l.cfg.ProducerSnapshotBytes && !l.snapshotting {
 		l.bytesSinceSnapshot = 0
-		if err := l.writeProducerSnapshot(); err != nil {
-			// A missing snapshot only lengthens the replay at recovery.
-			l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
-		}
+		l.snapshotProducersAsync()
 	}
 }
 
@@ -569,7 +625,7 @@ func (l *Log) whenIdle(fn func()) {
 }
 
 func (l *Log) runIdle() {
-	for len(l.idleFns) > 0 && l.failed == nil && !l.writing && !l.syncing && l.synced == l.end {
+	for len(l.idleFns) > 0 && l.failed == nil && l.ioQuiet() {
 		fn := l.idleFns[0]
 		l.idleFns = l.idleFns[1:]
 		fn()
@@ -652,7 +708,7 @@ func (l *Log) Quiesce(fn func()) {
 
 // Idle reports whether nothing is staged, in flight or waiting.
 func (l *Log) Idle() bool {
-	return !l.writing && !l.syncing && l.synced == l.end && len(l.backlog) == 0 && len(l.idleFns) == 0
+	return l.ioQuiet() && len(l.backlog) == 0 && len(l.idleFns) == 0
 }
 
 // Close persists the active index and releases files. The caller must have
@@ -679,6 +735,9 @@ func (l *Log) Close() error {
 	}
 	for _, s := range l.segs {
 		s.close()
+	}
+	if l.dirFile != nil {
+		l.dirFile.Close()
 	}
 	if !l.writing {
 		// A failed log may still have a write in flight from this buffer:

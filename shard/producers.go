@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/strand-io/strand/dma"
 )
 
 // Idempotent producers. Each partition remembers, per producer id, its
@@ -206,11 +208,83 @@ func (l *Log) writeProducerSnapshot() error {
 	if err := writeFileDurably(l.fs, l.snapshotPath(off), encodeSnapshot(off, l.durable)); err != nil {
 		return err
 	}
+	l.pruneSnapshots()
+	return nil
+}
+
+// pruneSnapshots keeps the newest two snapshots. Only called once the
+// newest one's name is durable (its directory synced).
+func (l *Log) pruneSnapshots() {
 	offs := l.snapshotOffsets()
 	for i := 0; i+2 < len(offs); i++ {
 		_ = l.fs.Remove(l.snapshotPath(offs[i]))
 	}
-	return nil
+}
+
+// snapshotProducersAsync is the periodic snapshot (every
+// ProducerSnapshotBytes acknowledged), written the way writeProducerSnapshot
+// writes one, but through the engine so the core never waits on the disk:
+// write and fdatasync a temporary file, rename it into place, fsync the
+// directory, and only then prune the older snapshots. A crash before the
+// directory fsync may lose the rename, which only means an older snapshot
+// and a longer replay.
+func (l *Log) snapshotProducersAsync() {
+	if l.dirFile == nil {
+		d, err := l.fs.OpenDir(l.cfg.Dir)
+		if err != nil {
+			l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
+			return
+		}
+		l.dirFile = d
+	}
+	off := l.hw
+	path := l.snapshotPath(off)
+	tmp := path + ".tmp"
+	data := encodeSnapshot(off, l.durable)
+	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644, false)
+	if err != nil {
+		l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
+		return
+	}
+	l.snapshotting = true
+	l.sideIO++
+	finish := func(err error) {
+		l.snapshotting = false
+		if err != nil {
+			// A missing snapshot only lengthens the replay at recovery.
+			l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
+		}
+		l.sideIODone()
+	}
+	var werr error
+	l.io.WriteSync(f, data, 0, func(n int, err error) {
+		if err == nil && n < len(data) {
+			err = dma.ErrShortWrite
+		}
+		werr = err
+	}, func(err error) {
+		f.Close()
+		if werr == nil {
+			werr = err
+		}
+		if werr == nil && l.closed {
+			werr = errors.New("log closed")
+		}
+		if werr == nil {
+			werr = l.fs.Rename(tmp, path)
+		}
+		if werr != nil {
+			_ = l.fs.Remove(tmp)
+			finish(werr)
+			return
+		}
+		l.io.Sync(l.dirFile, func(err error) {
+			if err == nil && !l.closed {
+				l.pruneSnapshots()
+			}
+			finish(err)
+		})
+	})
 }
 
 // loadProducers rebuilds the producer tables after recovery: the newest

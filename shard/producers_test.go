@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"strings"
 	"testing"
 
 	"github.com/strand-io/strand/dma"
@@ -154,5 +155,119 @@ func TestProducerSnapshotCodec(t *testing.T) {
 	}
 	if _, _, err := decodeSnapshot(b[:len(b)-1]); err == nil {
 		t.Fatal("truncated snapshot accepted")
+	}
+}
+
+// TestPeriodicSnapshots: the snapshots taken every ProducerSnapshotBytes go
+// through the engine without holding up acknowledgements, keep the log from
+// being idle while in flight, are pruned to two, and a crash at any point
+// (a rename not yet made durable by the directory sync included) still
+// rebuilds the producer state, usually from one of them.
+func TestPeriodicSnapshots(t *testing.T) {
+	fs := dma.NewMemFS(4096, 3)
+	fs.Reorder = true
+	cfg := Config{SegmentBytes: 1 << 30, ProducerSnapshotBytes: 2048}
+	l, eng := memLog(t, fs, cfg)
+	var seq int32
+	most := 0
+	fromSnapshot := 0
+	for i := 0; i < 120; i++ {
+		if o := appendSync(t, l, eng, idemBatch(5, 1, seq, 3)); o.err != nil {
+			t.Fatal(o.err)
+		}
+		seq += 3
+		if l.sideIO < 0 || l.snapshotting && l.sideIO == 0 {
+			t.Fatalf("append %d: sideIO %d with a snapshot in flight %v", i, l.sideIO, l.snapshotting)
+		}
+		most = max(most, len(l.snapshotOffsets()))
+		if i%10 == 9 {
+			crashed := fs.Crash(int64(i))
+			l2, eng2 := memLog(t, crashed, cfg)
+			if l2.producerReplayFrom > 0 {
+				fromSnapshot++
+			}
+			if dup := appendSync(t, l2, eng2, idemBatch(5, 1, seq-3, 3)); dup.err != nil || dup.res.Last != l.NextOffset()-1 {
+				t.Fatalf("after crash %d: retry of the last batch got %+v, want a duplicate ending at %d", i, dup, l.NextOffset()-1)
+			}
+			names, _ := crashed.ReadDir(cfg.Dir)
+			for _, n := range names {
+				if strings.HasSuffix(n, ".tmp") {
+					t.Fatalf("after crash %d and recovery: leftover %s", i, n)
+				}
+			}
+		}
+	}
+	if most > 3 {
+		t.Fatalf("%d snapshot files at once, want at most 3 (two and one being written)", most)
+	}
+	if fromSnapshot == 0 {
+		t.Fatal("no recovery started from a periodic snapshot")
+	}
+	// Quiesce waits for a snapshot in flight.
+	for i := 0; !l.snapshotting; i++ {
+		if i == 1000 {
+			t.Fatal("no snapshot in flight after 1000 appends")
+		}
+		acked := false
+		if err := l.Append(idemBatch(5, 1, seq, 3), 1, func(_ AppendResult, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			acked = true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		seq += 3
+		for !acked {
+			eng.Poll()
+		}
+	}
+	quiet := false
+	l.Quiesce(func() {
+		if l.sideIO != 0 || l.snapshotting {
+			t.Errorf("Quiesce ran with %d bookkeeping writes in flight", l.sideIO)
+		}
+		quiet = true
+	})
+	drainLog(t, l, eng)
+	if !quiet {
+		t.Fatal("Quiesce never ran")
+	}
+}
+
+// TestPeriodicSnapshotFailure: a snapshot whose fdatasync fails is dropped
+// with a warning; the log goes on and leaves no temporary file.
+func TestPeriodicSnapshotFailure(t *testing.T) {
+	fs := dma.NewMemFS(4096, 4)
+	logger, warns, msgs := newWarnLogger()
+	cfg := Config{SegmentBytes: 1 << 30, ProducerSnapshotBytes: 1, Logger: logger}
+	l, eng := memLog(t, fs, cfg)
+	if o := appendSync(t, l, eng, idemBatch(5, 1, 0, 1)); o.err != nil {
+		t.Fatal(o.err)
+	}
+	before := len(l.snapshotOffsets())
+	// The next append's fdatasync succeeds; the snapshot it triggers fails.
+	var o appendOutcome
+	if err := l.Append(idemBatch(5, 1, 1, 1), 1, func(r AppendResult, err error) {
+		o = appendOutcome{r, err, true}
+		fs.Faults.FailSyncs = 1
+	}); err != nil {
+		t.Fatal(err)
+	}
+	drainLog(t, l, eng)
+	if o.err != nil || l.Err() != nil || *warns == 0 {
+		t.Fatalf("append %+v, log error %v, warnings %v", o, l.Err(), *msgs)
+	}
+	if got := len(l.snapshotOffsets()); got != before {
+		t.Fatalf("%d snapshots after a failed one, want %d", got, before)
+	}
+	names, _ := fs.ReadDir(cfg.Dir)
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tmp") {
+			t.Fatalf("failed snapshot left %s", n)
+		}
+	}
+	if o := appendSync(t, l, eng, idemBatch(5, 1, 2, 1)); o.err != nil || o.res.Base != 2 {
+		t.Fatalf("append after the failed snapshot: %+v", o)
 	}
 }

@@ -165,23 +165,45 @@ func (s *segment) indexBatch(h *BatchHeader, pos int64, interval int) {
 // positions. No fsync of its own: recovery re-validates the entry it starts
 // from, so a lost or torn index write only means a longer scan.
 func (s *segment) checkpointIndexes(durable int64) error {
+	w := s.pendingIndexes(durable)
+	if len(w.idx) > 0 {
+		if _, err := s.idx.WriteAt(w.idx, w.idxOff); err != nil {
+			return err
+		}
+		s.idxPersisted = w.idxN
+	}
+	if len(w.tidx) > 0 {
+		if _, err := s.tidx.WriteAt(w.tidx, w.tidxOff); err != nil {
+			return err
+		}
+		s.tidxPersisted = w.tidxN
+	}
+	return nil
+}
+
+// indexWrites are the bytes a checkpoint appends to each index file, where,
+// and how many entries each file then holds.
+type indexWrites struct {
+	idx, tidx       []byte
+	idxOff, tidxOff int64
+	idxN, tidxN     int
+}
+
+// pendingIndexes encodes the entries not yet persisted, the offset index's
+// only up to durable (see checkpointIndexes).
+func (s *segment) pendingIndexes(durable int64) indexWrites {
 	n := len(s.index.entries)
 	for n > s.idxPersisted && int64(s.index.entries[n-1].pos) >= durable {
 		n--
 	}
-	if b := s.index.encode(s.idxPersisted)[:(n-s.idxPersisted)*offsetEntrySize]; len(b) > 0 {
-		if _, err := s.idx.WriteAt(b, int64(s.idxPersisted*offsetEntrySize)); err != nil {
-			return err
-		}
-		s.idxPersisted = n
+	return indexWrites{
+		idx:     s.index.encode(s.idxPersisted)[:(n-s.idxPersisted)*offsetEntrySize],
+		idxOff:  int64(s.idxPersisted * offsetEntrySize),
+		idxN:    n,
+		tidx:    s.times.encode(s.tidxPersisted),
+		tidxOff: int64(s.tidxPersisted * timeEntrySize),
+		tidxN:   len(s.times.entries),
 	}
-	if b := s.times.encode(s.tidxPersisted); len(b) > 0 {
-		if _, err := s.tidx.WriteAt(b, int64(s.tidxPersisted*timeEntrySize)); err != nil {
-			return err
-		}
-		s.tidxPersisted = len(s.times.entries)
-	}
-	return nil
 }
 
 // rewriteIndexes replaces both index files with the in-memory indexes.
