@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"unsafe"
 )
 
 func TestAlign(t *testing.T) {
@@ -43,6 +44,69 @@ func TestAllocAlignedAndPool(t *testing.T) {
 		t.Fatal("pool did not reuse a returned buffer")
 	}
 	p.Put(y)
+	// Classes from hugeMin up are whole huge pages, so a buffer comes back
+	// to the class it was taken from.
+	big := p.Get(1 << 20)
+	if cap(big) != hugePage {
+		t.Fatalf("Pool.Get(1 MiB) has cap %d, want %d", cap(big), hugePage)
+	}
+	p.Put(big)
+	if again := p.Get(900 << 10); &again[:1][0] != &big[:1][0] {
+		t.Fatal("pool did not reuse a returned huge buffer")
+	}
+}
+
+// TestPoolReleaseAndClose: Release frees what is cached; after Close a
+// buffer put back is freed rather than cached.
+func TestPoolReleaseAndClose(t *testing.T) {
+	p := NewPool(4)
+	a, b := p.Get(100), p.Get(3<<20)
+	p.Put(a)
+	p.Put(b)
+	p.Release()
+	if len(p.free) != 0 {
+		t.Fatalf("after Release %d classes still cached", len(p.free))
+	}
+	c := p.Get(100)
+	p.Close()
+	p.Put(c)
+	if len(p.free) != 0 {
+		t.Fatal("a buffer put back after Close was cached")
+	}
+}
+
+// TestAllocAlignedHuge: large buffers are aligned to and sized in huge
+// pages, exactly that range stays mapped (the over-allocation is trimmed),
+// and all of it is writable.
+func TestAllocAlignedHuge(t *testing.T) {
+	// Without THP the kernel may merge the buffer's mapping with a
+	// neighbour, and the exact-mapping check below could not tell.
+	thp, _ := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	exact := len(thp) > 0 && !strings.Contains(string(thp), "[never]")
+	for _, n := range []int{hugeMin, hugeMin + 1, hugePage, 3*hugePage - 7} {
+		b := AllocAligned(n)
+		if len(b) != n || cap(b) != int(AlignUp(int64(n), hugePage)) || !IsAligned(b, hugePage) {
+			t.Fatalf("AllocAligned(%d): len %d cap %d, 2 MiB aligned %v", n, len(b), cap(b), IsAligned(b, hugePage))
+		}
+		full := b[:cap(b)]
+		for i := 0; i < len(full); i += 4096 {
+			full[i] = 1
+		}
+		start := uintptr(unsafe.Pointer(&full[0]))
+		maps, err := os.ReadFile("/proc/self/maps")
+		if err != nil {
+			t.Skip(err)
+		}
+		want := fmt.Sprintf("%x-%x ", start, start+uintptr(cap(b)))
+		if exact && !strings.Contains(string(maps), want) {
+			t.Fatalf("AllocAligned(%d): no mapping %q of exactly the buffer (head or tail left mapped, or merged)", n, want)
+		}
+		FreeAligned(b)
+		maps, _ = os.ReadFile("/proc/self/maps")
+		if strings.Contains(string(maps), fmt.Sprintf("%x-", start)) {
+			t.Fatalf("FreeAligned left the mapping at %x", start)
+		}
+	}
 }
 
 // TestMemFSAlignment: a direct MemFS file refuses what O_DIRECT refuses.

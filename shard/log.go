@@ -385,6 +385,8 @@ func (l *Log) growBuffer(need int64) bool {
 
 func (l *Log) resizeBuffer(n int) {
 	nb := dma.AllocAligned(n)
+	// Large buffers come rounded up to whole huge pages: use the rest.
+	nb = nb[:max(n, min(cap(nb), l.cfg.BufferBytes))]
 	copy(nb, l.buf[:l.end-l.bufPos])
 	dma.FreeAligned(l.buf)
 	l.buf = nb
@@ -739,12 +741,13 @@ func (l *Log) Close() error {
 	if l.dirFile != nil {
 		l.dirFile.Close()
 	}
+	l.pool.Close()
 	if !l.writing {
 		// A failed log may still have a write in flight from this buffer:
 		// unmapping it under the kernel would hand the device freed memory,
-		// so in that case the buffer is left mapped.
+		// so in that case the buffer is left mapped (and l.buf set).
 		dma.FreeAligned(l.buf)
+		l.buf = nil
 	}
-	l.buf = nil
 	return first
 }

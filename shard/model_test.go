@@ -299,7 +299,7 @@ func runModel(t *testing.T, seed int64, ops int, verbose bool) bool {
 			case r < 95:
 				step("crash")
 				crashed := fs.crash(seed*1_000_003 + int64(op))
-				l.Close()
+				abandon(l)
 				mem = crashed.MemFS
 				fs = crashed
 				eng = mem.NewEngine()

@@ -36,6 +36,15 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{cfg: cfg, fs: fs, io: io, pool: dma.NewPool(4), buf: dma.AllocAligned(cfg.BufferBytesMin)}
+	opened := false
+	defer func() {
+		// Recovery's scan buffers (megabytes) are not worth keeping for
+		// the log's lifetime; reads take their own from the pool.
+		l.pool.Release()
+		if !opened {
+			dma.FreeAligned(l.buf)
+		}
+	}()
 	l.writeDone, l.syncDone = l.onWritten, l.onSynced
 	l.kickFn = func() {
 		l.kickQueued = false
@@ -62,6 +71,7 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 		if err := l.startSegment(0); err != nil {
 			return nil, err
 		}
+		opened = true
 		return l, nil
 	}
 	for i, b := range bases {
@@ -85,6 +95,7 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 		l.closeSegs()
 		return nil, fmt.Errorf("shard: rebuild producer state in %s: %w", cfg.Dir, err)
 	}
+	opened = true
 	return l, nil
 }
 

@@ -204,7 +204,7 @@ func TestTruncateCrashNoStaleRecords(t *testing.T) {
 					eng.Poll()
 				}
 				crashed := fs.crash(seed*100 + int64(round))
-				l.Close()
+				abandon(l)
 				fs, mem = crashed, crashed.MemFS
 				eng = mem.NewEngine()
 				l = openLog(t, fs, eng, cfg)
