@@ -19,7 +19,8 @@ import (
 // same disk in the same benchmark run and reports both and their ratio:
 //
 //	BenchmarkAppend1MiBSync     1 MiB batches, one at a time, fsync before ack,
-//	                            vs pwrite(O_DIRECT, 1 MiB) + fdatasync to a fallocated file
+//	                            vs pwrite(O_DIRECT, 1 MiB) + fdatasync to a fallocated file,
+//	                            from a 4 KiB-page buffer and from a huge page
 //	                            (the log's broker path, AppendValidated; STRAND_BENCH_LOG_CRC=1
 //	                            adds the CRC check on the partition's core)
 //	BenchmarkAppend1KiB64Deep   1 KiB batches, 64 outstanding, fsync before ack,
@@ -147,23 +148,29 @@ const benchBlocks = 8
 // only after its fdatasync, against raw O_DIRECT 1 MiB writes with an
 // fdatasync each on the same disk. Target: ratio >= 0.8, disk/payload <= 1.05.
 //
-// The two alternate op by op (log first on even ops, raw first on odd), so
-// that drift in the disk's speed, which on this VM moves single runs by
-// +-0.1, falls on both alike. The baseline writes one unchanged buffer,
-// while the log copies each batch into its staging buffer as the broker
-// must, so the copy (about 60 µs per MiB here, and its effect on the DMA
-// that follows) is part of what the ratio measures.
+// Two baselines, both writing one unchanged buffer into a fallocated file:
+//
+//	raw     a page-aligned buffer in ordinary 4 KiB pages (MADV_NOHUGEPAGE),
+//	        what fio or posix_memalign give: strand/raw
+//	raw-hp  the same in a transparent huge page, as the log's staging
+//	        buffer is from 1 MiB up (see dma.AllocAligned): strand/raw-hp
+//
+// The three take turns op by op (rotating who goes first), so drift in the
+// disk's speed, which on this VM moves single runs by +-0.1, falls on all
+// alike. The log copies each batch into its staging buffer as the broker
+// must, so the copy, and its effect on the DMA that follows, is part of
+// what the ratios measure.
 func BenchmarkAppend1MiBSync(b *testing.B) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	n := envInt("STRAND_BENCH_SEQ_MIB", 1024)
 	batch := makeBatch(1, time.Now().UnixMilli(), make([]byte, 1<<20-BatchHeaderSize)) // 1 MiB on disk
 	payloadBytes := int64(n) * int64(len(batch))
-	var logSecs, rawSecs, ratioDisk float64
-	var logLat, rawLat []time.Duration
+	var logSecs, rawSecs, hpSecs, ratioDisk float64
+	var logLat, rawLat, hpLat []time.Duration
 	b.SetBytes(payloadBytes)
 	for it := 0; it < b.N; it++ {
-		dir, rawDir := benchDir(b), benchDir(b)
+		dir, rawDir, hpDir := benchDir(b), benchDir(b), benchDir(b)
 		eng := benchEngine(b)
 		l, err := Open(Config{Dir: dir, Preallocate: true, Logger: quietLogger()}, dma.OSFS(), eng)
 		if err != nil {
@@ -176,39 +183,50 @@ func BenchmarkAppend1MiBSync(b *testing.B) {
 		if os.Getenv("STRAND_BENCH_LOG_CRC") != "" {
 			appendFn = l.Append
 		}
-		fd := rawFile(b, rawDir, payloadBytes)
-		buf := dma.AllocAligned(1 << 20)
+		fd, hpFd := rawFile(b, rawDir, payloadBytes), rawFile(b, hpDir, payloadBytes)
+		buf, err := unix.Mmap(-1, 0, 1<<20, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = unix.Madvise(buf, unix.MADV_NOHUGEPAGE)
 		copy(buf, batch)
-		appendOne := func() {
-			t0 := time.Now()
-			acked := false
-			if err := appendFn(batch, 0, func(_ AppendResult, err error) {
-				if err != nil {
+		hpBuf := dma.AllocAligned(1 << 20)
+		copy(hpBuf, batch)
+		sides := []func(i int){
+			func(int) {
+				t0 := time.Now()
+				acked := false
+				if err := appendFn(batch, 0, func(_ AppendResult, err error) {
+					if err != nil {
+						b.Fatal(err)
+					}
+					acked = true
+				}); err != nil {
 					b.Fatal(err)
 				}
-				acked = true
-			}); err != nil {
-				b.Fatal(err)
-			}
-			waitFor(b, eng, func() bool { return acked })
-			d := time.Since(t0)
-			logSecs += d.Seconds()
-			logLat = append(logLat, d)
-		}
-		rawOne := func(i int) {
-			t0 := time.Now()
-			rawWriteSync(b, fd, buf, int64(i)<<20)
-			d := time.Since(t0)
-			rawSecs += d.Seconds()
-			rawLat = append(rawLat, d)
+				waitFor(b, eng, func() bool { return acked })
+				d := time.Since(t0)
+				logSecs += d.Seconds()
+				logLat = append(logLat, d)
+			},
+			func(i int) {
+				t0 := time.Now()
+				rawWriteSync(b, fd, buf, int64(i)<<20)
+				d := time.Since(t0)
+				rawSecs += d.Seconds()
+				rawLat = append(rawLat, d)
+			},
+			func(i int) {
+				t0 := time.Now()
+				rawWriteSync(b, hpFd, hpBuf, int64(i)<<20)
+				d := time.Since(t0)
+				hpSecs += d.Seconds()
+				hpLat = append(hpLat, d)
+			},
 		}
 		for i := 0; i < n; i++ {
-			if i%2 == 0 {
-				appendOne()
-				rawOne(i)
-			} else {
-				rawOne(i)
-				appendOne()
+			for k := range sides {
+				sides[(i+k)%len(sides)](i)
 			}
 		}
 		if err := l.Close(); err != nil {
@@ -216,20 +234,26 @@ func BenchmarkAppend1MiBSync(b *testing.B) {
 		}
 		eng.Close()
 		unix.Close(fd)
-		dma.FreeAligned(buf)
+		unix.Close(hpFd)
+		unix.Munmap(buf)
+		dma.FreeAligned(hpBuf)
 		ratioDisk = float64(diskBytes(b, dir)) / float64(payloadBytes)
 		os.RemoveAll(dir)
 		os.RemoveAll(rawDir)
+		os.RemoveAll(hpDir)
 	}
 	mib := float64(payloadBytes) / (1 << 20) * float64(b.N)
 	b.ReportMetric(mib/logSecs, "strand-MiB/s")
 	b.ReportMetric(mib/rawSecs, "raw-MiB/s")
+	b.ReportMetric(mib/hpSecs, "raw-hp-MiB/s")
 	b.ReportMetric(rawSecs/logSecs, "strand/raw")
+	b.ReportMetric(hpSecs/logSecs, "strand/raw-hp")
 	b.ReportMetric(ratioDisk, "disk/payload")
 	b.ReportMetric(float64(percentile(logLat, 0.5).Microseconds()), "strand-p50-µs")
 	b.ReportMetric(float64(percentile(logLat, 0.99).Microseconds()), "strand-p99-µs")
 	b.ReportMetric(float64(percentile(rawLat, 0.5).Microseconds()), "raw-p50-µs")
 	b.ReportMetric(float64(percentile(rawLat, 0.99).Microseconds()), "raw-p99-µs")
+	b.ReportMetric(float64(percentile(hpLat, 0.5).Microseconds()), "raw-hp-p50-µs")
 }
 
 // BenchmarkAppend1KiB64Deep: 1 KiB batches, 64 appends outstanding at all
@@ -251,7 +275,7 @@ func BenchmarkAppend1KiB64Deep(b *testing.B) {
 	for it := 0; it < b.N; it++ {
 		dir, rawDir := benchDir(b), benchDir(b)
 		eng := &countingEngine{Engine: benchEngine(b)}
-		l, err := Open(Config{Dir: dir, Preallocate: true, Logger: quietLogger()}, dma.OSFS(), eng)
+		l, err := Open(Config{Dir: dir, Preallocate: os.Getenv("ZZPRE") != "0", Logger: quietLogger()}, dma.OSFS(), eng)
 		if err != nil {
 			b.Fatal(err)
 		}
