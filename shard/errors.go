@@ -10,6 +10,7 @@ import (
 var (
 	ErrShortBatch       = errors.New("shard: truncated record batch")
 	ErrInvalidBatch     = errors.New("shard: invalid record batch")
+	ErrInvalidOffset    = errors.New("shard: invalid offset")
 	ErrCorruptBatch     = errors.New("shard: record batch CRC mismatch")
 	ErrBatchTooLarge    = errors.New("shard: record batch too large")
 	ErrOffsetOutOfRange = errors.New("shard: offset out of range")

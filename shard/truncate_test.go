@@ -28,6 +28,27 @@ func truncateAndWait(t testing.TB, l *Log, eng dma.Engine, off Offset) Offset {
 	return end
 }
 
+// TestTruncateToNegative: a negative offset is refused and nothing is lost.
+func TestTruncateToNegative(t *testing.T) {
+	fs := dma.NewMemFS(4096, 1)
+	l, eng := memLog(t, fs, Config{})
+	for i := 0; i < 3; i++ {
+		if o := appendSync(t, l, eng, makeBatch(2, 1, []byte("kept"))); o.err != nil {
+			t.Fatal(o.err)
+		}
+	}
+	var gotErr error
+	called := false
+	l.TruncateTo(-5, func(end Offset, err error) { called, gotErr = true, err })
+	dma.Drain(eng)
+	if !called || !errors.Is(gotErr, ErrInvalidOffset) || l.Err() != nil || l.NextOffset() != 6 || l.HighWatermark() != 6 {
+		t.Fatalf("called %v, err %v, log err %v, next %d, hw %d", called, gotErr, l.Err(), l.NextOffset(), l.HighWatermark())
+	}
+	if o := appendSync(t, l, eng, makeBatch(1, 1, []byte("after"))); o.err != nil || o.res.Base != 6 {
+		t.Fatalf("append after the refused truncate: %+v", o)
+	}
+}
+
 // TestTruncateTo cuts the log at each kind of point and checks what is
 // left, that appends continue at the new end, and that both a clean
 // restart and a crash bring back exactly that.
