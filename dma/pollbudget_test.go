@@ -3,6 +3,8 @@ package dma
 import (
 	"os"
 	"path/filepath"
+	"runtime"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -64,5 +66,47 @@ func TestPollYieldsUnderAReadChain(t *testing.T) {
 	}
 	if err := Drain(e); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestURingSubmitEAGAIN: when the kernel refuses a submission with EAGAIN,
+// the engine rings its own eventfd, so a core waiting on it comes back,
+// and the next Poll submits what was left queued.
+func TestURingSubmitEAGAIN(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	e, err := newURingEngine(8)
+	if err != nil {
+		t.Skipf("io_uring unavailable: %v", err)
+	}
+	defer e.Close()
+	f, err := OSFS().OpenFile(filepath.Join(t.TempDir(), "f"), os.O_RDWR|os.O_CREATE, 0o644, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	refused := 0
+	e.submitHook = func() (uint, error) {
+		refused++
+		return 0, syscall.EAGAIN
+	}
+	done := false
+	e.Sync(f, func(err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		done = true
+	})
+	e.Poll()
+	if refused == 0 || e.ring.SQReady() == 0 {
+		t.Fatalf("submit tried %d times, %d entries queued", refused, e.ring.SQReady())
+	}
+	var v [8]byte
+	if n, err := unix.Read(e.efd, v[:]); n != 8 || err != nil {
+		t.Fatalf("eventfd not rung after EAGAIN: %d %v", n, err)
+	}
+	e.submitHook = nil
+	if err := Drain(e); err != nil || !done {
+		t.Fatalf("after the retry: done %v, %v", done, err)
 	}
 }

@@ -89,6 +89,8 @@ type uringEngine struct {
 	// linked write+fdatasync wakes the core once, not twice.
 	cqeSkip bool
 	gen     uint32
+	// submitHook, when set (tests), replaces io_uring_enter's submit.
+	submitHook func() (uint, error)
 }
 
 // pollBudget bounds the completions one Poll runs before it yields.
@@ -233,12 +235,32 @@ func (e *uringEngine) submit() {
 		return
 	}
 	for {
-		_, err := e.ring.Submit()
-		if err == nil || !errors.Is(err, syscall.EINTR) {
-			// EAGAIN/EBUSY leave the entries queued; the next Poll retries.
+		_, err := e.submitRing()
+		switch {
+		case err == nil:
+			return
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EBUSY):
+			// The kernel is short of memory, or the completion ring is
+			// full. The entries stay queued; ring our own doorbell so the
+			// reaper brings the core back to retry even if nothing in
+			// flight would have woken it.
+			var one = [8]byte{1}
+			_, _ = unix.Write(e.efd, one[:])
+			return
+		default:
 			return
 		}
 	}
+}
+
+// submitRing is io_uring_enter; tests replace it to inject EAGAIN.
+func (e *uringEngine) submitRing() (uint, error) {
+	if e.submitHook != nil {
+		return e.submitHook()
+	}
+	return e.ring.Submit()
 }
 
 func (e *uringEngine) Poll() int {
