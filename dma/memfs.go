@@ -328,6 +328,9 @@ func (f *memFile) checkAlign(p []byte, off int64) error {
 }
 
 func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	if f.closed {
+		return 0, &os.PathError{Op: "read", Path: f.name, Err: syscall.EBADF}
+	}
 	if err := f.checkAlign(p, off); err != nil {
 		return 0, err
 	}
@@ -340,6 +343,9 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	if f.dir {
 		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EISDIR}
+	}
+	if f.closed {
+		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EBADF}
 	}
 	if err := f.checkAlign(p, off); err != nil {
 		return 0, err

@@ -162,6 +162,10 @@ type Log struct {
 	producerReplayFrom Offset
 	bytesSinceSnapshot int64
 
+	// truncations counts TruncateTo cuts, so a disk read that spans one
+	// can tell its bytes may be gone.
+	truncations uint64
+
 	failed    error
 	closed    bool
 	idleFns   []func() // run when the pipeline drains (roll, truncate)

@@ -53,7 +53,7 @@ func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
 	if seg == l.active {
 		limit = l.synced
 	}
-	r := &diskRead{l: l, seg: seg, offset: offset, maxBytes: maxBytes, limit: limit, res: res, done: done}
+	r := &diskRead{l: l, seg: seg, offset: offset, maxBytes: maxBytes, limit: limit, res: res, done: done, truncations: l.truncations}
 	e := seg.index.lookup(uint32(offset - Offset(seg.base)))
 	r.pos, r.next = int64(e.pos), Offset(seg.base)+Offset(e.rel)
 	seg.reads++
@@ -106,6 +106,8 @@ type diskRead struct {
 	out      []byte
 	res      ReadResult
 	done     ReadFunc
+	// truncations is Log.truncations when the read started.
+	truncations uint64
 }
 
 func (r *diskRead) issue() {
@@ -138,6 +140,14 @@ func (r *diskRead) issue() {
 }
 
 func (r *diskRead) onRead(n int, err error) {
+	if r.truncations != r.l.truncations {
+		// The log was cut while this read was in flight: these bytes may
+		// be from the removed part. Serve only what is still below the
+		// high watermark; the consumer asks again for the rest.
+		r.out = batchesBelow(r.out, r.l.hw)
+		r.finish(nil)
+		return
+	}
 	if err != nil {
 		r.finish(err)
 		return
@@ -209,6 +219,20 @@ func (r *diskRead) onRead(n int, err error) {
 	r.issue()
 }
 
+// batchesBelow returns the leading batches of out whose records all lie
+// below end.
+func batchesBelow(out []byte, end Offset) []byte {
+	n := 0
+	for n+BatchHeaderSize <= len(out) {
+		h, _ := ParseBatchHeader(out[n:])
+		if h.LastOffset() >= end || n+h.Size() > len(out) {
+			break
+		}
+		n += h.Size()
+	}
+	return out[:n]
+}
+
 func (r *diskRead) corrupt(err error) error {
 	return &CorruptionError{File: r.seg.path(logExt), Pos: FilePos(r.pos), Offset: r.offset, Err: err}
 }
@@ -218,10 +242,7 @@ func (r *diskRead) finish(err error) {
 		r.l.pool.Put(r.buf)
 		r.buf = nil
 	}
-	r.seg.reads--
-	if r.seg.deleted && r.seg.reads == 0 {
-		_ = r.seg.remove(r.l.fs)
-	}
+	r.l.releaseRead(r.seg)
 	var ce *CorruptionError
 	if errors.As(err, &ce) {
 		r.l.cfg.Logger.Error("corrupt batch in partition log; not served", "file", ce.File, "pos", ce.Pos, "offset", ce.Offset, "err", ce.Err)
@@ -279,11 +300,19 @@ func (l *Log) scanForTime(seg *segment, pos int64, ts int64, done func(Offset, i
 	buf := l.pool.Get(256 << 10)
 	bufPos := dma.AlignDown(pos, seg.file.Align())
 	seg.reads++
+	truncations := l.truncations
 	var step func(n int, err error)
 	step = func(n int, err error) {
+		if truncations != l.truncations {
+			// Cut meanwhile: these headers may be gone. Look again.
+			l.pool.Put(buf)
+			l.releaseRead(seg)
+			l.OffsetForTime(ts, done)
+			return
+		}
 		if err != nil {
 			l.pool.Put(buf)
-			seg.reads--
+			l.releaseRead(seg)
 			done(-1, -1, err)
 			return
 		}
@@ -307,7 +336,7 @@ func (l *Log) scanForTime(seg *segment, pos int64, ts int64, done func(Offset, i
 		}
 		if pos >= limit || n == 0 {
 			l.pool.Put(buf)
-			seg.reads--
+			l.releaseRead(seg)
 			done(found, foundTs, nil)
 			return
 		}

@@ -39,6 +39,30 @@ func (l *Log) dropFirstSegment() {
 	}
 }
 
+// removeSegment deletes a segment's files now. With reads in flight it
+// closes them only when the last read finishes (releaseRead): closing under
+// a queued io_uring read would let it run on whatever file next gets the
+// descriptor number. The names go at once because truncation may create a
+// new segment with the same base right away.
+func (l *Log) removeSegment(s *segment) error {
+	if s.reads == 0 {
+		return s.remove(l.fs)
+	}
+	s.deleted = true
+	return s.unlink(l.fs)
+}
+
+// releaseRead ends a read's hold on seg, closing (and, after retention,
+// deleting) it if it was deleted meanwhile.
+func (l *Log) releaseRead(seg *segment) {
+	seg.reads--
+	if seg.deleted && seg.reads == 0 {
+		if err := seg.remove(l.fs); err != nil {
+			l.cfg.Logger.Error("could not delete segment", "file", seg.path(logExt), "err", err)
+		}
+	}
+}
+
 func (l *Log) expired(seg *segment, nowMs int64) bool {
 	if l.cfg.RetentionBytes > 0 && l.sizeBytes()-seg.size >= l.cfg.RetentionBytes {
 		return true
@@ -90,10 +114,12 @@ func (l *Log) truncateNow(offset Offset) error {
 	if offset >= l.next {
 		return nil
 	}
+	// Reads in flight notice this and drop what the cut removed.
+	l.truncations++
 	if offset <= l.logStart {
 		// Nothing survives: start over with one empty segment at offset.
 		for _, s := range l.segs {
-			if err := s.remove(l.fs); err != nil {
+			if err := l.removeSegment(s); err != nil {
 				return err
 			}
 		}
@@ -115,7 +141,7 @@ func (l *Log) truncateNow(offset Offset) error {
 	i := sort.Search(len(l.segs), func(i int) bool { return Offset(l.segs[i].base) >= offset })
 	// Segments starting at or after offset go entirely.
 	for _, s := range l.segs[i:] {
-		if err := s.remove(l.fs); err != nil {
+		if err := l.removeSegment(s); err != nil {
 			return err
 		}
 	}

@@ -39,6 +39,7 @@ type segment struct {
 	allocated      int64 // bytes reserved with fallocate (active segment)
 	reads          int   // reads in flight; a deleted segment is closed when it drops to 0
 	deleted        bool
+	unlinked       bool // names already removed (truncation); only closing is left
 }
 
 func (s *segment) path(ext string) string { return filepath.Join(s.dir, s.base.fileName(ext)) }
@@ -247,6 +248,16 @@ func (s *segment) close() {
 
 func (s *segment) remove(fs dma.FS) error {
 	s.close()
+	return s.unlink(fs)
+}
+
+// unlink removes the segment's files by name. Open descriptors keep the
+// data readable (reads in flight) until they are closed.
+func (s *segment) unlink(fs dma.FS) error {
+	if s.unlinked {
+		return nil
+	}
+	s.unlinked = true
 	for _, ext := range []string{logExt, indexExt, timeIndexExt} {
 		if err := fs.Remove(s.path(ext)); err != nil && !os.IsNotExist(err) && ext == logExt {
 			return fmt.Errorf("shard: remove segment %s: %w", s.path(ext), err)

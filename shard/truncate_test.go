@@ -235,3 +235,95 @@ func TestTruncateCrashNoStaleRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestTruncateWithReadsInFlight: a truncation that removes (or cuts) a
+// segment a disk read is still using neither fails that read nor lets it
+// serve a removed record; the removed files' names go at once, their
+// descriptors only when the read ends; and a new segment that reuses a
+// removed one's name is not deleted when that read finishes.
+func TestTruncateWithReadsInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		at    func(l *Log) Offset
+		reads func(l *Log) []Offset
+	}{
+		{"nothing-survives", func(l *Log) Offset { return l.LogStartOffset() }, func(l *Log) []Offset { return []Offset{0, 40} }},
+		{"cut-mid-log", func(l *Log) Offset { return 50 }, func(l *Log) []Offset { return []Offset{10, 45, 60, 90} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := dma.NewMemFS(4096, 7)
+			cfg := Config{SegmentBytes: 8 << 10, IndexIntervalBytes: 1024}
+			l, eng := memLog(t, fs, cfg)
+			for i := 0; i < 100; i++ {
+				if o := appendSync(t, l, eng, makeBatch(1, int64(i), payload(rand.New(rand.NewSource(int64(i))), 700))); o.err != nil {
+					t.Fatal(o.err)
+				}
+			}
+			if len(l.segs) < 5 {
+				t.Fatalf("setup: %d segments", len(l.segs))
+			}
+			type outcome struct {
+				res    ReadResult
+				err    error
+				called int
+				early  bool // answered before the cut (from the staging buffer)
+			}
+			offs := tc.reads(l)
+			got := make([]outcome, len(offs))
+			for i, off := range offs {
+				l.Read(off, 1<<20, func(r ReadResult, err error) { got[i].res, got[i].err = r, err; got[i].called++ })
+			}
+			disk := 0
+			for i := range got {
+				got[i].early = got[i].called > 0
+				if !got[i].early {
+					disk++
+				}
+			}
+			if disk == 0 {
+				t.Fatal("setup: no read went to disk")
+			}
+			at := tc.at(l)
+			var end Offset
+			l.TruncateTo(at, func(e Offset, err error) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				end = e
+			})
+			// The reads are still queued in the engine: append on top so a
+			// new segment may take a removed one's name.
+			if o := appendSync(t, l, eng, makeBatch(1, 1000, []byte("after the cut"))); o.err != nil || o.res.Base != end {
+				t.Fatalf("append after truncate: %+v (end %d)", o, end)
+			}
+			for i, o := range got {
+				if o.called != 1 || o.err != nil {
+					t.Fatalf("read at %d: %d callbacks, err %v", offs[i], o.called, o.err)
+				}
+				for _, b := range splitBatches(t, o.res.Data) {
+					if !o.early && b.h.LastOffset() >= end {
+						t.Fatalf("read at %d served batch %d-%d, removed by the cut at %d", offs[i], b.h.BaseOffset, b.h.LastOffset(), end)
+					}
+				}
+			}
+			for _, s := range l.segs {
+				if !fs.Exists(s.path(logExt)) {
+					t.Fatalf("live segment %s was deleted", s.path(logExt))
+				}
+			}
+			// A clean reopen finds exactly the cut log plus the new batch.
+			drainLog(t, l, eng)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l2, eng2 := memLog(t, fs, cfg)
+			if l2.NextOffset() != end+1 {
+				t.Fatalf("after reopen: next %d, want %d", l2.NextOffset(), end+1)
+			}
+			res, err := readOnce(t, l2, eng2, end, 1<<20)
+			if err != nil || len(splitBatches(t, res.Data)) != 1 {
+				t.Fatalf("the batch appended after the cut: %v, %d batches", err, len(splitBatches(t, res.Data)))
+			}
+		})
+	}
+}
