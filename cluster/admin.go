@@ -42,10 +42,10 @@ func (n *Node) pending() *snapshot {
 	return n.ctlSnap
 }
 
-// commit persists next and then, once every owner core has run prepare
-// for its share of the topic, publishes it and calls done (on the
-// controller).
-func (n *Node) commit(ctl *coreState, next *snapshot, owners []reactor.CoreID, prepare func(cs *coreState), done func(err error)) {
+// commit persists next and then, once every owner core has finished
+// prepare for its share of the topic (prepare calls ready, on that core,
+// when it has), publishes it and calls done (on the controller).
+func (n *Node) commit(ctl *coreState, next *snapshot, owners []reactor.CoreID, prepare func(cs *coreState, ready func()), done func(err error)) {
 	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
 		done(err)
 		return
@@ -70,8 +70,7 @@ func (n *Node) commit(ctl *coreState, next *snapshot, owners []reactor.CoreID, p
 	for o := range set {
 		o := o
 		ctl.core.Send(o, func(c *reactor.Core) {
-			prepare(n.cores[o])
-			c.Send(controller, func(*reactor.Core) { finish() })
+			prepare(n.cores[o], func() { c.Send(controller, func(*reactor.Core) { finish() }) })
 		})
 	}
 }
@@ -120,8 +119,8 @@ func (b *backend) CreateTopic(t wire.NewTopic, validateOnly bool, cb func(int16,
 				topic.Configs[k] = *v
 			}
 		}
-		n.commit(ctl, s.with(t.Name, topic), topic.Cores, func(cs *coreState) {
-			openOwned(cs, topic, 0)
+		n.commit(ctl, s.with(t.Name, topic), topic.Cores, func(cs *coreState, ready func()) {
+			openOwned(cs, topic, 0, ready)
 		}, func(err error) {
 			if err != nil {
 				answer(errInvalidConfig, err.Error())
@@ -133,15 +132,27 @@ func (b *backend) CreateTopic(t wire.NewTopic, validateOnly bool, cb func(int16,
 	})
 }
 
-// openOwned opens the partitions of t from index `from` that cs owns.
-func openOwned(cs *coreState, t *Topic, from int) {
-	for p := from; p < len(t.Cores); p++ {
-		if t.Cores[p] == cs.core.ID() {
-			if err := cs.open(t, int32(p)); err != nil {
-				cs.node.log.Error("opening partition", "err", err)
-			}
+// openOwned opens, off the core, the partitions of t from index `from`
+// that cs owns, and calls ready on cs when all are open.
+func openOwned(cs *coreState, t *Topic, from int, ready func()) {
+	pending := 1
+	release := func() {
+		if pending--; pending == 0 {
+			ready()
 		}
 	}
+	for p := from; p < len(t.Cores); p++ {
+		if t.Cores[p] == cs.core.ID() {
+			pending++
+			cs.openAsync(t, int32(p), func(err error) {
+				if err != nil {
+					cs.node.log.Error("opening partition", "err", err)
+				}
+				release()
+			})
+		}
+	}
+	release()
 }
 
 func (b *backend) DeleteTopic(name string, cb func(int16)) {
@@ -197,7 +208,7 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 		nt := *t
 		from := len(t.Cores)
 		nt.Cores = append(append([]reactor.CoreID(nil), t.Cores...), placeNew(s, len(n.cores), total-t.Partitions())...)
-		n.commit(ctl, s.with(name, &nt), nt.Cores[from:], func(cs *coreState) { openOwned(cs, &nt, from) }, func(err error) {
+		n.commit(ctl, s.with(name, &nt), nt.Cores[from:], func(cs *coreState, ready func()) { openOwned(cs, &nt, from, ready) }, func(err error) {
 			if err != nil {
 				answer(errInvalidRequest, err.Error())
 				return
@@ -251,15 +262,29 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 				nt.Configs[k] = *v
 			}
 		}
-		n.commit(ctl, s.with(topic, &nt), nt.Cores, func(cs *coreState) {
+		n.commit(ctl, s.with(topic, &nt), nt.Cores, func(cs *coreState, ready func()) {
+			// Behind any open still in progress, which used the old configs.
+			pending := 1
+			release := func() {
+				if pending--; pending == 0 {
+					ready()
+				}
+			}
 			for p, c := range nt.Cores {
 				if c != cs.core.ID() {
 					continue
 				}
-				if part := cs.parts[wire.PartitionRef{Topic: topic, Partition: int32(p)}]; part != nil {
-					part.log.Reconfigure(logConfig(n.cfg.Log, part.log.Dir(), nt.Configs))
-				}
+				ref := wire.PartitionRef{Topic: topic, Partition: int32(p)}
+				pending++
+				cs.serially(ref, func(next func()) {
+					if part := cs.parts[ref]; part != nil {
+						part.log.Reconfigure(logConfig(n.cfg.Log, part.log.Dir(), nt.Configs))
+					}
+					next()
+					release()
+				})
 			}
+			release()
 		}, func(err error) {
 			if err != nil {
 				reply(func() { cb(errInvalidRequest) })

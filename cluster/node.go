@@ -110,7 +110,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.rt = rt
 	for _, c := range rt.Cores() {
-		n.cores = append(n.cores, &coreState{node: n, core: c, parts: map[wire.PartitionRef]*partition{}})
+		n.cores = append(n.cores, &coreState{node: n, core: c, parts: map[wire.PartitionRef]*partition{}, queues: map[wire.PartitionRef][]func(next func()){}})
 	}
 	n.mode = rt.Cores()[0].IO().Mode()
 	if !probe.Direct {

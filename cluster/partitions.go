@@ -18,6 +18,10 @@ type coreState struct {
 	core    *reactor.Core
 	parts   map[wire.PartitionRef]*partition
 	closing bool
+	// queues serialises the slow lifecycle steps of each partition (open
+	// off the core, quiesce and close, remove the directory): a step
+	// starts when the one before it has called next. See serially.
+	queues map[wire.PartitionRef][]func(next func())
 
 	topicsVer   uint64
 	topicsCache []wire.TopicInfo
@@ -42,22 +46,92 @@ type watch struct {
 	cancelled bool
 }
 
+// openLog is shard.Open; tests replace it to make opening slow.
+var openLog = shard.Open
+
+func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
+	cfg := logConfig(cs.node.cfg.Log, cs.node.partitionDir(t.Name, p), t.Configs)
+	cfg.Logger = cs.node.log.With("partition", fmt.Sprintf("%s-%d", t.Name, p), "core", cs.core.ID())
+	return cfg
+}
+
+// open opens a partition's log on the core, blocking it: for start-up,
+// before the broker serves anyone. At run time use openAsync.
 func (cs *coreState) open(t *Topic, p int32) error {
 	ref := wire.PartitionRef{Topic: t.Name, Partition: p}
 	if _, ok := cs.parts[ref]; ok {
 		return nil
 	}
-	dir := cs.node.partitionDir(t.Name, p)
-	cfg := logConfig(cs.node.cfg.Log, dir, t.Configs)
-	cfg.Logger = cs.node.log.With("partition", fmt.Sprintf("%s-%d", t.Name, p), "core", cs.core.ID())
-	l, err := shard.Open(cfg, dma.OSFS(), cs.core.IO())
+	l, err := openLog(cs.logConfigFor(t, p), dma.OSFS(), cs.core.IO())
 	if err != nil {
 		return fmt.Errorf("cluster: open %s-%d: %w", t.Name, p, err)
 	}
+	cs.install(ref, l)
+	return nil
+}
+
+func (cs *coreState) install(ref wire.PartitionRef, l *shard.Log) {
 	part := &partition{ref: ref, log: l, owner: cs}
 	l.OnCommit = part.onCommit
 	cs.parts[ref] = part
-	return nil
+}
+
+// serially runs step for ref once every earlier step for it has called
+// next: a delete right behind a create waits for the open, and a create
+// right behind a delete waits for the directory to be gone.
+func (cs *coreState) serially(ref wire.PartitionRef, step func(next func())) {
+	q := append(cs.queues[ref], step)
+	cs.queues[ref] = q
+	if len(q) == 1 {
+		cs.runQueued(ref)
+	}
+}
+
+func (cs *coreState) runQueued(ref wire.PartitionRef) {
+	q := cs.queues[ref]
+	q[0](func() {
+		q := cs.queues[ref][1:]
+		if len(q) == 0 {
+			delete(cs.queues, ref)
+			return
+		}
+		cs.queues[ref] = q
+		cs.runQueued(ref)
+	})
+}
+
+// openAsync opens a partition's log without blocking the core. Creating
+// or recovering a log is file work (directories, fsyncs, reading the
+// tail) that took 0.3-0.7 s for a new topic's partitions; it runs on a
+// goroutine, which touches nothing of the core's (shard.Open only stores
+// the engine for later), and the log is installed here when it is ready.
+// done runs on this core with the outcome.
+func (cs *coreState) openAsync(t *Topic, p int32, done func(error)) {
+	ref := wire.PartitionRef{Topic: t.Name, Partition: p}
+	cs.serially(ref, func(next func()) {
+		if _, ok := cs.parts[ref]; ok || cs.closing {
+			done(nil)
+			next()
+			return
+		}
+		cfg, io, id := cs.logConfigFor(t, p), cs.core.IO(), cs.core.ID()
+		go func() {
+			l, err := openLog(cfg, dma.OSFS(), io)
+			if err != nil {
+				err = fmt.Errorf("cluster: open %s-%d: %w", t.Name, p, err)
+			}
+			posted := cs.node.rt.Post(id, func(*reactor.Core) {
+				if err == nil {
+					cs.install(ref, l)
+				}
+				done(err)
+				next()
+			})
+			if posted != nil && l != nil {
+				l.Close() // the reactors are gone; nothing else will
+			}
+		}()
+	})
 }
 
 // onCommit wakes the long-polls the new high watermark satisfies.
@@ -96,35 +170,49 @@ func (p *partition) removeWatch(w *watch) {
 
 // drop detaches a partition (deleted topic or shutdown): long-polls on it
 // are released, and the log is closed once its in-flight I/O completes.
+//
+// It runs after any open of ref still in progress, and then (which may
+// remove the directory) runs before any later open of ref starts.
 func (cs *coreState) drop(ref wire.PartitionRef, then func(*shard.Log)) {
-	part, ok := cs.parts[ref]
-	if !ok {
-		then(nil)
-		return
-	}
-	delete(cs.parts, ref)
-	for _, w := range part.watchers {
-		part.fire(w)
-	}
-	part.watchers = nil
-	part.log.Quiesce(func() {
-		if err := part.log.Close(); err != nil {
-			cs.node.log.Error("closing partition log", "partition", ref, "err", err)
-			cs.node.closeFailures.Add(1)
+	cs.serially(ref, func(next func()) {
+		part, ok := cs.parts[ref]
+		if !ok {
+			then(nil)
+			next()
+			return
 		}
-		then(part.log)
+		delete(cs.parts, ref)
+		for _, w := range part.watchers {
+			part.fire(w)
+		}
+		part.watchers = nil
+		part.log.Quiesce(func() {
+			if err := part.log.Close(); err != nil {
+				cs.node.log.Error("closing partition log", "partition", ref, "err", err)
+				cs.node.closeFailures.Add(1)
+			}
+			then(part.log)
+			next()
+		})
 	})
 }
 
 // closeAll closes every log on this core, then calls done.
 func (cs *coreState) closeAll(done func()) {
 	cs.closing = true
-	pending := len(cs.parts)
+	refs := map[wire.PartitionRef]bool{}
+	for ref := range cs.parts {
+		refs[ref] = true
+	}
+	for ref := range cs.queues { // opening now: closed once open
+		refs[ref] = true
+	}
+	pending := len(refs)
 	if pending == 0 {
 		done()
 		return
 	}
-	for ref := range cs.parts {
+	for ref := range refs {
 		cs.drop(ref, func(*shard.Log) {
 			if pending--; pending == 0 {
 				done()

@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strand-io/strand/dma"
+	"github.com/strand-io/strand/shard"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestCreateTopicDoesNotBlockCores: while a new topic's logs are being
+// opened (held here until released), every core keeps serving produce
+// requests and the CreateTopics answer waits for the opens; a delete and a
+// re-create right behind a create are applied in order, so the re-created
+// topic starts empty.
+func TestCreateTopicDoesNotBlockCores(t *testing.T) {
+	release := make(chan struct{})
+	var gate atomic.Pointer[chan struct{}] // opens of "slow" topics wait on it
+	gate.Store(&release)
+	var held atomic.Int32
+	orig := openLog
+	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+		if strings.Contains(cfg.Dir, "slow") {
+			held.Add(1)
+			<-*gate.Load()
+		}
+		return orig(cfg, fs, io)
+	}
+	defer func() { openLog = orig }()
+	dataDir := t.TempDir()
+	n, err := Start(Config{DataDir: dataDir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	// On any failure, let the held opens go before Close waits for them.
+	let := sync.OnceFunc(func() { close(release) })
+	defer let()
+	cores := len(n.cores)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// A second client: responses on one connection come back in request
+	// order, so a delete sent on the first would queue behind the held create.
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	createWith := func(cl *kgo.Client, name string, parts int32) error {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, parts, 1
+		req.Topics = append(req.Topics, rt)
+		req.TimeoutMillis = 60_000
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.Topics[0].ErrorCode)
+		}
+		return err
+	}
+	create := func(name string, parts int32) error { return createWith(cl, name, parts) }
+	// A probe topic with a partition on every core (placement spreads them).
+	if err := create("probe", int32(cores)); err != nil {
+		t.Fatal(err)
+	}
+	created := make(chan error, 1)
+	go func() { created <- create("slow", int32(2*cores)) }()
+	for held.Load() == 0 {
+		select {
+		case err := <-created:
+			t.Fatalf("create answered before any open was held: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// Every core, the controller included, serves while the opens are held.
+	for p := 0; p < cores; p++ {
+		pctx, pcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer pcancel()
+		if err := cl.ProduceSync(pctx, &kgo.Record{Topic: "probe", Partition: int32(p), Value: []byte("while opening")}).FirstErr(); err != nil {
+			t.Fatalf("produce to probe-%d while the slow topic opens: %v", p, err)
+		}
+	}
+	select {
+	case err := <-created:
+		t.Fatalf("create answered while its logs were still opening: %v", err)
+	default:
+	}
+	let()
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "slow", Partition: int32(2*cores - 1), Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("produce to the new topic: %v", err)
+	}
+
+	// Delete right behind the create, while its opens are held, then
+	// create it again: the delete waits for the opens and removes the
+	// directories before the second create's opens start, so the new
+	// topic starts empty.
+	release2 := make(chan struct{})
+	let2 := sync.OnceFunc(func() { close(release2) })
+	defer let2()
+	held.Store(0)
+	gate.Store(&release2)
+	go func() { created <- create("slow2", 2) }()
+	for held.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	dt := kmsg.NewDeleteTopicsRequestTopic()
+	dt.Topic = kmsg.StringPtr("slow2")
+	del.Topics = append(del.Topics, dt)
+	del.TopicNames = []string{"slow2"}
+	del.TimeoutMillis = 60_000
+	if resp, err := del.RequestWith(ctx, cl2); err != nil || kerr.ErrorForCode(resp.Topics[0].ErrorCode) != nil {
+		t.Fatalf("delete behind the create: %v %+v", err, resp)
+	}
+	recreated := make(chan error, 1)
+	go func() { recreated <- createWith(cl2, "slow2", 2) }()
+	let2()
+	if err := <-created; err != nil {
+		t.Fatalf("first create: %v", err)
+	}
+	if err := <-recreated; err != nil {
+		t.Fatalf("second create: %v", err)
+	}
+	for p := int32(0); p < 2; p++ {
+		r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: "slow2", Partition: p, Value: []byte("fresh")}).First()
+		if err != nil || r.Offset != 0 {
+			t.Fatalf("first record of the re-created slow2-%d: offset %d, %v (want 0: it must start empty)", p, r.Offset, err)
+		}
+	}
+}
