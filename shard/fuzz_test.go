@@ -112,9 +112,10 @@ type scanResult struct {
 }
 
 // naiveScan walks data with ValidateBatch, one batch at a time.
-func naiveScan(data []byte, next Offset, maxBatch int) scanResult {
+func naiveScan(data []byte, next Offset, maxBatch int, maxEpoch Epoch) scanResult {
 	var r scanResult
 	p := 0
+	var lastEpoch Epoch
 	for {
 		rest := data[p:]
 		r.end = int64(p)
@@ -145,6 +146,10 @@ func naiveScan(data []byte, next Offset, maxBatch int) scanResult {
 			r.stop = stopDiscontig
 			return r
 		}
+		if maxEpoch >= 0 && (h.LeaderEpoch < lastEpoch || h.LeaderEpoch > maxEpoch) {
+			r.stop = stopCorrupt
+			return r
+		}
 		size := int(h.Length) + 12
 		if size > len(rest) {
 			r.stop = stopTorn
@@ -157,15 +162,16 @@ func naiveScan(data []byte, next Offset, maxBatch int) scanResult {
 		r.pos = append(r.pos, int64(p))
 		r.headers = append(r.headers, h)
 		next = h.LastOffset() + 1
+		lastEpoch = h.LeaderEpoch
 		p += size
 	}
 }
 
 // chunkedScan runs scanState the way Log.scanFile does: aligned windows of
 // a fixed size, atEOF on the window that reaches the end of the data.
-func chunkedScan(t *testing.T, data []byte, next Offset, maxBatch, window, align int) scanResult {
+func chunkedScan(t *testing.T, data []byte, next Offset, maxBatch, window, align int, maxEpoch Epoch) scanResult {
 	var r scanResult
-	st := &scanState{next: next, maxBatch: maxBatch, onBatch: func(h *BatchHeader, p int64) {
+	st := &scanState{next: next, maxBatch: maxBatch, checkEpochs: maxEpoch >= 0, maxEpoch: maxEpoch, onBatch: func(h *BatchHeader, p int64) {
 		r.pos = append(r.pos, p)
 		r.headers = append(r.headers, *h)
 	}}
@@ -191,6 +197,8 @@ func chunkedScan(t *testing.T, data []byte, next Offset, maxBatch, window, align
 func FuzzScan(f *testing.F) {
 	for _, s := range fuzzSeedsScan() {
 		f.Add(s, uint16(0))
+		f.Add(s, uint16(0x4|3<<8)) // epochs checked; the seeds' epoch 3 is the newest known
+		f.Add(s, uint16(0x4|2<<8)) // epochs checked; 3 is newer than any known
 	}
 	f.Fuzz(func(t *testing.T, data []byte, knobs uint16) {
 		const maxBatch = 16 << 10
@@ -200,8 +208,12 @@ func FuzzScan(f *testing.F) {
 		if knobs&0x8 != 0 && len(data) >= 8 {
 			next = Offset(binary.BigEndian.Uint64(data)) // what recovery passes: the expected first offset
 		}
-		want := naiveScan(data, next, maxBatch)
-		got := chunkedScan(t, data, next, maxBatch, window, align)
+		maxEpoch := Epoch(-1) // unchecked, as in tests that build files by hand
+		if knobs&0x4 != 0 {
+			maxEpoch = Epoch(knobs>>8) % 8 // what the log passes: its newest epoch
+		}
+		want := naiveScan(data, next, maxBatch, maxEpoch)
+		got := chunkedScan(t, data, next, maxBatch, window, align, maxEpoch)
 		if got.stop != want.stop || got.end != want.end || len(got.pos) != len(want.pos) {
 			t.Fatalf("scan: %s at %d after %d batches; naive: %s at %d after %d", got.stop, got.end, len(got.pos), want.stop, want.end, len(want.pos))
 		}

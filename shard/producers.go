@@ -344,7 +344,7 @@ func (l *Log) replay(from Offset, fn func(h *BatchHeader)) error {
 		if Offset(seg.base) <= from {
 			e = seg.index.lookup(uint32(from - Offset(seg.base)))
 		}
-		st := &scanState{pos: int64(e.pos), next: Offset(seg.base) + Offset(e.rel), maxBatch: l.cfg.MaxBatchBytes}
+		st := l.newScan(int64(e.pos), Offset(seg.base)+Offset(e.rel))
 		st.onBatch = func(h *BatchHeader, _ int64) {
 			if h.BaseOffset >= from {
 				fn(h)

@@ -108,6 +108,7 @@ type diskRead struct {
 	done     ReadFunc
 	// truncations is Log.truncations when the read started.
 	truncations uint64
+	lastEpoch   Epoch // of the last batch read: epochs must not decrease
 }
 
 func (r *diskRead) issue() {
@@ -186,6 +187,11 @@ func (r *diskRead) onRead(n int, err error) {
 			r.finish(r.corrupt(fmt.Errorf("%w: base offset %d, expected %d", ErrCorruptBatch, h.BaseOffset, r.next)))
 			return
 		}
+		if h.LeaderEpoch < r.lastEpoch || h.LeaderEpoch > r.l.epochs.current() {
+			// Also outside the CRC; a client fencing on epochs must not see a flipped one.
+			r.finish(r.corrupt(fmt.Errorf("%w: leader epoch %d after %d (newest known %d)", ErrCorruptBatch, h.LeaderEpoch, r.lastEpoch, r.l.epochs.current())))
+			return
+		}
 		if h.Size() > len(rest) {
 			if r.pos+int64(h.Size()) > r.limit {
 				r.finish(r.corrupt(ErrShortBatch))
@@ -207,6 +213,7 @@ func (r *diskRead) onRead(n int, err error) {
 		}
 		r.pos += int64(h.Size())
 		r.next = h.LastOffset() + 1
+		r.lastEpoch = h.LeaderEpoch
 		if len(r.out) >= r.maxBytes {
 			r.finish(nil)
 			return

@@ -124,7 +124,7 @@ func (l *Log) recoverTail() error {
 	} else if e := seg.index.lookup(seg.times.entries[n-1].rel); e.pos < start.pos {
 		start = e
 	}
-	st := &scanState{pos: int64(start.pos), next: Offset(seg.base) + Offset(start.rel), maxBatch: l.cfg.MaxBatchBytes}
+	st := l.newScan(int64(start.pos), Offset(seg.base)+Offset(start.rel))
 	seg.index.truncate(start.pos + 1)
 	seg.times.truncate(start.rel)
 	if n := len(seg.index.entries); n > 0 {
@@ -198,6 +198,12 @@ func (l *Log) recoverTail() error {
 	return nil
 }
 
+// newScan starts a scan of this log's data at pos, expecting offset next,
+// with every check the log can make (epochs included).
+func (l *Log) newScan(pos int64, next Offset) *scanState {
+	return &scanState{pos: pos, next: next, maxBatch: l.cfg.MaxBatchBytes, checkEpochs: true, maxEpoch: l.epochs.current()}
+}
+
 // validCheckpoint returns the last index entry that points at a valid batch
 // with the offset it claims, dropping stale or torn entries after it.
 func (l *Log) validCheckpoint(seg *segment) offsetEntry {
@@ -205,7 +211,7 @@ func (l *Log) validCheckpoint(seg *segment) offsetEntry {
 	defer l.pool.Put(buf)
 	for i := len(seg.index.entries) - 1; i >= 0 && i >= len(seg.index.entries)-8; i-- {
 		e := seg.index.entries[i]
-		st := &scanState{pos: int64(e.pos), next: Offset(seg.base) + Offset(e.rel), maxBatch: l.cfg.MaxBatchBytes}
+		st := l.newScan(int64(e.pos), Offset(seg.base)+Offset(e.rel))
 		from := dma.AlignDown(int64(e.pos), seg.file.Align())
 		n, err := seg.file.ReadAt(buf[:recoveryChunk], from)
 		if err != nil {

@@ -123,6 +123,10 @@ func TestRecoveryCases(t *testing.T) {
 			fs.Remove(ti.idx(indexExt))
 			fs.Corrupt(ti.path, ti.pos[mid(ti)]+BatchHeaderSize+10)
 		}, func(ti *tailInfo) Offset { return ti.hs[mid(ti)].BaseOffset }, true, nil},
+		{"leader-epoch-flipped-scanned", func(t *testing.T, fs *dma.MemFS, ti *tailInfo) {
+			fs.Remove(ti.idx(indexExt))
+			fs.Corrupt(ti.path, ti.pos[mid(ti)]+15) // epoch 0 becomes 255: newer than any known
+		}, func(ti *tailInfo) Offset { return ti.hs[mid(ti)].BaseOffset }, true, nil},
 		{"garbage-header-scanned", func(t *testing.T, fs *dma.MemFS, ti *tailInfo) {
 			fs.Remove(ti.idx(indexExt))
 			rewrite(t, fs, ti.path, func(b []byte) []byte {

@@ -213,7 +213,7 @@ func (l *Log) findBoundary(seg *segment, offset Offset) (int64, Offset, error) {
 	e := seg.index.lookup(uint32(offset - Offset(seg.base)))
 	var pos int64 = int64(e.pos)
 	last := Offset(seg.base) + Offset(e.rel) - 1
-	st := &scanState{pos: pos, next: last + 1, maxBatch: l.cfg.MaxBatchBytes}
+	st := l.newScan(pos, last+1)
 	st.onBatch = func(h *BatchHeader, p int64) {
 		if h.BaseOffset <= offset && h.LastOffset() < offset {
 			pos, last = p+int64(h.Size()), h.LastOffset()

@@ -27,7 +27,13 @@ type scanState struct {
 	last       BatchHeader
 	batches    int
 	maxBatch   int
-	onBatch    func(h *BatchHeader, pos int64)
+	// checkEpochs: the stamped leader epochs (outside the CRC) must not
+	// decrease, and must lie in [0, maxEpoch], the newest epoch the log's
+	// epoch cache knows (it is persisted before any batch carries it).
+	checkEpochs bool
+	maxEpoch    Epoch
+	lastEpoch   Epoch
+	onBatch     func(h *BatchHeader, pos int64)
 	stop       stopReason
 	stopDetail string
 }
@@ -72,6 +78,10 @@ func (s *scanState) scan(buf []byte, bufPos int64, atEOF bool) {
 			s.stop, s.stopDetail = stopDiscontig, fmt.Sprintf("base offset %d, expected %d", h.BaseOffset, s.next)
 			return
 		}
+		if s.checkEpochs && (h.LeaderEpoch < s.lastEpoch || h.LeaderEpoch > s.maxEpoch) {
+			s.stop, s.stopDetail = stopCorrupt, fmt.Sprintf("leader epoch %d after %d (newest known %d)", h.LeaderEpoch, s.lastEpoch, s.maxEpoch)
+			return
+		}
 		if h.Size() > len(rest) {
 			if atEOF {
 				s.stop, s.stopDetail = stopTorn, fmt.Sprintf("batch of %d bytes, %d left", h.Size(), len(rest))
@@ -86,6 +96,7 @@ func (s *scanState) scan(buf []byte, bufPos int64, atEOF bool) {
 			s.onBatch(&h, s.pos)
 		}
 		s.last = h
+		s.lastEpoch = h.LeaderEpoch
 		s.batches++
 		s.next = h.LastOffset() + 1
 		s.pos += int64(h.Size())
