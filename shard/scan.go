@@ -22,11 +22,11 @@ func (r stopReason) String() string {
 
 // scanState carries a scan across chunks of one segment.
 type scanState struct {
-	pos        int64  // file position of the next batch
-	next       Offset // offset the next batch must start at (-1: accept any)
-	last       BatchHeader
-	batches    int
-	maxBatch   int
+	pos      int64  // file position of the next batch
+	next     Offset // offset the next batch must start at (-1: accept any)
+	last     BatchHeader
+	batches  int
+	maxBatch int
 	// checkEpochs: the stamped leader epochs (outside the CRC) must not
 	// decrease, and must lie in [0, maxEpoch], the newest epoch the log's
 	// epoch cache knows (it is persisted before any batch carries it).
@@ -34,8 +34,8 @@ type scanState struct {
 	maxEpoch    Epoch
 	lastEpoch   Epoch
 	onBatch     func(h *BatchHeader, pos int64)
-	stop       stopReason
-	stopDetail string
+	stop        stopReason
+	stopDetail  string
 }
 
 // scan walks whole batches in buf, which holds file bytes starting at
