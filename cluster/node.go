@@ -110,7 +110,8 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.rt = rt
 	for _, c := range rt.Cores() {
-		n.cores = append(n.cores, &coreState{node: n, core: c, parts: map[wire.PartitionRef]*partition{}, queues: map[wire.PartitionRef][]func(next func()){}})
+		n.cores = append(n.cores, &coreState{node: n, core: c, parts: map[wire.PartitionRef]*partition{},
+			queues: map[wire.PartitionRef][]func(next func()){}, readPool: dma.NewPool(readPoolPerClass)})
 	}
 	n.mode = rt.Cores()[0].IO().Mode()
 	if !probe.Direct {

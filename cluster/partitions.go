@@ -18,6 +18,8 @@ type coreState struct {
 	core    *reactor.Core
 	parts   map[wire.PartitionRef]*partition
 	closing bool
+	// readPool holds the disk-read buffers of every log on this core.
+	readPool *dma.Pool
 	// queues serialises the slow lifecycle steps of each partition (open
 	// off the core, quiesce and close, remove the directory): a step
 	// starts when the one before it has called next. See serially.
@@ -52,8 +54,13 @@ var openLog = shard.Open
 func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
 	cfg := logConfig(cs.node.cfg.Log, cs.node.partitionDir(t.Name, p), t.Configs)
 	cfg.Logger = cs.node.log.With("partition", fmt.Sprintf("%s-%d", t.Name, p), "core", cs.core.ID())
+	cfg.ReadPool = cs.readPool
 	return cfg
 }
+
+// readPoolPerClass bounds the read buffers a core keeps per size class,
+// however many partitions it owns (a pool per log kept up to four each).
+const readPoolPerClass = 16
 
 // open opens a partition's log on the core, blocking it: for start-up,
 // before the broker serves anyone. At run time use openAsync.

@@ -122,6 +122,15 @@ func (p *Pool) Release() {
 	}
 }
 
+// Cached counts the buffers the pool holds for reuse.
+func (p *Pool) Cached() int {
+	n := 0
+	for _, l := range p.free {
+		n += len(l)
+	}
+	return n
+}
+
 // Close releases the cache for good: buffers Put back later are freed.
 func (p *Pool) Close() {
 	p.Release()

@@ -32,7 +32,13 @@ type Config struct {
 	// idempotent-producer table, which bound the replay at recovery.
 	// Default 64 MiB.
 	ProducerSnapshotBytes int64
-	Logger                *slog.Logger
+	// ReadPool, when set, is the pool of read buffers shared by the logs
+	// of one core, so that the buffers cached are bounded per core rather
+	// than per partition. It is used only once the log runs on that core
+	// (Open's own scans use a private pool, since Open may run on another
+	// goroutine). Nil: the log keeps a pool of its own.
+	ReadPool *dma.Pool
+	Logger   *slog.Logger
 }
 
 func (c *Config) fill() {
@@ -745,7 +751,9 @@ func (l *Log) Close() error {
 	if l.dirFile != nil {
 		l.dirFile.Close()
 	}
-	l.pool.Close()
+	if l.pool != l.cfg.ReadPool {
+		l.pool.Close()
+	}
 	if !l.writing {
 		// A failed log may still have a write in flight from this buffer:
 		// unmapping it under the kernel would hand the device freed memory,

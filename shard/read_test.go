@@ -356,3 +356,38 @@ func TestOffsetForTime(t *testing.T) {
 	l, eng = memLog(t, fs, cfg)
 	check("reopened", l, eng)
 }
+
+// TestSharedReadPool: logs given one ReadPool read through it, Open's own
+// scans stay out of it (Open may run on another goroutine), and closing one
+// log leaves the pool to the others.
+func TestSharedReadPool(t *testing.T) {
+	cfg := Config{SegmentBytes: 64 << 10, IndexIntervalBytes: 4096}
+	fs, _, acked := buildSealed(t, cfg, 100, 1)
+	pool := dma.NewPool(4)
+	shared := cfg
+	shared.ReadPool = pool
+	a, engA := memLog(t, fs, shared)
+	if pool.Cached() != 0 {
+		t.Fatalf("Open left %d buffers in the shared pool", pool.Cached())
+	}
+	if _, err := readOnce(t, a, engA, acked[3].Base, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if pool.Cached() == 0 {
+		t.Fatal("a disk read did not return its buffer to the shared pool")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cached := pool.Cached()
+	if cached == 0 {
+		t.Fatal("closing one log emptied the shared pool")
+	}
+	b, engB := memLog(t, fs, shared)
+	if _, err := readOnce(t, b, engB, acked[3].Base, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if pool.Cached() != cached {
+		t.Fatalf("after another log's Close the pool holds %d buffers, then %d: closed with the log, or not reused", cached, pool.Cached())
+	}
+}

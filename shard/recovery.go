@@ -43,6 +43,9 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 		l.pool.Release()
 		if !opened {
 			dma.FreeAligned(l.buf)
+		} else if cfg.ReadPool != nil {
+			l.pool.Close()
+			l.pool = cfg.ReadPool
 		}
 	}()
 	l.writeDone, l.syncDone = l.onWritten, l.onSynced
