@@ -34,6 +34,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME) ./shard/
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz FuzzValidateBatch -fuzztime $(FUZZTIME) ./shard/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz FuzzCopyForDMA -fuzztime $(FUZZTIME) ./dma/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
