@@ -332,18 +332,21 @@ func (g *Group) compatible(protos []Protocol) bool {
 		return true
 	}
 	for _, p := range protos {
-		ok := true
-		for _, m := range g.members {
-			if !m.supports(p.Name) {
-				ok = false
-				break
-			}
-		}
-		if ok {
+		if g.allSupport(p.Name) {
 			return true
 		}
 	}
 	return false
+}
+
+// allSupport reports whether every member lists protocol name.
+func (g *Group) allSupport(name string) bool {
+	for _, m := range g.members {
+		if !m.supports(name) {
+			return false
+		}
+	}
+	return true
 }
 
 func (g *Group) prepareRebalance(nowMs int64) {
@@ -432,14 +435,7 @@ func (g *Group) selectProtocol() string {
 	votes := map[string]int{}
 	for _, m := range g.members {
 		for _, p := range m.protocols {
-			all := true
-			for _, o := range g.members {
-				if !o.supports(p.Name) {
-					all = false
-					break
-				}
-			}
-			if all {
+			if g.allSupport(p.Name) {
 				votes[p.Name]++
 				break
 			}
