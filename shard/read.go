@@ -274,9 +274,6 @@ func (r *diskRead) finish(err error) {
 // decompress, and a consumer starting there sees the record.
 func (l *Log) OffsetForTime(ts int64, done func(off Offset, ts int64, err error)) {
 	for _, seg := range l.segs {
-		if seg.deleted {
-			continue
-		}
 		if err := seg.loadIndexes(l.fs); err != nil {
 			done(-1, -1, err)
 			return

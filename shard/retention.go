@@ -11,7 +11,7 @@ import (
 // needs: the oldest first, while the log exceeds RetentionBytes or while the
 // segment's newest record is older than RetentionMs. The active segment is
 // never deleted. Reads in flight keep a deleted segment's file open until
-// they finish.
+// they finish (removeSegment).
 func (l *Log) ApplyRetention(nowMs int64) int {
 	deleted := 0
 	for len(l.segs) > 1 {
@@ -31,11 +31,8 @@ func (l *Log) dropFirstSegment() {
 	seg := l.segs[0]
 	l.segs = l.segs[1:]
 	l.logStart = Offset(l.segs[0].base)
-	seg.deleted = true
-	if seg.reads == 0 {
-		if err := seg.remove(l.fs); err != nil {
-			l.cfg.Logger.Error("could not delete segment", "file", seg.path(logExt), "err", err)
-		}
+	if err := l.removeSegment(seg); err != nil {
+		l.cfg.Logger.Error("could not delete segment", "file", seg.path(logExt), "err", err)
 	}
 }
 

@@ -163,7 +163,8 @@ func TestRetentionByTime(t *testing.T) {
 }
 
 // TestRetentionReadInFlight: a read already in flight on a segment that
-// retention deletes completes with the right bytes; the files go after it.
+// retention deletes completes with the right bytes; the files are gone once
+// it has.
 func TestRetentionReadInFlight(t *testing.T) {
 	cfg := Config{SegmentBytes: 32 << 10, IndexIntervalBytes: 2048}
 	fs, l, eng, raws := retentionLog(t, cfg)
