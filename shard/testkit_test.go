@@ -33,21 +33,11 @@ func makeBatch(n int, ts int64, payload []byte) []byte {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// memLog opens a log on fs with a fresh engine of its own.
 func memLog(t testing.TB, fs *dma.MemFS, cfg Config) (*Log, dma.Engine) {
 	t.Helper()
 	eng := fs.NewEngine()
-	if cfg.Dir == "" {
-		cfg.Dir = "/data/t-0"
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
-	}
-	l, err := Open(cfg, fs, eng)
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { abandon(l) })
-	return l, eng
+	return openLog(t, fs, eng, cfg), eng
 }
 
 // abandon releases the staging buffer of a log whose MemFS engine is being
