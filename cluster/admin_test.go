@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,11 +31,14 @@ func TestCreateTopicDoesNotBlockCores(t *testing.T) {
 	var held atomic.Int32
 	orig := openLog
 	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+		// Held after the files exist, so a delete that did not wait for
+		// the open would rename them away under it.
+		l, err := orig(cfg, fs, io)
 		if strings.Contains(cfg.Dir, "slow") {
 			held.Add(1)
 			<-*gate.Load()
 		}
-		return orig(cfg, fs, io)
+		return l, err
 	}
 	defer func() { openLog = orig }()
 	dataDir := t.TempDir()
@@ -142,6 +147,17 @@ func TestCreateTopicDoesNotBlockCores(t *testing.T) {
 		r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: "slow2", Partition: p, Value: []byte("fresh")}).First()
 		if err != nil || r.Offset != 0 {
 			t.Fatalf("first record of the re-created slow2-%d: offset %d, %v (want 0: it must start empty)", p, r.Offset, err)
+		}
+		// And it went to the live directory: had the delete not waited
+		// for the first open, that open's log (whose directory the delete
+		// renamed away) would have been installed and taken the record.
+		dir := n.partitionDir("slow2", p)
+		segs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		if len(segs) != 1 {
+			t.Fatalf("%s holds segments %v", dir, segs)
+		}
+		if fi, err := os.Stat(segs[0]); err != nil || fi.Size() == 0 {
+			t.Fatalf("the record is not in %s: %v", segs[0], err)
 		}
 	}
 }
