@@ -156,8 +156,8 @@ func newTopicID() [16]byte {
 // placementOf is s's partition → core table on a process with cores
 // cores. Partitions recorded on a core this process does not have are left
 // unplaced, for Assign to place on the least-loaded cores.
-func placementOf(s *snapshot, cores int) *reactor.Placement {
-	p := reactor.NewPlacement(cores)
+func placementOf(s *snapshot, cores int) *Placement {
+	p := NewPlacement(cores)
 	for _, name := range s.names {
 		for i, c := range s.topics[name].Cores {
 			_ = p.Move(name, int32(i), c) // refuses cores beyond the range

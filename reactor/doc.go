@@ -13,7 +13,6 @@
 //     `invariants` build tag.
 //   - Runtime's methods (Cores, Core, Post, Addr, Stop) and Core's ID, CPU,
 //     TID and Stats are safe from any goroutine.
-//   - Placement is a plain value owned by whichever core runs the controller.
 //   - Goroutines the package starts: the gnet.Run goroutine, gnet's loops
 //     (one per core plus the acceptor), and one completion reaper per core.
 //     Stop ends all of them.
@@ -23,9 +22,6 @@
 //   - Runtime: Start / Stop, the core table, Post (from any goroutine).
 //   - Core: ID, IO, Send, After, Flush, AssertOwned, Stats.
 //   - CoreOf(conn): the core owning a gnet connection.
-//   - Placement: partition → core table with deterministic, least-loaded
-//     assignment. The broker persists where each partition lives in its
-//     cluster metadata and rebuilds a Placement from it.
 //
 // # Start-up: finding the loops
 //

@@ -1,24 +1,24 @@
-package reactor
+package cluster
 
-import "fmt"
+import (
+	"fmt"
 
-// PartitionKey names one partition.
-type PartitionKey struct {
-	Topic     string
-	Partition int32
-}
+	"github.com/strand-io/strand/reactor"
+	"github.com/strand-io/strand/wire"
+)
 
 // Placement maps partitions to the cores that own them. It is a plain value
 // with no threads or locks: whichever core runs the controller owns it and
 // ships copies (or changes) to the others by message. Version goes up on
 // every change so a core can tell which copy is newer.
 //
-// It is not persisted here: the broker keeps each partition's core in its
-// cluster metadata (cluster/metadata.go), written atomically with the topic,
-// and rebuilds a Placement from it when it needs to place partitions.
+// Placement is broker policy, not runtime: the reactor only runs cores. It
+// is not persisted here: the broker keeps each partition's core in its
+// cluster metadata (metadata.go), written atomically with the topic, and
+// rebuilds a Placement from it when it needs to place partitions.
 type Placement struct {
 	cores   int
-	owner   map[PartitionKey]CoreID
+	owner   map[wire.PartitionRef]reactor.CoreID
 	load    []int // partitions per core
 	version uint64
 }
@@ -28,7 +28,7 @@ func NewPlacement(cores int) *Placement {
 	if cores < 1 {
 		cores = 1
 	}
-	return &Placement{cores: cores, owner: make(map[PartitionKey]CoreID), load: make([]int, cores)}
+	return &Placement{cores: cores, owner: make(map[wire.PartitionRef]reactor.CoreID), load: make([]int, cores)}
 }
 
 // Cores is the number of cores partitions are spread over.
@@ -41,7 +41,7 @@ func (p *Placement) Version() uint64 { return p.version }
 func (p *Placement) Len() int { return len(p.owner) }
 
 // LoadOf is the number of partitions placed on core.
-func (p *Placement) LoadOf(core CoreID) int {
+func (p *Placement) LoadOf(core reactor.CoreID) int {
 	if uint(core) >= uint(p.cores) {
 		return 0
 	}
@@ -49,8 +49,8 @@ func (p *Placement) LoadOf(core CoreID) int {
 }
 
 // Lookup returns the core owning topic/partition.
-func (p *Placement) Lookup(topic string, partition int32) (CoreID, bool) {
-	c, ok := p.owner[PartitionKey{topic, partition}]
+func (p *Placement) Lookup(topic string, partition int32) (reactor.CoreID, bool) {
+	c, ok := p.owner[wire.PartitionRef{Topic: topic, Partition: partition}]
 	return c, ok
 }
 
@@ -58,10 +58,10 @@ func (p *Placement) Lookup(topic string, partition int32) (CoreID, bool) {
 // indexed by partition. Partitions already placed keep their core; each new
 // one goes to the least-loaded core, lowest id on a tie, so the result is
 // deterministic and a topic's partitions spread round the cores.
-func (p *Placement) Assign(topic string, partitions int32) []CoreID {
-	out := make([]CoreID, 0, max(partitions, 0))
+func (p *Placement) Assign(topic string, partitions int32) []reactor.CoreID {
+	out := make([]reactor.CoreID, 0, max(partitions, 0))
 	for i := int32(0); i < partitions; i++ {
-		k := PartitionKey{topic, i}
+		k := wire.PartitionRef{Topic: topic, Partition: i}
 		c, ok := p.owner[k]
 		if !ok {
 			c = p.leastLoaded()
@@ -74,14 +74,14 @@ func (p *Placement) Assign(topic string, partitions int32) []CoreID {
 
 // Move places topic/partition on core, placing it if it was not. Moving the
 // data is the caller's job; this only records where it now lives.
-func (p *Placement) Move(topic string, partition int32, core CoreID) error {
+func (p *Placement) Move(topic string, partition int32, core reactor.CoreID) error {
 	if uint(core) >= uint(p.cores) {
-		return fmt.Errorf("%w: core %d of %d", ErrNoCore, core, p.cores)
+		return fmt.Errorf("%w: core %d of %d", reactor.ErrNoCore, core, p.cores)
 	}
 	if partition < 0 {
-		return fmt.Errorf("reactor: placement: negative partition %d", partition)
+		return fmt.Errorf("cluster: placement: negative partition %d", partition)
 	}
-	k := PartitionKey{topic, partition}
+	k := wire.PartitionRef{Topic: topic, Partition: partition}
 	if cur, ok := p.owner[k]; ok {
 		if cur == core {
 			return nil
@@ -109,18 +109,18 @@ func (p *Placement) Remove(topic string) int {
 }
 
 // set records k on c; the caller has already un-counted any old owner.
-func (p *Placement) set(k PartitionKey, c CoreID) {
+func (p *Placement) set(k wire.PartitionRef, c reactor.CoreID) {
 	p.owner[k] = c
 	p.load[c]++
 	p.version++
 }
 
-func (p *Placement) leastLoaded() CoreID {
+func (p *Placement) leastLoaded() reactor.CoreID {
 	best := 0
 	for c := 1; c < p.cores; c++ {
 		if p.load[c] < p.load[best] {
 			best = c
 		}
 	}
-	return CoreID(best)
+	return reactor.CoreID(best)
 }
