@@ -114,7 +114,8 @@ func (c *Core) IO() dma.Engine { return c.io }
 func (c *Core) OnThread() bool { return unix.Gettid() == c.tid }
 
 // AssertOwned panics if the caller is not on this core's thread. It is free
-// in normal builds and checks (one gettid syscall) under -tags invariants.
+// in normal builds and checks (one gettid syscall) under -tags invariants
+// and under -race.
 func (c *Core) AssertOwned() {
 	if invariants && !c.OnThread() {
 		panic(fmt.Sprintf("reactor: core %d used from tid %d, owner is tid %d", c.id, unix.Gettid(), c.tid))

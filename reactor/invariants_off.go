@@ -1,6 +1,7 @@
-//go:build !invariants
+//go:build !invariants && !race
 
 package reactor
 
-// invariants is off in normal builds; see invariants_on.go.
+// invariants is off in normal builds (neither -tags invariants nor -race);
+// see invariants_on.go.
 const invariants = false

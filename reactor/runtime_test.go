@@ -394,7 +394,7 @@ func TestAssertOwned(t *testing.T) {
 	r, _ := startRuntime(t, Config{}, newEchoHandler())
 	post(t, r, 0, func(c *Core) { c.AssertOwned() }) // on its thread: fine
 	if !invariants {
-		t.Skip("off-thread detection needs -tags invariants")
+		t.Skip("off-thread detection needs -tags invariants or -race")
 	}
 	defer func() {
 		if recover() == nil {
