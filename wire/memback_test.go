@@ -3,10 +3,11 @@ package wire
 import (
 	"context"
 	"encoding/binary"
-	"github.com/strand-io/strand/shard"
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/strand-io/strand/shard"
 
 	"github.com/panjf2000/gnet/v2"
 )
