@@ -11,6 +11,7 @@
 // batch header, which is also Strand's on-disk record header), segment and
 // offsetIndex/timeIndex (unexported).
 //
-// The on-disk format and the durability rule are drawn in format.go and
-// described in docs/ARCHITECTURE.md.
+// The on-disk format is drawn in batch.go (record batch) and index.go (index
+// entries), the write pipeline behind the durability rule in log.go (Log);
+// docs/ARCHITECTURE.md describes both.
 package shard

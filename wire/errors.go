@@ -8,7 +8,7 @@ import (
 )
 
 // Kafka error codes used by this package. They are plain numbers so they can
-// be constants; errors_test.go checks each against kerr.
+// be constants; TestErrorCodesMatchKerr checks each against kerr.
 const (
 	errNone                     int16 = 0
 	errOffsetOutOfRange         int16 = 1

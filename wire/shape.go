@@ -15,7 +15,7 @@ import (
 // allocating, and rejects any count that the remaining bytes cannot hold.
 // The walk is linear in the body length. It may accept bodies kmsg rejects
 // (it treats every string as nullable); it must never reject a body kmsg
-// accepts, which shape_test.go checks against kmsg encodings of every
+// accepts, which TestShapeMatchesKmsg checks against kmsg encodings of every
 // version.
 
 // shape is a non-allocating reader that only validates lengths and counts.
