@@ -161,7 +161,7 @@ func runCrashRounds(t *testing.T, dir, engine string, rounds int) {
 	if s := os.Getenv("STRAND_CRASH_TEST_SEED"); s != "" {
 		seed, _ = strconv.ParseInt(s, 10, 64)
 	}
-	t.Logf("seed %d (rerun with STRAND_CRASH_TEST_SEED=%d)", seed, seed)
+	t.Logf("seed %d (rerun: STRAND_CRASH_TEST_SEED=%d go test -ldflags=-checklinkname=0 -run '%s' ./shard/)", seed, seed, t.Name())
 	rng := rand.New(rand.NewSource(seed))
 	var acked []crashLine
 	var next Offset

@@ -16,10 +16,10 @@ import (
 // validator (bytes from clients) and the recovery scanner (bytes from a
 // crashed disk). Each is checked against a deliberately naive version.
 // The seed corpus lives in testdata/fuzz/<Name>/; regenerate it with
-// STRAND_WRITE_FUZZ_SEEDS=1 go test -run TestWriteFuzzSeeds ./shard/.
+// STRAND_WRITE_FUZZ_SEEDS=1 go test -ldflags=-checklinkname=0 -run TestWriteFuzzSeeds ./shard/.
 //
-//	go test -run '^$' -fuzz FuzzValidateBatch -fuzztime 60s ./shard/
-//	go test -run '^$' -fuzz FuzzScan -fuzztime 60s ./shard/
+//	go test -ldflags=-checklinkname=0 -run '^$' -fuzz FuzzValidateBatch -fuzztime 60s ./shard/
+//	go test -ldflags=-checklinkname=0 -run '^$' -fuzz FuzzScan -fuzztime 60s ./shard/
 
 // naiveValidate decodes a batch field by field with encoding/binary.Read,
 // independently of ParseBatchHeader and check. produced adds the rule for
@@ -274,7 +274,7 @@ func fuzzSeedsScan() [][]byte {
 // TestWriteFuzzSeeds regenerates the checked-in seed corpus.
 func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("STRAND_WRITE_FUZZ_SEEDS") == "" {
-		t.Skip("set STRAND_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz")
+		t.Skip("STRAND_WRITE_FUZZ_SEEDS=1 go test -ldflags=-checklinkname=0 -run TestWriteFuzzSeeds ./shard/ rewrites testdata/fuzz")
 	}
 	names := []string{"valid", "multi-record", "empty-records", "truncated-by-one", "truncated-header", "flipped-crc", "bad-magic", "negative-length", "negative-delta", "empty", "zero-header"}
 	write := func(target, name string, args ...string) {

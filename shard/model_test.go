@@ -182,7 +182,7 @@ func TestModel(t *testing.T) {
 	}
 	for seed := int64(0); seed < int64(seeds); seed++ {
 		if !runModel(t, seed, ops, false) {
-			t.Fatalf("seed %d failed; rerun it alone with STRAND_MODEL_SEED=%d go test -run TestModel -v", seed, seed)
+			t.Fatalf("seed %d failed; rerun it alone with STRAND_MODEL_SEED=%d go test -ldflags=-checklinkname=0 -run '^TestModel$' -v ./shard/", seed, seed)
 		}
 	}
 }

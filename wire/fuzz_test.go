@@ -12,7 +12,7 @@ import (
 
 // fuzzSeeds are well-formed and hostile inputs to start the fuzzer from.
 // testdata/fuzz/FuzzFrame holds them as files too (regenerate with
-// WIRE_WRITE_SEEDS=1 go test -run TestWriteFuzzSeeds).
+// WIRE_WRITE_SEEDS=1 go test -ldflags=-checklinkname=0 -run TestWriteFuzzSeeds ./wire/).
 func fuzzSeeds() map[string][]byte {
 	av := kmsg.NewPtrApiVersionsRequest()
 	av.ClientSoftwareName, av.ClientSoftwareVersion = "fuzz", "1"
@@ -90,7 +90,7 @@ func FuzzFrame(f *testing.F) {
 
 func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("WIRE_WRITE_SEEDS") != "1" {
-		t.Skip("set WIRE_WRITE_SEEDS=1 to rewrite testdata/fuzz/FuzzFrame")
+		t.Skip("WIRE_WRITE_SEEDS=1 go test -ldflags=-checklinkname=0 -run TestWriteFuzzSeeds ./wire/ rewrites testdata/fuzz/FuzzFrame")
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzFrame")
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -249,7 +249,7 @@ func crashRounds(t *testing.T, sig syscall.Signal, rounds int) {
 	if s := os.Getenv("STRAND_E2E_SEED"); s != "" {
 		seed, _ = strconv.ParseInt(s, 10, 64)
 	}
-	t.Logf("seed %d (STRAND_E2E_SEED reproduces the kill points)", seed)
+	t.Logf("seed %d (rerun the kill points: STRAND_E2E_SEED=%d go test -ldflags=-checklinkname=0 -run '%s' ./cluster/e2e/)", seed, seed, t.Name())
 	rng := rand.New(rand.NewSource(seed))
 
 	p := startProc(t, testDataDir(t))

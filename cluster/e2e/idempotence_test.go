@@ -105,7 +105,7 @@ func TestIdempotentProducerAcrossBrokerKills(t *testing.T) {
 	if s := os.Getenv("STRAND_E2E_SEED"); s != "" {
 		seed, _ = strconv.ParseInt(s, 10, 64)
 	}
-	t.Logf("seed %d (STRAND_E2E_SEED reproduces the kill points)", seed)
+	t.Logf("seed %d (rerun the kill points: STRAND_E2E_SEED=%d go test -ldflags=-checklinkname=0 -run '%s' ./cluster/e2e/)", seed, seed, t.Name())
 	rng := rand.New(rand.NewSource(seed))
 
 	dir := testDataDir(t)
