@@ -47,6 +47,7 @@
 //	run.go       one execution: topics, phases, end of run
 //	produce.go   payloads and producers
 //	consume.go   consumers and the backlog build/drain state machine
+//	kafka.go     topic create/delete/readiness (raw kmsg), kgo client options
 //	hist.go      latency recorders, percentiles, percentile curves
 //	procstat.go  broker CPU and RSS from /proc or getrusage
 //	progress.go  per-second series and the live progress line
