@@ -26,7 +26,7 @@
 // per partition across broker kills; producer state and commits surviving
 // kills), compression_test.go (gzip, snappy, lz4, zstd stored as sent,
 // timestamps and ListOffsets by time); bench_test.go has
-// BenchmarkProduce (docs/PERFORMANCE.md, "Broker (issue #3)").
+// BenchmarkProduce (docs/PERFORMANCE.md, "Broker produce").
 //
 // Tests never sleep to wait for something: they wait on the condition with
 // a deadline, and every broker, process and client they start is stopped by
