@@ -114,7 +114,7 @@ type backlogState struct {
 	endDrain   sync.Once
 	drained    chan struct{} // closed when the drain completes
 
-	// Written once in pause / beginDrain / finishDrain, which the phase
+	// Written once in pause and the startDrain / endDrain blocks, which the phase
 	// transitions order; read after the run.
 	pausedAt, drainStart, drainEnd time.Duration
 	bytesAtPause, bytesAtDrain     int64
