@@ -10,7 +10,7 @@
 //     every lane into it, the producer side and overflow of every lane out of
 //     it, and whatever higher layers place on it (shard.Log, connections).
 //     Its methods are called on that thread; AssertOwned checks it under the
-//     `invariants` build tag.
+//     `invariants` build tag and in -race builds (so `make test` runs it).
 //   - Runtime's methods (Cores, Core, Post, Addr, Stop) and Core's ID, CPU,
 //     TID and Stats are safe from any goroutine.
 //   - Goroutines the package starts: the gnet.Run goroutine, gnet's loops
