@@ -3,14 +3,13 @@ package perf
 import (
 	"bytes"
 	"encoding/json"
-	"encoding/xml"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strand-io/strand/perf/internal/perftest"
 )
 
 // syntheticResult builds a plausible result without a broker: a fixed-rate
@@ -86,7 +85,7 @@ func TestWriteOutputs(t *testing.T) {
 	}
 
 	svg, _ := os.ReadFile(filepath.Join(dir, "chart.svg"))
-	checkSVG(t, svg)
+	perftest.CheckSVG(t, svg, 3)
 	for _, want := range []string{"strand perf: fixed-rate-latency", "99.9%", "backlog-drain"} {
 		if !strings.Contains(string(svg), want) {
 			t.Errorf("chart.svg lacks %q", want)
@@ -94,51 +93,10 @@ func TestWriteOutputs(t *testing.T) {
 	}
 }
 
-// checkSVG parses the chart as XML and checks its root and that every
-// polyline has points.
-func checkSVG(t *testing.T, svg []byte) {
-	t.Helper()
-	checkSVGLines(t, svg, 3)
-}
-
-// checkSVGLines is checkSVG with the least number of polylines expected
-// (two axes, plus curves).
-func checkSVGLines(t *testing.T, svg []byte, minLines int) {
-	t.Helper()
-	dec := xml.NewDecoder(bytes.NewReader(svg))
-	var root string
-	lines := 0
-	for {
-		tok, err := dec.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("chart.svg is not well-formed XML: %v", err)
-		}
-		if se, ok := tok.(xml.StartElement); ok {
-			if root == "" {
-				root = se.Name.Local
-			}
-			if se.Name.Local == "polyline" {
-				lines++
-				for _, a := range se.Attr {
-					if a.Name.Local == "points" && (strings.Contains(a.Value, "NaN") || strings.Contains(a.Value, "Inf")) {
-						t.Fatalf("polyline with bad coordinates: %.80s", a.Value)
-					}
-				}
-			}
-		}
-	}
-	if root != "svg" || lines < minLines {
-		t.Fatalf("root <%s>, %d polylines; want <svg> with axes and curves", root, lines)
-	}
-}
-
 // An empty run (nothing acked, no consumers) still renders.
 func TestOutputsOfEmptyResult(t *testing.T) {
 	r := &Result{Schema: resultSchema, Workload: Workload{Name: "empty & <odd>"}}
-	checkSVGLines(t, []byte(r.Chart()), 2)
+	perftest.CheckSVG(t, []byte(r.Chart()), 2)
 	if s := r.Summary(); !strings.Contains(s, "# empty & <odd>") {
 		t.Errorf("summary: %s", s)
 	}

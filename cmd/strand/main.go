@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/strand-io/strand/perf"
+	"github.com/strand-io/strand/perf/inproc"
 )
 
 const usage = `usage:
@@ -27,7 +28,7 @@ func main() {
 	case "serve":
 		os.Exit(serve(os.Args[2:]))
 	case "perf":
-		perf.StartLocalBroker = startInProcess
+		perf.StartLocalBroker = inproc.Start
 		os.Exit(perf.Main(os.Args[2:], os.Stdout, os.Stderr))
 	case "-h", "--help", "help":
 		fmt.Print(usage)

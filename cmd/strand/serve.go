@@ -170,17 +170,3 @@ func parseCPUList(s string) ([]int, error) {
 	}
 	return out, nil
 }
-
-// startInProcess runs a broker inside this process for `strand perf` when
-// no --brokers address is given.
-func startInProcess(dataDir string) (string, func() error, error) {
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	node, err := cluster.Start(cluster.Config{
-		DataDir: dataDir, Listen: "127.0.0.1:0", AutoCreateTopics: true, DefaultPartitions: 1,
-		Log: shard.Config{Preallocate: true}, Logger: logger,
-	})
-	if err != nil {
-		return "", nil, err
-	}
-	return node.Addr(), func() error { return node.Close(context.Background()) }, nil
-}

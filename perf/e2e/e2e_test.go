@@ -1,35 +1,61 @@
-package perf
+package e2e
 
 import (
+	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/strand-io/strand/perf"
+	"github.com/strand-io/strand/perf/inproc"
+	"github.com/strand-io/strand/perf/internal/perftest"
 )
 
-// End-to-end runs against a real Kafka-protocol server. The broker is
-// STRAND_PERF_BROKER (host:port[,host:port]) if set, else the in-process
-// broker if this test binary has one (perf.StartLocalBroker), else the
-// tests skip. Every assertion is derived from the schedule or from the
-// run's own numbers, never from how fast the machine is.
+// brokerLog collects the in-process brokers' warnings; a failed run
+// shows them, a passing one keeps the test output quiet (a race-built
+// broker on a busy machine reports reactor stalls).
+var brokerLog lockedBuffer
 
-// testBrokers returns the --brokers value for a test: "" means "use the
-// in-process broker".
-func testBrokers(t *testing.T) string {
-	t.Helper()
-	if addr := os.Getenv("STRAND_PERF_BROKER"); addr != "" {
-		return addr
-	}
-	if StartLocalBroker != nil {
-		return ""
-	}
-	t.Skip("no Kafka-protocol broker to run against: set STRAND_PERF_BROKER=host:port, or set perf.StartLocalBroker in this test binary")
-	return ""
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// take returns what was written since the last take.
+func (b *lockedBuffer) take() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	b.buf.Reset()
+	return s
+}
+
+// TestMain installs the in-process broker as cmd/strand does for
+// `strand perf` (the same inproc starter, logging to brokerLog), so a run
+// without --brokers starts a real Strand broker.
+func TestMain(m *testing.M) {
+	perf.StartLocalBroker = inproc.Starter(slog.New(slog.NewTextHandler(&brokerLog, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	os.Exit(m.Run())
+}
+
+// testBrokers returns the --brokers value for a test: STRAND_PERF_BROKER,
+// or "" for the in-process broker.
+func testBrokers() string {
+	return os.Getenv("STRAND_PERF_BROKER")
 }
 
 // runWorkload writes yaml to a file, runs it through Main (the same path
 // as `strand perf run`) and returns the result it wrote.
-func runWorkload(t *testing.T, brokers, yaml string, args ...string) *Result {
+func runWorkload(t *testing.T, brokers, yaml string, args ...string) *perf.Result {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "w.yaml")
@@ -37,16 +63,22 @@ func runWorkload(t *testing.T, brokers, yaml string, args ...string) *Result {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
+	brokerLog.take()
+	t.Cleanup(func() {
+		if l := brokerLog.take(); t.Failed() && l != "" {
+			t.Logf("in-process broker log:\n%s", l)
+		}
+	})
 	args = append([]string{"run", file, "--out", out}, args...)
 	if brokers != "" {
 		args = append(args, "--brokers", brokers)
 	}
-	code, stdout, stderr := runMain(args...)
-	if code != exitOK {
-		t.Fatalf("perf run: exit %d\n%s", code, stderr)
+	var stdout, stderr bytes.Buffer
+	if code := perf.Main(args, &stdout, &stderr); code != 0 {
+		t.Fatalf("perf run: exit %d\n%s", code, stderr.String())
 	}
-	if !strings.Contains(stdout, "## Latency") {
-		t.Errorf("no summary on stdout: %q", stdout)
+	if !strings.Contains(stdout.String(), "## Latency") {
+		t.Errorf("no summary on stdout: %q", stdout.String())
 	}
 	for _, f := range []string{"summary.md", "chart.svg"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
@@ -54,15 +86,15 @@ func runWorkload(t *testing.T, brokers, yaml string, args ...string) *Result {
 		}
 	}
 	svg, _ := os.ReadFile(filepath.Join(out, "chart.svg"))
-	checkSVG(t, svg)
-	r, err := ReadResult(out)
+	perftest.CheckSVG(t, svg, 3)
+	r, err := perf.ReadResult(out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
 }
 
-func checkNoErrors(t *testing.T, r *Result) {
+func checkNoErrors(t *testing.T, r *perf.Result) {
 	t.Helper()
 	if r.Publish.Errors != 0 || r.Publish.MissedSends != 0 {
 		t.Fatalf("publish errors %d (first %q), missed sends %d", r.Publish.Errors, r.Publish.FirstError, r.Publish.MissedSends)
@@ -73,8 +105,8 @@ func checkNoErrors(t *testing.T, r *Result) {
 }
 
 func TestEndToEndFixedRate(t *testing.T) {
-	brokers := testBrokers(t)
-	for _, keys := range []KeyDistributor{NoKey, RandomNano, KeyRoundRobin} {
+	brokers := testBrokers()
+	for _, keys := range []perf.KeyDistributor{perf.NoKey, perf.RandomNano, perf.KeyRoundRobin} {
 		t.Run(string(keys), func(t *testing.T) {
 			y := "name: e2e " + string(keys) + `
 topics: 2
@@ -89,7 +121,7 @@ testDurationSeconds: 2
 warmupDurationSeconds: 1
 `
 			var extra []string
-			if keys == RandomNano {
+			if keys == perf.RandomNano {
 				extra = append(extra, "--idempotent") // the idempotent producer path too
 			}
 			r := runWorkload(t, brokers, y, extra...)
@@ -106,7 +138,7 @@ warmupDurationSeconds: 1
 			if r.Publish.Messages <= 0 || r.Publish.Messages > 4000+2000 || r.Consume.Messages <= 0 {
 				t.Errorf("window counts: published %d, consumed %d", r.Publish.Messages, r.Consume.Messages)
 			}
-			if r.Settings.Producers != 4 || r.Settings.Consumers != 8 || r.Settings.TargetRate != 2000 || r.Settings.Idempotent != (keys == RandomNano) {
+			if r.Settings.Producers != 4 || r.Settings.Consumers != 8 || r.Settings.TargetRate != 2000 || r.Settings.Idempotent != (keys == perf.RandomNano) {
 				t.Errorf("settings %+v", r.Settings)
 			}
 			p := r.Publish.Latency
@@ -123,7 +155,7 @@ warmupDurationSeconds: 1
 // Consumers pause while producers build a 2 MB backlog at max rate, then
 // drain it; the window ends when the drain does.
 func TestEndToEndBacklogDrain(t *testing.T) {
-	brokers := testBrokers(t)
+	brokers := testBrokers()
 	r := runWorkload(t, brokers, `name: e2e backlog
 topics: 1
 partitionsPerTopic: 4
@@ -153,7 +185,7 @@ warmupDurationSeconds: 1
 
 // "50%" probes the max rate first, then runs at half of it.
 func TestEndToEndPercentRate(t *testing.T) {
-	brokers := testBrokers(t)
+	brokers := testBrokers()
 	r := runWorkload(t, brokers, `name: e2e percent
 topics: 1
 partitionsPerTopic: 2
@@ -181,21 +213,29 @@ warmupDurationSeconds: 0
 	}
 }
 
-// With an in-process broker hook the harness starts it, hands it a data
-// folder, measures this process and stops it at the end. A hook that
-// forwards to the external test broker exercises that path here.
+// With the in-process hook the harness starts the broker, hands it a
+// fresh data folder, measures this process and, at the end, stops the
+// broker and removes the folder. The hook here wraps the real starter to
+// watch it do so.
 func TestEndToEndInProcessHook(t *testing.T) {
-	addr := os.Getenv("STRAND_PERF_BROKER")
-	if addr == "" {
-		t.Skip("set STRAND_PERF_BROKER to test the in-process hook with a forwarding starter")
-	}
-	saved := StartLocalBroker
-	defer func() { StartLocalBroker = saved }()
+	start := perf.StartLocalBroker
+	defer func() { perf.StartLocalBroker = start }()
 	var dataDir string
-	stopped := false
-	StartLocalBroker = func(dir string) (string, func() error, error) {
+	starts, stops, filesAtStop := 0, 0, 0
+	perf.StartLocalBroker = func(dir string) (string, func() error, error) {
+		starts++
 		dataDir = dir
-		return addr, func() error { stopped = true; return nil }, nil
+		addr, stop, err := start(dir)
+		if err != nil {
+			return "", nil, err
+		}
+		return addr, func() error {
+			stops++
+			// The broker kept its logs where it was told to.
+			ents, _ := os.ReadDir(dir)
+			filesAtStop = len(ents)
+			return stop()
+		}, nil
 	}
 	r := runWorkload(t, "", `name: e2e in-process
 topics: 1
@@ -212,13 +252,16 @@ warmupDurationSeconds: 0
 	if !r.InProcess || r.Broker == nil || !strings.Contains(r.Broker.Source, "benchmark client") || r.Broker.CPUSeconds <= 0 {
 		t.Errorf("in-process %v broker %+v", r.InProcess, r.Broker)
 	}
-	if !stopped || dataDir == "" {
-		t.Errorf("broker stopped %v, data dir %q", stopped, dataDir)
+	if starts != 1 || stops != 1 || dataDir == "" || filesAtStop == 0 {
+		t.Errorf("broker started %d times, stopped %d times, data dir %q holding %d entries at stop", starts, stops, dataDir, filesAtStop)
 	}
 	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
 		t.Errorf("data dir %s left behind: %v", dataDir, err)
 	}
 	if r.Publish.Latency.Count != 500 {
 		t.Errorf("publish samples %d, want 500", r.Publish.Latency.Count)
+	}
+	if r.Consume == nil || r.Consume.EndToEnd.Count != 500 {
+		t.Errorf("end-to-end samples %+v, want 500", r.Consume)
 	}
 }
