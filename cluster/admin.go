@@ -42,10 +42,11 @@ func (n *Node) pending() *snapshot {
 	return n.ctlSnap
 }
 
-// commit persists next and then, once every owner core has finished
-// prepare for its share of the topic (prepare calls ready, on that core,
-// when it has), publishes it and calls done (on the controller).
-func (n *Node) commit(ctl *coreState, next *snapshot, owners []reactor.CoreID, prepare func(cs *coreState, ready func()), done func(err error)) {
+// commit persists next, a change to topic name, and then, once every owner
+// core has finished prepare for its share of the topic (prepare calls
+// ready, on that core, when it has), publishes it and calls done (on the
+// controller).
+func (n *Node) commit(ctl *coreState, name string, next *snapshot, owners []reactor.CoreID, prepare func(cs *coreState, ready func()), done func(err error)) {
 	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
 		done(err)
 		return
@@ -56,16 +57,20 @@ func (n *Node) commit(ctl *coreState, next *snapshot, owners []reactor.CoreID, p
 		set[o] = true
 	}
 	remaining := len(set)
+	if remaining == 0 {
+		n.publish()
+		done(nil)
+		return
+	}
+	n.unready[name]++
 	finish := func() {
 		if remaining--; remaining == 0 {
-			n.meta.Store(next)
+			if n.unready[name]--; n.unready[name] == 0 {
+				delete(n.unready, name)
+			}
+			n.publish()
 			done(nil)
 		}
-	}
-	if remaining == 0 {
-		remaining = 1
-		finish()
-		return
 	}
 	for o := range set {
 		o := o
@@ -73,6 +78,36 @@ func (n *Node) commit(ctl *coreState, next *snapshot, owners []reactor.CoreID, p
 			prepare(n.cores[o], func() { c.Send(controller, func(*reactor.Core) { finish() }) })
 		})
 	}
+}
+
+// publish makes the controller's metadata (ctlSnap) the one every core
+// reads, except that a topic with a change still opening on its owners
+// keeps its published form. Commits finish in any order: publishing
+// whole snapshots as each finished would let an earlier one, finishing
+// last, take back a later topic or a delete, and a later one, finishing
+// first, show an earlier topic before its logs were open.
+func (n *Node) publish() {
+	next := n.ctlSnap
+	if len(n.unready) > 0 {
+		cur := n.meta.Load()
+		topics := make(map[string]*Topic, len(next.topics))
+		for k, v := range next.topics {
+			topics[k] = v
+		}
+		for name := range n.unready {
+			if t, ok := cur.topics[name]; ok {
+				topics[name] = t
+			} else {
+				delete(topics, name)
+			}
+		}
+		// Same version as ctlSnap, so pending keeps the controller's
+		// own; readers must not key caches on the version alone.
+		ns := newSnapshot(next.version, topics)
+		ns.pidLimit = next.pidLimit
+		next = ns
+	}
+	n.meta.Store(next)
 }
 
 func validTopicName(name string) bool {
@@ -119,7 +154,7 @@ func (b *backend) CreateTopic(t wire.NewTopic, validateOnly bool, cb func(int16,
 				topic.Configs[k] = *v
 			}
 		}
-		n.commit(ctl, s.with(t.Name, topic), topic.Cores, func(cs *coreState, ready func()) {
+		n.commit(ctl, t.Name, s.with(t.Name, topic), topic.Cores, func(cs *coreState, ready func()) {
 			openOwned(cs, topic, 0, ready)
 		}, func(err error) {
 			if err != nil {
@@ -172,7 +207,7 @@ func (b *backend) DeleteTopic(name string, cb func(int16)) {
 			return
 		}
 		n.ctlSnap = next
-		n.meta.Store(next)
+		n.publish()
 		for p, c := range t.Cores {
 			ref := wire.PartitionRef{Topic: name, Partition: int32(p)}
 			ctl.core.Send(c, func(*reactor.Core) {
@@ -208,7 +243,7 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 		nt := *t
 		from := len(t.Cores)
 		nt.Cores = append(append([]reactor.CoreID(nil), t.Cores...), placeNew(s, len(n.cores), total-t.Partitions())...)
-		n.commit(ctl, s.with(name, &nt), nt.Cores[from:], func(cs *coreState, ready func()) { openOwned(cs, &nt, from, ready) }, func(err error) {
+		n.commit(ctl, name, s.with(name, &nt), nt.Cores[from:], func(cs *coreState, ready func()) { openOwned(cs, &nt, from, ready) }, func(err error) {
 			if err != nil {
 				answer(errInvalidRequest, err.Error())
 				return
@@ -262,7 +297,7 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 				nt.Configs[k] = *v
 			}
 		}
-		n.commit(ctl, s.with(topic, &nt), nt.Cores, func(cs *coreState, ready func()) {
+		n.commit(ctl, topic, s.with(topic, &nt), nt.Cores, func(cs *coreState, ready func()) {
 			// Behind any open still in progress, which used the old configs.
 			pending := 1
 			release := func() {

@@ -51,14 +51,14 @@ func (b *backend) AutoCreateTopics() bool { return b.node.cfg.AutoCreateTopics }
 
 func (b *backend) Topics() []wire.TopicInfo {
 	s := b.node.meta.Load()
-	if b.cs.topicsCache != nil && b.cs.topicsVer == s.version {
+	if b.cs.topicsCache != nil && b.cs.topicsSnap == s {
 		return b.cs.topicsCache
 	}
 	out := make([]wire.TopicInfo, 0, len(s.names))
 	for _, n := range s.names {
 		out = append(out, b.topicInfo(s.topics[n]))
 	}
-	b.cs.topicsVer, b.cs.topicsCache = s.version, out
+	b.cs.topicsSnap, b.cs.topicsCache = s, out
 	return out
 }
 

@@ -441,7 +441,7 @@ func (n *Node) nextProducerID() (int64, error) {
 			return -1, err
 		}
 		n.ctlSnap = next
-		n.meta.Store(next)
+		n.publish()
 		n.pidNext = next.pidLimit - producerIDBlock
 		n.pidLimit = next.pidLimit
 	}

@@ -60,6 +60,9 @@ type Node struct {
 	mode          dma.Mode
 	// ctlSnap is the controller core's newest metadata (see pending).
 	ctlSnap *snapshot
+	// unready counts, per topic, committed changes whose partitions are
+	// still opening; publish keeps those topics as published (controller).
+	unready map[string]int
 	// pidNext, pidLimit: the producer id block in use (controller core).
 	pidNext, pidLimit int64
 }
@@ -80,7 +83,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.OffsetsPartitions <= 0 {
 		cfg.OffsetsPartitions = 8
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger}
+	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}

@@ -25,7 +25,9 @@ type coreState struct {
 	// starts when the one before it has called next. See serially.
 	queues map[wire.PartitionRef][]func(next func())
 
-	topicsVer   uint64
+	// topicsCache is Topics' answer for the snapshot topicsSnap, matched
+	// by identity: published snapshots can share a version (see publish).
+	topicsSnap  *snapshot
 	topicsCache []wire.TopicInfo
 	// coords are the group coordinators of the offsets partitions here.
 	coords map[int32]*hostedCoord
