@@ -76,7 +76,7 @@ func (r *run) startProgress() *progressLoop {
 				sample(now, sec)
 			}
 			if r.progress != nil {
-				fmt.Fprintln(r.progress, r.progressLine(now, sec))
+				r.say("%s\n", r.progressLine(now, sec))
 			}
 		}
 	}()

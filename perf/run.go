@@ -27,11 +27,11 @@ type runParams struct {
 	noBacklog  bool // the rate probe never builds a backlog
 }
 
-// Timing constants of a run's end.
-const (
-	flushTimeout = 30 * time.Second // producers' last acks
-	tailTimeout  = 10 * time.Second // consumers catching up after the producers stop
-)
+// Timing of a run's end. tailTimeout is a variable so a test can reach it
+// without waiting ten seconds.
+const flushTimeout = 30 * time.Second // producers' last acks
+
+var tailTimeout = 10 * time.Second // consumers catching up after the producers stop
 
 // run is the state of one execution. Times are offsets from the clock's
 // base, the moment the producers start; warm-up is [0, measureStart), the
@@ -63,6 +63,21 @@ type run struct {
 	cpuStart, cpuEnd procSample
 	procErr          error
 	interrupted      bool
+
+	// progressMu serialises writes to progress: the progress loop and the
+	// run's warnings come from different goroutines, and the writer (Main's
+	// stderr) need not be safe for that.
+	progressMu sync.Mutex
+}
+
+// say writes a progress line or warning, if there is a progress writer.
+func (r *run) say(format string, a ...any) {
+	if r.progress == nil {
+		return
+	}
+	r.progressMu.Lock()
+	defer r.progressMu.Unlock()
+	fmt.Fprintf(r.progress, format, a...)
 }
 
 func (r *run) inWindow(t time.Duration) bool {
@@ -97,8 +112,8 @@ func execute(ctx context.Context, p runParams) (*Result, error) {
 	}
 	if !p.keepTopics {
 		defer func() {
-			if err := deleteTopics(context.Background(), admin, r.topics); err != nil && p.progress != nil {
-				fmt.Fprintf(p.progress, "perf: %v (the results stand)\n", err)
+			if err := deleteTopics(context.Background(), admin, r.topics); err != nil {
+				r.say("perf: %v (the results stand)\n", err)
 			}
 		}()
 	}
@@ -230,9 +245,7 @@ func (r *run) waitTail(ctx context.Context) {
 	for !r.caughtUp() {
 		select {
 		case <-deadline.C:
-			if r.progress != nil {
-				fmt.Fprintf(r.progress, "perf: consumers had not read everything %v after producing stopped\n", tailTimeout)
-			}
+			r.say("perf: consumers had not read everything %v after producing stopped\n", tailTimeout)
 			return
 		case <-ctx.Done():
 			return
