@@ -12,13 +12,13 @@ import (
 
 // BrokerStarter starts a broker inside this process with its data in
 // dataDir and returns its Kafka listener address and a function that stops
-// it. cmd/strand supplies one through StartLocalBroker.
+// it. perf/inproc.Start is the one cmd/strand installs.
 type BrokerStarter func(dataDir string) (addr string, stop func() error, err error)
 
 // StartLocalBroker starts the in-process broker used when no --brokers
 // address is given. It is nil in binaries (and tests) that have no broker;
-// cmd/strand sets it. perf cannot import the broker itself: the broker's
-// command imports perf.
+// cmd/strand and perf/e2e set it. perf does not import the broker itself,
+// so it stays a client that builds and tests without one.
 var StartLocalBroker BrokerStarter
 
 // ErrNoBroker is returned when there is neither a broker address nor an

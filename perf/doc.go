@@ -12,7 +12,8 @@
 // perf is a client: it runs on ordinary goroutines with franz-go (kgo)
 // clients and owns no reactor core. It never imports the broker. When no
 // --brokers address is given it calls StartLocalBroker, which cmd/strand
-// sets, so the broker and the client share this process (and its CPU).
+// sets to perf/inproc.Start, so the broker and the client share this
+// process (and its CPU).
 //
 // # Measurement method
 //
@@ -57,4 +58,6 @@
 //	svg.go       chart.svg
 //	compare.go   the comparison table
 //	workloads/   the standard workloads, also embedded in the binary
+//	inproc/      the in-process broker starter (imports the broker)
+//	e2e/         end-to-end tests against a real broker, through inproc
 package perf
