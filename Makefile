@@ -20,13 +20,13 @@ run: build
 # The whole suite, as CI runs it. Packages run one at a time (-p 1): the
 # crash and end-to-end tests are timing-sensitive, and on a 2-core machine
 # they should not compete with each other. skipcheck prints go test's usual
-# lines, then every skipped test with its reason, and fails the run for a
-# skip that .ci/allowed-skips does not name (a test CI never runs protects
-# nothing).
+# lines (and perf/e2e's passing tests), then every skipped test with its
+# reason, and fails the run for a skip that .ci/allowed-skips does not name
+# (a test CI never runs protects nothing).
 test:
 	$(GO) vet $(PKGS)
 	$(GO) build -o bin/skipcheck ./cmd/skipcheck
-	bin/skipcheck -allow .ci/allowed-skips -- $(GO) test -json $(GOFLAGS_LD) -race -p 1 -timeout 15m $(PKGS)
+	bin/skipcheck -allow .ci/allowed-skips -show perf/e2e -- $(GO) test -json $(GOFLAGS_LD) -race -p 1 -timeout 15m $(PKGS)
 
 test-short:
 	$(GO) test $(GOFLAGS_LD) -short $(PKGS)

@@ -3,7 +3,7 @@
 // reason, and fails the run when a test skipped that the allow-list does
 // not name.
 //
-//	skipcheck -allow .ci/allowed-skips -- go test -json [flags] [packages]
+//	skipcheck [-allow .ci/allowed-skips] [-show pkg,...] -- go test -json [flags] [packages]
 //
 // A test that skips where CI runs protects nothing: a missing broker,
 // kcat, root or io_uring on CI's machine must turn the run red, not pass
@@ -14,7 +14,9 @@
 // "?   \tpkg\t[no test files]", "FAIL\tpkg\t...") and, for a failed
 // package, the output of its failed and unfinished tests and of the
 // package itself, as go test prints them without -v; then go test's last
-// "FAIL" if it failed; then the skip list. The exit code is go test's when
+// "FAIL" if it failed; then the skip list. -show also lists the passing
+// top-level tests of the packages it names ("--- PASS: TestX (1.20s)"),
+// for tests whose running is the point (perf/e2e's used to skip). The exit code is go test's when
 // it failed, else 1 if a skip is not allowed, else 0.
 package main
 
@@ -26,13 +28,15 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strings"
 )
 
 func main() {
 	allowFile := flag.String("allow", ".ci/allowed-skips", "the allow-list of expected skips")
 	module := flag.String("module", "", "import path prefix trimmed from package names (default: from go.mod)")
+	show := flag.String("show", "", "comma-separated packages (relative to the module) whose passing top-level tests are listed")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: skipcheck [-allow FILE] -- go test -json [flags] [packages]")
+		fmt.Fprintln(os.Stderr, "usage: skipcheck [-allow FILE] [-show PKG,...] -- go test -json [flags] [packages]")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -48,11 +52,17 @@ func main() {
 	if *module == "" {
 		*module = modulePath("go.mod")
 	}
-	os.Exit(run(flag.Args(), allow, *allowFile, *module, os.Stdout))
+	shown := map[string]bool{}
+	for _, p := range strings.Split(*show, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			shown[p] = true
+		}
+	}
+	os.Exit(run(flag.Args(), allow, *allowFile, *module, shown, os.Stdout))
 }
 
 // run executes the go test command line args and returns the exit code.
-func run(args []string, allow []allowEntry, allowFile, module string, stdout io.Writer) int {
+func run(args []string, allow []allowEntry, allowFile, module string, show map[string]bool, stdout io.Writer) int {
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr // build errors and go's own complaints, as they come
 	pipe, err := cmd.StdoutPipe()
@@ -66,6 +76,7 @@ func run(args []string, allow []allowEntry, allowFile, module string, stdout io.
 	}
 	out := bufio.NewWriter(stdout)
 	r := newReport(out, module)
+	r.show = show
 	readErr := r.read(bufio.NewReader(pipe))
 	waitErr := cmd.Wait()
 	code := 0

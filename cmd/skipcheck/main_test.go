@@ -26,6 +26,7 @@ const stream = `{"Action":"start","Package":"m/a"}
 {"Action":"output","Package":"m/a","Test":"TestSub/x","Output":"    a_test.go:5: no kcat here\n"}
 {"Action":"output","Package":"m/a","Test":"TestSub/x","Output":"--- SKIP: TestSub/x (0.00s)\n"}
 {"Action":"skip","Package":"m/a","Test":"TestSub/x"}
+{"Action":"output","Package":"m/a","Test":"TestSub","Output":"--- PASS: TestSub (0.00s)\n"}
 {"Action":"pass","Package":"m/a","Test":"TestSub"}
 {"Action":"output","Package":"m/a","Output":"PASS\n"}
 {"Action":"output","Package":"m/a","Output":"ok  \tm/a\t0.126s\n"}
@@ -51,11 +52,13 @@ func TestReportPrintsWhatPlainGoTestPrints(t *testing.T) {
 	var buf bytes.Buffer
 	out := bufio.NewWriter(&buf)
 	r := newReport(out, "m")
+	r.show = map[string]bool{"a": true}
 	if err := r.read(bufio.NewReader(strings.NewReader(stream))); err != nil {
 		t.Fatal(err)
 	}
 	out.Flush()
-	want := "ok  \tm/a\t0.126s\n" +
+	want := "--- PASS: TestOK (0.00s)\n--- PASS: TestSub (0.00s)\n" + // m/a is shown; m/b, which also has a passing test, is not
+		"ok  \tm/a\t0.126s\n" +
 		"    b_test.go:3: bad\n--- FAIL: TestFail (0.00s)\n" +
 		"panic: boom\nFAIL\tm/b\t0.079s\n" +
 		"?   \tm/d\t[no test files]\n"
@@ -145,7 +148,7 @@ func TestRunExitCode(t *testing.T) {
 			t.Setenv(playbackEnv, c.stream)
 			t.Setenv(playbackExitEnv, fmt.Sprint(c.exit))
 			var buf bytes.Buffer
-			code := run([]string{os.Args[0]}, allow, "allow", "m", &buf)
+			code := run([]string{os.Args[0]}, allow, "allow", "m", nil, &buf)
 			lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 			if code != c.want || lines[len(lines)-1] != c.wantLast {
 				t.Errorf("exit %d, output:\n%s\nwant exit %d, last line %q", code, buf.String(), c.want, c.wantLast)

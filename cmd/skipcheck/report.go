@@ -39,6 +39,9 @@ type report struct {
 	pkgs   map[string]*pkgState
 	skips  []skip
 	failed bool
+	// show names packages (relative to the module) whose passing
+	// top-level tests are listed, as go test -v would close them.
+	show map[string]bool
 }
 
 func newReport(out *bufio.Writer, module string) *report {
@@ -102,6 +105,13 @@ func (r *report) event(e event) {
 		r.skips = append(r.skips, skip{pkg: e.Package, test: e.Test, reason: skipReason(p.tests[e.Test])})
 		delete(p.tests, e.Test)
 	case "pass":
+		if r.show[r.short(e.Package)] && !strings.Contains(e.Test, "/") {
+			for _, l := range p.tests[e.Test] {
+				if strings.HasPrefix(l, "--- PASS: ") {
+					fmt.Fprint(r.out, l)
+				}
+			}
+		}
 		delete(p.tests, e.Test)
 	}
 }
