@@ -1,0 +1,388 @@
+package metadata
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind is a command's type, the first byte of its encoding.
+type Kind byte
+
+// Command kinds. The numbers are on disk (in every Raft log and snapshot):
+// never reuse or renumber one.
+const (
+	KindRegisterBroker      Kind = 1
+	KindBrokerHeartbeat     Kind = 2
+	KindFenceBroker         Kind = 3
+	KindUnfenceBroker       Kind = 4
+	KindRemoveBroker        Kind = 5
+	KindCreateTopic         Kind = 6
+	KindDeleteTopic         Kind = 7
+	KindCreatePartitions    Kind = 8
+	KindAlterTopicConfigs   Kind = 9
+	KindChangePartition     Kind = 10
+	KindMoveReplicaCore     Kind = 11
+	KindAllocateProducerIDs Kind = 12
+)
+
+var kindNames = map[Kind]string{
+	KindRegisterBroker: "RegisterBroker", KindBrokerHeartbeat: "BrokerHeartbeat",
+	KindFenceBroker: "FenceBroker", KindUnfenceBroker: "UnfenceBroker",
+	KindRemoveBroker: "RemoveBroker", KindCreateTopic: "CreateTopic",
+	KindDeleteTopic: "DeleteTopic", KindCreatePartitions: "CreatePartitions",
+	KindAlterTopicConfigs: "AlterTopicConfigs", KindChangePartition: "ChangePartition",
+	KindMoveReplicaCore: "MoveReplicaCore", KindAllocateProducerIDs: "AllocateProducerIDs",
+}
+
+func (k Kind) String() string {
+	if n, ok := kindNames[k]; ok {
+		return n
+	}
+	return fmt.Sprintf("Kind(%d)", byte(k))
+}
+
+// commandVersion is the newest encoding version of every kind this code
+// writes and reads. A kind gets its own version when its fields change;
+// all are 0 so far.
+const commandVersion = 0
+
+// ErrUnsupported is wrapped by DecodeCommand for a kind or version this code
+// does not know: a newer broker wrote it. Applying around it would let
+// replicas diverge, so the Raft wiring stops instead (see metaraft).
+var ErrUnsupported = errors.New("metadata: unsupported command kind or version")
+
+// Command is one change to the metadata. Each kind is a struct in this
+// file; Encode gives its canonical bytes:
+//
+//	byte 0   kind
+//	byte 1   version (0)
+//	bytes 2… the kind's fields in declaration order: integers as varints
+//	         (encoding/binary, zigzag for signed), strings and lists as a
+//	         uvarint length then the elements, maps as a sorted list of
+//	         key/value pairs, a topic id as 16 raw bytes, a bool as 0 or 1.
+type Command interface {
+	Kind() Kind
+	encode(e *encoder)
+	decode(d *decoder)
+}
+
+// Encode returns c's canonical encoding.
+func Encode(c Command) []byte {
+	e := encoder{b: make([]byte, 0, 64)}
+	e.byte(byte(c.Kind()))
+	e.byte(commandVersion)
+	c.encode(&e)
+	return e.b
+}
+
+// DecodeCommand decodes one command. Every byte must belong to it, and the
+// input must be in the canonical form Encode writes, so that
+// Encode(DecodeCommand(b)) == b. It never panics and allocates no more than
+// a small multiple of len(b).
+func DecodeCommand(b []byte) (Command, error) {
+	if len(b) < 2 {
+		return nil, fmt.Errorf("metadata: command of %d bytes", len(b))
+	}
+	c := newCommand(Kind(b[0]))
+	if c == nil {
+		return nil, fmt.Errorf("%w: kind %d", ErrUnsupported, b[0])
+	}
+	if b[1] != commandVersion {
+		return nil, fmt.Errorf("%w: %v version %d", ErrUnsupported, c.Kind(), b[1])
+	}
+	d := decoder{b: b, off: 2}
+	c.decode(&d)
+	if err := d.end(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func newCommand(k Kind) Command {
+	switch k {
+	case KindRegisterBroker:
+		return &RegisterBroker{}
+	case KindBrokerHeartbeat:
+		return &BrokerHeartbeat{}
+	case KindFenceBroker:
+		return &FenceBroker{}
+	case KindUnfenceBroker:
+		return &UnfenceBroker{}
+	case KindRemoveBroker:
+		return &RemoveBroker{}
+	case KindCreateTopic:
+		return &CreateTopic{}
+	case KindDeleteTopic:
+		return &DeleteTopic{}
+	case KindCreatePartitions:
+		return &CreatePartitions{}
+	case KindAlterTopicConfigs:
+		return &AlterTopicConfigs{}
+	case KindChangePartition:
+		return &ChangePartition{}
+	case KindMoveReplicaCore:
+		return &MoveReplicaCore{}
+	case KindAllocateProducerIDs:
+		return &AllocateProducerIDs{}
+	}
+	return nil
+}
+
+// RegisterBroker adds a broker or re-registers one after a restart (same
+// id; its addresses and rack may change). Either way the broker ends up
+// fenced, as in KRaft: a restarted broker must reopen its logs before the
+// controller unfences it, and until then its partitions move to other
+// in-sync replicas or have no leader.
+type RegisterBroker struct {
+	ID        BrokerID
+	KafkaAddr string
+	RaftAddr  string
+	Rack      string
+	Cores     int32
+	NowMs     int64 // the controller's clock; becomes LastHeartbeatMs
+}
+
+// BrokerHeartbeat records that the controller heard from a live broker.
+type BrokerHeartbeat struct {
+	ID    BrokerID
+	NowMs int64
+}
+
+// FenceBroker takes a broker out of service (its lease ran out, or it is
+// shutting down). In the same step every partition it leads gets a new
+// leader (the first other unfenced in-sync replica, in replica order) or
+// none, and it leaves every in-sync set it is not the last member of.
+type FenceBroker struct{ ID BrokerID }
+
+// UnfenceBroker returns a fenced broker to service. In the same step it
+// becomes leader of every leaderless partition whose in-sync set holds it.
+type UnfenceBroker struct{ ID BrokerID }
+
+// RemoveBroker forgets a broker. It is rejected while the broker holds any
+// replica (so it leads nothing either): reassign first.
+type RemoveBroker struct{ ID BrokerID }
+
+// Assignment is one partition's replicas and the core of each on its
+// broker, as computed by Place.
+type Assignment struct {
+	Replicas []BrokerID
+	Cores    []CoreID
+}
+
+// CreateTopic creates a topic with an explicit placement. Every replica
+// starts in sync (the logs are empty); the leader is the first replica on
+// an unfenced broker, or none.
+type CreateTopic struct {
+	Name       string
+	ID         TopicID
+	Internal   bool
+	Configs    map[string]string
+	Partitions []Assignment
+}
+
+// DeleteTopic deletes a topic. A non-zero ID must match, so a delete aimed
+// at an old incarnation cannot remove a re-created topic of the same name.
+type DeleteTopic struct {
+	Name string
+	ID   TopicID
+}
+
+// CreatePartitions appends partitions to a topic (never removes any). A
+// non-zero ID must match, as in DeleteTopic.
+type CreatePartitions struct {
+	Name       string
+	ID         TopicID
+	Partitions []Assignment
+}
+
+// AlterTopicConfigs changes a topic's config overrides: with Replace, the
+// overrides become Set; otherwise Set is merged in and Delete removed. A key
+// may not be in both.
+type AlterTopicConfigs struct {
+	Name    string
+	Replace bool
+	Set     map[string]string
+	Delete  []string
+}
+
+// ChangePartition sets a partition's leader and in-sync set, as a
+// compare-and-set: LeaderEpoch and PartitionEpoch must be the partition's
+// current ones, so a proposal made from a stale view is rejected rather
+// than undoing a newer change. A new leader bumps the leader epoch.
+type ChangePartition struct {
+	Topic          string
+	Partition      int32
+	LeaderEpoch    Epoch
+	PartitionEpoch int32
+	Leader         BrokerID
+	ISR            []BrokerID
+}
+
+// MoveReplicaCore records that a replica now lives on another core of its
+// broker. Moving the data is the broker's job, before it proposes this.
+type MoveReplicaCore struct {
+	Topic     string
+	Partition int32
+	Broker    BrokerID
+	Core      CoreID
+}
+
+// AllocateProducerIDs hands a broker the next Count producer ids; the
+// Result's Value is the first of them.
+type AllocateProducerIDs struct {
+	Broker BrokerID
+	Count  int32
+}
+
+func (*RegisterBroker) Kind() Kind      { return KindRegisterBroker }
+func (*BrokerHeartbeat) Kind() Kind     { return KindBrokerHeartbeat }
+func (*FenceBroker) Kind() Kind         { return KindFenceBroker }
+func (*UnfenceBroker) Kind() Kind       { return KindUnfenceBroker }
+func (*RemoveBroker) Kind() Kind        { return KindRemoveBroker }
+func (*CreateTopic) Kind() Kind         { return KindCreateTopic }
+func (*DeleteTopic) Kind() Kind         { return KindDeleteTopic }
+func (*CreatePartitions) Kind() Kind    { return KindCreatePartitions }
+func (*AlterTopicConfigs) Kind() Kind   { return KindAlterTopicConfigs }
+func (*ChangePartition) Kind() Kind     { return KindChangePartition }
+func (*MoveReplicaCore) Kind() Kind     { return KindMoveReplicaCore }
+func (*AllocateProducerIDs) Kind() Kind { return KindAllocateProducerIDs }
+
+func (c *RegisterBroker) encode(e *encoder) {
+	e.broker(c.ID)
+	e.str(c.KafkaAddr)
+	e.str(c.RaftAddr)
+	e.str(c.Rack)
+	e.varint(int64(c.Cores))
+	e.varint(c.NowMs)
+}
+
+func (c *RegisterBroker) decode(d *decoder) {
+	c.ID = d.broker("id")
+	c.KafkaAddr = d.str("kafka addr")
+	c.RaftAddr = d.str("raft addr")
+	c.Rack = d.str("rack")
+	c.Cores = d.int32("cores")
+	c.NowMs = d.varint("now")
+}
+
+func (c *BrokerHeartbeat) encode(e *encoder) { e.broker(c.ID); e.varint(c.NowMs) }
+func (c *BrokerHeartbeat) decode(d *decoder) { c.ID = d.broker("id"); c.NowMs = d.varint("now") }
+func (c *FenceBroker) encode(e *encoder)     { e.broker(c.ID) }
+func (c *FenceBroker) decode(d *decoder)     { c.ID = d.broker("id") }
+func (c *UnfenceBroker) encode(e *encoder)   { e.broker(c.ID) }
+func (c *UnfenceBroker) decode(d *decoder)   { c.ID = d.broker("id") }
+func (c *RemoveBroker) encode(e *encoder)    { e.broker(c.ID) }
+func (c *RemoveBroker) decode(d *decoder)    { c.ID = d.broker("id") }
+
+func encodeAssignments(e *encoder, as []Assignment) {
+	e.uvarint(uint64(len(as)))
+	for _, a := range as {
+		e.brokers(a.Replicas)
+		e.cores(a.Cores)
+	}
+}
+
+func decodeAssignments(d *decoder) []Assignment {
+	n := d.count("partitions", 2)
+	if n == 0 {
+		return nil
+	}
+	out := make([]Assignment, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		out[i].Replicas = d.brokers("replicas")
+		out[i].Cores = d.cores("cores")
+	}
+	return out
+}
+
+func (c *CreateTopic) encode(e *encoder) {
+	e.str(c.Name)
+	e.id(c.ID)
+	e.bool(c.Internal)
+	e.strMap(c.Configs)
+	encodeAssignments(e, c.Partitions)
+}
+
+func (c *CreateTopic) decode(d *decoder) {
+	c.Name = d.str("name")
+	c.ID = d.id("topic id")
+	c.Internal = d.bool("internal")
+	c.Configs = d.strMap("configs")
+	c.Partitions = decodeAssignments(d)
+}
+
+func (c *DeleteTopic) encode(e *encoder) { e.str(c.Name); e.id(c.ID) }
+func (c *DeleteTopic) decode(d *decoder) { c.Name = d.str("name"); c.ID = d.id("topic id") }
+
+func (c *CreatePartitions) encode(e *encoder) {
+	e.str(c.Name)
+	e.id(c.ID)
+	encodeAssignments(e, c.Partitions)
+}
+
+func (c *CreatePartitions) decode(d *decoder) {
+	c.Name = d.str("name")
+	c.ID = d.id("topic id")
+	c.Partitions = decodeAssignments(d)
+}
+
+func (c *AlterTopicConfigs) encode(e *encoder) {
+	e.str(c.Name)
+	e.bool(c.Replace)
+	e.strMap(c.Set)
+	e.uvarint(uint64(len(c.Delete)))
+	for _, k := range c.Delete {
+		e.str(k)
+	}
+}
+
+func (c *AlterTopicConfigs) decode(d *decoder) {
+	c.Name = d.str("name")
+	c.Replace = d.bool("replace")
+	c.Set = d.strMap("set")
+	n := d.count("delete", 1)
+	if n > 0 {
+		c.Delete = make([]string, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Delete[i] = d.str("delete")
+		}
+	}
+}
+
+func (c *ChangePartition) encode(e *encoder) {
+	e.str(c.Topic)
+	e.varint(int64(c.Partition))
+	e.varint(int64(c.LeaderEpoch))
+	e.varint(int64(c.PartitionEpoch))
+	e.broker(c.Leader)
+	e.brokers(c.ISR)
+}
+
+func (c *ChangePartition) decode(d *decoder) {
+	c.Topic = d.str("topic")
+	c.Partition = d.int32("partition")
+	c.LeaderEpoch = Epoch(d.int32("leader epoch"))
+	c.PartitionEpoch = d.int32("partition epoch")
+	c.Leader = d.broker("leader")
+	c.ISR = d.brokers("isr")
+}
+
+func (c *MoveReplicaCore) encode(e *encoder) {
+	e.str(c.Topic)
+	e.varint(int64(c.Partition))
+	e.broker(c.Broker)
+	e.varint(int64(c.Core))
+}
+
+func (c *MoveReplicaCore) decode(d *decoder) {
+	c.Topic = d.str("topic")
+	c.Partition = d.int32("partition")
+	c.Broker = d.broker("broker")
+	c.Core = CoreID(d.int32("core"))
+}
+
+func (c *AllocateProducerIDs) encode(e *encoder) { e.broker(c.Broker); e.varint(int64(c.Count)) }
+func (c *AllocateProducerIDs) decode(d *decoder) {
+	c.Broker = d.broker("broker")
+	c.Count = d.int32("count")
+}
