@@ -67,7 +67,7 @@ func Place(v *View, req PlaceRequest) ([]Assignment, error) {
 				l.leaders[b]++
 			}
 		}
-		out[p] = Assignment{Replicas: reps, Cores: l.cores(v, reps)}
+		out[p] = Assignment{Replicas: reps, Cores: l.cores(reps)}
 	}
 	return out, nil
 }
@@ -92,7 +92,7 @@ func (l *loads) placeExplicit(v *View, req PlaceRequest) ([]Assignment, error) {
 				return nil, fmt.Errorf("%w: partition %d: broker %d twice", ErrInvalidReplicaAssignment, p, b)
 			}
 		}
-		out[p] = Assignment{Replicas: slices.Clone(reps), Cores: l.cores(v, reps)}
+		out[p] = Assignment{Replicas: slices.Clone(reps), Cores: l.cores(reps)}
 	}
 	return out, nil
 }
@@ -166,7 +166,7 @@ func (l *loads) rackUsed(live []*Broker, chosen []BrokerID, rack string) bool {
 }
 
 // cores picks each replica's core, the least-loaded on its broker.
-func (l *loads) cores(v *View, reps []BrokerID) []CoreID {
+func (l *loads) cores(reps []BrokerID) []CoreID {
 	out := make([]CoreID, len(reps))
 	for i, b := range reps {
 		pc := l.perCore[b]
