@@ -64,7 +64,7 @@ func TestCommandRoundTrip(t *testing.T) {
 // exactly one encoding.
 func TestDecodeRejectsNonCanonical(t *testing.T) {
 	cases := map[string][]byte{
-		"long varint":    {byte(KindFenceBroker), 0, 0x82, 0x00},                // 1 as two bytes
+		"long varint":    {byte(KindFenceBroker), 0, 0x82, 0x00}, // 1 as two bytes
 		"bool 2":         append(append([]byte{byte(KindCreateTopic), 0, 1, 'a'}, make([]byte, 16)...), 2, 0, 0),
 		"unsorted map":   {byte(KindAlterTopicConfigs), 0, 1, 't', 0, 2, 1, 'b', 0, 1, 'a', 0, 0},
 		"duplicate key":  {byte(KindAlterTopicConfigs), 0, 1, 't', 0, 2, 1, 'a', 0, 1, 'a', 0, 0},
