@@ -101,6 +101,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	for _, c := range sampleCommands() {
 		f.Add(Encode(c))
 	}
+	populated := snap(f, cluster3(f))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeCommand(b)
 		if err != nil {
@@ -111,7 +112,11 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 		// Applying any decodable command keeps the invariants, on an
 		// empty state and on a populated one.
-		for _, s := range []*State{New(), cluster3(t)} {
+		full := New()
+		if err := full.Recover(bytes.NewReader(populated)); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []*State{New(), full} {
 			s.Apply(c)
 			if err := s.Invariants(); err != nil {
 				t.Fatalf("%+v broke an invariant: %v", c, err)
