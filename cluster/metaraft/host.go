@@ -88,18 +88,14 @@ type LeaderInfo struct {
 
 // Host runs this broker's replica of the metadata group.
 type Host struct {
-	cfg   Config
-	nh    *dragonboat.NodeHost
-	sess  *client.Session
-	view  atomic.Pointer[metadata.View]
-	lead  atomic.Pointer[LeaderInfo]
-	roles chan struct{} // membership changed: recheck the role file
+	cfg  Config
+	nh   *dragonboat.NodeHost
+	sess *client.Session
+	view atomic.Pointer[metadata.View]
+	lead atomic.Pointer[LeaderInfo]
 
 	mu      sync.Mutex // guards started
 	started bool
-
-	stop chan struct{}
-	wg   sync.WaitGroup
 }
 
 // Open starts the Host's NodeHost in cfg.Dir. The replica itself starts
@@ -113,7 +109,7 @@ func Open(cfg Config) (*Host, error) {
 		return nil, err
 	}
 	quietDragonboat()
-	h := &Host{cfg: cfg, roles: make(chan struct{}, 1), stop: make(chan struct{})}
+	h := &Host{cfg: cfg}
 	h.view.Store(metadata.New().View())
 	h.lead.Store(&LeaderInfo{})
 	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
@@ -124,7 +120,6 @@ func Open(cfg Config) (*Host, error) {
 		MaxSendQueueSize:    cfg.QueueBytesMax,
 		MaxReceiveQueueSize: cfg.QueueBytesMax,
 		RaftEventListener:   leaderListener{h},
-		SystemEventListener: systemListener{h},
 		Expert:              expertConfig(),
 	})
 	if err != nil {
@@ -132,8 +127,6 @@ func Open(cfg Config) (*Host, error) {
 	}
 	h.nh = nh
 	h.sess = nh.GetNoOPSession(ShardID)
-	h.wg.Add(1)
-	go h.watchRole()
 	return h, nil
 }
 
@@ -181,25 +174,30 @@ func (h *Host) Bootstrap(members map[uint64]string) error {
 	for id, a := range members {
 		targets[id] = a
 	}
-	return h.start(targets, false, h.role() == roleNonVoting)
+	if h.joined() {
+		return errors.New("metaraft: this replica joined a running group; use Restart")
+	}
+	return h.start(targets, false, false)
 }
 
 // Join starts the replica as a new non-voting member. A member of the
 // group must first have added it with AddNonVoting; it then receives the
-// log (or a snapshot) and, once promoted with Promote, votes.
+// log (or a snapshot) and, once promoted with Promote, votes. Calling Join
+// again after a restart is the same as Restart.
 func (h *Host) Join() error {
-	if h.role() == roleNone {
-		if err := h.setRole(roleNonVoting); err != nil {
+	if !h.joined() {
+		if err := h.markJoined(); err != nil {
 			return err
 		}
 	}
-	return h.start(nil, true, h.role() == roleNonVoting)
+	return h.start(nil, true, true)
 }
 
 // Restart starts a replica that has run in Dir before, whether it was
-// bootstrapped or joined: Dragonboat recorded which, and the members.
+// bootstrapped or joined: Dragonboat recorded the members, and a joined
+// replica restarts non-voting until its replay promotes it (role.go).
 func (h *Host) Restart() error {
-	return h.start(nil, false, h.role() == roleNonVoting)
+	return h.start(nil, false, h.joined())
 }
 
 func (h *Host) start(members map[uint64]dragonboat.Target, join, nonVoting bool) error {
@@ -357,8 +355,6 @@ func (h *Host) membership(ctx context.Context, f func(context.Context) error) er
 // Close stops the replica and the NodeHost. The log and snapshots stay in
 // Dir for Restart.
 func (h *Host) Close() error {
-	close(h.stop)
 	h.nh.Close()
-	h.wg.Wait()
 	return nil
 }
