@@ -61,7 +61,6 @@ func BenchmarkIdleHostRSS(b *testing.B) {
 	}
 }
 
-
 func rssKB(tb testing.TB) int64 { return procStatusKB(tb, "VmRSS:") }
 func hwmKB(tb testing.TB) int64 { return procStatusKB(tb, "VmHWM:") }
 
