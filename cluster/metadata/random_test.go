@@ -69,7 +69,7 @@ func randomRun(t *testing.T, seed uint64, steps int) {
 	}
 	t.Logf("accepted %v, version %d, topics %d", accepted, s.Version(), s.View().NumTopics())
 	// A run that never gets past registering brokers would test little.
-	for _, k := range []Kind{KindCreateTopic, KindChangePartition, KindFenceBroker, KindUnfenceBroker} {
+	for _, k := range []Kind{KindCreateTopic, KindChangePartition, KindFenceBroker, KindUnfenceBroker, KindMoveReplicaCore} {
 		if accepted[k] == 0 {
 			t.Fatalf("seed %d: no %v accepted in %d steps (%v)", seed, k, steps, accepted)
 		}
@@ -87,7 +87,7 @@ func randomCommand(rng *rand.Rand, v *View) Command {
 		if ns := v.TopicNames(); len(ns) > 0 && rng.IntN(5) > 0 {
 			return ns[rng.IntN(len(ns))]
 		}
-		return string(rune('a' + rng.IntN(6)))
+		return string(rune('a' + rng.IntN(12)))
 	}
 	assignment := func() Assignment {
 		n := 1 + rng.IntN(3)
@@ -120,7 +120,7 @@ func randomCommand(rng *rand.Rand, v *View) Command {
 		}
 		return m
 	}
-	switch rng.IntN(16) {
+	switch rng.IntN(18) {
 	case 0, 1:
 		id := BrokerID(rng.IntN(6))
 		return &RegisterBroker{ID: id, KafkaAddr: fmt.Sprintf("k%d", id+BrokerID(rng.IntN(2))), RaftAddr: fmt.Sprintf("r%d", id),
@@ -134,9 +134,12 @@ func randomCommand(rng *rand.Rand, v *View) Command {
 	case 6:
 		return &RemoveBroker{ID: brokerID()}
 	case 7, 8:
-		return &CreateTopic{Name: topicName(), ID: tid(byte(rng.IntN(9))), Internal: rng.IntN(2) == 0,
+		return &CreateTopic{Name: topicName(), ID: tid(byte(rng.IntN(40))), Internal: rng.IntN(2) == 0,
 			Configs: configs(), Partitions: assignments()}
 	case 9:
+		if rng.IntN(3) > 0 {
+			return &CreateTopic{Name: topicName(), ID: tid(byte(rng.IntN(40))), Partitions: assignments()}
+		}
 		c := &DeleteTopic{Name: topicName()}
 		if t, ok := v.Topic(c.Name); ok && rng.IntN(2) == 0 {
 			c.ID = t.ID
@@ -174,10 +177,13 @@ func randomCommand(rng *rand.Rand, v *View) Command {
 			c.ISR = []BrokerID{brokerID()}
 		}
 		return c
+	case 15:
+		return &AllocateProducerIDs{Broker: brokerID(), Count: int32(rng.IntN(2000))}
 	default:
-		if rng.IntN(2) == 0 {
-			return &AllocateProducerIDs{Broker: brokerID(), Count: int32(rng.IntN(2000))}
+		c := &MoveReplicaCore{Topic: topicName(), Partition: int32(rng.IntN(3)), Broker: brokerID(), Core: CoreID(rng.IntN(3))}
+		if p, ok := v.Partition(c.Topic, c.Partition); ok && rng.IntN(4) > 0 {
+			c.Broker = p.Replicas[rng.IntN(len(p.Replicas))]
 		}
-		return &MoveReplicaCore{Topic: topicName(), Partition: int32(rng.IntN(3)), Broker: brokerID(), Core: CoreID(rng.IntN(3))}
+		return c
 	}
 }

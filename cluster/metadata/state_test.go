@@ -281,6 +281,8 @@ func TestViewIsImmutable(t *testing.T) {
 	s := cluster3(t)
 	v1 := s.View()
 	b1 := v1.AppendSnapshot(nil)
+	mustApply(t, s, &MoveReplicaCore{Topic: "t", Partition: 1, Broker: 3, Core: 0})
+	mustApply(t, s, &ChangePartition{Topic: "t", Partition: 1, PartitionEpoch: 1, Leader: 2, ISR: []BrokerID{2, 1}})
 	mustApply(t, s, &FenceBroker{ID: 1})
 	mustApply(t, s, &AlterTopicConfigs{Name: "t", Set: map[string]string{"x": "y"}})
 	mustApply(t, s, &CreateTopic{Name: "a", ID: tid(5), Partitions: []Assignment{{Replicas: []BrokerID{2}, Cores: []CoreID{0}}}})
