@@ -90,6 +90,12 @@ func TestThreeVoters(t *testing.T) {
 	}
 	r := mustPropose(t, follower, createTopic("orders", 1))
 	waitSame(t, hosts, r.Version)
+	for _, h := range hosts {
+		v, err := h.LinearizableView(ctx(t))
+		if err != nil || v.Version() < r.Version {
+			t.Fatalf("replica %d: linearizable view at %v, %v", h.ReplicaID(), v.Version(), err)
+		}
+	}
 
 	// Stop the leader.
 	leader.close(t)
