@@ -227,6 +227,17 @@ func TestCommands(t *testing.T) {
 		}},
 		{"allocate zero producer ids", nil, &AllocateProducerIDs{Broker: 1}, ErrInvalidArgument, nil},
 		{"allocate producer ids unknown broker", nil, &AllocateProducerIDs{Broker: 9, Count: 1}, ErrUnknownBroker, nil},
+		// every size limit, driven one past
+		{"limit: cores", fresh, register(1, coresMax+1, ""), ErrInvalidArgument, nil},
+		{"limit: address length", fresh, &RegisterBroker{ID: 1, KafkaAddr: strings.Repeat("a", addrLenMax+1), RaftAddr: "r", Cores: 1}, ErrInvalidArgument, nil},
+		{"limit: replicas", nil, &CreateTopic{Name: "u", ID: tid(2), Partitions: []Assignment{
+			{Replicas: make([]BrokerID, replicasMax+1), Cores: make([]CoreID, replicasMax+1)}}}, ErrInvalidReplicas, nil},
+		{"limit: partitions", nil, &CreatePartitions{Name: "t", Partitions: make([]Assignment, partitionsMax-1)}, ErrInvalidArgument, nil},
+		{"limit: config key", nil, &AlterTopicConfigs{Name: "t", Set: map[string]string{strings.Repeat("k", configKeyLenMax+1): "v"}}, ErrInvalidArgument, nil},
+		{"limit: config value", nil, &AlterTopicConfigs{Name: "t", Set: map[string]string{"k": strings.Repeat("v", configValueLenMax+1)}}, ErrInvalidArgument, nil},
+		{"limit: config value at the limit", nil, &AlterTopicConfigs{Name: "t", Set: map[string]string{"k": strings.Repeat("v", configValueLenMax)}}, OK, nil},
+		{"limit: producer id block", nil, &AllocateProducerIDs{Broker: 1, Count: producerIDBlockMax + 1}, ErrInvalidArgument, nil},
+		{"limit: producer id block at the limit", nil, &AllocateProducerIDs{Broker: 1, Count: producerIDBlockMax}, OK, nil},
 		{"producer ids exhausted", func(t testing.TB) *State {
 			s := cluster3(t)
 			s.nextProducerID = math.MaxInt64 - 5
