@@ -96,6 +96,25 @@ type Host struct {
 
 	mu      sync.Mutex // guards started
 	started bool
+
+	busyLoggedNs atomic.Int64 // when logBusy last logged
+	busy         atomic.Int64 // proposals refused by InMemLogBytesMax, for tests
+}
+
+// busyLogInterval rate-limits the log line of a full in-memory log.
+const busyLogInterval = 10 * time.Second
+
+// logBusy says, at most once per busyLogInterval, that proposals are held
+// back by InMemLogBytesMax.
+func (h *Host) logBusy() {
+	h.busy.Add(1)
+	now := time.Now().UnixNano()
+	last := h.busyLoggedNs.Load()
+	if now-last < int64(busyLogInterval) || !h.busyLoggedNs.CompareAndSwap(last, now) {
+		return
+	}
+	plog.Warningf("metaraft: proposals held back: more than %d bytes of log not yet applied (InMemLogBytesMax); retrying",
+		h.cfg.InMemLogBytesMax)
 }
 
 // Open starts the Host's NodeHost in cfg.Dir. The replica itself starts
@@ -269,6 +288,9 @@ func (h *Host) Propose(ctx context.Context, c metadata.Command) (metadata.Result
 		res, err := h.nh.SyncPropose(ctx, h.sess, cmd)
 		if err == nil {
 			return metadata.DecodeResult(res.Data)
+		}
+		if errors.Is(err, dragonboat.ErrSystemBusy) {
+			h.logBusy()
 		}
 		if err := retryWait(ctx, err); err != nil {
 			return metadata.Result{}, fmt.Errorf("metaraft: propose %v: %w", c.Kind(), err)
