@@ -94,8 +94,9 @@ type Host struct {
 	view atomic.Pointer[metadata.View]
 	lead atomic.Pointer[LeaderInfo]
 
-	mu      sync.Mutex // guards started
-	started bool
+	mu        sync.Mutex // guards started
+	started   bool
+	closeOnce sync.Once
 
 	busyLoggedNs atomic.Int64 // when logBusy last logged
 	busy         atomic.Int64 // proposals refused by InMemLogBytesMax, for tests
@@ -376,7 +377,8 @@ func (h *Host) membership(ctx context.Context, f func(context.Context) error) er
 
 // Close stops the replica and the NodeHost. The log and snapshots stay in
 // Dir for Restart.
+// Calling it again does nothing.
 func (h *Host) Close() error {
-	h.nh.Close()
+	h.closeOnce.Do(h.nh.Close)
 	return nil
 }

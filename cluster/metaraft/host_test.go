@@ -42,6 +42,9 @@ func TestOneVoterRestart(t *testing.T) {
 	}
 	want := h.View()
 	h.close(t)
+	if err := h.Host.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	h2 := openHost(t, cfg)
 	if err := h2.Restart(); err != nil {
