@@ -1,6 +1,9 @@
 package wire
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // handleProduce validates each partition's batch and appends the good ones.
 //
@@ -60,7 +63,10 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 				fail(errUnknownTopicOrPartition, "")
 				continue
 			}
-			if code, msg := validateProduceBatch(p.Records); code != errNone {
+			if code, msg := validateProduceBatch(p.Records, c.srv.cfg.MaxRequestBytes); code != errNone {
+				if code == kerr.MessageTooLarge.Code {
+					logDecompressLimit(c.srv.log, t.Topic, p.Partition, c.srv.cfg.MaxRequestBytes, msg)
+				}
 				fail(code, msg)
 				continue
 			}

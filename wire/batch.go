@@ -2,11 +2,18 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strand-io/strand/shard"
 )
 
-// Record batch v2 header (61 bytes). Records follow, opaque to this package:
+// Record batch v2 header (61 bytes). Records follow, opaque to this package
+// (shard.ValidateRecords walks them):
 //
 //	 0                   8        12                16  17      21    23
 //	 +-------------------+--------+-----------------+---+-------+-----+
@@ -39,12 +46,18 @@ const (
 )
 
 // validateProduceBatch checks that records (one partition of a Produce
-// request) hold exactly one well-formed v2 batch. It returns the Kafka error
-// code and a message for the response's ErrorMessage (v8+):
+// request) hold exactly one well-formed v2 batch whose records a consumer
+// can read, decompressing a compressed batch to at most maxDecompressed
+// bytes. It returns the Kafka error code and a message for the response's
+// ErrorMessage (v8+):
 //
-//	no bytes, a second batch, magic != 2, bad counts -> INVALID_RECORD (87)
-//	truncated or inconsistent length, CRC mismatch   -> CORRUPT_MESSAGE (2)
-func validateProduceBatch(records []byte) (int16, string) {
+//	no bytes, a second batch, magic != 2, bad counts,  -> INVALID_RECORD
+//	  offset deltas not 0..n-1, unknown codec
+//	truncated or inconsistent length, CRC mismatch,    -> CORRUPT_MESSAGE
+//	  records that do not parse, a damaged compressed
+//	  stream
+//	records decompressing past maxDecompressed         -> MESSAGE_TOO_LARGE
+func validateProduceBatch(records []byte, maxDecompressed int) (int16, string) {
 	if len(records) == 0 {
 		return errInvalidRecord, "produce partition holds no record batch"
 	}
@@ -63,12 +76,41 @@ func validateProduceBatch(records []byte) (int16, string) {
 	case size < int64(len(records)):
 		return errInvalidRecord, "produce partitions may carry exactly one record batch"
 	}
-	// The header fields, the counts and the CRC are the storage format's
-	// rules: shard owns them, and the log trusts batches checked here.
-	if _, err := shard.ValidateBatch(records, 0); err != nil {
-		return shard.KafkaCode(err), err.Error()
+	// The header fields, the counts, the CRC and the record format are the
+	// storage format's rules: shard owns them, and the log trusts batches
+	// checked here.
+	if _, err := shard.ValidateRecords(records, 0, maxDecompressed); err != nil {
+		return batchErrorCode(err), err.Error()
 	}
 	return errNone, ""
+}
+
+// batchErrorCode maps shard's batch and record errors to Kafka codes.
+func batchErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, shard.ErrRecordsTooLarge), errors.Is(err, shard.ErrBatchTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, shard.ErrInvalidBatch):
+		return kerr.InvalidRecord.Code
+	default: // ErrCorruptBatch, ErrShortBatch, ErrCorruptRecords
+		return kerr.CorruptMessage.Code
+	}
+}
+
+// decompressLogAt rate-limits logDecompressLimit to a line a second for
+// the whole process: a client sending bombs must not flood the log.
+var decompressLogAt atomic.Int64
+
+// logDecompressLimit logs a batch refused because its records decompress
+// past limit (--max-request-bytes), at most once a second.
+func logDecompressLimit(log *slog.Logger, topic string, partition int32, limit int, msg string) {
+	now := time.Now().UnixNano()
+	last := decompressLogAt.Load()
+	if now-last < int64(time.Second) || !decompressLogAt.CompareAndSwap(last, now) {
+		return
+	}
+	log.Warn("produce refused: batch decompresses past the limit (max-request-bytes)",
+		"topic", topic, "partition", partition, "limit", limit, "err", msg)
 }
 
 // trimBatches returns the longest prefix of whole batches in records that
