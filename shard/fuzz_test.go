@@ -6,10 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/snappy"
+	"github.com/klauspost/compress/zstd"
+	"github.com/pierrec/lz4/v4"
 )
 
 // Fuzz targets for the two decoders that read untrusted bytes: the batch
@@ -62,21 +69,50 @@ func naiveValidate(b []byte, maxBytes int, produced bool) (BatchHeader, error) {
 	return h, nil
 }
 
+// FuzzValidateBatch takes bytes and a knob byte. With knob bit 0 clear the
+// bytes are a whole batch, checked against naiveValidate (header, counts,
+// CRC) and naiveRecords. With bit 0 set they are the records of a produced
+// batch that the test wraps itself, so the CRC is right and the fuzzer's
+// mutations reach the record walk: bits 1-3 pick the codec (5: xerial
+// snappy, 6-7: unknown codecs), bits 4-6 the record count (0: as many as
+// the records' length prefixes cut out), and bit 7 uses the bytes as the
+// compressed stream itself, which fuzzes the decompressors.
 func FuzzValidateBatch(f *testing.F) {
 	for _, s := range fuzzSeedsValidate() {
-		f.Add(s)
+		f.Add(s, uint8(0))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	for _, s := range fuzzSeedsRecords(f) {
+		f.Add(s.b, s.knobs)
+	}
+	f.Fuzz(func(t *testing.T, in []byte, knobs uint8) {
+		b := in
+		if knobs&1 != 0 {
+			b = fuzzProduced(t, in, knobs)
+		}
+		const limit = 1 << 20
 		h, err := ValidateBatch(b, 0)
+		_, rerr := ValidateRecords(b, 0, limit)
 		nh, nerr := naiveValidate(b, 0, true)
 		if (err == nil) != (nerr == nil) || err != nil && !errors.Is(err, nerr) {
 			t.Fatalf("ValidateBatch: %v, naive: %v", err, nerr)
 		}
 		if err != nil {
+			if rerr == nil || !errors.Is(rerr, nerr) {
+				t.Fatalf("ValidateRecords: %v, ValidateBatch: %v", rerr, err)
+			}
 			return
 		}
 		if h != nh {
 			t.Fatalf("header %+v, naive %+v", h, nh)
+		}
+		nrerr, exact := naiveRecords(h.Attributes, b[BatchHeaderSize:], h.RecordCount, limit)
+		switch {
+		case rerr == nil && nrerr != nil:
+			t.Fatalf("ValidateRecords accepted records naive refuses: %v", nrerr)
+		case rerr != nil && nrerr == nil && (knobs&0x81 == 1 || h.Attributes&7 == 0):
+			t.Fatalf("ValidateRecords refused records naive accepts: %v", rerr)
+		case exact && rerr != nil && !errors.Is(rerr, nrerr):
+			t.Fatalf("ValidateRecords: %v, naive: %v", rerr, nrerr)
 		}
 		if h.Size() != len(b) || h.LastOffset() < h.BaseOffset || h.RecordCount < 0 {
 			t.Fatalf("accepted an inconsistent batch: %+v (%d bytes)", h, len(b))
@@ -94,6 +130,9 @@ func FuzzValidateBatch(f *testing.F) {
 		if h2, err := ValidateBatch(c, 0); err != nil || h2.BaseOffset != h.BaseOffset+12345 || h2.CRC != h.CRC {
 			t.Fatalf("stamped batch: %+v %v", h2, err)
 		}
+		if _, err := ValidateRecords(c, 0, limit); (err == nil) != (rerr == nil) {
+			t.Fatalf("stamping changed the records' verdict: %v, then %v", rerr, err)
+		}
 		// Any one flipped byte under the CRC is caught.
 		i := 21 + int(h.CRC)%(len(b)-21)
 		c[i] ^= 0x5a
@@ -101,6 +140,183 @@ func FuzzValidateBatch(f *testing.F) {
 			t.Fatalf("byte %d flipped: %v", i, err)
 		}
 	})
+}
+
+// fuzzProduced wraps in as the records of a produced batch (see
+// FuzzValidateBatch for the knobs).
+func fuzzProduced(t testing.TB, in []byte, knobs uint8) []byte {
+	codec, count := int(knobs>>1)&7, int32(knobs>>4)&7
+	if count == 0 {
+		count = max(1, countRecords(in))
+	}
+	body := in
+	switch {
+	case knobs&0x80 != 0:
+	case codec == 5:
+		body, codec = xerial(in, 1+len(in)/3), codecSnappy
+	case codec <= codecZstd:
+		body = compress(t, codec, in)
+	}
+	return producedBatch(codec, int(count), body)
+}
+
+// countRecords counts the records that length prefixes cut out of recs.
+func countRecords(recs []byte) int32 {
+	n := int32(0)
+	for len(recs) > 0 && n < 1<<10 {
+		l, k := naiveVarint(recs)
+		if k <= 0 || l < 0 || int(l) > len(recs)-k {
+			break
+		}
+		recs, n = recs[k+int(l):], n+1
+	}
+	return n
+}
+
+// naiveVarint decodes a zigzag int32 with encoding/binary: a valid one has
+// at most 5 bytes and fits in 32 bits.
+func naiveVarint(b []byte) (int32, int) {
+	u, n := binary.Uvarint(b)
+	if n <= 0 || n > 5 || u > math.MaxUint32 {
+		return 0, -1
+	}
+	return int32(uint32(u)>>1) ^ -int32(uint32(u)&1), n
+}
+
+// naiveRecords is the deliberately plain record check: inflate everything
+// into memory, cut each record out by its length, read its fields from the
+// cut slice. exact reports whether the error class must match
+// ValidateRecords' (which streams, so it may meet a damaged stream or the
+// limit later or earlier than this does).
+func naiveRecords(attrs int16, body []byte, count int32, limit int) (err error, exact bool) {
+	recs, err := naiveInflate(int(attrs&7), body, limit)
+	if err != nil {
+		return err, errors.Is(err, ErrInvalidBatch)
+	}
+	for i := range count {
+		l, k := naiveVarint(recs)
+		if k <= 0 || l < 0 || int(l) > len(recs)-k {
+			return ErrCorruptRecords, true
+		}
+		rec := recs[k : k+int(l)]
+		recs = recs[k+int(l):]
+		if err := naiveRecord(rec, i); err != nil {
+			return err, true
+		}
+	}
+	if len(recs) != 0 {
+		return ErrCorruptRecords, true
+	}
+	return nil, true
+}
+
+func naiveRecord(rec []byte, i int32) error {
+	if len(rec) < 1 {
+		return ErrCorruptRecords
+	}
+	rec = rec[1:] // attributes
+	if _, n := binary.Varint(rec); n <= 0 {
+		return ErrCorruptRecords // timestamp delta: binary.Varint refuses past 64 bits
+	} else {
+		rec = rec[n:]
+	}
+	delta, n := naiveVarint(rec)
+	if n <= 0 {
+		return ErrCorruptRecords
+	}
+	rec = rec[n:]
+	field := func(minLen int32) bool {
+		l, n := naiveVarint(rec)
+		if n <= 0 || l < minLen || l > 0 && int(l) > len(rec)-n {
+			return false
+		}
+		rec = rec[n+max(0, int(l)):]
+		return true
+	}
+	if !field(-1) || !field(-1) {
+		return ErrCorruptRecords
+	}
+	headers, n := naiveVarint(rec)
+	if n <= 0 || headers < 0 {
+		return ErrCorruptRecords
+	}
+	rec = rec[n:]
+	for range headers {
+		if !field(0) || !field(-1) {
+			return ErrCorruptRecords
+		}
+	}
+	if len(rec) != 0 {
+		return ErrCorruptRecords
+	}
+	if delta != i {
+		return ErrInvalidBatch
+	}
+	return nil
+}
+
+var naiveZstd, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
+
+// naiveInflate decompresses body whole with each library's plainest API.
+func naiveInflate(codec int, body []byte, limit int) ([]byte, error) {
+	var r io.Reader
+	switch codec {
+	case codecNone:
+		if len(body) > limit {
+			return nil, ErrRecordsTooLarge
+		}
+		return body, nil
+	case codecGzip:
+		zr, err := gzip.NewReader(bytes.NewReader(body))
+		if err != nil {
+			return nil, ErrCorruptRecords
+		}
+		r = zr
+	case codecSnappy:
+		if !isXerial(body) {
+			if n, err := snappy.DecodedLen(body); err == nil && n > limit {
+				return nil, ErrRecordsTooLarge
+			}
+			out, err := snappy.DecodeStrict(nil, body)
+			if err != nil {
+				return nil, ErrCorruptRecords
+			}
+			return out, nil
+		}
+		var out []byte
+		for in := body[xerialHeaderSize:]; len(in) > 0; {
+			if len(in) < 4 || int(binary.BigEndian.Uint32(in)) > len(in)-4 {
+				return nil, ErrCorruptRecords
+			}
+			n := int(binary.BigEndian.Uint32(in))
+			if d, err := snappy.DecodedLen(in[4 : 4+n]); err == nil && len(out)+d > limit {
+				return nil, ErrRecordsTooLarge
+			}
+			block, err := snappy.DecodeStrict(nil, in[4:4+n])
+			if err != nil {
+				return nil, ErrCorruptRecords
+			}
+			out, in = append(out, block...), in[4+n:]
+		}
+		return out, nil
+	case codecLZ4:
+		r = lz4.NewReader(bytes.NewReader(body))
+	case codecZstd:
+		if err := naiveZstd.Reset(bytes.NewReader(body)); err != nil {
+			return nil, ErrCorruptRecords
+		}
+		r = naiveZstd
+	default:
+		return nil, ErrInvalidBatch
+	}
+	out, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	switch {
+	case len(out) > limit:
+		return nil, ErrRecordsTooLarge
+	case err != nil:
+		return nil, ErrCorruptRecords
+	}
+	return out, nil
 }
 
 // scanResult is what a scan concludes.
@@ -255,6 +471,48 @@ func fuzzSeedsValidate() [][]byte {
 	return [][]byte{valid, multi, empty, multi[:len(multi)-1], multi[:BatchHeaderSize-1], badCRC, badMagic, negLen, negDelta, {}, make([]byte, BatchHeaderSize)}
 }
 
+type recordSeed struct {
+	name  string
+	b     []byte
+	knobs uint8
+}
+
+// fuzzSeedsRecords are record bytes for FuzzValidateBatch's wrapping mode:
+// good and broken records under every codec, and compressed streams given
+// as they are.
+func fuzzSeedsRecords(t testing.TB) []recordSeed {
+	good := encodeRecords(3, 20)
+	v := func(x int64) []byte { return binary.AppendVarint(nil, x) }
+	rec := func(fields ...[]byte) []byte {
+		body := bytes.Join(fields, nil)
+		return append(binary.AppendVarint(nil, int64(len(body))), body...)
+	}
+	badLen := append([]byte(nil), good...)
+	badLen[0] += 2
+	records := []recordSeed{
+		{"good", good, 0},
+		{"length-too-long", badLen, 3 << 4},
+		{"truncated", good[:len(good)-1], 3 << 4},
+		{"count-four", good, 4 << 4},
+		{"trailing-byte", append(append([]byte(nil), good...), 0), 3 << 4},
+		{"headers", appendRecord(nil, 0, testRecord{key: []byte{}, headers: [][2][]byte{{[]byte("k"), nil}, {[]byte{}, []byte("v")}}}), 0},
+		{"header-count-past-end", rec([]byte{0}, v(0), v(0), v(-1), v(-1), v(1<<30), v(0), v(0)), 0},
+		{"long-varint", rec([]byte{0}, v(0), v(0), []byte{0x80, 0x80, 0x80, 0x80, 0x10}, v(-1), v(0)), 0},
+		{"delta-one", rec([]byte{0}, v(0), v(1), v(-1), v(-1), v(0)), 0},
+	}
+	var seeds []recordSeed
+	for _, r := range records {
+		for codec := range 6 {
+			seeds = append(seeds, recordSeed{fmt.Sprintf("records-%s-%d", r.name, codec), r.b, r.knobs | 1 | uint8(codec)<<1})
+		}
+	}
+	for codec := 1; codec <= codecZstd; codec++ {
+		seeds = append(seeds, recordSeed{fmt.Sprintf("stream-%d", codec), compress(t, codec, good), 1 | uint8(codec)<<1 | 3<<4 | 0x80})
+	}
+	seeds = append(seeds, recordSeed{"stream-xerial", xerial(good, 16), 1 | codecSnappy<<1 | 3<<4 | 0x80})
+	return seeds
+}
+
 func fuzzSeedsScan() [][]byte {
 	a, b, c := fuzzBatch(0, 2, 100, 4), fuzzBatch(2, 3, 700, 5), fuzzBatch(5, 1, 40, 6)
 	run := bytes.Join([][]byte{a, b, c}, nil)
@@ -291,7 +549,10 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 	for i, s := range fuzzSeedsValidate() {
-		write("FuzzValidateBatch", names[i], fmt.Sprintf("[]byte(%q)", s))
+		write("FuzzValidateBatch", names[i], fmt.Sprintf("[]byte(%q)", s), "byte('\\x00')")
+	}
+	for _, s := range fuzzSeedsRecords(t) {
+		write("FuzzValidateBatch", s.name, fmt.Sprintf("[]byte(%q)", s.b), fmt.Sprintf("byte(%q)", s.knobs))
 	}
 	scanNames := []string{"three-batches", "zeroed-tail", "torn-batch", "flipped-payload", "flipped-crc", "stale-offset", "garbage-after-batch", "lost-sector", "short-header", "empty", "zeros"}
 	for i, s := range fuzzSeedsScan() {

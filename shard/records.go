@@ -228,7 +228,9 @@ func (w *recordWalker) walk(count int32) error {
 	return nil
 }
 
-// record checks the i-th record.
+// record checks the i-th record. As in Kafka, a record must parse before
+// its offset delta is looked at, so a record that does not parse is
+// corrupt whatever its delta says.
 func (w *recordWalker) record(i int32) error {
 	at := w.pos()
 	length, ok := w.varint()
@@ -238,9 +240,6 @@ func (w *recordWalker) record(i int32) error {
 		var delta int32
 		if ok {
 			delta, ok = w.varint()
-		}
-		if ok && delta != i {
-			return fmt.Errorf("%w: record %d has offset delta %d", ErrInvalidBatch, i, delta)
 		}
 		ok = ok && w.bytesField(end, -1) && w.bytesField(end, -1) // key, value
 		var headers int32
@@ -252,6 +251,9 @@ func (w *recordWalker) record(i int32) error {
 			ok = w.bytesField(end, 0) && w.bytesField(end, -1) && w.pos() <= end
 		}
 		if ok && w.pos() == end {
+			if delta != i {
+				return fmt.Errorf("%w: record %d has offset delta %d", ErrInvalidBatch, i, delta)
+			}
 			return nil
 		}
 	}

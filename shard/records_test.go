@@ -23,7 +23,7 @@ type testRecord struct {
 // appendRecord encodes r as the i-th record of a batch.
 func appendRecord(dst []byte, i int, r testRecord) []byte {
 	var body []byte
-	body = append(body, 0)                    // attributes
+	body = append(body, 0)                     // attributes
 	body = binary.AppendVarint(body, int64(i)) // timestamp delta
 	body = binary.AppendVarint(body, int64(i)) // offset delta
 	field := func(b []byte) {
