@@ -3,15 +3,19 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"math/rand"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // fuzzSeeds are well-formed and hostile inputs to start the fuzzer from.
-// testdata/fuzz/FuzzFrame holds them as files too (regenerate with
+// testdata/fuzz/FuzzFrame holds them as files too, and FuzzRequest's seeds
+// are in testdata/fuzz/FuzzRequest (regenerate both with
 // WIRE_WRITE_SEEDS=1 go test -ldflags=-checklinkname=0 -run TestWriteFuzzSeeds ./wire/).
 func fuzzSeeds() map[string][]byte {
 	av := kmsg.NewPtrApiVersionsRequest()
@@ -88,6 +92,69 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
+// requestSeeds are kmsg encodings of randomly filled requests, one for
+// every version kmsg knows of every key the broker serves (the broker parses
+// all of them; versions it does not advertise get UNSUPPORTED_VERSION after
+// the parse), as FuzzRequest takes them: key, version, body. Two hostile
+// bodies follow: a flexible body whose tag count claims 2^32-1 fields
+// (kmsg alone would loop ~45 s on it) and an array count past the input.
+func requestSeeds() map[string][]byte {
+	rng := rand.New(rand.NewSource(9))
+	seeds := map[string][]byte{}
+	for _, key := range servedKeys() {
+		maxV := kmsg.RequestForKey(key).MaxVersion()
+		for v := int16(0); v <= maxV; v++ {
+			req := kmsg.RequestForKey(key)
+			fill(rng, reflect.ValueOf(req).Elem(), 0)
+			req.SetVersion(v)
+			name := fmt.Sprintf("%s_v%d", strings.ToLower(kmsg.NameForKey(key)), v)
+			seeds[name] = req.AppendTo([]byte{byte(key), byte(v)})
+		}
+	}
+	md := kmsg.NewPtrMetadataRequest()
+	md.SetVersion(12)
+	enc := md.AppendTo([]byte{byte(kmsg.Metadata), 12})
+	seeds["metadata_v12_tag_bomb"] = append(enc[:len(enc)-1], 0x8f, 0xff, 0xff, 0xff, 0x0f)
+	seeds["produce_v3_huge_array"] = []byte{byte(kmsg.Produce), 3, 0xff, 0xff, 0, 1, 0, 0, 0x75, 0x30, 0x7f, 0xff, 0xff, 0xff}
+	return seeds
+}
+
+// FuzzRequest runs the decoding every served request goes through: the
+// broker's shape pre-check, then (if it passes) kmsg's ReadFrom. The first
+// byte picks the API key (one the broker does not serve is mapped onto one
+// it does), the second the version (modulo kmsg's maximum), the rest is the
+// body. Neither may panic or spin (the fuzzer reports an input that hangs),
+// and what kmsg accepts must, encoded again, pass the pre-check whole.
+func FuzzRequest(f *testing.F) {
+	for _, s := range requestSeeds() {
+		f.Add(s)
+	}
+	keys := servedKeys()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) < 2 {
+			return
+		}
+		key := int16(data[0])
+		if _, _, ok := versionRange(key, true); !ok {
+			key = keys[int(data[0])%len(keys)]
+		}
+		req := kmsg.RequestForKey(key)
+		v := int16(data[1]) % (req.MaxVersion() + 1)
+		req.SetVersion(v)
+		body := data[2:]
+		if !checkShape(key, v, req.IsFlexible(), body) {
+			return
+		}
+		if err := req.ReadFrom(body); err != nil {
+			return
+		}
+		enc := req.AppendTo(nil)
+		if rest, ok := walkShape(key, v, req.IsFlexible(), enc); !ok || len(rest) != 0 {
+			t.Fatalf("%s v%d: kmsg's re-encoding fails the shape check (ok=%v, %d bytes left)", kmsg.NameForKey(key), v, ok, len(rest))
+		}
+	})
+}
+
 func TestWriteFuzzSeeds(t *testing.T) {
 	if os.Getenv("WIRE_WRITE_SEEDS") != "1" {
 		t.Skip("WIRE_WRITE_SEEDS=1 go test -ldflags=-checklinkname=0 -run TestWriteFuzzSeeds ./wire/ rewrites testdata/fuzz/FuzzFrame")
@@ -97,6 +164,16 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, b := range fuzzSeeds() {
+		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir = filepath.Join("testdata", "fuzz", "FuzzRequest")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range requestSeeds() {
 		body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
