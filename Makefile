@@ -34,11 +34,17 @@ test-short:
 bench:
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -bench . -benchtime 1x -timeout 30m ./shard/
 
+# Every fuzz target, one after another (go test -fuzz takes one target at a
+# time). The seed corpora in each package's testdata/fuzz/ also run as plain
+# tests in `make test`.
 FUZZTIME ?= 30s
+FUZZPAR ?= 1
 fuzz:
-	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz FuzzScan -fuzztime $(FUZZTIME) ./shard/
-	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz FuzzValidateBatch -fuzztime $(FUZZTIME) ./shard/
-	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz FuzzCopyForDMA -fuzztime $(FUZZTIME) ./dma/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./shard/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzValidateBatch$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./shard/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzCopyForDMA$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./dma/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./wire/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./wire/
 
 # goimports runs from the module proxy at a pinned version, so lint needs
 # nothing installed beyond Go and adds nothing to go.mod.
