@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math/rand"
+	"strconv"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -246,5 +248,54 @@ func TestValidateRecordsAllocatesNothingPerRecord(t *testing.T) {
 		if (codec == codecNone || !raceEnabled) && (a10 != 0 || a1000 != 0) {
 			t.Errorf("%s: %v allocations for 10 records, %v for 1000", name, a10, a1000)
 		}
+	}
+}
+
+// benchRecords is n records with 1 KiB values of words from a small
+// vocabulary: compressible about as much as typical JSON payloads.
+func benchRecords(n int) []byte {
+	rng := rand.New(rand.NewSource(1))
+	words := []string{"user", "id", "event", "click", "view", "ts", "session", "true", "false", "null", "\"", ":", ",", "{", "}"}
+	var out []byte
+	for i := range n {
+		v := make([]byte, 0, 1024)
+		for len(v) < 1024 {
+			v = append(v, words[rng.Intn(len(words))]...)
+			v = strconv.AppendInt(v, int64(rng.Intn(100000)), 10)
+		}
+		out = appendRecord(out, i, testRecord{key: []byte(strconv.Itoa(i)), value: v[:1024]})
+	}
+	return out
+}
+
+// BenchmarkValidateRecords compares the record-level check against the
+// header-only one (ValidateBatch: header fields and CRC) on a batch of 64
+// records of 1 KiB, for each codec. SetBytes is the uncompressed records'
+// size, so MB/s compare across codecs.
+//
+//	go test -run '^$' -bench ValidateRecords -count 5 ./shard/
+func BenchmarkValidateRecords(b *testing.B) {
+	const n = 64
+	recs := benchRecords(n)
+	for codec := codecNone; codec <= codecZstd; codec++ {
+		batch := producedBatch(codec, n, compress(b, codec, recs))
+		name := codecNames[codec]
+		b.Run(name+"/header-only", func(b *testing.B) {
+			b.SetBytes(int64(len(recs)))
+			for b.Loop() {
+				if _, err := ValidateBatch(batch, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/records", func(b *testing.B) {
+			b.SetBytes(int64(len(recs)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ValidateRecords(batch, 0, 100<<20); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
