@@ -9,7 +9,8 @@
 //
 // Main types: Log (one partition), Config, BatchHeader (the Kafka v2 record
 // batch header, which is also Strand's on-disk record header), segment and
-// offsetIndex/timeIndex (unexported).
+// offsetIndex/timeIndex (unexported). ValidateRecords (records.go) walks a
+// produced batch's records, decompressing if need be, before it is stored.
 //
 // The on-disk format is drawn in batch.go (record batch) and index.go (index
 // entries), the write pipeline behind the durability rule in log.go (Log);

@@ -2,9 +2,10 @@
 //
 // It turns bytes from a gnet connection into Kafka requests, calls the
 // broker through the Backend interface, and writes the responses back in
-// request order. It never decodes records: produced batches are checked
-// (framing, magic 2, CRC-32C) and handed over as opaque bytes, fetched
-// batches are passed through.
+// request order. It never keeps decoded records: produced batches are
+// checked (framing, magic 2, CRC-32C, and each record's framing through
+// shard.ValidateRecords, which walks them without copying) and handed over
+// as opaque bytes, fetched batches are passed through.
 //
 // # Threads
 //

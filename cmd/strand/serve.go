@@ -43,7 +43,7 @@ func serve(args []string) int {
 	nodeID := fs.Int("node-id", 0, "this broker's node id")
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
-	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted; larger ones close the connection")
+	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted (larger ones close the connection), and the most a produced batch may decompress to")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return 2
