@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"math/rand"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -57,28 +58,35 @@ func encodeRecords(n, valueLen int) []byte {
 	return out
 }
 
+// Compressors are made once: a fresh gzip or zstd encoder costs over a
+// millisecond, which would dominate a fuzz execution.
+var (
+	compressMu sync.Mutex
+	gzipW      = gzip.NewWriter(nil)
+	lz4W       = lz4.NewWriter(nil)
+	zstdW, _   = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+)
+
 // compress encodes records with codec as a producer would.
 func compress(t testing.TB, codec int, records []byte) []byte {
+	compressMu.Lock()
+	defer compressMu.Unlock()
 	var buf bytes.Buffer
 	switch codec {
 	case codecNone:
 		return records
 	case codecGzip:
-		w := gzip.NewWriter(&buf)
-		w.Write(records)
-		w.Close()
+		gzipW.Reset(&buf)
+		gzipW.Write(records)
+		gzipW.Close()
 	case codecSnappy:
 		return snappy.Encode(nil, records)
 	case codecLZ4:
-		w := lz4.NewWriter(&buf)
-		w.Write(records)
-		w.Close()
+		lz4W.Reset(&buf)
+		lz4W.Write(records)
+		lz4W.Close()
 	case codecZstd:
-		enc, err := zstd.NewWriter(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return enc.EncodeAll(records, nil)
+		return zstdW.EncodeAll(records, nil)
 	default:
 		t.Fatalf("codec %d", codec)
 	}
