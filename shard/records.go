@@ -118,7 +118,13 @@ func (w *recordWalker) refill() bool {
 	}
 	w.off += int64(len(w.buf))
 	w.buf, w.p = w.win[:0], 0
-	for {
+	// A reader that keeps returning nothing and no error would spin the
+	// core; bufio gives up the same way.
+	for empty := 0; ; empty++ {
+		if empty == 100 {
+			w.err = fmt.Errorf("%w: decompressing: %v", ErrCorruptRecords, io.ErrNoProgress)
+			return false
+		}
 		n, err := w.src.Read(w.win)
 		if n > 0 {
 			w.buf = w.win[:n]

@@ -323,3 +323,17 @@ func cpuNanos() int64 {
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
 }
+
+// stuckReader returns nothing, forever, without an error.
+type stuckReader struct{}
+
+func (stuckReader) Read([]byte) (int, error) { return 0, nil }
+
+// TestRecordWalkerGivesUpOnAStuckReader: a decompressor that makes no
+// progress must not spin the core.
+func TestRecordWalkerGivesUpOnAStuckReader(t *testing.T) {
+	w := recordWalker{src: stuckReader{}, win: make([]byte, 64), limit: 1 << 20}
+	if err := w.walk(1); !errors.Is(err, ErrCorruptRecords) {
+		t.Fatalf("walk over a stuck reader: %v", err)
+	}
+}
