@@ -51,11 +51,12 @@ const (
 // bytes. It returns the Kafka error code and a message for the response's
 // ErrorMessage (v8+):
 //
-//	no bytes, a second batch, magic != 2, bad counts,  -> INVALID_RECORD
+//	no bytes, a second batch, magic != 2, header      -> INVALID_RECORD
+//	  counts (lastOffsetDelta != recordCount-1), record
 //	  offset deltas not 0..n-1, unknown codec
 //	truncated or inconsistent length, CRC mismatch,    -> CORRUPT_MESSAGE
-//	  records that do not parse, a damaged compressed
-//	  stream
+//	  records that do not parse or are not recordCount
+//	  many, a damaged compressed stream
 //	records decompressing past maxDecompressed         -> MESSAGE_TOO_LARGE
 func validateProduceBatch(records []byte, maxDecompressed int) (int16, string) {
 	if len(records) == 0 {
