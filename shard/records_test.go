@@ -337,3 +337,28 @@ func TestRecordWalkerGivesUpOnAStuckReader(t *testing.T) {
 		t.Fatalf("walk over a stuck reader: %v", err)
 	}
 }
+
+// zstdFrame is a zstd frame by hand: no content size, window 1<<windowLog,
+// one raw block holding data.
+func zstdFrame(windowLog int, data []byte) []byte {
+	b := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, byte(windowLog-10) << 3}
+	hdr := uint32(len(data))<<3 | 1 // raw block, last
+	b = append(b, byte(hdr), byte(hdr>>8), byte(hdr>>16))
+	return append(b, data...)
+}
+
+// TestValidateRecordsRefusesHugeZstdWindows: a zstd frame may ask the
+// decoder to keep up to zstdMaxWindow of history, not the library's
+// default of 512 MiB.
+func TestValidateRecordsRefusesHugeZstdWindows(t *testing.T) {
+	recs := encodeRecords(5, 100)
+	for _, tc := range []struct {
+		windowLog int
+		ok        bool
+	}{{23, true}, {25, true}, {26, false}, {30, false}} {
+		_, err := ValidateRecords(producedBatch(codecZstd, 5, zstdFrame(tc.windowLog, recs)), 0, 0)
+		if tc.ok && err != nil || !tc.ok && !errors.Is(err, ErrCorruptRecords) {
+			t.Errorf("%d MiB window: %v", 1<<tc.windowLog>>20, err)
+		}
+	}
+}
