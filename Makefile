@@ -35,16 +35,18 @@ bench:
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -bench . -benchtime 1x -timeout 30m ./shard/
 
 # Every fuzz target, one after another (go test -fuzz takes one target at a
-# time). The seed corpora in each package's testdata/fuzz/ also run as plain
+# time). -timeout 0: go test's default 10-minute timeout would otherwise end
+# a FUZZTIME=10m run. The seed corpora in each package's testdata/fuzz/ also run as plain
 # tests in `make test`.
 FUZZTIME ?= 30s
 FUZZPAR ?= 1
 fuzz:
-	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./shard/
-	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzValidateBatch$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./shard/
-	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzCopyForDMA$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./dma/
-	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./wire/
-	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) ./wire/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./shard/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzValidateBatch$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./shard/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzCopyForDMA$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./dma/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./wire/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./wire/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzDecodeCommand$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./cluster/metadata/
 
 # goimports runs from the module proxy at a pinned version, so lint needs
 # nothing installed beyond Go and adds nothing to go.mod.
