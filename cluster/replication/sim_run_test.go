@@ -1,0 +1,96 @@
+package replication
+
+import (
+	"flag"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var (
+	flagSeed     = flag.Int64("seed", -1, "replay this one simulation seed, with a trace")
+	flagSeeds    = flag.Int("seeds", 10000, "simulation seeds in TestSimulation")
+	flagFirst    = flag.Uint64("first-seed", 0, "first simulation seed in TestSimulation")
+	flagDuration = flag.Duration("duration", 0, "run simulation seeds for this long instead of -seeds")
+)
+
+const pkgPath = "./cluster/replication/"
+
+func replayCommand(seed uint64) string {
+	return fmt.Sprintf("GOWORK=off go test -ldflags=-checklinkname=0 -run 'TestSimulation$' %s -seed=%d -v", pkgPath, seed)
+}
+
+// runSeed plays one seed; on failure it plays it again with a trace.
+func runSeed(seed uint64) (err error, trace string) {
+	if err := newSim(seed, false).run(); err == nil {
+		return nil, ""
+	}
+	s := newSim(seed, true)
+	err = s.run()
+	if err == nil {
+		return fmt.Errorf("seed %d failed once and passed on replay: the simulation is not deterministic", seed), ""
+	}
+	return err, fmt.Sprintf("config %+v\nlast events:\n  %s", s.cfg, strings.Join(s.trace[max(0, len(s.trace)-80):], "\n  "))
+}
+
+// sweep runs seeds from first on all cores until n seeds ran (or, with
+// d > 0, until d elapsed) and returns the failing seeds found.
+func sweep(first uint64, n int, d time.Duration) (ran int64, failed []uint64) {
+	var next atomic.Uint64
+	next.Store(first)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				seed := next.Add(1) - 1
+				if d > 0 && time.Now().After(deadline) || d == 0 && seed >= first+uint64(n) {
+					return
+				}
+				err := newSim(seed, false).run()
+				atomic.AddInt64(&ran, 1)
+				if err != nil {
+					mu.Lock()
+					failed = append(failed, seed)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return ran, failed
+}
+
+// TestSimulation is the short run of the deterministic simulation:
+// -seeds N (default 10,000) or -duration D for a long run; -seed S replays
+// one seed with a trace of its last events.
+func TestSimulation(t *testing.T) {
+	if *flagSeed >= 0 {
+		err, trace := runSeed(uint64(*flagSeed))
+		if err != nil {
+			t.Fatalf("seed %d: %v\n%s\nreplay: %s", *flagSeed, err, trace, replayCommand(uint64(*flagSeed)))
+		}
+		return
+	}
+	start := time.Now()
+	ran, failed := sweep(*flagFirst, *flagSeeds, *flagDuration)
+	t.Logf("%d seeds in %v", ran, time.Since(start).Round(time.Millisecond))
+	if ran < int64(*flagSeeds) && *flagDuration == 0 {
+		t.Fatalf("only %d of %d seeds ran", ran, *flagSeeds)
+	}
+	for i, seed := range failed {
+		if i == 3 {
+			t.Errorf("... and %d more failing seeds", len(failed)-3)
+			break
+		}
+		err, trace := runSeed(seed)
+		t.Errorf("seed %d: %v\n%s\nreplay: %s", seed, err, trace, replayCommand(seed))
+	}
+}
