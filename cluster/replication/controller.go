@@ -69,10 +69,15 @@ func (c *Controller) Fenced(b BrokerID) bool {
 
 // Register handles a broker process start. A new incarnation fences the
 // previous one first: whatever leadership or in-sync membership it held
-// was earned by a log the restart may have changed.
+// was earned by a log the restart may have changed. Incarnations only
+// grow (the broker persists a counter), so a registration from an older
+// process that arrives late is refused rather than fencing a newer one.
 func (c *Controller) Register(req RegisterRequest, now Millis) (RegisterResponse, []PartitionState) {
 	var changed []PartitionState
 	bi := c.brokers[req.Broker]
+	if bi != nil && req.Incarnation < bi.incarnation {
+		return RegisterResponse{Broker: req.Broker, Incarnation: req.Incarnation, Err: ErrDuplicateRegistration}, nil
+	}
 	if bi == nil || bi.incarnation != req.Incarnation {
 		if bi != nil && !bi.fenced {
 			changed = append(changed, c.fence(req.Broker)...)

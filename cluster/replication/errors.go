@@ -19,6 +19,7 @@ var (
 	ErrLeaderNotAvailable     error = kerr.LeaderNotAvailable
 	ErrPreferredNotAvailable  error = kerr.PreferredLeaderNotAvailable
 	ErrElectionNotNeeded      error = kerr.ElectionNotNeeded
+	ErrDuplicateRegistration  error = kerr.DuplicateBrokerRegistration
 	ErrOffsetNotAvailable     error = kerr.OffsetNotAvailable
 )
 

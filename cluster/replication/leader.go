@@ -282,8 +282,15 @@ func (r *Replica) maybeProposeISR() {
 	if r.ld.proposed != nil && r.now-r.ld.proposedAt < r.cfg.RetryMs {
 		return
 	}
-	want := []BrokerID{r.cfg.Broker}
+	// Built in preference order, as the controller keeps the ISR, so the
+	// two compare without sorting (and without allocating when equal).
+	var buf [8]BrokerID
+	want := buf[:0]
 	for _, b := range r.state.Replicas {
+		if b == r.cfg.Broker {
+			want = append(want, b)
+			continue
+		}
 		f := r.ld.followers[b]
 		if f == nil {
 			continue
@@ -298,7 +305,7 @@ func (r *Replica) maybeProposeISR() {
 			want = append(want, b)
 		}
 	}
-	if slices.Equal(sorted(want), sorted(r.state.ISR)) {
+	if slices.Equal(want, r.state.ISR) {
 		return
 	}
 	req := AlterPartitionRequest{Partition: r.cfg.Partition, Leader: r.cfg.Broker,

@@ -111,7 +111,9 @@ type ProduceResponse struct {
 }
 
 // RegisterRequest is BrokerRegistration: a process start. Incarnation is
-// unique per process start (KRaft's incarnation id).
+// unique per process start and grows with each (KRaft's incarnation id is
+// a random UUID; an ordered one lets the controller refuse a late
+// registration from a process that has since been replaced).
 type RegisterRequest struct {
 	Broker      BrokerID
 	Incarnation uint64
@@ -123,6 +125,7 @@ type RegisterRequest struct {
 type RegisterResponse struct {
 	Broker      BrokerID
 	Incarnation uint64
+	Err         error
 	BrokerEpoch BrokerEpoch
 	States      []PartitionState
 }

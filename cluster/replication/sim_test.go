@@ -34,8 +34,8 @@ func randomConfig(rng *rand.Rand) simConfig {
 		partitions:            1 + rng.IntN(2),
 		minISR:                1 + rng.IntN(2),
 		producersPerPartition: 1 + rng.IntN(2),
-		batchesPerProducer:    4 + rng.IntN(6),
-		faultSteps:            250 + rng.IntN(150),
+		batchesPerProducer:    2 + rng.IntN(4),
+		faultSteps:            60 + rng.IntN(120),
 		settleSteps:           4000,
 		dropPct:               rng.IntN(8),
 		dupPct:                rng.IntN(5),
@@ -64,6 +64,7 @@ type simBroker struct {
 	incarnation uint64
 	epoch       BrokerEpoch // 0 until registered
 	registerAt  int
+	parts       []PartitionID // the partitions it hosts, in order
 	replicas    map[PartitionID]*Replica
 	disks       map[PartitionID]*simDisk
 	// meta is the broker's copy of the metadata log, which survives its
@@ -165,7 +166,8 @@ type sim struct {
 	ctrl      *Controller
 	brokers   []*simBroker // index = id-1
 	net       []message
-	cut       map[[2]int]bool
+	cut       [8][8]bool // only brokers and the controller
+	scratch   []int
 	producers []*producer
 	consumers []*consumer
 	settling  bool
@@ -178,7 +180,7 @@ type sim struct {
 func newSim(seed uint64, trace bool) *sim {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	cfg := randomConfig(rng)
-	s := &sim{seed: seed, cfg: cfg, rng: rng, cut: map[[2]int]bool{}, doTrace: trace}
+	s := &sim{seed: seed, cfg: cfg, rng: rng, doTrace: trace}
 	var parts []PartitionState
 	for p := range cfg.partitions {
 		st := PartitionState{Partition: PartitionID(p)}
@@ -193,6 +195,7 @@ func newSim(seed uint64, trace bool) *sim {
 		for _, st := range parts {
 			if contains(st.Replicas, b.id) {
 				b.disks[st.Partition] = &simDisk{}
+				b.parts = append(b.parts, st.Partition)
 			}
 		}
 		s.brokers = append(s.brokers, b)
@@ -256,11 +259,11 @@ func (s *sim) send(from, to int, body any) {
 	}
 }
 
-func (s *sim) isCut(a, b int) bool {
-	if a > b {
-		a, b = b, a
-	}
-	return s.cut[[2]int{a, b}]
+func (s *sim) isCut(a, b int) bool { return s.cut[a][b] }
+
+func (s *sim) setCut(a, b int) {
+	s.cut[a][b] = true
+	s.cut[b][a] = true
 }
 
 func (s *sim) broker(id BrokerID) *simBroker { return s.brokers[id-1] }
@@ -288,31 +291,42 @@ func (s *sim) deliverable(m message) (ok, lost bool) {
 // deliverOne delivers a random deliverable message: picking at random
 // among them is what reorders.
 func (s *sim) deliverOne() bool {
-	var idx []int
-	keep := s.net[:0]
-	for _, m := range s.net {
-		ok, lost := s.deliverable(m)
+	idx := s.scratch[:0]
+	for i := 0; i < len(s.net); {
+		ok, lost := s.deliverable(s.net[i])
 		if lost {
+			s.removeMsg(i)
 			continue
 		}
 		if ok {
-			idx = append(idx, len(keep))
+			idx = append(idx, i)
 		}
-		keep = append(keep, m)
+		i++
 	}
-	s.net = keep
+	s.scratch = idx
 	if len(idx) == 0 {
 		return false
 	}
 	i := idx[s.rng.IntN(len(idx))]
 	m := s.net[i]
-	s.net = slices.Delete(s.net, i, i+1)
+	s.removeMsg(i)
 	s.deliver(m)
 	return true
 }
 
+// removeMsg takes message i off the network (order there carries no
+// meaning: delivery picks at random).
+func (s *sim) removeMsg(i int) {
+	last := len(s.net) - 1
+	s.net[i] = s.net[last]
+	s.net[last] = message{}
+	s.net = s.net[:last]
+}
+
 func (s *sim) deliver(m message) {
-	s.logf("deliver %d->%d %s", m.from, m.to, describe(m.body))
+	if s.doTrace {
+		s.logf("deliver %d->%d %s", m.from, m.to, describe(m.body))
+	}
 	switch {
 	case m.to == ctrlNode:
 		s.controllerReceive(m.from, m.body)
@@ -357,12 +371,12 @@ func (s *sim) publish(changed []PartitionState) {
 func (s *sim) brokerReceive(b *simBroker, from int, body any) {
 	now := s.now()
 	if resp, ok := body.(RegisterResponse); ok {
-		if resp.Incarnation != b.incarnation || b.epoch != 0 {
+		if resp.Err != nil || resp.Incarnation != b.incarnation || b.epoch != 0 {
 			return
 		}
 		b.epoch = resp.BrokerEpoch
 		b.replicas = map[PartitionID]*Replica{}
-		for _, p := range sortedParts(b.disks) {
+		for _, p := range b.parts {
 			d := b.disks[p]
 			b.replicas[p] = NewReplica(s.replicaConfig(b.id, p), b.epoch, d.batches, b.meta[p], now)
 			s.chk.newReplica(b, p)
@@ -468,7 +482,7 @@ func (s *sim) finishOneSync() bool {
 		if b.status != up {
 			continue
 		}
-		for _, p := range sortedParts(b.disks) {
+		for _, p := range b.parts {
 			if len(b.disks[p].syncs) > 0 {
 				ts = append(ts, target{b, p})
 			}
@@ -508,7 +522,7 @@ func (s *sim) advance() {
 		if s.tick%2 == 0 {
 			s.send(int(b.id), ctrlNode, Heartbeat{Broker: b.id, BrokerEpoch: b.epoch})
 		}
-		for _, p := range sortedParts(b.replicas) {
+		for _, p := range b.parts {
 			b.replicas[p].Tick(now)
 			s.flush(b, p)
 		}
@@ -572,7 +586,7 @@ func (s *sim) producerReceive(pr *producer, resp ProduceResponse) {
 		// A stale leader may lack the producer's last batches; the
 		// current one must not.
 		if resp.LeaderEpoch >= s.ctrl.State(pr.partition).LeaderEpoch {
-			s.chk.fail("producer %d seq %d: OUT_OF_ORDER_SEQUENCE_NUMBER from the current leader (e%d) though it never skips a sequence",
+			s.chk.fail("sequence", "producer %d seq %d: OUT_OF_ORDER_SEQUENCE_NUMBER from the current leader (e%d) though it never skips a sequence",
 				pr.pid, req.BaseSeq, resp.LeaderEpoch)
 		}
 		pr.sentAt = s.tick - 6
@@ -624,7 +638,7 @@ func (s *sim) fault() {
 			b.status = crashed
 			b.replicas = nil
 			b.epoch = 0
-			for _, p := range sortedParts(b.disks) {
+			for _, p := range b.parts {
 				b.disks[p].crash()
 			}
 		}
@@ -648,18 +662,18 @@ func (s *sim) fault() {
 		s.logf("ISOLATE b%d", b.id)
 		for i := 0; i <= len(s.brokers); i++ {
 			if i != int(b.id) {
-				s.cut[key(i, int(b.id))] = true
+				s.setCut(i, int(b.id))
 			}
 		}
 	case 5:
 		o := s.rng.IntN(len(s.brokers) + 1)
 		if o != int(b.id) {
 			s.logf("CUT %d-%d", o, b.id)
-			s.cut[key(o, int(b.id))] = true
+			s.setCut(o, int(b.id))
 		}
 	case 6:
 		s.logf("HEAL")
-		clear(s.cut)
+		s.cut = [8][8]bool{}
 	case 7:
 		p := PartitionID(s.rng.IntN(s.cfg.partitions))
 		changed, err := s.ctrl.ElectPreferred(p)
@@ -668,20 +682,13 @@ func (s *sim) fault() {
 	}
 }
 
-func key(a, b int) [2]int {
-	if a > b {
-		a, b = b, a
-	}
-	return [2]int{a, b}
-}
-
 // step runs one scheduler decision. Time moves on mostly when nothing is
 // left to do at the current tick, as in a discrete-event simulation, but
 // sometimes early, so that timeouts fire while messages are in flight.
 func (s *sim) step() {
 	if !s.settling && s.rng.IntN(100) < s.cfg.faultPct {
 		s.fault()
-	} else if s.rng.IntN(100) < 8 {
+	} else if !s.settling && s.rng.IntN(100) < 8 {
 		s.advance()
 	} else if s.rng.IntN(100) < 25 {
 		if !s.finishOneSync() && !s.deliverOne() {
@@ -697,7 +704,7 @@ func (s *sim) step() {
 // every consumer has read all of it.
 func (s *sim) settle() {
 	s.settling = true
-	clear(s.cut)
+	s.cut = [8][8]bool{}
 	for _, b := range s.brokers {
 		switch b.status {
 		case crashed:
@@ -749,11 +756,11 @@ func (s *sim) run() error {
 			fmt.Fprintf(&sb, " consumer p%d at %d of %d;", c.partition, c.next, s.chk.ackedEnd(c.partition))
 		}
 		for _, b := range s.brokers {
-			for _, p := range sortedParts(b.replicas) {
+			for _, p := range b.parts {
 				fmt.Fprintf(&sb, " %v;", b.replicas[p])
 			}
 		}
-		return fmt.Errorf("liveness: not done %d steps after every fault was repaired:%s", s.cfg.settleSteps, sb.String())
+		return &violation{kind: "liveness", msg: fmt.Sprintf("not done %d steps after every fault was repaired:%s", s.cfg.settleSteps, sb.String())}
 	}
 	return s.chk.final()
 }
