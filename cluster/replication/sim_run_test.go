@@ -3,8 +3,10 @@ package replication
 import (
 	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -96,5 +98,27 @@ func TestSimulation(t *testing.T) {
 		}
 		err, trace := runSeed(seed)
 		t.Errorf("seed %d: %v\n%s\nreplay: %s", seed, err, trace, replayCommand(seed))
+	}
+}
+
+// TestSimulationRegressionSeeds replays the seeds in
+// testdata/regression-seeds.txt.
+func TestSimulationRegressionSeeds(t *testing.T) {
+	data, err := os.ReadFile("testdata/regression-seeds.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		seed, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil {
+			t.Fatalf("bad seed line %q", line)
+		}
+		if err, trace := runSeed(seed); err != nil {
+			t.Errorf("seed %d (%s): %v\n%s\nreplay: %s", seed, strings.Join(f[1:], " "), err, trace, replayCommand(seed))
+		}
 	}
 }
