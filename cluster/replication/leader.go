@@ -182,6 +182,15 @@ func (r *Replica) completeWaiters() {
 // advanceHW moves the high watermark to the smallest durable offset over
 // the effective in-sync set. It never moves back.
 func (r *Replica) advanceHW() {
+	if hw := r.isrDurable(); hw > r.hw {
+		r.hw = hw
+	}
+	r.completeWaiters()
+}
+
+// isrDurable is the smallest durable offset over the effective in-sync
+// set; a member that has not fetched in this epoch counts as 0.
+func (r *Replica) isrDurable() Offset {
 	hw := r.durable
 	for _, b := range r.effectiveISR() {
 		if b == r.cfg.Broker {
@@ -189,7 +198,7 @@ func (r *Replica) advanceHW() {
 		}
 		f := r.ld.followers[b]
 		if f == nil || !f.fetched {
-			return
+			return 0
 		}
 		d := f.durable
 		if plantBugHWBeforeFsync {
@@ -197,10 +206,7 @@ func (r *Replica) advanceHW() {
 		}
 		hw = min(hw, d)
 	}
-	if hw > r.hw {
-		r.hw = hw
-	}
-	r.completeWaiters()
+	return hw
 }
 
 // handleFetch serves a follower's fetch and records its progress.

@@ -26,6 +26,7 @@ type simConfig struct {
 	faultSteps, settleSteps     int
 	dropPct, dupPct, faultPct   int
 	delayTicksMax               int
+	plainProducer               bool // one more producer per partition: acks=1, not idempotent, no retries
 }
 
 func randomConfig(rng *rand.Rand) simConfig {
@@ -41,6 +42,7 @@ func randomConfig(rng *rand.Rand) simConfig {
 		dupPct:                rng.IntN(5),
 		faultPct:              2 + rng.IntN(5),
 		delayTicksMax:         1 + rng.IntN(3),
+		plainProducer:         rng.IntN(2) == 0,
 	}
 }
 
@@ -150,6 +152,11 @@ type producer struct {
 	sentAt    int
 }
 
+// plainValue marks the values of a producer without idempotence (pid 0,
+// acks=1, as Kafka requires acks=all for idempotence): network
+// duplicates may store them twice, and a failover may lose them.
+const plainValue = 1 << 62
+
 type consumer struct {
 	partition PartitionID
 	next      Offset
@@ -205,6 +212,9 @@ func newSim(seed uint64, trace bool) *sim {
 		for range cfg.producersPerPartition {
 			n := len(s.producers)
 			s.producers = append(s.producers, &producer{node: clientBase + n, partition: PartitionID(p), pid: int64(n + 1)})
+		}
+		if cfg.plainProducer {
+			s.producers = append(s.producers, &producer{node: clientBase + len(s.producers), partition: PartitionID(p)})
 		}
 		s.consumers = append(s.consumers, &consumer{partition: PartitionID(p)})
 	}
@@ -554,8 +564,18 @@ func (s *sim) producerTick(pr *producer) {
 			s.nextVal++
 			req.Values = append(req.Values, s.nextVal)
 		}
+		if pr.pid == 0 {
+			req.Acks = 1
+			for i := range req.Values {
+				req.Values[i] |= plainValue
+			}
+		}
 		pr.inflight = &req
 	} else if s.tick-pr.sentAt < 6 {
+		return
+	} else if pr.pid == 0 {
+		pr.inflight = nil // no retries without idempotence: move on
+		pr.batches++
 		return
 	}
 	// Mostly the leader the controller names; sometimes a stale guess.
@@ -575,6 +595,11 @@ func (s *sim) producerReceive(pr *producer, resp ProduceResponse) {
 	req := pr.inflight
 	if req == nil || resp.BaseSeq != req.BaseSeq {
 		return // an answer to an attempt already settled
+	}
+	if pr.pid == 0 {
+		pr.inflight = nil
+		pr.batches++
+		return
 	}
 	switch resp.Err {
 	case nil:
