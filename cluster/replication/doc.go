@@ -1,0 +1,41 @@
+// Package replication is Kafka's partition replication protocol (in-sync
+// replicas, high watermark, leader epochs, KIP-101/279 truncation,
+// AlterPartition) as pure state machines, with Strand's stronger promise:
+// an acks=all append is acknowledged only once every in-sync replica, the
+// leader included, has it fsynced.
+//
+// Nothing here runs a goroutine, reads a clock, or does I/O. Inputs are
+// method calls that carry the time; outputs are intents collected in a
+// Ready (log writes, the offset to fsync to, messages for other brokers,
+// AlterPartition requests for the controller, produce answers), and the
+// completion of an fsync comes back as an input (Synced). A host applies
+// a Ready's log writes before it feeds the next input, as etcd-raft's
+// hosts persist before they send.
+//
+// Main types:
+//
+//   - Replica: one broker's copy of one partition, leader or follower as
+//     the controller's PartitionState says. As leader it appends, serves
+//     follower fetches, tracks each follower's durable offset, moves the
+//     high watermark, proposes ISR changes and answers producers. As
+//     follower it truncates with OffsetForLeaderEpoch, then fetches and
+//     reports its durable offset on each fetch.
+//   - Controller: broker registration (incarnations, broker epochs),
+//     liveness and fencing, leader election from the ISR (unclean only if
+//     configured), AlterPartition with epoch checks, preferred election.
+//     Its output is the changed PartitionStates, which in Strand become
+//     metadata commands (cluster/metadata) carried by the Raft group.
+//
+// Ownership, once wired: a partition's Replica belongs to the core that
+// owns the partition's log and is only called there; the Controller
+// belongs to the metadata group's leader. Not wired yet: nothing outside
+// this package and its simulator uses it.
+//
+// The simulator (sim_test.go, check_test.go) runs brokers, the controller,
+// producers and consumers over a seeded faulty network, checking the
+// invariants after every step. Replay a seed:
+//
+//	GOWORK=off go test -ldflags=-checklinkname=0 -run 'TestSimulation$' ./cluster/replication/ -seed=N -v
+//
+// Long run: -seeds=N (with -first-seed=S) or -duration=10m.
+package replication
