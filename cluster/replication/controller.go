@@ -23,8 +23,10 @@ type ControllerConfig struct {
 type Controller struct {
 	cfg             ControllerConfig
 	brokers         map[BrokerID]*brokerInfo
+	brokerIDs       []BrokerID // sorted: decisions never depend on map order
 	lastBrokerEpoch BrokerEpoch
 	parts           map[PartitionID]*PartitionState
+	partIDs         []PartitionID // sorted
 }
 
 type brokerInfo struct {
@@ -46,6 +48,7 @@ func NewController(cfg ControllerConfig, parts []PartitionState) *Controller {
 		s.PartitionEpoch = 1
 		c.parts[p.Partition] = &s
 	}
+	c.partIDs = slices.Sorted(maps.Keys(c.parts))
 	return c
 }
 
@@ -55,7 +58,7 @@ func (c *Controller) State(p PartitionID) PartitionState { return c.parts[p].Clo
 // States is every partition's record, in partition order.
 func (c *Controller) States() []PartitionState {
 	var out []PartitionState
-	for _, id := range slices.Sorted(maps.Keys(c.parts)) {
+	for _, id := range c.partIDs {
 		out = append(out, c.parts[id].Clone())
 	}
 	return out
@@ -83,6 +86,10 @@ func (c *Controller) Register(req RegisterRequest, now Millis) (RegisterResponse
 			changed = append(changed, c.fence(req.Broker)...)
 		}
 		c.lastBrokerEpoch++
+		if c.brokers[req.Broker] == nil {
+			c.brokerIDs = append(c.brokerIDs, req.Broker)
+			slices.Sort(c.brokerIDs)
+		}
 		bi = &brokerInfo{incarnation: req.Incarnation, epoch: c.lastBrokerEpoch, fenced: true}
 		c.brokers[req.Broker] = bi
 		bi.lastHeartbeat = now
@@ -114,7 +121,7 @@ func (c *Controller) Heartbeat(hb Heartbeat, now Millis) []PartitionState {
 // Tick fences brokers whose session expired.
 func (c *Controller) Tick(now Millis) []PartitionState {
 	var changed []PartitionState
-	for _, b := range slices.Sorted(maps.Keys(c.brokers)) {
+	for _, b := range c.brokerIDs {
 		if bi := c.brokers[b]; !bi.fenced && now-bi.lastHeartbeat > c.cfg.SessionTimeoutMs {
 			changed = append(changed, c.fence(b)...)
 		}
@@ -129,7 +136,7 @@ func (c *Controller) Tick(now Millis) []PartitionState {
 func (c *Controller) fence(b BrokerID) []PartitionState {
 	c.brokers[b].fenced = true
 	var changed []PartitionState
-	for _, id := range slices.Sorted(maps.Keys(c.parts)) {
+	for _, id := range c.partIDs {
 		s := c.parts[id]
 		before := s.Clone()
 		if contains(s.ISR, b) && len(s.ISR) > 1 {
@@ -151,7 +158,7 @@ func (c *Controller) fence(b BrokerID) []PartitionState {
 func (c *Controller) unfence(b BrokerID) []PartitionState {
 	c.brokers[b].fenced = false
 	var changed []PartitionState
-	for _, id := range slices.Sorted(maps.Keys(c.parts)) {
+	for _, id := range c.partIDs {
 		if s := c.parts[id]; s.Leader == NoLeader && contains(s.Replicas, b) {
 			if c.elect(s, NoLeader) {
 				changed = append(changed, s.Clone())

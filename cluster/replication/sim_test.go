@@ -35,8 +35,8 @@ func randomConfig(rng *rand.Rand) simConfig {
 		partitions:            1 + rng.IntN(2),
 		minISR:                1 + rng.IntN(2),
 		producersPerPartition: 1 + rng.IntN(2),
-		batchesPerProducer:    2 + rng.IntN(4),
-		faultSteps:            60 + rng.IntN(120),
+		batchesPerProducer:    2 + rng.IntN(3),
+		faultSteps:            50 + rng.IntN(110),
 		settleSteps:           4000,
 		dropPct:               rng.IntN(8),
 		dupPct:                rng.IntN(5),
@@ -579,9 +579,9 @@ func (s *sim) producerTick(pr *producer) {
 		return
 	}
 	// Mostly the leader the controller names; sometimes a stale guess.
-	to := s.ctrl.State(pr.partition).Leader
+	st := s.ctrl.parts[pr.partition] // read only
+	to := st.Leader
 	if !s.settling && s.rng.IntN(5) == 0 {
-		st := s.ctrl.State(pr.partition)
 		to = st.Replicas[s.rng.IntN(len(st.Replicas))]
 	}
 	if to == NoLeader {
@@ -610,7 +610,7 @@ func (s *sim) producerReceive(pr *producer, resp ProduceResponse) {
 	case ErrOutOfOrderSequence:
 		// A stale leader may lack the producer's last batches; the
 		// current one must not.
-		if resp.LeaderEpoch >= s.ctrl.State(pr.partition).LeaderEpoch {
+		if resp.LeaderEpoch >= s.ctrl.parts[pr.partition].LeaderEpoch {
 			s.chk.fail("sequence", "producer %d seq %d: OUT_OF_ORDER_SEQUENCE_NUMBER from the current leader (e%d) though it never skips a sequence",
 				pr.pid, req.BaseSeq, resp.LeaderEpoch)
 		}
