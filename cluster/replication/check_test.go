@@ -60,6 +60,7 @@ type commitKey struct {
 type replicaSeen struct {
 	hw    Offset
 	epoch Epoch
+	role  Role
 }
 
 func newChecker(s *sim) *checker {
@@ -167,7 +168,13 @@ func (c *checker) afterFlush(b *simBroker, p PartitionID) {
 	if r.LeaderEpoch() < sn.epoch {
 		c.fail("epoch-back", "%v: leader epoch went back from %d", r, sn.epoch)
 	}
-	sn.hw, sn.epoch = r.HighWatermark(), r.LeaderEpoch()
+	if sn.role == Leader && r.Role() != Leader {
+		c.s.cov.stepDowns++
+		if r.Role() == Deposed {
+			c.s.cov.deposed++ // learned from a newer epoch before the metadata
+		}
+	}
+	sn.hw, sn.epoch, sn.role = r.HighWatermark(), r.LeaderEpoch(), r.Role()
 	k := [2]int32{int32(b.id), int32(p)}
 	if pe := r.State().PartitionEpoch; pe < c.lastMetaEpoch[k] {
 		c.fail("epoch-back", "%v: partition epoch went back from %d to %d", r, c.lastMetaEpoch[k], pe)

@@ -122,3 +122,29 @@ func TestSimulationRegressionSeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulationCoverage guards against a simulator gone tame: over the
+// first seeds of the short run, every kind of event the invariants are
+// meant to be tested against must happen.
+func TestSimulationCoverage(t *testing.T) {
+	var total coverage
+	for seed := uint64(0); seed < 300; seed++ {
+		s := newSim(seed, false)
+		if err := s.run(); err != nil {
+			t.Fatalf("seed %d: %v\nreplay: %s", seed, err, replayCommand(seed))
+		}
+		total.add(s.cov)
+	}
+	t.Logf("300 seeds: %+v", total)
+	for name, n := range map[string]int{
+		"leader elections": total.elections, "ISR shrinks": total.isrShrinks, "ISR growths": total.isrGrowths,
+		"truncations that removed records": total.truncations, "crashes": total.crashes, "pauses": total.pauses,
+		"isolations": total.cuts, "leaders stepping down": total.stepDowns, "reads from stale leaders": total.staleReads,
+		"acknowledged batches": total.acked, "NOT_ENOUGH_REPLICAS answers": total.notEnough,
+		"deduplicated retries": total.dupAnswers,
+	} {
+		if n == 0 {
+			t.Errorf("no %s in 300 seeds", name)
+		}
+	}
+}

@@ -46,6 +46,29 @@ func randomConfig(rng *rand.Rand) simConfig {
 	}
 }
 
+// coverage counts what a run exercised, so a test can tell a simulator
+// that still finds failures from one that has gone tame.
+type coverage struct {
+	elections, isrShrinks, isrGrowths, truncations, crashes, pauses, cuts int
+	stepDowns, deposed, staleReads, acked, notEnough, dupAnswers          int
+}
+
+func (c *coverage) add(o coverage) {
+	c.elections += o.elections
+	c.isrShrinks += o.isrShrinks
+	c.isrGrowths += o.isrGrowths
+	c.truncations += o.truncations
+	c.crashes += o.crashes
+	c.pauses += o.pauses
+	c.cuts += o.cuts
+	c.stepDowns += o.stepDowns
+	c.deposed += o.deposed
+	c.staleReads += o.staleReads
+	c.acked += o.acked
+	c.notEnough += o.notEnough
+	c.dupAnswers += o.dupAnswers
+}
+
 type message struct {
 	from, to int
 	at       int // tick from which it may be delivered
@@ -179,6 +202,7 @@ type sim struct {
 	consumers []*consumer
 	settling  bool
 
+	cov     coverage
 	chk     *checker
 	trace   []string // last events, only when tracing
 	doTrace bool
@@ -371,6 +395,15 @@ func (s *sim) controllerReceive(from int, body any) {
 func (s *sim) publish(changed []PartitionState) {
 	for _, st := range changed {
 		s.logf("controller: p%d leader=%d e%d pe%d isr=%v", st.Partition, st.Leader, st.LeaderEpoch, st.PartitionEpoch, st.ISR)
+		old := s.chk.parts[st.Partition].ctrl
+		switch {
+		case st.LeaderEpoch > old.LeaderEpoch:
+			s.cov.elections++
+		case len(st.ISR) < len(old.ISR):
+			s.cov.isrShrinks++
+		case len(st.ISR) > len(old.ISR):
+			s.cov.isrGrowths++
+		}
 		s.chk.controllerChanged(st)
 		for _, b := range st.Replicas {
 			s.send(ctrlNode, int(b), PartitionUpdate{State: st})
@@ -408,6 +441,9 @@ func (s *sim) brokerReceive(b *simBroker, from int, body any) {
 	case ProduceRequest:
 		p = m.Partition
 		if r := b.replicas[p]; r != nil {
+			if _, dup := r.findBatch(m.ProducerID, m.BaseSeq); dup && m.ProducerID != 0 && r.Role() == Leader {
+				s.cov.dupAnswers++
+			}
 			r.Produce(m, now)
 		}
 	case FetchRequest:
@@ -454,6 +490,9 @@ func (s *sim) flush(b *simBroker, p PartitionID) {
 	}
 	d := b.disks[p]
 	for _, op := range rd.LogOps {
+		if op.Kind == OpTruncate && op.Offset < d.end() {
+			s.cov.truncations++
+		}
 		d.apply(op)
 	}
 	if rd.SyncTo > 0 {
@@ -603,10 +642,14 @@ func (s *sim) producerReceive(pr *producer, resp ProduceResponse) {
 	}
 	switch resp.Err {
 	case nil:
+		s.cov.acked++
 		s.chk.acked(*req, resp.Base)
 		pr.nextSeq += int32(len(req.Values))
 		pr.batches++
 		pr.inflight = nil
+	case ErrNotEnoughReplicas, ErrNotEnoughReplicasAfter:
+		s.cov.notEnough++
+		pr.sentAt = s.tick - 6
 	case ErrOutOfOrderSequence:
 		// A stale leader may lack the producer's last batches; the
 		// current one must not.
@@ -640,6 +683,9 @@ func (s *sim) consume(c *consumer) {
 	if err != nil {
 		return
 	}
+	if r.LeaderEpoch() < s.ctrl.parts[c.partition].LeaderEpoch {
+		s.cov.staleReads++
+	}
 	for _, bt := range bs {
 		s.chk.consumed(c, bt)
 		c.next = bt.End()
@@ -660,6 +706,7 @@ func (s *sim) fault() {
 	case 0:
 		if b.status != crashed && down < len(s.brokers)-1 {
 			s.logf("CRASH b%d", b.id)
+			s.cov.crashes++
 			b.status = crashed
 			b.replicas = nil
 			b.epoch = 0
@@ -675,6 +722,7 @@ func (s *sim) fault() {
 	case 2:
 		if b.status == up && down < len(s.brokers)-1 {
 			s.logf("PAUSE b%d", b.id)
+			s.cov.pauses++
 			b.status = paused
 		}
 	case 3:
@@ -685,6 +733,7 @@ func (s *sim) fault() {
 	case 4:
 		// Isolate b from everyone, the controller included.
 		s.logf("ISOLATE b%d", b.id)
+		s.cov.cuts++
 		for i := 0; i <= len(s.brokers); i++ {
 			if i != int(b.id) {
 				s.setCut(i, int(b.id))
