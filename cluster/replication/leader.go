@@ -61,9 +61,11 @@ func (r *Replica) becomeLeader() {
 	}
 }
 
-// depose stops a leader that learned it no longer leads: nothing waiting
-// will be acknowledged by it.
-func (r *Replica) depose() {
+// depose stops a leader that learned of a newer epoch: nothing waiting
+// will be acknowledged by it, and no metadata older than that epoch (a
+// delayed update) makes it leader again.
+func (r *Replica) depose(seen Epoch) {
+	r.deposedBelow = max(r.deposedBelow, seen)
 	if r.role != Leader {
 		return
 	}
@@ -217,7 +219,7 @@ func (r *Replica) handleFetch(m FetchRequest) {
 	case m.CurrentLeaderEpoch > r.epoch:
 		// The follower knows a newer epoch than ours: whatever we were,
 		// we no longer lead it.
-		r.depose()
+		r.depose(m.CurrentLeaderEpoch)
 		resp.Err = ErrUnknownLeaderEpoch
 	case m.CurrentLeaderEpoch < r.epoch:
 		resp.Err = ErrFencedLeaderEpoch
@@ -264,7 +266,7 @@ func (r *Replica) handleEpochRequest(m EpochRequest) {
 		Requested: m.LeaderEpoch}
 	switch {
 	case m.CurrentLeaderEpoch > r.epoch:
-		r.depose()
+		r.depose(m.CurrentLeaderEpoch)
 		resp.Err = ErrUnknownLeaderEpoch
 	case m.CurrentLeaderEpoch < r.epoch:
 		resp.Err = ErrFencedLeaderEpoch
@@ -338,6 +340,6 @@ func (r *Replica) handleAlterPartitionResponse(m AlterPartitionResponse) {
 	// holds it: a newer in-sync set, or a newer epoch that deposes us.
 	r.ApplyState(m.State, r.now)
 	if m.Err != nil && r.role == Leader && m.State.LeaderEpoch > r.epoch {
-		r.depose()
+		r.depose(m.State.LeaderEpoch)
 	}
 }

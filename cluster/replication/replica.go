@@ -109,6 +109,9 @@ type Replica struct {
 	state PartitionState // last metadata applied; PartitionEpoch 0 = none
 	role  Role
 	epoch Epoch // leader epoch of the current role
+	// deposedBelow: a newer epoch seen in a peer's request; leadership in
+	// an older epoch is not taken again.
+	deposedBelow Epoch
 
 	ld leaderState
 	fl followerState
@@ -208,7 +211,7 @@ func (r *Replica) enterRole() {
 	r.ld = leaderState{}
 	r.fl = followerState{}
 	switch {
-	case s.Leader == r.cfg.Broker && s.LeaderBrokerEpoch == r.brokerEpoch:
+	case s.Leader == r.cfg.Broker && s.LeaderBrokerEpoch == r.brokerEpoch && s.LeaderEpoch >= r.deposedBelow:
 		r.becomeLeader()
 	case s.Leader == r.cfg.Broker, s.Leader == NoLeader, !contains(s.Replicas, r.cfg.Broker):
 		// A grant to our previous incarnation is not ours: wait for the

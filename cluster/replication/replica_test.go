@@ -217,3 +217,18 @@ func TestRestartedBrokerDoesNotTakeLeadershipGrantedToItsPreviousIncarnation(t *
 		t.Fatalf("incarnation 8 took leadership granted to 7: %v", r)
 	}
 }
+
+// A leader deposed by a follower's newer epoch must not lead again when a
+// delayed metadata update of its old epoch (an ISR change) arrives.
+func TestDeposedLeaderIgnoresDelayedUpdateOfItsOldEpoch(t *testing.T) {
+	r := newLeader(t, 3, []BrokerID{1, 2, 3})
+	r.Step(2, FetchRequest{Replica: 2, ReplicaBrokerEpoch: 1, CurrentLeaderEpoch: 4}, 1)
+	r.ApplyState(PartitionState{Replicas: []BrokerID{1, 2, 3}, ISR: []BrokerID{1, 2}, Leader: 1,
+		LeaderBrokerEpoch: 7, LeaderEpoch: 3, PartitionEpoch: 2}, 2)
+	if r.Role() == Leader {
+		t.Fatalf("leads epoch 3 again after seeing epoch 4: %v", r)
+	}
+	if rd := produce(r, 0, -1, 3); len(rd.LogOps) != 0 || rd.Produced[0].Err != ErrNotLeader {
+		t.Fatalf("appended: %+v", rd)
+	}
+}
