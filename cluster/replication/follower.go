@@ -8,6 +8,7 @@ type followerState struct {
 	inFlight  bool
 	sentAt    Millis
 	nextAt    Millis // earliest time of the next request
+	reported  Offset // durable offset sent in the last fetch
 }
 
 func (r *Replica) becomeFollower() {
@@ -30,6 +31,7 @@ func (r *Replica) sendNext() {
 			CurrentLeaderEpoch: r.epoch, LeaderEpoch: r.lastEpoch()})
 		return
 	}
+	r.fl.reported = r.durable
 	r.send(r.leader(), FetchRequest{Partition: r.cfg.Partition, Replica: r.cfg.Broker,
 		ReplicaBrokerEpoch: r.brokerEpoch, CurrentLeaderEpoch: r.epoch,
 		FetchOffset: r.leo, DurableOffset: r.durable})
@@ -106,7 +108,10 @@ func (r *Replica) handleFetchResponse(from BrokerID, m FetchResponse) {
 	if hw := min(m.HighWatermark, r.leo); hw > r.hw {
 		r.hw = hw
 	}
-	if len(m.Batches) > 0 {
+	// Fetch again at once while there is data or a durable offset the
+	// leader has not heard of (an fsync finished while this fetch was
+	// out): acks=all waits for it.
+	if len(m.Batches) > 0 || r.durable > r.fl.reported {
 		r.sendNext()
 	} else {
 		r.backOff()

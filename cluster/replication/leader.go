@@ -305,7 +305,9 @@ func (r *Replica) maybeProposeISR() {
 		}
 		in := contains(r.state.ISR, b)
 		switch {
-		case in && r.now-f.caughtUpAt <= r.cfg.LagMaxMs:
+		case in && (f.durable >= r.leo || r.now-f.caughtUpAt <= r.cfg.LagMaxMs):
+			// Kafka's isCaughtUp: a follower holding all of the log is in
+			// sync however long ago it last fetched.
 			want = append(want, b)
 		case !in && f.fetched && f.durable >= r.hw && f.durable >= r.ld.epochStart:
 			// Joining never lowers the high watermark: the newcomer

@@ -138,8 +138,9 @@ func TestRetriedBatchAnsweredWithOriginalOffset(t *testing.T) {
 
 func TestISRShrinkIsProposedAndAppliedOnlyWhenAccepted(t *testing.T) {
 	r := newLeader(t, 1, []BrokerID{1, 2, 3})
-	fetch(r, 2, 0, 0, 50)
-	r.Tick(150) // b2 caught up at 50, b3 never fetched: b3 lags
+	produce(r, 0, 1, 0)
+	fetch(r, 2, 1, 1, 50)
+	r.Tick(150) // b2 caught up at 50; b3 never fetched the record: it lags
 	rd := r.Ready()
 	if len(rd.ToController) != 1 {
 		t.Fatalf("no proposal: %+v", rd)
@@ -157,6 +158,7 @@ func TestISRShrinkIsProposedAndAppliedOnlyWhenAccepted(t *testing.T) {
 	}
 	st := r.State()
 	st.ISR, st.PartitionEpoch = []BrokerID{1, 2}, 2
+	r.Ready()
 	r.Step(0, AlterPartitionResponse{State: st}, 151)
 	if !slices.Equal(r.State().ISR, []BrokerID{1, 2}) {
 		t.Fatalf("accepted ISR not applied: %v", r.State().ISR)
@@ -230,5 +232,26 @@ func TestDeposedLeaderIgnoresDelayedUpdateOfItsOldEpoch(t *testing.T) {
 	}
 	if rd := produce(r, 0, -1, 3); len(rd.LogOps) != 0 || rd.Produced[0].Err != ErrNotLeader {
 		t.Fatalf("appended: %+v", rd)
+	}
+}
+
+// Kafka's isCaughtUp: a follower holding the whole log stays in sync
+// however long ago it last fetched; one behind it leaves after the lag.
+func TestCaughtUpFollowerStaysInSync(t *testing.T) {
+	r := newLeader(t, 1, []BrokerID{1, 2, 3})
+	r.cfg.MinISR = 1
+	produce(r, 0, 1, 0)
+	fetch(r, 2, 1, 1, 10)
+	fetch(r, 3, 1, 1, 10)
+	r.Tick(500)
+	if rd := r.Ready(); len(rd.ToController) != 0 {
+		t.Fatalf("caught-up followers proposed out: %+v", rd.ToController)
+	}
+	produce(r, 1, 1, 600)
+	fetch(r, 2, 2, 2, 610)
+	r.Tick(720)
+	rd := r.Ready()
+	if len(rd.ToController) != 1 || len(rd.ToController[0].NewISR) != 2 || rd.ToController[0].NewISR[1].Broker != 2 {
+		t.Fatalf("b3 behind for over the lag should be proposed out: %+v", rd.ToController)
 	}
 }

@@ -839,16 +839,28 @@ func (s *sim) run() error {
 	return s.chk.final()
 }
 
+// errName is an error's Kafka name (none for nil).
+func errName(err error) string {
+	if err == nil {
+		return "none"
+	}
+	return strings.SplitN(err.Error(), ":", 2)[0]
+}
+
 func describe(body any) string {
 	switch m := body.(type) {
 	case FetchRequest:
 		return fmt.Sprintf("Fetch p%d from b%d e%d off=%d dur=%d", m.Partition, m.Replica, m.CurrentLeaderEpoch, m.FetchOffset, m.DurableOffset)
 	case FetchResponse:
-		return fmt.Sprintf("FetchResp p%d e%d off=%d hw=%d n=%d err=%v", m.Partition, m.LeaderEpoch, m.FetchOffset, m.HighWatermark, len(m.Batches), m.Err)
+		return fmt.Sprintf("FetchResp p%d e%d off=%d hw=%d n=%d err=%s", m.Partition, m.LeaderEpoch, m.FetchOffset, m.HighWatermark, len(m.Batches), errName(m.Err))
 	case ProduceRequest:
 		return fmt.Sprintf("Produce p%d pid%d seq%d n=%d", m.Partition, m.ProducerID, m.BaseSeq, len(m.Values))
 	case ProduceResponse:
-		return fmt.Sprintf("ProduceResp p%d pid%d seq%d base=%d err=%v", m.Partition, m.ProducerID, m.BaseSeq, m.Base, m.Err)
+		return fmt.Sprintf("ProduceResp p%d pid%d seq%d base=%d err=%s", m.Partition, m.ProducerID, m.BaseSeq, m.Base, errName(m.Err))
+	case EpochRequest:
+		return fmt.Sprintf("OffsetForLeaderEpoch p%d from b%d current=e%d epoch=%d", m.Partition, m.Replica, m.CurrentLeaderEpoch, m.LeaderEpoch)
+	case EpochResponse:
+		return fmt.Sprintf("OffsetForLeaderEpochResp p%d current=e%d asked=%d epoch=%d end=%d err=%s", m.Partition, m.CurrentLeaderEpoch, m.Requested, m.Epoch, m.EndOffset, errName(m.Err))
 	case PartitionUpdate:
 		return fmt.Sprintf("Update p%d leader=%d e%d pe%d isr=%v", m.State.Partition, m.State.Leader, m.State.LeaderEpoch, m.State.PartitionEpoch, m.State.ISR)
 	default:
