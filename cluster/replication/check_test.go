@@ -199,7 +199,7 @@ func (c *checker) afterStep() {
 // durable log at its offset.
 func (c *checker) checkCommitted(p PartitionID, pc *partCheck) {
 	l := pc.ctrl.Leader
-	if l == NoLeader {
+	if l == NoLeader || c.s.wipedUnknown(l) {
 		return
 	}
 	d := c.s.broker(l).disks[p]
@@ -253,6 +253,9 @@ func (c *checker) checkISRAgree(p PartitionID, pc *partCheck) {
 		if f == l {
 			continue
 		}
+		if c.s.wipedUnknown(f) {
+			continue
+		}
 		fd := c.s.broker(f).disks[p]
 		if fd.durable < hw {
 			c.fail("isr-agree", "p%d: in-sync b%d is durable only to %d, below leader b%d's high watermark %d", p, f, fd.durable, l, hw)
@@ -274,6 +277,10 @@ func (c *checker) checkISRAgree(p PartitionID, pc *partCheck) {
 // was read by the consumer exactly where it was acknowledged.
 func (c *checker) final() error {
 	for p, pc := range c.parts {
+		if c.s.lost(PartitionID(p)) {
+			c.s.cov.lostPartitions++
+			continue
+		}
 		cs := c.s.consumers[p]
 		for o := Offset(0); o < cs.next; o++ {
 			if _, ok := pc.committed[o]; !ok {

@@ -31,6 +31,7 @@ type Controller struct {
 
 type brokerInfo struct {
 	incarnation   uint64
+	logDirID      uint64
 	epoch         BrokerEpoch
 	fenced        bool
 	lastHeartbeat Millis
@@ -85,12 +86,15 @@ func (c *Controller) Register(req RegisterRequest, now Millis) (RegisterResponse
 		if bi != nil && !bi.fenced {
 			changed = append(changed, c.fence(req.Broker)...)
 		}
+		if bi != nil && bi.logDirID != req.LogDirID {
+			changed = append(changed, c.forgetReplicas(req.Broker)...)
+		}
 		c.lastBrokerEpoch++
 		if c.brokers[req.Broker] == nil {
 			c.brokerIDs = append(c.brokerIDs, req.Broker)
 			slices.Sort(c.brokerIDs)
 		}
-		bi = &brokerInfo{incarnation: req.Incarnation, epoch: c.lastBrokerEpoch, fenced: true}
+		bi = &brokerInfo{incarnation: req.Incarnation, logDirID: req.LogDirID, epoch: c.lastBrokerEpoch, fenced: true}
 		c.brokers[req.Broker] = bi
 		bi.lastHeartbeat = now
 		changed = append(changed, c.unfence(req.Broker)...)
@@ -151,6 +155,25 @@ func (c *Controller) fence(b BrokerID) []PartitionState {
 			}
 			changed = append(changed, s.Clone())
 		}
+	}
+	return changed
+}
+
+// forgetReplicas takes a (fenced) broker whose log directory is new out of
+// every in-sync set, even as the last member: its replicas are empty, and
+// electing it would silently drop every acknowledged record. A partition
+// whose only in-sync replica that was stays without a leader, unless
+// unclean election is on.
+func (c *Controller) forgetReplicas(b BrokerID) []PartitionState {
+	var changed []PartitionState
+	for _, id := range c.partIDs {
+		s := c.parts[id]
+		if !contains(s.ISR, b) {
+			continue
+		}
+		s.ISR = without(s.ISR, b)
+		s.PartitionEpoch++
+		changed = append(changed, s.Clone())
 	}
 	return changed
 }

@@ -152,3 +152,30 @@ func TestControllerRefusesLateRegistrationOfReplacedIncarnation(t *testing.T) {
 		t.Fatalf("incarnation 5 lost its registration: %+v", *c.brokers[1])
 	}
 }
+
+// A broker that returns with a new (wiped) log directory was the last
+// in-sync replica: electing it would drop every acknowledged record, so
+// the partition stays without a leader. Simulation seed 591 loses
+// acknowledged records without this rule.
+func TestControllerDoesNotElectWipedLastISRMember(t *testing.T) {
+	for _, wiped := range []bool{false, true} {
+		c := newTestController(false)
+		resp, _ := c.Register(RegisterRequest{Broker: 1, Incarnation: 1, LogDirID: 10}, 0)
+		e1 := resp.BrokerEpoch
+		c.AlterPartition(AlterPartitionRequest{Partition: 0, Leader: 1, LeaderBrokerEpoch: e1,
+			LeaderEpoch: 1, PartitionEpoch: c.State(0).PartitionEpoch, NewISR: []ISRMember{{1, e1}}})
+		c.Tick(150) // b1's session expires: leaderless, ISR [1]
+		dir := uint64(10)
+		if wiped {
+			dir = 11
+		}
+		c.Register(RegisterRequest{Broker: 1, Incarnation: 2, LogDirID: dir}, 160)
+		st := c.State(0)
+		if wiped && (st.Leader != NoLeader || len(st.ISR) != 0) {
+			t.Fatalf("wiped last in-sync replica: %+v", st)
+		}
+		if !wiped && st.Leader != 1 {
+			t.Fatalf("returning last in-sync replica with its log should lead: %+v", st)
+		}
+	}
+}

@@ -117,6 +117,9 @@ type ProduceResponse struct {
 type RegisterRequest struct {
 	Broker      BrokerID
 	Incarnation uint64
+	// LogDirID identifies the broker's log directory (KIP-858): a wiped or
+	// replaced directory has a new one, and the replicas in it are empty.
+	LogDirID uint64
 }
 
 // RegisterResponse grants the incarnation its broker epoch and carries the

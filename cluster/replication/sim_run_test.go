@@ -141,7 +141,7 @@ func TestSimulationCoverage(t *testing.T) {
 		"truncations that removed records": total.truncations, "crashes": total.crashes, "pauses": total.pauses,
 		"isolations": total.cuts, "leaders stepping down": total.stepDowns, "reads from stale leaders": total.staleReads,
 		"acknowledged batches": total.acked, "NOT_ENOUGH_REPLICAS answers": total.notEnough,
-		"deduplicated retries": total.dupAnswers,
+		"deduplicated retries": total.dupAnswers, "wiped data dirs": total.wipes,
 	} {
 		if n == 0 {
 			t.Errorf("no %s in 300 seeds", name)

@@ -49,8 +49,8 @@ func randomConfig(rng *rand.Rand) simConfig {
 // coverage counts what a run exercised, so a test can tell a simulator
 // that still finds failures from one that has gone tame.
 type coverage struct {
-	elections, isrShrinks, isrGrowths, truncations, crashes, pauses, cuts int
-	stepDowns, deposed, staleReads, acked, notEnough, dupAnswers          int
+	elections, isrShrinks, isrGrowths, truncations, crashes, pauses, cuts               int
+	wipes, lostPartitions, stepDowns, deposed, staleReads, acked, notEnough, dupAnswers int
 }
 
 func (c *coverage) add(o coverage) {
@@ -61,6 +61,8 @@ func (c *coverage) add(o coverage) {
 	c.crashes += o.crashes
 	c.pauses += o.pauses
 	c.cuts += o.cuts
+	c.wipes += o.wipes
+	c.lostPartitions += o.lostPartitions
 	c.stepDowns += o.stepDowns
 	c.deposed += o.deposed
 	c.staleReads += o.staleReads
@@ -87,6 +89,7 @@ type simBroker struct {
 	id          BrokerID
 	status      brokerStatus
 	incarnation uint64
+	logDirID    uint64      // new when the data dir is wiped
 	epoch       BrokerEpoch // 0 until registered
 	registerAt  int
 	parts       []PartitionID // the partitions it hosts, in order
@@ -272,7 +275,7 @@ func (s *sim) start(b *simBroker) {
 	b.epoch = 0
 	b.replicas = nil
 	b.registerAt = s.tick
-	s.send(int(b.id), ctrlNode, RegisterRequest{Broker: b.id, Incarnation: b.incarnation})
+	s.send(int(b.id), ctrlNode, RegisterRequest{Broker: b.id, Incarnation: b.incarnation, LogDirID: b.logDirID})
 }
 
 // send puts a message on the network, where it may be dropped, delayed
@@ -564,7 +567,7 @@ func (s *sim) advance() {
 		if b.epoch == 0 {
 			if s.tick-b.registerAt >= 3 {
 				b.registerAt = s.tick
-				s.send(int(b.id), ctrlNode, RegisterRequest{Broker: b.id, Incarnation: b.incarnation})
+				s.send(int(b.id), ctrlNode, RegisterRequest{Broker: b.id, Incarnation: b.incarnation, LogDirID: b.logDirID})
 			}
 			continue
 		}
@@ -693,6 +696,24 @@ func (s *sim) consume(c *consumer) {
 	s.chk.exposed(r, hw)
 }
 
+// wipedUnknown reports whether b's data dir was wiped and the controller
+// has not yet seen it register with the new one: until then it counts b's
+// replicas as they were (no system can know sooner), so the checks that
+// read b's disk skip it.
+func (s *sim) wipedUnknown(b BrokerID) bool {
+	bi := s.ctrl.brokers[b]
+	return bi != nil && bi.logDirID != s.broker(b).logDirID
+}
+
+func (s *sim) crash(b *simBroker) {
+	b.status = crashed
+	b.replicas = nil
+	b.epoch = 0
+	for _, p := range b.parts {
+		b.disks[p].crash()
+	}
+}
+
 // fault injects one failure (or a repair) chosen by the seed.
 func (s *sim) fault() {
 	b := s.brokers[s.rng.IntN(len(s.brokers))]
@@ -702,16 +723,26 @@ func (s *sim) fault() {
 			down++
 		}
 	}
-	switch s.rng.IntN(8) {
+	switch s.rng.IntN(9) {
 	case 0:
 		if b.status != crashed && down < len(s.brokers)-1 {
 			s.logf("CRASH b%d", b.id)
 			s.cov.crashes++
-			b.status = crashed
-			b.replicas = nil
-			b.epoch = 0
+			s.crash(b)
+		}
+	case 8:
+		// The data dir is lost with the process: empty logs, no metadata
+		// copy, a new log dir id.
+		if b.status != crashed && down < len(s.brokers)-1 {
+			s.logf("CRASH AND WIPE b%d", b.id)
+			s.cov.wipes++
+			s.crash(b)
+			s.nextInc++
+			b.logDirID = s.nextInc
 			for _, p := range b.parts {
-				b.disks[p].crash()
+				b.disks[p] = &simDisk{}
+				delete(b.meta, p)
+				s.chk.lastMetaEpoch[[2]int32{int32(b.id), int32(p)}] = 0
 			}
 		}
 	case 1:
@@ -795,14 +826,19 @@ func (s *sim) settle() {
 	}
 }
 
+// lost reports whether partition p lost its last in-sync copy to a wiped
+// data dir: the controller keeps it offline (no clean leader can exist),
+// so nothing more can finish there.
+func (s *sim) lost(p PartitionID) bool { return len(s.ctrl.parts[p].ISR) == 0 }
+
 func (s *sim) done() bool {
 	for _, pr := range s.producers {
-		if pr.batches < s.cfg.batchesPerProducer {
+		if pr.batches < s.cfg.batchesPerProducer && !s.lost(pr.partition) {
 			return false
 		}
 	}
 	for _, c := range s.consumers {
-		if c.next < s.chk.ackedEnd(c.partition) {
+		if c.next < s.chk.ackedEnd(c.partition) && !s.lost(c.partition) {
 			return false
 		}
 	}
