@@ -17,8 +17,8 @@ import "fmt"
 //     watermark.
 //   - Monotonic views: within one incarnation of a replica, its high
 //     watermark and leader epoch never decrease; a broker's partition
-//     epoch never decreases even across restarts (its metadata copy is
-//     durable); the controller's leader and partition epochs never
+//     epoch never decreases across restarts that keep its data dir (its
+//     metadata copy is durable); the controller's leader and partition epochs never
 //     decrease; the high watermark exposed to consumers by a leader of the
 //     controller's current epoch never decreases.
 //   - A replica's view of its log matches the disk it wrote.
