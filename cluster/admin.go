@@ -1,12 +1,13 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/strand-io/strand/reactor"
-	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Admin operations run on the controller core (core 0), one at a time in
@@ -42,74 +43,6 @@ func (n *Node) pending() *snapshot {
 	return n.ctlSnap
 }
 
-// commit persists next, a change to topic name, and then, once every owner
-// core has finished prepare for its share of the topic (prepare calls
-// ready, on that core, when it has), publishes it and calls done (on the
-// controller).
-func (n *Node) commit(ctl *coreState, name string, next *snapshot, owners []reactor.CoreID, prepare func(cs *coreState, ready func()), done func(err error)) {
-	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
-		done(err)
-		return
-	}
-	n.ctlSnap = next
-	set := map[reactor.CoreID]bool{}
-	for _, o := range owners {
-		set[o] = true
-	}
-	remaining := len(set)
-	if remaining == 0 {
-		n.publish()
-		done(nil)
-		return
-	}
-	n.unready[name]++
-	finish := func() {
-		if remaining--; remaining == 0 {
-			if n.unready[name]--; n.unready[name] == 0 {
-				delete(n.unready, name)
-			}
-			n.publish()
-			done(nil)
-		}
-	}
-	for o := range set {
-		o := o
-		ctl.core.Send(o, func(c *reactor.Core) {
-			prepare(n.cores[o], func() { c.Send(controller, func(*reactor.Core) { finish() }) })
-		})
-	}
-}
-
-// publish makes the controller's metadata (ctlSnap) the one every core
-// reads, except that a topic with a change still opening on its owners
-// keeps its published form. Commits finish in any order: publishing
-// whole snapshots as each finished would let an earlier one, finishing
-// last, take back a later topic or a delete, and a later one, finishing
-// first, show an earlier topic before its logs were open.
-func (n *Node) publish() {
-	next := n.ctlSnap
-	if len(n.unready) > 0 {
-		cur := n.meta.Load()
-		topics := make(map[string]*Topic, len(next.topics))
-		for k, v := range next.topics {
-			topics[k] = v
-		}
-		for name := range n.unready {
-			if t, ok := cur.topics[name]; ok {
-				topics[name] = t
-			} else {
-				delete(topics, name)
-			}
-		}
-		// Same version as ctlSnap, so pending keeps the controller's
-		// own; readers must not key caches on the version alone.
-		ns := newSnapshot(next.version, topics)
-		ns.pidLimit = next.pidLimit
-		next = ns
-	}
-	n.meta.Store(next)
-}
-
 func validTopicName(name string) bool {
 	if name == "" || name == "." || name == ".." || len(name) > 249 {
 		return false
@@ -124,64 +57,96 @@ func validTopicName(name string) bool {
 
 func (b *backend) CreateTopic(t wire.NewTopic, validateOnly bool, cb func(int16, string)) {
 	b.onController(func(ctl *coreState, reply func(func())) {
-		n := b.node
 		answer := func(code int16, msg string) { reply(func() { cb(code, msg) }) }
-		s := n.pending()
-		parts := t.Partitions
-		if parts == -1 {
-			parts = n.cfg.DefaultPartitions
-		}
-		switch {
-		case !validTopicName(t.Name):
-			answer(errInvalidTopic, fmt.Sprintf("invalid topic name %q", t.Name))
-			return
-		case s.topics[t.Name] != nil:
-			answer(errTopicExists, fmt.Sprintf("topic %q already exists", t.Name))
-			return
-		case parts <= 0 || parts > maxPartitionsPerTopic:
-			answer(errInvalidPartitions, fmt.Sprintf("partitions must be between 1 and %d", maxPartitionsPerTopic))
-			return
-		case t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
-			answer(errInvalidReplication, fmt.Sprintf("replication factor %d: this cluster has 1 broker", t.ReplicationFactor))
-			return
-		case validateOnly:
-			answer(0, "")
-			return
-		}
-		topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: map[string]string{}, Cores: placeNew(s, len(n.cores), parts)}
-		for k, v := range t.Configs {
-			if v != nil {
-				topic.Configs[k] = *v
-			}
-		}
-		n.commit(ctl, t.Name, s.with(t.Name, topic), topic.Cores, func(cs *coreState, ready func()) {
-			openOwned(cs, topic, 0, ready)
-		}, func(err error) {
-			if err != nil {
-				answer(errInvalidConfig, err.Error())
+		if t.Implicit && !validateOnly {
+			if ok, msg := b.node.takeAutoCreate(); !ok {
+				answer(kerr.ThrottlingQuotaExceeded.Code, msg)
 				return
 			}
-			n.log.Info("topic created", "topic", t.Name, "partitions", parts)
-			answer(0, "")
-		})
+		}
+		// A name being deleted is created again only once its old
+		// directories are gone.
+		b.node.whenDeleted(t.Name, func() { b.node.createTopic(ctl, t, validateOnly, answer) })
 	})
 }
 
-// openOwned opens, off the core, the partitions of t from index `from`
-// that cs owns, and calls ready on cs when all are open.
-func openOwned(cs *coreState, t *Topic, from int, ready func()) {
+func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, answer func(int16, string)) {
+	s := n.pending()
+	parts := t.Partitions
+	if parts == -1 {
+		parts = n.cfg.DefaultPartitions
+	}
+	switch {
+	case !validTopicName(t.Name):
+		answer(errInvalidTopic, fmt.Sprintf("invalid topic name %q", t.Name))
+		return
+	case s.topics[t.Name] != nil:
+		answer(errTopicExists, fmt.Sprintf("topic %q already exists", t.Name))
+		return
+	case parts <= 0 || parts > maxPartitionsPerTopic:
+		answer(errInvalidPartitions, fmt.Sprintf("partitions must be between 1 and %d", maxPartitionsPerTopic))
+		return
+	case t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
+		answer(errInvalidReplication, fmt.Sprintf("replication factor %d: this cluster has 1 broker", t.ReplicationFactor))
+		return
+	}
+	if msg := n.overBudget(s, parts); msg != "" {
+		n.budgetLog.Warn(n.log, "refusing topic: partition budget exhausted", "topic", t.Name, "partitions", parts, "why", msg)
+		answer(kerr.PolicyViolation.Code, msg)
+		return
+	}
+	if validateOnly {
+		answer(0, "")
+		return
+	}
+	topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: map[string]string{}, Cores: placeNew(s, len(n.cores), parts)}
+	for k, v := range t.Configs {
+		if v != nil {
+			topic.Configs[k] = *v
+		}
+	}
+	n.commit(ctl, t.Name, s.with(t.Name, topic), topic.Cores, func(cs *coreState, ready func(error)) {
+		openOwned(cs, topic, 0, ready)
+	}, func(err error) {
+		if err == nil {
+			n.log.Info("topic created", "topic", t.Name, "partitions", parts)
+			answer(0, "")
+			return
+		}
+		n.log.Error("creating topic failed; removing it", "topic", t.Name, "err", err)
+		msg := fmt.Sprintf("creating topic %q: %v", t.Name, err)
+		if n.pending().topics[t.Name] == nil { // metadata never persisted
+			answer(kerr.KafkaStorageError.Code, msg)
+			return
+		}
+		// Undo the whole topic: it was never published, and a create
+		// answers all or nothing.
+		n.deleteTopic(ctl, t.Name, topic.ID, func(code int16, _ string) {
+			if code != 0 { // deleted already, or the undo could not be persisted
+				answer(kerr.KafkaStorageError.Code, msg)
+			}
+		}, func() { answer(kerr.KafkaStorageError.Code, msg) })
+	})
+}
+
+// openOwned opens, off the core, the new partitions of t from index
+// `from` that cs owns, and calls ready on cs when all are open, with what
+// failed.
+func openOwned(cs *coreState, t *Topic, from int, ready func(error)) {
 	pending := 1
+	var errs []error
 	release := func() {
 		if pending--; pending == 0 {
-			ready()
+			ready(errors.Join(errs...))
 		}
 	}
 	for p := from; p < len(t.Cores); p++ {
 		if t.Cores[p] == cs.core.ID() {
 			pending++
-			cs.openAsync(t, int32(p), func(err error) {
+			cs.openAsync(t, int32(p), true, func(err error) {
 				if err != nil {
 					cs.node.log.Error("opening partition", "err", err)
+					errs = append(errs, err)
 				}
 				release()
 			})
@@ -190,33 +155,9 @@ func openOwned(cs *coreState, t *Topic, from int, ready func()) {
 	release()
 }
 
-func (b *backend) DeleteTopic(name string, cb func(int16)) {
+func (b *backend) DeleteTopic(name string, cb func(int16, string)) {
 	b.onController(func(ctl *coreState, reply func(func())) {
-		n := b.node
-		s := n.pending()
-		t := s.topics[name]
-		if t == nil {
-			reply(func() { cb(errUnknownTopic) })
-			return
-		}
-		// Publish the removal first so no new request reaches the logs,
-		// then each owner drops and deletes its partitions.
-		next := s.with(name, nil)
-		if err := saveMetadata(n.cfg.DataDir, next); err != nil {
-			reply(func() { cb(errInvalidRequest) })
-			return
-		}
-		n.ctlSnap = next
-		n.publish()
-		for p, c := range t.Cores {
-			ref := wire.PartitionRef{Topic: name, Partition: int32(p)}
-			ctl.core.Send(c, func(*reactor.Core) {
-				cs := n.cores[c]
-				cs.drop(ref, func(*shard.Log) { cs.removeDir(ref) })
-			})
-		}
-		n.log.Info("topic deleted", "topic", name)
-		reply(func() { cb(0) })
+		b.node.deleteTopic(ctl, name, [16]byte{}, func(code int16, msg string) { reply(func() { cb(code, msg) }) }, nil)
 	})
 }
 
@@ -236,20 +177,56 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 		case total > maxPartitionsPerTopic:
 			answer(errInvalidPartitions, fmt.Sprintf("at most %d partitions per topic", maxPartitionsPerTopic))
 			return
-		case validateOnly:
+		}
+		if msg := n.overBudget(s, total-t.Partitions()); msg != "" {
+			n.budgetLog.Warn(n.log, "refusing partitions: partition budget exhausted", "topic", name, "partitions", total-t.Partitions(), "why", msg)
+			answer(kerr.PolicyViolation.Code, msg)
+			return
+		}
+		if validateOnly {
 			answer(0, "")
 			return
 		}
 		nt := *t
 		from := len(t.Cores)
 		nt.Cores = append(append([]reactor.CoreID(nil), t.Cores...), placeNew(s, len(n.cores), total-t.Partitions())...)
-		n.commit(ctl, name, s.with(name, &nt), nt.Cores[from:], func(cs *coreState, ready func()) { openOwned(cs, &nt, from, ready) }, func(err error) {
-			if err != nil {
-				answer(errInvalidRequest, err.Error())
+		n.commit(ctl, name, s.with(name, &nt), nt.Cores[from:], func(cs *coreState, ready func(error)) { openOwned(cs, &nt, from, ready) }, func(err error) {
+			if err == nil {
+				answer(0, "")
 				return
 			}
-			answer(0, "")
+			n.log.Error("adding partitions failed; removing them", "topic", name, "err", err)
+			msg := fmt.Sprintf("adding partitions to %q: %v", name, err)
+			cur := n.pending().topics[name]
+			if cur == nil || cur.ID != nt.ID || len(cur.Cores) != len(nt.Cores) {
+				// Persisting failed, or the topic changed since: nothing
+				// of this request is left to undo.
+				answer(kerr.KafkaStorageError.Code, msg)
+				return
+			}
+			n.shrinkTopic(ctl, cur, from, func() { answer(kerr.KafkaStorageError.Code, msg) })
 		})
+	})
+}
+
+// shrinkTopic undoes a failed CreatePartitions: t goes back to its first
+// `from` partitions and the new ones are dropped and removed.
+func (n *Node) shrinkTopic(ctl *coreState, t *Topic, from int, done func()) {
+	old := *t
+	old.Cores = t.Cores[:from:from]
+	next := n.pending().with(t.Name, &old)
+	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+		n.log.Error("undoing partitions: persisting metadata", "topic", t.Name, "err", err)
+		done()
+		return
+	}
+	n.ctlSnap = next
+	n.publish()
+	n.removePartitions(ctl, t, from, func(err error) {
+		if err != nil {
+			n.log.Error("undoing partitions: removing them", "topic", t.Name, "err", err)
+		}
+		done()
 	})
 }
 
@@ -297,12 +274,12 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 				nt.Configs[k] = *v
 			}
 		}
-		n.commit(ctl, topic, s.with(topic, &nt), nt.Cores, func(cs *coreState, ready func()) {
+		n.commit(ctl, topic, s.with(topic, &nt), nt.Cores, func(cs *coreState, ready func(error)) {
 			// Behind any open still in progress, which used the old configs.
 			pending := 1
 			release := func() {
 				if pending--; pending == 0 {
-					ready()
+					ready(nil)
 				}
 			}
 			for p, c := range nt.Cores {

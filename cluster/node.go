@@ -43,6 +43,21 @@ type Config struct {
 	// OffsetsPartitions is the partition count of the internal offsets
 	// topic, fixed when it is first created. Default 8.
 	OffsetsPartitions int32
+	// MaxPartitions bounds the partitions of the broker, all topics
+	// together; a CreateTopics or CreatePartitions past it is refused.
+	// 0: 10,000; negative: no bound but the descriptor budget.
+	MaxPartitions int
+	// ReservedFDs is how many of the process's file descriptors are kept
+	// for connections and everything but partitions; the rest, divided by
+	// the descriptors a partition holds, bounds the partitions. 0: a fifth
+	// of the limit, at least 256.
+	ReservedFDs int
+	// AutoCreateMaxPerRequest bounds the topics one Metadata request may
+	// create implicitly. 0: 16; negative: no bound.
+	AutoCreateMaxPerRequest int
+	// AutoCreatePerSecond bounds the topics created implicitly (Metadata
+	// and Produce) per second, broker-wide. 0: 32; negative: no bound.
+	AutoCreatePerSecond int
 }
 
 // Node is one running broker.
@@ -65,6 +80,21 @@ type Node struct {
 	unready map[string]int
 	// pidNext, pidLimit: the producer id block in use (controller core).
 	pidNext, pidLimit int64
+
+	// The deletions in progress per name and the creates waiting for
+	// them (controller).
+	deleting    map[string]int
+	afterDelete map[string][]func()
+
+	// The descriptor limit, the part kept from partitions, and the
+	// partitions the rest allows (see overBudget).
+	fdLimit, fdReserved uint64
+	fdPartitions        int
+	budgetLog           rateLog
+	// The implicit-create token bucket (controller core).
+	autoTokens float64
+	autoLast   time.Time
+	autoLog    rateLog
 }
 
 // Start opens the data directory, starts one reactor per core with the
@@ -83,7 +113,25 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.OffsetsPartitions <= 0 {
 		cfg.OffsetsPartitions = 8
 	}
+	if cfg.MaxPartitions == 0 {
+		cfg.MaxPartitions = defaultMaxPartitions
+	}
+	if cfg.AutoCreateMaxPerRequest == 0 {
+		cfg.AutoCreateMaxPerRequest = defaultAutoCreateMaxPerRequest
+	}
+	if cfg.AutoCreatePerSecond == 0 {
+		cfg.AutoCreatePerSecond = defaultAutoCreatePerSecond
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}}
+	before, soft, hard, err := raiseFDLimit()
+	if err != nil {
+		n.log.Warn("raising the file descriptor limit", "err", err)
+	}
+	n.fdLimit = soft
+	n.fdPartitions = fdPartitions(soft, cfg.ReservedFDs)
+	n.fdReserved = soft - uint64(n.fdPartitions*fdsPerPartition)
+	n.log.Info("file descriptor limit", "soft_at_start", before, "soft", soft, "hard", hard,
+		"partitions_allowed_by_fds", n.fdPartitions, "max_partitions", cfg.MaxPartitions)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -94,6 +142,7 @@ func Start(cfg Config) (*Node, error) {
 	if !probe.Direct {
 		n.log.Warn("file system refuses O_DIRECT: falling back to buffered I/O + fdatasync (durability unchanged, page cache in the data path)", "dir", cfg.DataDir)
 	}
+	_, statErr := os.Stat(filepath.Join(cfg.DataDir, metadataName))
 	snap, err := loadMetadata(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -102,6 +151,7 @@ func Start(cfg Config) (*Node, error) {
 	n.srv = wire.NewServer(wire.Config{
 		NodeID: cfg.NodeID, AdvertisedHost: cfg.AdvertiseHost, AdvertisedPort: cfg.AdvertisePort,
 		MaxRequestBytes: cfg.MaxRequestBytes, Logger: cfg.Logger,
+		AutoCreateMaxPerRequest: cfg.AutoCreateMaxPerRequest,
 	}, n.attach)
 	// SO_REUSEADDR: after a crash or a shutdown with clients connected, the
 	// broker's side of those connections sits in TIME_WAIT on the listen
@@ -127,6 +177,18 @@ func Start(cfg Config) (*Node, error) {
 	if err := n.ensureOffsetsTopic(); err != nil {
 		rt.Stop(context.Background())
 		return nil, err
+	}
+	n.ctlSnap = n.meta.Load()
+	// Only metadata read from disk may condemn a directory: without it,
+	// every partition would look deleted.
+	if removed, err := sweepDataDir(cfg.DataDir, n.ctlSnap, statErr == nil, n.log); err != nil {
+		rt.Stop(context.Background())
+		return nil, err
+	} else if removed > 0 {
+		n.log.Info("removed what deletions interrupted by a stop left behind", "dirs", removed)
+	}
+	if total := partitionCount(n.ctlSnap); total > n.fdPartitions {
+		n.log.Warn("the partitions on disk exceed the file descriptor budget: raise the limit (ulimit -n)", "partitions", total, "allowed", n.fdPartitions)
 	}
 	if err := n.openAll(); err != nil {
 		n.Close(context.Background())
@@ -183,6 +245,14 @@ func (n *Node) ensureOffsetsTopic() error {
 	}
 	n.meta.Store(next)
 	return nil
+}
+
+func partitionCount(s *snapshot) int {
+	total := 0
+	for _, t := range s.topics {
+		total += len(t.Cores)
+	}
+	return total
 }
 
 // rehomed returns s with every partition on a core below cores, or s

@@ -114,8 +114,10 @@ func (cs *coreState) runQueued(ref wire.PartitionRef) {
 // tail) that took 0.3-0.7 s for a new topic's partitions; it runs on a
 // goroutine, which touches nothing of the core's (shard.Open only stores
 // the engine for later), and the log is installed here when it is ready.
-// done runs on this core with the outcome.
-func (cs *coreState) openAsync(t *Topic, p int32, done func(error)) {
+// fresh says the partition is new: a directory already there belongs to
+// an earlier topic of that name that a failure left behind, and is removed
+// rather than served. done runs on this core with the outcome.
+func (cs *coreState) openAsync(t *Topic, p int32, fresh bool, done func(error)) {
 	ref := wire.PartitionRef{Topic: t.Name, Partition: p}
 	cs.serially(ref, func(next func()) {
 		if _, ok := cs.parts[ref]; ok || cs.closing {
@@ -124,8 +126,16 @@ func (cs *coreState) openAsync(t *Topic, p int32, done func(error)) {
 			return
 		}
 		cfg, io, id := cs.logConfigFor(t, p), cs.core.IO(), cs.core.ID()
+		log := cs.node.log
 		go func() {
-			l, err := openLog(cfg, dma.OSFS(), io)
+			var l *shard.Log
+			var err error
+			if fresh {
+				err = removeLeftover(cfg.Dir, log)
+			}
+			if err == nil {
+				l, err = openLog(cfg, dma.OSFS(), io)
+			}
 			if err != nil {
 				err = fmt.Errorf("cluster: open %s-%d: %w", t.Name, p, err)
 			}
@@ -230,19 +240,28 @@ func (cs *coreState) closeAll(done func()) {
 	}
 }
 
-// removeDir deletes a dropped partition's directory. The rename is on this
-// core so that a topic re-created with the same name (whose open is queued
-// behind this message) starts empty; the slow recursive delete is not.
-func (cs *coreState) removeDir(ref wire.PartitionRef) {
+// removeDir renames a dropped partition's directory to a tombstone and
+// removes that in the background. The rename is on this core so that a
+// topic re-created with the same name starts empty; the slow recursive
+// delete is not. The tombstone's name is short whatever the topic's (a
+// 249-byte topic name plus a suffix would not fit in a file name).
+func (cs *coreState) removeDir(ref wire.PartitionRef) error {
 	dir := cs.node.partitionDir(ref.Topic, ref.Partition)
-	gone := fmt.Sprintf("%s.%d.deleted", dir, time.Now().UnixNano())
-	if err := os.Rename(dir, gone); err != nil {
-		if !os.IsNotExist(err) {
-			cs.node.log.Error("deleting partition directory", "dir", dir, "err", err)
-		}
-		return
+	gone := tombstoneName(cs.node.cfg.DataDir)
+	err := os.Rename(dir, gone)
+	switch {
+	case err == nil:
+		go os.RemoveAll(gone)
+		return nil
+	case os.IsNotExist(err):
+		return nil
 	}
-	go os.RemoveAll(gone)
+	// Renaming failed; removing in place (on the core, but this is the
+	// rare path) still keeps the data from being served again.
+	if rerr := os.RemoveAll(dir); rerr != nil {
+		return fmt.Errorf("removing %s: %w (renaming it: %v)", dir, rerr, err)
+	}
+	return nil
 }
 
 func (cs *coreState) startTicking() {

@@ -41,7 +41,7 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 		if !exists && autoCreate && !badAcks && validTopicName(t.Topic) == "" {
 			// The client learns the partitions from Metadata and retries;
 			// UNKNOWN_TOPIC_OR_PARTITION is retriable.
-			c.be.CreateTopic(NewTopic{Name: t.Topic, Partitions: -1, ReplicationFactor: -1}, false, func(int16, string) {})
+			c.be.CreateTopic(NewTopic{Name: t.Topic, Partitions: -1, ReplicationFactor: -1, Implicit: true}, false, func(int16, string) {})
 		}
 		for j := range t.Partitions {
 			p := &t.Partitions[j]

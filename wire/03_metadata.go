@@ -1,12 +1,20 @@
 package wire
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
 // handleMetadata describes brokers and topics. Null topics (v1+) or an empty
 // list at v0 mean every topic. Unknown topics are created first when the
 // broker allows auto-creation and the request asks for it (always at v0-v3,
 // AllowAutoTopicCreation from v4); the response waits for the creation so
-// the client sees the new topic at once.
+// the client sees the new topic at once. One request creates at most
+// AutoCreateMaxPerRequest topics (the broker also bounds them per second):
+// a request naming thousands of new topics would otherwise open thousands
+// of logs and hold its answer for all of them. The topics left out, or
+// refused by the rate limit, are answered LEADER_NOT_AVAILABLE, which
+// clients retry, as Kafka answers a topic it is still creating.
 func (c *conn) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	allowCreate := (req.Version < 4 || req.AllowAutoTopicCreation) && c.be.AutoCreateTopics()
@@ -27,18 +35,50 @@ func (c *conn) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 		c.complete(s, c.metadataResponse(req, false))
 		return
 	}
-	pending := len(missing)
+	var deferred map[string]bool // named but not created now
+	if limit := c.srv.autoCreateMax(); limit >= 0 && len(missing) > limit {
+		deferred = make(map[string]bool, len(missing)-limit)
+		for _, name := range missing[limit:] {
+			deferred[name] = true
+		}
+		autoCreateLog.warn(c.log, "wire: Metadata named more unknown topics than one request may create; the rest are answered LEADER_NOT_AVAILABLE",
+			"named", len(missing), "created_max", limit, "flag", "--auto-create-max-per-request")
+		missing = missing[:limit]
+	}
+	respond := func() {
+		resp := c.metadataResponse(req, false)
+		for i := range resp.Topics {
+			rt := &resp.Topics[i]
+			if rt.ErrorCode == errUnknownTopicOrPartition && rt.Topic != nil && deferred[*rt.Topic] {
+				rt.ErrorCode = errLeaderNotAvailable
+			}
+		}
+		c.complete(s, resp)
+	}
+	pending := len(missing) + 1 // released after the loop: callbacks may run inline
+	release := func() {
+		if pending--; pending == 0 {
+			respond()
+		}
+	}
 	for _, name := range missing {
-		c.be.CreateTopic(NewTopic{Name: name, Partitions: -1, ReplicationFactor: -1}, false, func(code int16, msg string) {
+		c.be.CreateTopic(NewTopic{Name: name, Partitions: -1, ReplicationFactor: -1, Implicit: true}, false, func(code int16, msg string) {
 			defer c.recoverPanic()
-			if code != errNone && code != errTopicAlreadyExists {
+			switch code {
+			case errNone, errTopicAlreadyExists:
+			case kerr.ThrottlingQuotaExceeded.Code:
+				// The broker logs its rate limit itself; retried later.
+				if deferred == nil {
+					deferred = map[string]bool{}
+				}
+				deferred[name] = true
+			default:
 				c.log.Warn("wire: auto-create failed", "topic", name, "err", errName(code), "msg", msg)
 			}
-			if pending--; pending == 0 {
-				c.complete(s, c.metadataResponse(req, false))
-			}
+			release()
 		})
 	}
+	release()
 }
 
 func (c *conn) metadataResponse(req *kmsg.MetadataRequest, all bool) *kmsg.MetadataResponse {

@@ -44,9 +44,12 @@ func (c *conn) handleDeleteTopics(s *slot, req *kmsg.DeleteTopicsRequest) {
 			continue
 		}
 		pending++
-		c.be.DeleteTopic(name, func(code int16) {
+		c.be.DeleteTopic(name, func(code int16, msg string) {
 			defer c.recoverPanic()
 			rt.ErrorCode = code
+			if msg != "" {
+				rt.ErrorMessage = kmsg.StringPtr(msg)
+			}
 			done()
 		})
 	}

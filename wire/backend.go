@@ -52,7 +52,9 @@ type Backend interface {
 	// INVALID_PARTITIONS (37), INVALID_REPLICATION_FACTOR (38), ...
 	CreateTopic(t NewTopic, validateOnly bool, cb func(errCode int16, msg string))
 	// DeleteTopic deletes a topic (UNKNOWN_TOPIC_OR_PARTITION (3) if absent).
-	DeleteTopic(name string, cb func(errCode int16))
+	// The callback runs once the topic's data can no longer be served, with
+	// an error code and message if it could not be deleted.
+	DeleteTopic(name string, cb func(errCode int16, msg string))
 	// CreatePartitions grows a topic to total partitions.
 	CreatePartitions(name string, total int32, validateOnly bool, cb func(errCode int16, msg string))
 	// DescribeConfigs returns the topic's configs for keys (nil = all known
@@ -128,6 +130,10 @@ type NewTopic struct {
 	Partitions        int32 // -1: broker default
 	ReplicationFactor int16 // -1: broker default
 	Configs           map[string]*string
+	// Implicit marks a topic created because Metadata or Produce named it
+	// (auto-creation), which the broker may refuse under its rate limit
+	// with THROTTLING_QUOTA_EXCEEDED.
+	Implicit bool
 }
 
 // ConfigEntry is one topic config as DescribeConfigs reports it.

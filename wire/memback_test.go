@@ -178,16 +178,16 @@ func (s *memSession) CreateTopic(t NewTopic, validateOnly bool, cb func(int16, s
 	cb(s.b.createTopic(t.Name, parts, t.Configs), "")
 }
 
-func (s *memSession) DeleteTopic(name string, cb func(int16)) {
+func (s *memSession) DeleteTopic(name string, cb func(int16, string)) {
 	s.b.mu.Lock()
 	_, ok := s.b.topics[name]
 	delete(s.b.topics, name)
 	s.b.mu.Unlock()
 	if !ok {
-		cb(errUnknownTopicOrPartition)
+		cb(errUnknownTopicOrPartition, "")
 		return
 	}
-	cb(errNone)
+	cb(errNone, "")
 }
 
 func (s *memSession) CreatePartitions(name string, total int32, validateOnly bool, cb func(int16, string)) {

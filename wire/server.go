@@ -27,6 +27,10 @@ type Config struct {
 	MaxInflightRequests int
 	// Logger receives connection-level warnings. Default slog.Default().
 	Logger *slog.Logger
+	// AutoCreateMaxPerRequest bounds the unknown topics one Metadata
+	// request may have created; the others are answered
+	// LEADER_NOT_AVAILABLE (retriable) at once. 0: 16; negative: no bound.
+	AutoCreateMaxPerRequest int
 }
 
 const (
