@@ -185,6 +185,7 @@ type proc struct {
 	dir    string
 	addr   string
 	extra  []string
+	wrap   []string // a command line the binary runs under (prlimit, say)
 	logs   *logBuf
 	starts int
 
@@ -198,7 +199,14 @@ const readyLine = "strand broker ready"
 // startProc builds (once) and starts bin/strand on dir and a free port.
 func startProc(t testing.TB, dir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, bin: strandBin(t), dir: dir, extra: extra, logs: newLogBuf()}
+	return startProcWrapped(t, dir, nil, extra...)
+}
+
+// startProcWrapped is startProc with the binary run under the command
+// line wrap (e.g. prlimit and its options).
+func startProcWrapped(t testing.TB, dir string, wrap []string, extra ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, bin: strandBin(t), dir: dir, extra: extra, wrap: wrap, logs: newLogBuf()}
 	p.logs.dumpOnFailure(t, "strand process")
 	t.Cleanup(func() {
 		if p.running() {
@@ -253,6 +261,9 @@ func (p *proc) tryStart() error {
 	p.starts++
 	args := append([]string{"serve", "--data-dir", p.dir, "--listen", p.addr}, p.extra...)
 	cmd := exec.Command(p.bin, args...)
+	if len(p.wrap) > 0 {
+		cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], p.bin), args...)...)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
