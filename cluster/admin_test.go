@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -160,4 +161,151 @@ func TestCreateTopicDoesNotBlockCores(t *testing.T) {
 			t.Fatalf("the record is not in %s: %v", segs[0], err)
 		}
 	}
+}
+
+// TestFailedOpenFailsCreate: when a partition of a new topic, or a new
+// partition of a topic, fails to open, CreateTopics (CreatePartitions)
+// answers an error with the cause, the topic (the new partitions) is never
+// listed, what did open is removed, and the same request succeeds once the
+// cause is gone. It failed when the failure was only logged and the create
+// answered success with the partition missing.
+func TestFailedOpenFailsCreate(t *testing.T) {
+	var failing atomic.Pointer[string] // the partition directory whose open fails
+	orig := openLog
+	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+		if f := failing.Load(); f != nil && filepath.Base(cfg.Dir) == *f {
+			return nil, errors.New("injected: too many open files")
+		}
+		return orig(cfg, fs, io)
+	}
+	defer func() { openLog = orig }()
+	dataDir := t.TempDir()
+	n, err := Start(Config{DataDir: dataDir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	create := func(name string, parts int32) (int16, string) {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, parts, 1
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].ErrorCode, strOr(resp.Topics[0].ErrorMessage)
+	}
+	grow := func(name string, total int32) (int16, string) {
+		req := kmsg.NewPtrCreatePartitionsRequest()
+		rt := kmsg.NewCreatePartitionsRequestTopic()
+		rt.Topic, rt.Count = name, total
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].ErrorCode, strOr(resp.Topics[0].ErrorMessage)
+	}
+	partitions := func(name string) int {
+		t.Helper()
+		req := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, mt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Topics[0].ErrorCode != 0 {
+			return -1
+		}
+		return len(resp.Topics[0].Partitions)
+	}
+	// Directories named, waited for with a deadline: removal is in the
+	// background.
+	waitGone := func(glob string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			m, _ := filepath.Glob(filepath.Join(dataDir, glob))
+			if len(m) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("left on disk: %v", m)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	produce := func(name string, p int32, want int64) {
+		t.Helper()
+		r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: name, Partition: p, Value: []byte("v")}).First()
+		if err != nil || r.Offset != want {
+			t.Fatalf("produce to %s-%d: offset %d, %v; want offset %d", name, p, r.Offset, err, want)
+		}
+	}
+
+	bad := "broken-2"
+	failing.Store(&bad)
+	code, msg := create("broken", 4)
+	if code != kerr.KafkaStorageError.Code || !strings.Contains(msg, "injected") {
+		t.Fatalf("create with a partition failing to open: %v %q; want KAFKA_STORAGE_ERROR naming the cause", kerr.ErrorForCode(code), msg)
+	}
+	if p := partitions("broken"); p != -1 {
+		t.Fatalf("the failed topic is listed with %d partitions", p)
+	}
+	waitGone("broken-*")
+	failing.Store(nil)
+	if code, msg := create("broken", 4); code != 0 {
+		t.Fatalf("create once opens work: %v %s", kerr.ErrorForCode(code), msg)
+	}
+	for p := int32(0); p < 4; p++ {
+		produce("broken", p, 0)
+	}
+
+	if code, msg := create("grow", 2); code != 0 {
+		t.Fatalf("create grow: %v %s", kerr.ErrorForCode(code), msg)
+	}
+	produce("grow", 1, 0)
+	bad = "grow-3"
+	failing.Store(&bad)
+	code, msg = grow("grow", 4)
+	if code != kerr.KafkaStorageError.Code || !strings.Contains(msg, "injected") {
+		t.Fatalf("create partitions with one failing to open: %v %q; want KAFKA_STORAGE_ERROR naming the cause", kerr.ErrorForCode(code), msg)
+	}
+	if p := partitions("grow"); p != 2 {
+		t.Fatalf("after the failed growth the topic has %d partitions, want 2", p)
+	}
+	waitGone("grow-[23]")
+	produce("grow", 1, 1)
+	failing.Store(nil)
+	if code, msg := grow("grow", 4); code != 0 {
+		t.Fatalf("grow once opens work: %v %s", kerr.ErrorForCode(code), msg)
+	}
+	if p := partitions("grow"); p != 4 {
+		t.Fatalf("after the growth the topic has %d partitions, want 4", p)
+	}
+	// A new client: this one's metadata says 2 partitions.
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	cl = cl2
+	produce("grow", 3, 0)
+}
+
+func strOr(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
