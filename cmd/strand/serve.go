@@ -45,6 +45,10 @@ func serve(args []string) int {
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
 	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted (larger ones close the connection), and the most a produced batch may decompress to")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	maxParts := fs.Int("max-partitions", 10000, "partitions the broker may hold, all topics together; CreateTopics/CreatePartitions past it are refused (POLICY_VIOLATION); -1: only the descriptor budget")
+	reservedFDs := fs.Int("reserved-fds", 0, "file descriptors kept for connections and everything but partitions; the rest of the limit bounds the partitions (0: a fifth of the limit, at least 256)")
+	autoPerReq := fs.Int("auto-create-max-per-request", 16, "topics one Metadata request may create implicitly; the rest are answered LEADER_NOT_AVAILABLE; -1: no bound")
+	autoPerSec := fs.Int("auto-create-per-second", 32, "topics created implicitly (Metadata, Produce) per second, broker-wide; -1: no bound")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -70,6 +74,8 @@ func serve(args []string) int {
 		DataDir: *dataDir, Listen: *listen, NodeID: int32(*nodeID), CPUs: cpus,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
 		Log: shard.Config{Preallocate: true}, Logger: logger,
+		MaxPartitions: *maxParts, ReservedFDs: *reservedFDs,
+		AutoCreateMaxPerRequest: *autoPerReq, AutoCreatePerSecond: *autoPerSec,
 	}
 	if *advertise != "" {
 		host, port, err := net.SplitHostPort(*advertise)
