@@ -58,12 +58,6 @@ func validTopicName(name string) bool {
 func (b *backend) CreateTopic(t wire.NewTopic, validateOnly bool, cb func(int16, string)) {
 	b.onController(func(ctl *coreState, reply func(func())) {
 		answer := func(code int16, msg string) { reply(func() { cb(code, msg) }) }
-		if t.Implicit && !validateOnly {
-			if ok, msg := b.node.takeAutoCreate(); !ok {
-				answer(kerr.ThrottlingQuotaExceeded.Code, msg)
-				return
-			}
-		}
 		// A name being deleted is created again only once its old
 		// directories are gone.
 		b.node.whenDeleted(t.Name, func() { b.node.createTopic(ctl, t, validateOnly, answer) })
@@ -94,6 +88,14 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 		n.budgetLog.Warn(n.log, "refusing topic: partition budget exhausted", "topic", t.Name, "partitions", parts, "why", msg)
 		answer(kerr.PolicyViolation.Code, msg)
 		return
+	}
+	// Only a topic about to be created takes a token: clients retrying
+	// while it opens do not use up the rate.
+	if t.Implicit && !validateOnly {
+		if ok, msg := n.takeAutoCreate(); !ok {
+			answer(kerr.ThrottlingQuotaExceeded.Code, msg)
+			return
+		}
 	}
 	if validateOnly {
 		answer(0, "")
