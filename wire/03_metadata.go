@@ -73,7 +73,7 @@ func (c *conn) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 				}
 				deferred[name] = true
 			default:
-				c.log.Warn("wire: auto-create failed", "topic", name, "err", errName(code), "msg", msg)
+				autoCreateFailLog.warn(c.log, "wire: auto-create failed", "topic", name, "err", errName(code), "msg", msg)
 			}
 			release()
 		})

@@ -21,6 +21,10 @@ func (s *Server) autoCreateMax() int {
 // request named more new topics than it may create.
 var autoCreateLog rateLimitedLog
 
+// autoCreateFailLog reports failed implicit creates (a budget refusal, say,
+// which a client retrying Metadata would repeat endlessly).
+var autoCreateFailLog rateLimitedLog
+
 // rateLimitedLog logs a warning at most once per 10 s and counts the lines
 // it held back. Safe from any loop.
 type rateLimitedLog struct {
