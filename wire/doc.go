@@ -37,6 +37,8 @@
 //	versions.go     advertised API versions and why
 //	errors.go       Kafka error codes, UNSUPPORTED_VERSION responses
 //	topicconfig.go  supported topic configs and their validation
+//	autocreate.go   the per-request bound on topics Metadata creates, and
+//	                the rate-limited log lines of auto-creation
 //	NN_name.go      one handler per API key, numbered like kfake
 //	groups.go       consumer-group keys and InitProducerID, passed to the
 //	                GroupBackend (group_backend.go) when the Backend has one
