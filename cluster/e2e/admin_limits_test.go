@@ -380,10 +380,12 @@ func TestMetadataAutoCreateBounded(t *testing.T) {
 	mcl := newClient(t, n.Addr())
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	began := time.Now()
 	codes, _, err := metadataOf(rctx, mcl, names, true)
 	if err != nil {
 		t.Fatalf("Metadata naming %d new topics: %v (the broker hangs creating them)", len(names), err)
 	}
+	t.Logf("Metadata naming %d new topics answered in %v", len(names), time.Since(began).Round(time.Millisecond))
 	created, deferred := 0, 0
 	for _, name := range names {
 		switch codes[name] {
