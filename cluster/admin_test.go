@@ -309,3 +309,89 @@ func strOr(s *string) string {
 	}
 	return *s
 }
+
+// TestLateOpenDoesNotResurrect: a topic deleted while its create still
+// waits for its partitions to open stays deleted when the opens finish,
+// and a topic created meanwhile stays listed. It failed while each change
+// stored its whole snapshot when its opens finished: the create's older
+// snapshot replaced the delete's, listing the deleted topic again (with
+// no logs behind it) and dropping the topic created in between.
+func TestLateOpenDoesNotResurrect(t *testing.T) {
+	release := make(chan struct{})
+	let := sync.OnceFunc(func() { close(release) })
+	defer let()
+	var held atomic.Int32
+	orig := openLog
+	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+		if strings.Contains(cfg.Dir, "held") {
+			held.Add(1)
+			<-release
+		}
+		return orig(cfg, fs, io)
+	}
+	defer func() { openLog = orig }()
+	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	defer let()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	client := func() *kgo.Client {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	create := func(cl *kgo.Client, name string) error {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 2, 1
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err == nil {
+			err = kerr.ErrorForCode(resp.Topics[0].ErrorCode)
+		}
+		return err
+	}
+	listed := func(name string) bool {
+		req := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, mt)
+		resp, err := req.RequestWith(ctx, client())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].ErrorCode == 0
+	}
+	created := make(chan error, 1)
+	go func() { created <- create(client(), "held") }()
+	for held.Load() == 0 {
+		time.Sleep(time.Millisecond) // until an open is held
+	}
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	dt := kmsg.NewDeleteTopicsRequestTopic()
+	dt.Topic = kmsg.StringPtr("held")
+	del.Topics = append(del.Topics, dt)
+	del.TopicNames = []string{"held"}
+	if resp, err := del.RequestWith(ctx, client()); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("delete while opening: %v %+v", err, resp)
+	}
+	if err := create(client(), "between"); err != nil {
+		t.Fatalf("create between: %v", err)
+	}
+	let()
+	if err := <-created; err != nil {
+		t.Fatalf("the held create: %v", err)
+	}
+	if listed("held") {
+		t.Fatal("the deleted topic is listed again once its opens finished")
+	}
+	if !listed("between") {
+		t.Fatal("the topic created while another opened is no longer listed")
+	}
+}
