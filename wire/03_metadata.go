@@ -65,9 +65,11 @@ func (c *conn) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 		c.be.CreateTopic(NewTopic{Name: name, Partitions: -1, ReplicationFactor: -1, Implicit: true}, false, func(code int16, msg string) {
 			defer c.recoverPanic()
 			switch code {
-			case errNone, errTopicAlreadyExists:
-			case kerr.ThrottlingQuotaExceeded.Code:
-				// The broker logs its rate limit itself; retried later.
+			case errNone:
+			case errTopicAlreadyExists, kerr.ThrottlingQuotaExceeded.Code:
+				// Still being created by someone else (not listed until
+				// its partitions are open), or past the rate limit, which
+				// the broker logs itself: the client retries.
 				if deferred == nil {
 					deferred = map[string]bool{}
 				}
