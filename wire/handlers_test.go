@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -266,5 +267,37 @@ func TestAdminAPIs(t *testing.T) {
 	del = h.do(t, dt6, 6).(*kmsg.DeleteTopicsResponse)
 	if del.Topics[0].ErrorCode != 0 || *del.Topics[0].Topic != "dflt" || del.Topics[1].ErrorCode != errUnknownTopicID {
 		t.Fatalf("delete by id: %+v", del.Topics)
+	}
+}
+
+// TestMetadataAutoCreatePerRequest: a Metadata request naming more unknown
+// topics than AutoCreateMaxPerRequest creates that many and answers the
+// rest LEADER_NOT_AVAILABLE, which a client retries; asking again creates
+// the next ones.
+func TestMetadataAutoCreatePerRequest(t *testing.T) {
+	h := newHarness(Config{AutoCreateMaxPerRequest: 3})
+	h.broker.autoCreate = true
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = true
+	for i := range 10 {
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr(fmt.Sprintf("new-%d", i))
+		req.Topics = append(req.Topics, mt)
+	}
+	for round, wantCreated := range []int{3, 6, 9, 10} {
+		r := h.do(t, req, 9).(*kmsg.MetadataResponse)
+		created := 0
+		for _, tp := range r.Topics {
+			switch tp.ErrorCode {
+			case 0:
+				created++
+			case errLeaderNotAvailable:
+			default:
+				t.Fatalf("round %d: %s: %s", round, *tp.Topic, errName(tp.ErrorCode))
+			}
+		}
+		if created != wantCreated {
+			t.Fatalf("round %d: %d of the named topics exist, want %d", round, created, wantCreated)
+		}
 	}
 }
