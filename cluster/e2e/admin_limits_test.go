@@ -512,7 +512,8 @@ func TestPartitionLimit(t *testing.T) {
 	createTopic(t, cl, "again", 5)
 }
 
-// TestDescriptorBudget: under a descriptor limit of 1,500 (hard), creating
+// TestDescriptorBudget: under a descriptor limit of 1,500 (hard; the soft
+// limit of 1,000 is raised to it at start, and both are logged), creating
 // 100 topics of 10 partitions (3,000 descriptors' worth) answers success
 // only for the topics that fit the budget, each of which works fully, and
 // POLICY_VIOLATION naming the budget for the rest. It failed when every
@@ -522,9 +523,10 @@ func TestDescriptorBudget(t *testing.T) {
 	if _, err := os.Stat("/usr/bin/prlimit"); err != nil {
 		t.Skip("needs prlimit")
 	}
-	p := startProcWrapped(t, testDataDir(t), []string{"/usr/bin/prlimit", "--nofile=1500:1500", "--"})
-	if !strings.Contains(p.logs.String(), "file descriptor limit") {
-		t.Fatalf("the broker did not log its descriptor limit")
+	// Soft 1,000, hard 1,500: the broker runs with the hard limit.
+	p := startProcWrapped(t, testDataDir(t), []string{"/usr/bin/prlimit", "--nofile=1000:1500", "--"})
+	if !strings.Contains(p.logs.String(), `msg="file descriptor limit"`) || !strings.Contains(p.logs.String(), "soft=1500 hard=1500") {
+		t.Fatalf("the broker did not log its descriptor limit raised to the hard limit")
 	}
 	cl := produceClient(t, p.addr)
 	ctx := ctxFor(t, 3*time.Minute)
