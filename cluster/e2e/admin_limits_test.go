@@ -583,3 +583,55 @@ func TestDescriptorBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteTopicsMetadataUnwritable: when the metadata cannot be written,
+// DeleteTopics and CreateTopics answer KAFKA_STORAGE_ERROR with the cause
+// and change nothing; once it can, they work. It failed while they
+// answered INVALID_REQUEST and INVALID_CONFIG, without a message.
+func TestDeleteTopicsMetadataUnwritable(t *testing.T) {
+	dir := testDataDir(t)
+	n := startNode(t, dir, nil)
+	cl := produceClient(t, n.Addr())
+	ctx := ctxFor(t, time.Minute)
+	createTopic(t, cl, "keep", 2)
+	produceSeq(t, cl, "keep", 2, 3, 1)
+	// A directory where the temporary metadata file goes: opening it for
+	// writing fails, for root too.
+	blocker := filepath.Join(dir, "metadata.json.tmp")
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrDeleteTopicsRequest()
+	req.TopicNames = []string{"keep"}
+	rt := kmsg.NewDeleteTopicsRequestTopic()
+	rt.Topic = kmsg.StringPtr("keep")
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Topics[0]; got.ErrorCode != kerr.KafkaStorageError.Code || got.ErrorMessage == nil || !strings.Contains(*got.ErrorMessage, "metadata") {
+		t.Fatalf("delete with the metadata unwritable: %v %v; want KAFKA_STORAGE_ERROR with a message", kerr.ErrorForCode(got.ErrorCode), got.ErrorMessage)
+	}
+	codes, msgs, err := createTopicsReq(ctx, cl, map[string]int32{"new": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codes["new"] != kerr.KafkaStorageError.Code || !strings.Contains(msgs["new"], "metadata") {
+		t.Fatalf("create with the metadata unwritable: %v %q; want KAFKA_STORAGE_ERROR with a message", kerr.ErrorForCode(codes["new"]), msgs["new"])
+	}
+	if code, parts := topicMeta(t, cl, "keep"); code != 0 || parts != 2 {
+		t.Fatalf("after the failed delete: %v, %d partitions", kerr.ErrorForCode(code), parts)
+	}
+	if got := endOffsets(t, cl, "keep", 2); !slicesEqual(got, counts(2, 3)) {
+		t.Fatalf("after the failed delete the topic holds %v", got)
+	}
+	if code, _ := topicMeta(t, cl, "new"); code != codeUnknownTopic {
+		t.Fatalf("the failed create is listed: %v", kerr.ErrorForCode(code))
+	}
+	if err := os.RemoveAll(blocker); err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, "delete once writable", deleteTopic(t, cl, "keep"), 0)
+	createTopic(t, cl, "new", 1)
+}
