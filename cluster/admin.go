@@ -115,7 +115,7 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 			answer(0, "")
 			return
 		}
-		n.log.Error("creating topic failed; removing it", "topic", t.Name, "err", err)
+		n.log.Error("creating topic failed; anything of it is undone", "topic", t.Name, "err", err)
 		msg := fmt.Sprintf("creating topic %q: %v", t.Name, err)
 		if n.pending().topics[t.Name] == nil { // metadata never persisted
 			answer(kerr.KafkaStorageError.Code, msg)
@@ -197,7 +197,7 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 				answer(0, "")
 				return
 			}
-			n.log.Error("adding partitions failed; removing them", "topic", name, "err", err)
+			n.log.Error("adding partitions failed; anything of them is undone", "topic", name, "err", err)
 			msg := fmt.Sprintf("adding partitions to %q: %v", name, err)
 			cur := n.pending().topics[name]
 			if cur == nil || cur.ID != nt.ID || len(cur.Cores) != len(nt.Cores) {
