@@ -7,9 +7,9 @@
 //
 //   - Metadata is an immutable snapshot behind an atomic pointer. Any core
 //     reads it with one atomic load; only the controller core (core 0)
-//     writes it, by publishing a new snapshot after persisting it (per
-//     topic, in commit order, once the topic's partitions are open: see
-//     controller.go). This is
+//     writes it, by publishing a new snapshot after persisting it (with each
+//     topic whose partitions are still opening kept in its published
+//     form: see publish in controller.go). This is
 //     the single-node stand-in for the Dragonboat metadata group; the
 //     snapshot shape is what the Raft state machine will produce.
 //   - Each partition's shard.Log, and its fetch watchers, belong to the core
