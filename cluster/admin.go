@@ -43,6 +43,91 @@ func (n *Node) pending() *snapshot {
 	return n.ctlSnap
 }
 
+// commit persists next, a change to topic name, and then, once every owner
+// core has finished prepare for its share of the topic (prepare calls
+// ready, on that core, with the outcome), publishes it and calls done (on
+// the controller). When prepare failed, done gets the error before the
+// change is published, while the topic is still held in its published
+// form (see publish), so that it can undo the change and what failed is
+// never listed.
+func (n *Node) commit(ctl *coreState, name string, next *snapshot, owners []reactor.CoreID, prepare func(cs *coreState, ready func(error)), done func(err error)) {
+	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+		done(fmt.Errorf("persisting metadata: %w", err))
+		return
+	}
+	n.ctlSnap = next
+	set := map[reactor.CoreID]bool{}
+	for _, o := range owners {
+		set[o] = true
+	}
+	remaining := len(set)
+	if remaining == 0 {
+		n.publish()
+		done(nil)
+		return
+	}
+	n.unready[name]++
+	var errs []error
+	finish := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if remaining--; remaining > 0 {
+			return
+		}
+		err = errors.Join(errs...)
+		if err != nil {
+			done(err)
+		}
+		if n.unready[name]--; n.unready[name] == 0 {
+			delete(n.unready, name)
+		}
+		n.publish()
+		if err == nil {
+			done(nil)
+		}
+	}
+	for o := range set {
+		ctl.core.Send(o, func(c *reactor.Core) {
+			prepare(n.cores[o], func(err error) { c.Send(controller, func(*reactor.Core) { finish(err) }) })
+		})
+	}
+}
+
+// publish makes the controller's metadata (ctlSnap) the one every core
+// reads, except that a topic with a change still opening on its owners
+// keeps its published form, unless it is deleted, which shows at once.
+// Commits finish in any order: publishing whole snapshots as each finished
+// would let an earlier one, finishing last, take back a later topic or a
+// delete, and a later one, finishing first, show an earlier topic before
+// its logs were open.
+func (n *Node) publish() {
+	next := n.ctlSnap
+	if len(n.unready) > 0 {
+		cur := n.meta.Load()
+		topics := make(map[string]*Topic, len(next.topics))
+		for k, v := range next.topics {
+			topics[k] = v
+		}
+		for name := range n.unready {
+			if _, live := next.topics[name]; !live {
+				continue
+			}
+			if t, ok := cur.topics[name]; ok {
+				topics[name] = t
+			} else {
+				delete(topics, name)
+			}
+		}
+		// Same version as ctlSnap, so pending keeps the controller's
+		// own; readers must not key caches on the version alone.
+		ns := newSnapshot(next.version, topics)
+		ns.pidLimit = next.pidLimit
+		next = ns
+	}
+	n.meta.Store(next)
+}
+
 func validTopicName(name string) bool {
 	if name == "" || name == "." || name == ".." || len(name) > 249 {
 		return false

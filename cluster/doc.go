@@ -9,7 +9,7 @@
 //     reads it with one atomic load; only the controller core (core 0)
 //     writes it, by publishing a new snapshot after persisting it (with each
 //     topic whose partitions are still opening kept in its published
-//     form: see publish in controller.go). This is
+//     form: see publish in admin.go). This is
 //     the single-node stand-in for the Dragonboat metadata group; the
 //     snapshot shape is what the Raft state machine will produce.
 //   - Each partition's shard.Log, and its fetch watchers, belong to the core
