@@ -77,13 +77,18 @@ type result struct {
 // cli runs the CLI against the test broker with stdin.
 func cli(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
-	return cliEnv(t, Env{Stdin: strings.NewReader(stdin)}, append(args, "--brokers", testBroker)...)
+	return cliEnv(t, Env{Stdin: strings.NewReader(stdin)}, nil, append(args, "--brokers", testBroker)...)
 }
 
-func cliEnv(t *testing.T, env Env, args ...string) result {
+// cliEnv runs the CLI with env; stderr, if not nil, receives what it
+// writes there (for a test that watches it while the command runs).
+func cliEnv(t *testing.T, env Env, stderr *lockedBuffer, args ...string) result {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	env.Stdout, env.Stderr = &stdout, &stderr
+	var stdout bytes.Buffer
+	if stderr == nil {
+		stderr = new(lockedBuffer)
+	}
+	env.Stdout, env.Stderr = &stdout, stderr
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
 	}
