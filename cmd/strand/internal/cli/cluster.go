@@ -7,8 +7,7 @@ import (
 )
 
 func clusterCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "cluster", Short: "Show the cluster"}
-	c.AddCommand(&cobra.Command{
+	return parentCmd("cluster", "Show the cluster", &cobra.Command{
 		Use:   "info",
 		Short: "Show the brokers, the controller, the cluster id and the topic count",
 		Args:  exactArgs(0, "no arguments"),
@@ -62,5 +61,4 @@ func clusterCmd(g *globals) *cobra.Command {
 			return nil
 		}),
 	})
-	return c
 }

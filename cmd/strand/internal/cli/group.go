@@ -15,9 +15,8 @@ import (
 )
 
 func groupCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "group", Short: "List, describe, seek and delete consumer groups"}
-	c.AddCommand(groupListCmd(g), groupDescribeCmd(g), groupSeekCmd(g), groupDeleteCmd(g))
-	return c
+	return parentCmd("group", "List, describe, seek and delete consumer groups",
+		groupListCmd(g), groupDescribeCmd(g), groupSeekCmd(g), groupDeleteCmd(g))
 }
 
 func groupListCmd(g *globals) *cobra.Command {
@@ -108,10 +107,12 @@ func groupDescribeCmd(g *globals) *cobra.Command {
 				if err := l.Error(); err != nil {
 					return failedf("group %q: %v", name, err)
 				}
-				if (l.State == "Dead" || l.State == "") && len(l.Members) == 0 && l.Lag.IsEmpty() {
+				d := toDescribedGroup(l)
+				// Kafka describes an unknown group as Dead, with nothing in it.
+				if (d.State == "Dead" || d.State == "") && len(d.Members) == 0 && len(d.Offsets) == 0 {
 					return failedf("group %q does not exist (`strand group list` shows the groups)", name)
 				}
-				out = append(out, toDescribedGroup(l))
+				out = append(out, d)
 			}
 			if g.json {
 				return writeJSON(g.env.Stdout, out)

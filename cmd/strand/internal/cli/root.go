@@ -213,3 +213,29 @@ func parseKV(flag string, vals []string) ([][2]string, error) {
 	}
 	return out, nil
 }
+
+// parentCmd is a command that only groups subcommands. An unknown or
+// missing subcommand is a usage error (cobra would print help and exit 0,
+// which a script would take for success).
+func parentCmd(use, short string, subs ...*cobra.Command) *cobra.Command {
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("unknown command %q for %q", args[0], cmd.CommandPath())
+			}
+			return usageErrorf("%s needs a subcommand: %s", cmd.CommandPath(), subNames(cmd))
+		},
+	}
+	c.AddCommand(subs...)
+	return c
+}
+
+func subNames(cmd *cobra.Command) string {
+	var names []string
+	for _, c := range cmd.Commands() {
+		names = append(names, c.Name())
+	}
+	return strings.Join(names, ", ")
+}

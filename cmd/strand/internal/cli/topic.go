@@ -14,9 +14,8 @@ import (
 )
 
 func topicCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "topic", Short: "Create, list, describe, delete and configure topics"}
-	c.AddCommand(topicCreateCmd(g), topicListCmd(g), topicDescribeCmd(g), topicDeleteCmd(g), topicAlterConfigCmd(g))
-	return c
+	return parentCmd("topic", "Create, list, describe, delete and configure topics",
+		topicCreateCmd(g), topicListCmd(g), topicDescribeCmd(g), topicDeleteCmd(g), topicAlterConfigCmd(g))
 }
 
 func topicCreateCmd(g *globals) *cobra.Command {
