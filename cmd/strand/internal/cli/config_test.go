@@ -227,4 +227,3 @@ func TestAlterConfigUnsupportedVersion(t *testing.T) {
 		t.Fatalf("calls %v, overrides %v", apis, o)
 	}
 }
-
