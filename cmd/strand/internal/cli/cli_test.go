@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"net"
 	"strconv"
 	"strings"
@@ -159,5 +162,22 @@ func TestPassthroughAndCompletion(t *testing.T) {
 	r := cliEnv(t, Env{}, nil, "__complete", "topic", "")
 	if r.code != 0 || !strings.Contains(r.stdout, "alter-config") {
 		t.Fatalf("completing `strand topic `: %q", r.stdout)
+	}
+}
+
+func TestClassify(t *testing.T) {
+	dial := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	for _, c := range []struct {
+		err  error
+		code int
+	}{
+		{fmt.Errorf("listing topics: %w", dial), ExitUnreachable},
+		{kerr.UnknownTopicOrPartition, ExitFailed},
+		{errors.New("something else"), ExitFailed},
+	} {
+		var ee *exitError
+		if !errors.As(classify(c.err), &ee) || ee.code != c.code {
+			t.Fatalf("classify(%v) = %v, want exit %d", c.err, classify(c.err), c.code)
+		}
 	}
 }

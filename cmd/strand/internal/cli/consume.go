@@ -208,15 +208,15 @@ func (s startSpec) resolve(ctx context.Context, adm *kadm.Client, topic string) 
 	if err != nil {
 		return nil, nil, err
 	}
-	var from kadm.ListedOffsets
-	switch s.kind {
-	case "oldest":
-		from, err = adm.ListStartOffsets(ctx, topic)
-	case "timestamp":
-		from, err = adm.ListOffsetsAfterMilli(ctx, s.millis, topic)
-	}
+	oldest, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
 		return nil, nil, err
+	}
+	from := oldest
+	if s.kind == "timestamp" {
+		if from, err = adm.ListOffsetsAfterMilli(ctx, s.millis, topic); err != nil {
+			return nil, nil, err
+		}
 	}
 	starts, ends = map[int32]int64{}, map[int32]int64{}
 	for p, e := range endOffs[topic] {
@@ -228,7 +228,12 @@ func (s startSpec) resolve(ctx context.Context, adm *kadm.Client, topic string) 
 		case "newest":
 			starts[p] = e.Offset
 		case "offset":
-			starts[p] = s.offset
+			// Clamped, so an offset past the end waits there (--follow)
+			// instead of kgo resetting it to the start.
+			starts[p] = e.Offset
+			if o, ok := oldest.Lookup(topic, p); ok && o.Err == nil {
+				starts[p] = min(max(s.offset, o.Offset), e.Offset)
+			}
 		default:
 			f, ok := from.Lookup(topic, p)
 			if !ok || f.Err != nil || f.Offset < 0 {

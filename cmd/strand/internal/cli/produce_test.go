@@ -64,6 +64,9 @@ func TestProduceConsume(t *testing.T) {
 	if out := ok(t, "", "consume", topic, "-n", "2", "--offset", "1"); strings.Count(out, "\n") != 2 {
 		t.Fatalf("consume -n 2 --offset 1 (raw):\n%s", out)
 	}
+	if out := ok(t, "", "consume", topic, "--offset", "100", "--follow", "--timeout", "300ms"); out != "" {
+		t.Fatalf("consume --offset past the end printed %q", out)
+	}
 	if out := ok(t, "", "consume", topic, "--offset", "newest", "--timeout", "300ms"); out != "" {
 		t.Fatalf("consume --offset newest printed %q", out)
 	}
