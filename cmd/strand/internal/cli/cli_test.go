@@ -12,7 +12,7 @@ import (
 )
 
 func TestClusterInfo(t *testing.T) {
-	ok(t, "", "topic", "create", "cli-cluster")
+	ok(t, "", "topic", "create", uniq("cli-cluster"))
 	out := ok(t, "", "cluster", "info")
 	for _, want := range []string{"CLUSTER ID", "CONTROLLER", "TOPICS", "BROKER", "HOST", "PORT"} {
 		if !strings.Contains(out, want) {

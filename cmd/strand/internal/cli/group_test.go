@@ -10,7 +10,7 @@ import (
 )
 
 func TestGroups(t *testing.T) {
-	const topic, grp = "cli-groups", "cli-group"
+	topic, grp := uniq("cli-groups"), uniq("cli-group")
 	ok(t, "", "topic", "create", topic, "-p", "2")
 	ok(t, "a\nb\nc\n", "produce", topic, "--partition", "0")
 	ok(t, "d\ne\n", "produce", topic, "--partition", "1")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -129,4 +130,12 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+var uniqSeq atomic.Int64
+
+// uniq returns base with a suffix no other call in this process gets, so
+// -count=N runs against the one broker do not collide.
+func uniq(base string) string {
+	return fmt.Sprintf("%s-%d", base, uniqSeq.Add(1))
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestProduceConsume(t *testing.T) {
-	const topic = "cli-records"
+	topic := uniq("cli-records")
 	ok(t, "", "topic", "create", topic, "-p", "2")
 
 	r := cli(t, "k1:v1\nk2:v2\nnokey\n", "produce", topic, "--key-separator", ":", "-H", "h=1", "--header", "src=test", "--partition", "0")
@@ -143,7 +143,7 @@ func TestProduceProgress(t *testing.T) {
 
 	// On a terminal a produce that outlasts progressDelay draws the line
 	// and erases it before the summary.
-	const topic = "cli-progress"
+	topic := uniq("cli-progress")
 	ok(t, "", "topic", "create", topic)
 	var in strings.Builder
 	for i := range 20000 {

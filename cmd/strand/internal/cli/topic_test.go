@@ -7,7 +7,7 @@ import (
 )
 
 func TestTopicLifecycle(t *testing.T) {
-	const topic = "cli-topics"
+	topic := uniq("cli-topics")
 	out := ok(t, "", "topic", "create", topic, "-p", "3", "--config", "retention.ms=3600000", "-c", "segment.bytes=1048576")
 	if !strings.Contains(out, "TOPIC") || !strings.Contains(out, topic) || !strings.Contains(out, "created") {
 		t.Fatalf("create table:\n%s", out)
