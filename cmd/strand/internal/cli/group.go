@@ -182,7 +182,11 @@ func printGroup(g *globals, d describedGroup) {
 		if member == "" {
 			member = "-"
 		}
-		tb.row(o.Topic, o.Partition, o.Committed, o.End, o.Lag, member)
+		committed := "-" // no commit yet
+		if o.Committed >= 0 {
+			committed = strconv.FormatInt(o.Committed, 10)
+		}
+		tb.row(o.Topic, o.Partition, committed, o.End, o.Lag, member)
 	}
 	tb.flush()
 }
