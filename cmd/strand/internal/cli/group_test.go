@@ -161,3 +161,51 @@ func containsGroup(ls []struct {
 	}
 	return false
 }
+
+// A group consume with -n commits exactly the records it printed, though
+// it may have fetched more.
+func TestGroupConsumeCommitsWhatItPrinted(t *testing.T) {
+	topic, grp := uniq("cli-group-n"), uniq("cli-group-n")
+	ok(t, "", "topic", "create", topic)
+	ok(t, "a\nb\nc\nd\n", "produce", topic)
+	if out := ok(t, "", "consume", topic, "--group", grp, "-n", "2"); out != "a\nb\n" {
+		t.Fatalf("consume -n 2: %q", out)
+	}
+	d := describeGroup(t, grp)
+	if len(d.Offsets) != 1 || d.Offsets[0].Committed != 2 || d.Offsets[0].Lag != 2 {
+		t.Fatalf("after printing 2 of 4: %+v", d.Offsets)
+	}
+	if out := ok(t, "", "consume", topic, "--group", grp); out != "c\nd\n" {
+		t.Fatalf("the next group consume: %q", out)
+	}
+}
+
+// An interrupted `consume --follow --group` (main cancels the context on
+// SIGINT) exits 0 and still commits what it printed.
+func TestConsumeFollowInterrupted(t *testing.T) {
+	topic, grp := uniq("cli-follow"), uniq("cli-follow")
+	ok(t, "", "topic", "create", topic)
+	ok(t, "a\nb\nc\n", "produce", topic)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main([]string{"consume", topic, "--group", grp, "--follow", "--brokers", testBroker},
+			Env{Context: ctx, Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for stdout.String() != "a\nb\nc\n" {
+		if time.Now().After(deadline) {
+			t.Fatalf("consume --follow printed %q", stdout.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("interrupted consume: exit %d, stderr %q", code, stderr.String())
+	}
+	if d := describeGroup(t, grp); len(d.Offsets) != 1 || d.Offsets[0].Committed != 3 {
+		t.Fatalf("after an interrupted consume of 3 records: %+v", d.Offsets)
+	}
+}
