@@ -10,7 +10,8 @@
 //
 // Files: root.go (the command tree, global flags, exit codes), client.go
 // (connecting, fail-fast reachability, error classification), output.go
-// (tables and JSON), topic.go, produce.go and progress.go, consume.go,
+// (tables and JSON), topic.go, config.go (alter-config and its AlterConfigs
+// fallback), produce.go and progress.go, consume.go,
 // group.go, cluster.go.
 //
 // Exit codes are part of the interface scripts rely on: 0 success, 1 the
