@@ -43,6 +43,9 @@ type Config struct {
 	// OffsetsPartitions is the partition count of the internal offsets
 	// topic, fixed when it is first created. Default 8.
 	OffsetsPartitions int32
+	// StallThreshold: a reactor callback running longer than this is
+	// logged as a stall (reactor.DefaultStallThreshold when zero).
+	StallThreshold time.Duration
 }
 
 // Node is one running broker.
@@ -107,7 +110,8 @@ func Start(cfg Config) (*Node, error) {
 	// broker's side of those connections sits in TIME_WAIT on the listen
 	// port for a minute; without it the restarted broker cannot bind.
 	rt, err := reactor.Start(reactor.Config{Listen: cfg.Listen, CPUs: cfg.CPUs, Logger: cfg.Logger,
-		Options: []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
+		StallThreshold: cfg.StallThreshold,
+		Options:        []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
 	if err != nil {
 		return nil, err
 	}
@@ -210,8 +214,9 @@ func (n *Node) openAll() error {
 	for i, cs := range n.cores {
 		cs, i := cs, i
 		wg.Add(1)
-		if err := n.rt.Post(cs.core.ID(), func(*reactor.Core) {
+		if err := n.rt.Post(cs.core.ID(), func(c *reactor.Core) {
 			defer wg.Done()
+			c.ExpectSlow() // recovery; no client is served before it ends
 			for _, name := range s.names {
 				t := s.topics[name]
 				for p, c := range t.Cores {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/strand-io/strand/cluster"
+	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"gopkg.in/yaml.v3"
 )
@@ -45,6 +46,7 @@ func serve(args []string) int {
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
 	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted (larger ones close the connection), and the most a produced batch may decompress to")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	stallThreshold := fs.Duration("stall-threshold", reactor.DefaultStallThreshold, "warn when one reactor callback holds its core longer than this (start-up and shutdown work excepted)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -69,7 +71,11 @@ func serve(args []string) int {
 	cfg := cluster.Config{
 		DataDir: *dataDir, Listen: *listen, NodeID: int32(*nodeID), CPUs: cpus,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
-		Log: shard.Config{Preallocate: true}, Logger: logger,
+		Log: shard.Config{Preallocate: true}, Logger: logger, StallThreshold: *stallThreshold,
+	}
+	if *stallThreshold <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --stall-threshold must be positive")
+		return 2
 	}
 	if *advertise != "" {
 		host, port, err := net.SplitHostPort(*advertise)
