@@ -7,6 +7,7 @@ import (
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 const (
@@ -167,6 +168,10 @@ func (b *backend) onCoordinator(groupID string, fn func(h *hostedCoord, reply fu
 			h = part.owner.coords[p]
 		}
 		switch {
+		case b.node.draining.Load():
+			// Shutting down: the coordinator is unloaded, as when Kafka
+			// moves it; clients look it up again and retry.
+			reply(func() { fail(kerr.NotCoordinator.Code) })
 		case h == nil:
 			reply(func() { fail(errCoordinatorNotAvail) })
 		case h.loading:

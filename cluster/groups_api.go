@@ -5,6 +5,7 @@ import (
 
 	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/wire"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -49,6 +50,19 @@ func (b *backend) GroupRequest(client wire.ClientInfo, req kmsg.Request, cb func
 
 func (b *backend) findCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	if b.node.draining.Load() {
+		// COORDINATOR_NOT_AVAILABLE is what Kafka answers while no
+		// coordinator is up, and the one code every client retries here
+		// (KafkaJS gives up on any other, NOT_COORDINATOR included).
+		code := kerr.CoordinatorNotAvailable.Code
+		resp.ErrorCode, resp.NodeID = code, -1
+		for _, k := range r.CoordinatorKeys {
+			c := kmsg.NewFindCoordinatorResponseCoordinator()
+			c.Key, c.ErrorCode, c.NodeID = k, code, -1
+			resp.Coordinators = append(resp.Coordinators, c)
+		}
+		return resp
+	}
 	self := b.Brokers()[0]
 	if r.Version < 4 {
 		resp.NodeID, resp.Host, resp.Port = self.NodeID, self.Host, self.Port

@@ -18,6 +18,7 @@ import (
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Config configures a Node.
@@ -46,6 +47,9 @@ type Config struct {
 	// StallThreshold: a reactor callback running longer than this is
 	// logged as a stall (reactor.DefaultStallThreshold when zero).
 	StallThreshold time.Duration
+	// DrainTimeout bounds the first step of Close, which lets requests in
+	// flight finish with normal answers. Default 10s.
+	DrainTimeout time.Duration
 }
 
 // Node is one running broker.
@@ -57,6 +61,8 @@ type Node struct {
 	meta   atomic.Pointer[snapshot]
 	cores  []*coreState
 	closed atomic.Bool
+	// draining: Close has begun; coordinators answer as unloaded.
+	draining atomic.Bool
 	// closeFailures counts partition logs that failed to close (their
 	// final index and producer-state writes); Close reports it.
 	closeFailures atomic.Int64
@@ -85,6 +91,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.OffsetsPartitions <= 0 {
 		cfg.OffsetsPartitions = 8
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = defaultDrainTimeout
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -236,12 +245,22 @@ func (n *Node) openAll() error {
 	return errors.Join(errs...)
 }
 
-// Close stops the broker cleanly: appends still in flight complete and are
-// acknowledged, every log is synced and closed, then the reactors stop.
+// defaultDrainTimeout: long enough for a produce's fsync on a busy disk,
+// short enough that a stuck request cannot hold a restart.
+const defaultDrainTimeout = 10 * time.Second
+
+// Close stops the broker cleanly, in a way clients ride through: it stops
+// accepting connections and drains (requests in flight finish with their
+// normal answers, waiting long-polls answer with what they have, new
+// requests get errors every client retries; see wire/drain.go), then every
+// log is synced and closed, and the reactors stop, closing the
+// connections. Group membership is already in the offsets log, so members
+// carry on with their generation once the broker is back.
 func (n *Node) Close(ctx context.Context) error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	n.drain(ctx)
 	var wg sync.WaitGroup
 	for _, cs := range n.cores {
 		cs := cs
@@ -262,6 +281,33 @@ func (n *Node) Close(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("cluster: %d partition logs failed to close cleanly (see the log); they recover on the next start", f))
 	}
 	return errors.Join(err, n.rt.Stop(ctx))
+}
+
+// drain is Close's first step. Its timeout is only logged: the logs are
+// closed cleanly either way.
+func (n *Node) drain(ctx context.Context) {
+	start := time.Now()
+	n.rt.StopAccepting()
+	n.draining.Store(true)
+	// Joins and syncs waiting for the rest of their group would hold the
+	// drain until their rebalance timeout; they are told to find the
+	// coordinator again. Anything reaching a coordinator from now on sees
+	// draining.
+	for _, cs := range n.cores {
+		cs := cs
+		_ = n.rt.Post(cs.core.ID(), func(*reactor.Core) {
+			for _, h := range cs.coords {
+				h.coord.FailWaiting(kerr.NotCoordinator.Code)
+			}
+		})
+	}
+	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
+	defer cancel()
+	if err := n.srv.Drain(dctx); err != nil {
+		n.log.Warn("shutdown: draining did not finish; closing anyway", "err", err, "drain_timeout", n.cfg.DrainTimeout)
+		return
+	}
+	n.log.Info("shutdown: drained; closing logs", "took", time.Since(start).Round(time.Millisecond))
 }
 
 func (n *Node) attach(c gnet.Conn) wire.Backend {

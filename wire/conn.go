@@ -89,6 +89,9 @@ func (c *conn) onTraffic() (closeConn bool) {
 		}
 	}()
 	c.wakePending = false
+	if c.srv.drain.on.Load() {
+		c.drainWaits()
+	}
 	for !c.closing && !c.closed {
 		c.inTraffic = true
 		c.readFrames()
@@ -228,6 +231,9 @@ func (c *conn) handleFrame(frame []byte) {
 // dispatch runs the handler for req. clientID aliases the frame and is
 // valid only during this call.
 func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
+	if c.refuseDraining(s, req) {
+		return
+	}
 	switch q := req.(type) {
 	case *kmsg.ProduceRequest:
 		c.handleProduce(s, q)
@@ -261,6 +267,7 @@ func (c *conn) push(h header) *slot {
 	h.clientID = nil // aliases the frame, which is about to be discarded
 	s := &slot{h: h}
 	c.queue = append(c.queue, s)
+	c.srv.drain.pushed()
 	return s
 }
 
@@ -339,6 +346,7 @@ func (c *conn) flush() {
 		rest := copy(c.queue, c.queue[n:])
 		clear(c.queue[rest:])
 		c.queue = c.queue[:rest]
+		c.srv.drain.left(n)
 		if len(iov) > 0 {
 			// On a write error gnet closes the connection inside Writev,
 			// which runs onClose; c.closed stops the loop.
@@ -402,6 +410,7 @@ func (c *conn) onClose() {
 	for _, s := range c.queue {
 		putBuf(s.frame)
 	}
+	c.srv.drain.left(len(c.queue))
 	clear(c.queue)
 	c.queue = nil
 }

@@ -1,0 +1,141 @@
+package wire
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Draining is the first step of a clean shutdown, so that a restart is
+// something every client rides through:
+//
+//   - long-poll fetches waiting for data answer at once, normally, with
+//     what they have (empty is fine), as their max wait would have;
+//   - every request already dispatched finishes with its normal answer;
+//   - new partition requests (Produce, Fetch, ListOffsets) get
+//     NOT_LEADER_OR_FOLLOWER and admin writes NOT_CONTROLLER, which every
+//     client retries after refreshing metadata; an acks=0 produce closes
+//     its connection, Kafka's way to say the same;
+//   - Metadata and ApiVersions are answered as usual, and group requests
+//     go to the GroupBackend, whose coordinators answer as unloaded
+//     (NOT_COORDINATOR, and COORDINATOR_NOT_AVAILABLE from FindCoordinator).
+//
+// Drain returns once no request is in flight on any connection; then the
+// broker closes its logs and its connections.
+
+// drainState is the Server's part of draining. conns is guarded by mu;
+// everything else is atomic.
+type drainState struct {
+	on       atomic.Bool
+	inflight atomic.Int64 // requests pushed and not yet written (or dropped)
+	idle     chan struct{} // signalled when inflight reaches 0 while on
+
+	mu    sync.Mutex
+	conns map[*conn]struct{}
+}
+
+func (d *drainState) add(c *conn) {
+	d.mu.Lock()
+	if d.conns == nil {
+		d.conns = map[*conn]struct{}{}
+	}
+	d.conns[c] = struct{}{}
+	d.mu.Unlock()
+}
+
+func (d *drainState) remove(c *conn) {
+	d.mu.Lock()
+	delete(d.conns, c)
+	d.mu.Unlock()
+}
+
+func (d *drainState) pushed() { d.inflight.Add(1) }
+
+// left counts n requests leaving a connection's queue (answered, or
+// dropped with the connection).
+func (d *drainState) left(n int) {
+	if n == 0 {
+		return
+	}
+	if d.inflight.Add(-int64(n)) == 0 && d.on.Load() {
+		select {
+		case d.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Draining reports whether Drain has begun. Safe from any goroutine.
+func (s *Server) Draining() bool { return s.drain.on.Load() }
+
+// Inflight is the number of requests received and not yet answered, over
+// every connection. Safe from any goroutine.
+func (s *Server) Inflight() int64 { return s.drain.inflight.Load() }
+
+// Drain switches the server to draining (see above) and waits until no
+// request is in flight, or ctx ends (then it returns an error naming how
+// many were left). Safe from any goroutine; call it once.
+func (s *Server) Drain(ctx context.Context) error {
+	s.drain.idle = make(chan struct{}, 1)
+	s.drain.on.Store(true)
+	// Each connection finishes its long-polls on its own loop: a Wake runs
+	// OnTraffic there, which sees the flag.
+	s.drain.mu.Lock()
+	for c := range s.drain.conns {
+		_ = c.nc.Wake(nil)
+	}
+	s.drain.mu.Unlock()
+	for s.drain.inflight.Load() > 0 {
+		select {
+		case <-s.drain.idle:
+		case <-ctx.Done():
+			n := s.drain.inflight.Load()
+			s.log.Warn("wire: draining timed out; closing with requests in flight", "requests", n)
+			return fmt.Errorf("wire: draining: %d requests still in flight: %w", n, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// drainWaits answers every long-poll of this connection now, normally.
+func (c *conn) drainWaits() {
+	for w := range c.waits {
+		if !w.finished {
+			w.finish()
+		}
+	}
+}
+
+// refuseDraining answers req with a retriable error if the server is
+// draining and req is one that must not start now. It reports whether it
+// did.
+func (c *conn) refuseDraining(s *slot, req kmsg.Request) bool {
+	if !c.srv.drain.on.Load() {
+		return false
+	}
+	var code int16
+	switch q := req.(type) {
+	case *kmsg.ProduceRequest:
+		if q.Acks == 0 {
+			c.completeSilent(s, true)
+			return true
+		}
+		code = kerr.NotLeaderForPartition.Code
+	case *kmsg.FetchRequest, *kmsg.ListOffsetsRequest:
+		code = kerr.NotLeaderForPartition.Code
+	case *kmsg.CreateTopicsRequest, *kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterConfigsRequest:
+		code = kerr.NotController.Code
+	default:
+		return false
+	}
+	resp := errorResponse(req, code)
+	if f, ok := resp.(*kmsg.FetchResponse); ok {
+		f.ErrorCode = 0 // the top-level code is for fetch sessions
+	}
+	c.complete(s, resp)
+	return true
+}
