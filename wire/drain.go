@@ -31,7 +31,7 @@ import (
 // everything else is atomic.
 type drainState struct {
 	on       atomic.Bool
-	inflight atomic.Int64 // requests pushed and not yet written (or dropped)
+	inflight atomic.Int64  // requests pushed and not yet written (or dropped)
 	idle     chan struct{} // signalled when inflight reaches 0 while on
 
 	mu    sync.Mutex
