@@ -152,9 +152,33 @@ func (cs *coreState) tickGroups() {
 	cs.core.After(groupTickInterval, cs.tickGroups)
 }
 
+// coordOp says how a group request behaves while the broker shuts down.
+type coordOp uint8
+
+const (
+	// opAnswers completes at once from memory (Heartbeat, OffsetFetch,
+	// DescribeGroups, LeaveGroup): served until the connections close.
+	opAnswers coordOp = iota
+	// opWaits may wait for the rest of its group (JoinGroup, SyncGroup):
+	// refused from the start of the drain, which it could hold.
+	opWaits
+	// opWrites appends to the offsets log (OffsetCommit, DeleteGroups,
+	// OffsetDelete): served until the logs start closing.
+	opWrites
+)
+
 // onCoordinator runs fn on the core coordinating groupID. fail and the
 // reply given to fn both run back on this core.
-func (b *backend) onCoordinator(groupID string, fn func(h *hostedCoord, reply func(func())), fail func(code int16)) {
+//
+// During shutdown, refused requests get NOT_COORDINATOR, as from a Kafka
+// coordinator that was moved: clients look it up again and retry. Requests
+// that complete at once are served normally instead, on purpose: a client
+// told NOT_COORDINATOR looks the coordinator up again right away, and a
+// lookup that lands in the moment the broker is down (connection refused)
+// is the one failure neither franz-go (the heartbeat fails, the member
+// drops its partitions and rejoins: a rebalance) nor KafkaJS ("Failed to
+// find group coordinator", the consumer stops) retries.
+func (b *backend) onCoordinator(groupID string, op coordOp, fn func(h *hostedCoord, reply func(func())), fail func(code int16)) {
 	t, ok := b.node.meta.Load().topics[OffsetsTopic]
 	if !ok {
 		fail(errCoordinatorNotAvail)
@@ -168,9 +192,7 @@ func (b *backend) onCoordinator(groupID string, fn func(h *hostedCoord, reply fu
 			h = part.owner.coords[p]
 		}
 		switch {
-		case b.node.draining.Load():
-			// Shutting down: the coordinator is unloaded, as when Kafka
-			// moves it; clients look it up again and retry.
+		case op == opWaits && b.node.draining.Load() || op == opWrites && b.node.closingLogs.Load():
 			reply(func() { fail(kerr.NotCoordinator.Code) })
 		case h == nil:
 			reply(func() { fail(errCoordinatorNotAvail) })
@@ -185,7 +207,7 @@ func (b *backend) onCoordinator(groupID string, fn func(h *hostedCoord, reply fu
 // fanOut runs work for each key on the key's coordinator and calls finish
 // on this core with the results in key order. work gets the key's index, so
 // a request naming the same group twice keeps both parts apart.
-func fanOut[T any](b *backend, keys []string, work func(h *hostedCoord, i int, ret func(T)), failed func(key string, code int16) T, finish func([]T)) {
+func fanOut[T any](b *backend, op coordOp, keys []string, work func(h *hostedCoord, i int, ret func(T)), failed func(key string, code int16) T, finish func([]T)) {
 	out := make([]T, len(keys))
 	remaining := len(keys)
 	if remaining == 0 {
@@ -200,7 +222,7 @@ func fanOut[T any](b *backend, keys []string, work func(h *hostedCoord, i int, r
 				finish(out)
 			}
 		}
-		b.onCoordinator(k, func(h *hostedCoord, reply func(func())) {
+		b.onCoordinator(k, op, func(h *hostedCoord, reply func(func())) {
 			work(h, i, func(v T) { reply(func() { put(v) }) })
 		}, func(code int16) { put(failed(k, code)) })
 	}

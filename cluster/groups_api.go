@@ -5,7 +5,6 @@ import (
 
 	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/wire"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -25,7 +24,7 @@ func (b *backend) GroupRequest(client wire.ClientInfo, req kmsg.Request, cb func
 		b.syncGroup(r, cb)
 	case *kmsg.HeartbeatRequest:
 		resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
-		b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+		b.onCoordinator(r.Group, opAnswers, func(h *hostedCoord, reply func(func())) {
 			code := h.coord.Heartbeat(r.Group, r.MemberID, r.InstanceID, r.Generation, nowMs())
 			reply(func() { resp.ErrorCode = code; cb(resp) })
 		}, func(code int16) { resp.ErrorCode = code; cb(resp) })
@@ -50,19 +49,6 @@ func (b *backend) GroupRequest(client wire.ClientInfo, req kmsg.Request, cb func
 
 func (b *backend) findCoordinator(r *kmsg.FindCoordinatorRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	if b.node.draining.Load() {
-		// COORDINATOR_NOT_AVAILABLE is what Kafka answers while no
-		// coordinator is up, and the one code every client retries here
-		// (KafkaJS gives up on any other, NOT_COORDINATOR included).
-		code := kerr.CoordinatorNotAvailable.Code
-		resp.ErrorCode, resp.NodeID = code, -1
-		for _, k := range r.CoordinatorKeys {
-			c := kmsg.NewFindCoordinatorResponseCoordinator()
-			c.Key, c.ErrorCode, c.NodeID = k, code, -1
-			resp.Coordinators = append(resp.Coordinators, c)
-		}
-		return resp
-	}
 	self := b.Brokers()[0]
 	if r.Version < 4 {
 		resp.NodeID, resp.Host, resp.Port = self.NodeID, self.Host, self.Port
@@ -103,7 +89,7 @@ func (b *backend) joinGroup(client wire.ClientInfo, r *kmsg.JoinGroupRequest, cb
 		}
 		cb(resp)
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+	b.onCoordinator(r.Group, opWaits, func(h *hostedCoord, reply func(func())) {
 		h.coord.Join(r.Group, jr, nowMs(), func(res group.JoinResult) { reply(func() { fill(res) }) })
 	}, func(code int16) { fill(group.JoinResult{ErrCode: code, Generation: -1, MemberID: r.MemberID}) })
 }
@@ -122,7 +108,7 @@ func (b *backend) syncGroup(r *kmsg.SyncGroupRequest, cb func(kmsg.Response)) {
 		}
 		cb(resp)
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+	b.onCoordinator(r.Group, opWaits, func(h *hostedCoord, reply func(func())) {
 		h.coord.Sync(r.Group, r.MemberID, r.InstanceID, r.Generation, assign, nowMs(), func(res group.SyncResult) { reply(func() { fill(res) }) })
 	}, func(code int16) { fill(group.SyncResult{ErrCode: code}) })
 }
@@ -155,7 +141,7 @@ func (b *backend) leaveGroup(r *kmsg.LeaveGroupRequest, cb func(kmsg.Response)) 
 		}
 		cb(resp)
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+	b.onCoordinator(r.Group, opAnswers, func(h *hostedCoord, reply func(func())) {
 		top, codes := h.coord.Leave(r.Group, ms, nowMs())
 		reply(func() { fill(top, codes) })
 	}, func(code int16) { fill(code, nil) })
@@ -190,7 +176,7 @@ func (b *backend) offsetCommit(r *kmsg.OffsetCommitRequest, cb func(kmsg.Respons
 	if r.Version == 0 {
 		generation, member = -1, ""
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+	b.onCoordinator(r.Group, opWrites, func(h *hostedCoord, reply func(func())) {
 		h.coord.Commit(r.Group, member, r.InstanceID, generation, offsets, nowMs(), func(code int16) { reply(func() { fill(code) }) })
 	}, fill)
 }
@@ -240,7 +226,7 @@ func (b *backend) offsetFetch(r *kmsg.OffsetFetchRequest, cb func(kmsg.Response)
 	for i, w := range wants {
 		keys[i] = w.group
 	}
-	fanOut(b, keys, func(h *hostedCoord, i int, ret func(offsetFetchGroup)) {
+	fanOut(b, opAnswers, keys, func(h *hostedCoord, i int, ret func(offsetFetchGroup)) {
 		ret(offsetFetchGroup{offsets: h.coord.Fetch(wants[i].group, wants[i].tps)})
 	}, func(_ string, code int16) offsetFetchGroup { return offsetFetchGroup{code: code} }, func(res []offsetFetchGroup) {
 		for i, w := range wants {
@@ -316,7 +302,7 @@ func (b *backend) describeGroups(r *kmsg.DescribeGroupsRequest, cb func(kmsg.Res
 		code int16
 		d    group.Description
 	}
-	fanOut(b, r.Groups, func(h *hostedCoord, i int, ret func(result)) {
+	fanOut(b, opAnswers, r.Groups, func(h *hostedCoord, i int, ret func(result)) {
 		g := h.coord.Group(r.Groups[i])
 		if g == nil {
 			ret(result{d: group.Description{ID: r.Groups[i], State: "Dead"}})
@@ -369,7 +355,7 @@ func (b *backend) listGroups(r *kmsg.ListGroupsRequest, cb func(kmsg.Response)) 
 
 func (b *backend) deleteGroups(r *kmsg.DeleteGroupsRequest, cb func(kmsg.Response)) {
 	resp := r.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	fanOut(b, r.Groups, func(h *hostedCoord, i int, ret func(int16)) {
+	fanOut(b, opWrites, r.Groups, func(h *hostedCoord, i int, ret func(int16)) {
 		h.coord.DeleteGroup(r.Groups[i], ret)
 	}, func(_ string, code int16) int16 { return code }, func(codes []int16) {
 		for i, g := range r.Groups {
@@ -406,7 +392,7 @@ func (b *backend) offsetDelete(r *kmsg.OffsetDeleteRequest, cb func(kmsg.Respons
 		}
 		cb(resp)
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+	b.onCoordinator(r.Group, opWrites, func(h *hostedCoord, reply func(func())) {
 		h.coord.DeleteOffsets(r.Group, tps, func(code int16) { reply(func() { fill(code) }) })
 	}, fill)
 }

@@ -61,8 +61,10 @@ type Node struct {
 	meta   atomic.Pointer[snapshot]
 	cores  []*coreState
 	closed atomic.Bool
-	// draining: Close has begun; coordinators answer as unloaded.
-	draining atomic.Bool
+	// draining: Close has begun; closingLogs: the drain is over and the
+	// logs are closing. Coordinators refuse what would not finish (see
+	// onCoordinator).
+	draining, closingLogs atomic.Bool
 	// closeFailures counts partition logs that failed to close (their
 	// final index and producer-state writes); Close reports it.
 	closeFailures atomic.Int64
@@ -261,6 +263,7 @@ func (n *Node) Close(ctx context.Context) error {
 		return nil
 	}
 	n.drain(ctx)
+	n.closingLogs.Store(true)
 	var wg sync.WaitGroup
 	for _, cs := range n.cores {
 		cs := cs
@@ -291,8 +294,7 @@ func (n *Node) drain(ctx context.Context) {
 	n.draining.Store(true)
 	// Joins and syncs waiting for the rest of their group would hold the
 	// drain until their rebalance timeout; they are told to find the
-	// coordinator again. Anything reaching a coordinator from now on sees
-	// draining.
+	// coordinator again, as are those reaching a coordinator from now on.
 	for _, cs := range n.cores {
 		cs := cs
 		_ = n.rt.Post(cs.core.ID(), func(*reactor.Core) {

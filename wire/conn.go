@@ -45,6 +45,7 @@ type slot struct {
 	done       bool
 	silent     bool   // Produce with acks=0: no response at all
 	closeAfter bool   // close the connection when this slot reaches the head
+	held       bool   // arrived before draining began: Drain waits for it
 	frame      []byte // the encoded response, set when done
 }
 
@@ -265,9 +266,8 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 // push appends a slot for a new request.
 func (c *conn) push(h header) *slot {
 	h.clientID = nil // aliases the frame, which is about to be discarded
-	s := &slot{h: h}
+	s := &slot{h: h, held: c.srv.drain.hold()}
 	c.queue = append(c.queue, s)
-	c.srv.drain.pushed()
 	return s
 }
 
@@ -343,10 +343,10 @@ func (c *conn) flush() {
 				break
 			}
 		}
+		c.srv.drain.release(c.queue[:n])
 		rest := copy(c.queue, c.queue[n:])
 		clear(c.queue[rest:])
 		c.queue = c.queue[:rest]
-		c.srv.drain.left(n)
 		if len(iov) > 0 {
 			// On a write error gnet closes the connection inside Writev,
 			// which runs onClose; c.closed stops the loop.
@@ -410,7 +410,7 @@ func (c *conn) onClose() {
 	for _, s := range c.queue {
 		putBuf(s.frame)
 	}
-	c.srv.drain.left(len(c.queue))
+	c.srv.drain.release(c.queue)
 	clear(c.queue)
 	c.queue = nil
 }

@@ -21,17 +21,19 @@ import (
 //     client retries after refreshing metadata; an acks=0 produce closes
 //     its connection, Kafka's way to say the same;
 //   - Metadata and ApiVersions are answered as usual, and group requests
-//     go to the GroupBackend, whose coordinators answer as unloaded
-//     (NOT_COORDINATOR, and COORDINATOR_NOT_AVAILABLE from FindCoordinator).
+//     go to the GroupBackend, which refuses with NOT_COORDINATOR those
+//     that could not finish (cluster's onCoordinator says which and why).
 //
-// Drain returns once no request is in flight on any connection; then the
-// broker closes its logs and its connections.
+// Drain returns once every request received before it began is answered
+// (requests arriving later are answered at once, or by the backend's own
+// rules, and do not hold it); then the broker closes its logs and its
+// connections.
 
 // drainState is the Server's part of draining. conns is guarded by mu;
 // everything else is atomic.
 type drainState struct {
 	on       atomic.Bool
-	inflight atomic.Int64  // requests pushed and not yet written (or dropped)
+	inflight atomic.Int64  // held requests (received before draining) not yet written or dropped
 	idle     chan struct{} // signalled when inflight reaches 0 while on
 
 	mu    sync.Mutex
@@ -53,10 +55,30 @@ func (d *drainState) remove(c *conn) {
 	d.mu.Unlock()
 }
 
-func (d *drainState) pushed() { d.inflight.Add(1) }
+// hold counts a new request if draining has not begun, and reports
+// whether it did. The count goes up before the flag is read, and Drain
+// sets the flag before it reads the count, so no request is missed by both.
+func (d *drainState) hold() bool {
+	d.inflight.Add(1)
+	if d.on.Load() {
+		d.left(1)
+		return false
+	}
+	return true
+}
 
-// left counts n requests leaving a connection's queue (answered, or
-// dropped with the connection).
+// release uncounts the held ones of slots leaving a connection's queue
+// (answered, or dropped with the connection).
+func (d *drainState) release(slots []*slot) {
+	n := 0
+	for _, s := range slots {
+		if s.held {
+			n++
+		}
+	}
+	d.left(n)
+}
+
 func (d *drainState) left(n int) {
 	if n == 0 {
 		return
@@ -72,8 +94,9 @@ func (d *drainState) left(n int) {
 // Draining reports whether Drain has begun. Safe from any goroutine.
 func (s *Server) Draining() bool { return s.drain.on.Load() }
 
-// Inflight is the number of requests received and not yet answered, over
-// every connection. Safe from any goroutine.
+// Inflight is the number of requests received before draining began (all
+// of them, before) and not yet answered, over every connection. Safe from
+// any goroutine.
 func (s *Server) Inflight() int64 { return s.drain.inflight.Load() }
 
 // Drain switches the server to draining (see above) and waits until no

@@ -253,6 +253,12 @@ func (p *proc) tryStart() error {
 	p.starts++
 	args := append([]string{"serve", "--data-dir", p.dir, "--listen", p.addr}, p.extra...)
 	cmd := exec.Command(p.bin, args...)
+	if raceEnabled && os.Getenv("GORACE") == "" {
+		// The race runtime sleeps a second before exiting (atexit_sleep_ms),
+		// which no real build does: a restart would leave clients a second
+		// of refused connections instead of milliseconds.
+		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err
