@@ -190,7 +190,9 @@ func openOwned(cs *coreState, t *Topic, from int, ready func()) {
 	release()
 }
 
-func (b *backend) DeleteTopic(name string, cb func(int16)) {
+// deleteTopic is DeleteTopic once the topic's committed offsets are gone
+// (see purgeOffsets).
+func (b *backend) deleteTopic(name string, cb func(int16)) {
 	b.onController(func(ctl *coreState, reply func(func())) {
 		n := b.node
 		s := n.pending()

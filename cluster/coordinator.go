@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"time"
 
 	"github.com/strand-io/strand/cluster/group"
@@ -97,6 +98,7 @@ func (h *hostedCoord) load() {
 	next = func(off shard.Offset) {
 		if off >= l.HighWatermark() {
 			h.loading = false
+			h.purgeUnknownTopics()
 			return
 		}
 		l.Read(off, 1<<20, func(r shard.ReadResult, err error) {
@@ -247,4 +249,90 @@ func onEveryCore[T any](b *backend, work func(cs *coreState) T, finish func([]T)
 			})
 		})
 	}
+}
+
+// DeleteTopic deletes a topic and, first, every group's committed offsets
+// of it, as Kafka does: a topic re-created with the name starts with no
+// commits, instead of consumers resuming at offsets from its previous life
+// and skipping its first records. The tombstones are durable before the
+// metadata changes, so a crash in between can lose only the offsets of a
+// topic whose deletion was asked for, never bring them back; commits to the
+// topic are refused from the purge until the topic is gone.
+func (b *backend) DeleteTopic(name string, cb func(int16)) {
+	if _, ok := b.node.meta.Load().topics[name]; !ok {
+		cb(errUnknownTopic)
+		return
+	}
+	b.purgeOffsets(name, func(err error) {
+		if err != nil {
+			b.node.log.Error("deleting the committed offsets of a topic failed; the topic is kept", "topic", name, "err", err)
+			b.endPurge(name)
+			cb(kerr.KafkaStorageError.Code)
+			return
+		}
+		b.deleteTopic(name, func(code int16) {
+			b.endPurge(name)
+			cb(code)
+		})
+	})
+}
+
+// purgeOffsets has every coordinator delete, durably, the committed
+// offsets of topic and refuse commits to it until endPurge. done runs on
+// this core.
+func (b *backend) purgeOffsets(topic string, done func(error)) {
+	origin := b.cs.core.ID()
+	remaining := len(b.node.cores)
+	var errs error
+	for _, cs := range b.node.cores {
+		cs := cs
+		b.cs.core.Send(cs.core.ID(), func(c *reactor.Core) {
+			var coreErr error
+			pending := 1
+			finish := func() {
+				if pending--; pending > 0 {
+					return
+				}
+				c.Send(origin, func(*reactor.Core) {
+					errs = errors.Join(errs, coreErr)
+					if remaining--; remaining == 0 {
+						done(errs)
+					}
+				})
+			}
+			for _, h := range cs.coords {
+				pending++
+				h.coord.PurgeTopic(topic, func(err error) {
+					coreErr = errors.Join(coreErr, err)
+					finish()
+				})
+			}
+			finish()
+		})
+	}
+}
+
+// endPurge lets every coordinator take commits to topic again (a commit
+// is still refused while no topic of that name exists).
+func (b *backend) endPurge(topic string) {
+	for _, cs := range b.node.cores {
+		cs := cs
+		b.cs.core.Send(cs.core.ID(), func(*reactor.Core) {
+			for _, h := range cs.coords {
+				h.coord.EndPurge(topic)
+			}
+		})
+	}
+}
+
+// purgeUnknownTopics deletes, once the log is loaded, the offsets of topics
+// that no longer exist: left by a broker that deleted topics without
+// deleting their offsets.
+func (h *hostedCoord) purgeUnknownTopics() {
+	meta := h.cs.node.meta.Load()
+	h.coord.PurgeTopics(func(topic string) bool { return meta.topics[topic] == nil }, func(err error) {
+		if err != nil {
+			h.cs.node.log.Error("deleting the committed offsets of deleted topics", "partition", h.part.ref, "err", err)
+		}
+	})
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/wire"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -159,13 +160,19 @@ func (b *backend) offsetCommit(r *kmsg.OffsetCommitRequest, cb func(kmsg.Respons
 			offsets[group.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = group.CommittedOffset{Offset: p.Offset, LeaderEpoch: epoch, Metadata: p.Metadata}
 		}
 	}
-	fill := func(code int16) {
+	// refused holds the partitions answered UNKNOWN_TOPIC_OR_PARTITION;
+	// the others get code.
+	var refused map[group.TopicPartition]bool
+	fillEach := func(code int16) {
 		for _, t := range r.Topics {
 			rt := kmsg.NewOffsetCommitResponseTopic()
 			rt.Topic = t.Topic
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetCommitResponseTopicPartition()
 				rp.Partition, rp.ErrorCode = p.Partition, code
+				if refused[group.TopicPartition{Topic: t.Topic, Partition: p.Partition}] {
+					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
@@ -177,8 +184,26 @@ func (b *backend) offsetCommit(r *kmsg.OffsetCommitRequest, cb func(kmsg.Respons
 		generation, member = -1, ""
 	}
 	b.onCoordinator(r.Group, opWrites, func(h *hostedCoord, reply func(func())) {
-		h.coord.Commit(r.Group, member, r.InstanceID, generation, offsets, nowMs(), func(code int16) { reply(func() { fill(code) }) })
-	}, fill)
+		// As in Kafka, only partitions that exist take commits; checked
+		// here, on the coordinator's core, so that a commit cannot slip
+		// in behind a topic deletion's purge (see purgeOffsets).
+		meta := b.node.meta.Load()
+		for tp := range offsets {
+			t := meta.topics[tp.Topic]
+			if t == nil || tp.Partition < 0 || tp.Partition >= t.Partitions() || h.coord.Purging(tp.Topic) {
+				if refused == nil {
+					refused = map[group.TopicPartition]bool{}
+				}
+				refused[tp] = true
+				delete(offsets, tp)
+			}
+		}
+		if len(offsets) == 0 {
+			reply(func() { fillEach(0) })
+			return
+		}
+		h.coord.Commit(r.Group, member, r.InstanceID, generation, offsets, nowMs(), func(code int16) { reply(func() { fillEach(code) }) })
+	}, fillEach)
 }
 
 // offsetFetchGroup is one group's part of an OffsetFetch.

@@ -42,6 +42,9 @@ type Coordinator struct {
 	store  Store
 	// nextRetentionMs is when Tick next looks for expired offsets.
 	nextRetentionMs int64
+	// purging counts the deletions of each topic in progress (see
+	// PurgeTopic); commits to it are refused meanwhile.
+	purging map[string]int
 }
 
 // NewCoordinator returns an empty coordinator persisting through store.
@@ -183,6 +186,68 @@ func lessTP(a, b TopicPartition) bool {
 		return a.Topic < b.Topic
 	}
 	return a.Partition < b.Partition
+}
+
+// Purging reports whether topic's offsets are being deleted: the host
+// refuses commits to it (UNKNOWN_TOPIC_OR_PARTITION) until EndPurge.
+func (c *Coordinator) Purging(topic string) bool { return c.purging[topic] > 0 }
+
+// PurgeTopic deletes every group's committed offsets of topic, because
+// the topic is being deleted: a topic re-created with that name must not
+// inherit them. Commits to topic are refused from now until EndPurge,
+// which the host calls once the topic is gone from the metadata. done runs
+// once the tombstones are durable.
+func (c *Coordinator) PurgeTopic(topic string, done func(error)) {
+	if c.purging == nil {
+		c.purging = map[string]int{}
+	}
+	c.purging[topic]++
+	c.PurgeTopics(func(t string) bool { return t == topic }, done)
+}
+
+// EndPurge ends a PurgeTopic's refusal of commits.
+func (c *Coordinator) EndPurge(topic string) {
+	if c.purging[topic]--; c.purging[topic] <= 0 {
+		delete(c.purging, topic)
+	}
+}
+
+// PurgeTopics writes tombstones for every committed offset of the topics
+// match selects, then forgets them; done runs once they are durable.
+// Commits persisted before it but completing after its snapshot are caught
+// by a second round (appends complete in order, so the round after the
+// tombstones are durable sees every one of them).
+func (c *Coordinator) PurgeTopics(match func(topic string) bool, done func(error)) {
+	var recs []Record
+	for id, g := range c.groups {
+		for tp := range g.offsets {
+			if match(tp.Topic) {
+				recs = append(recs, Record{Group: id, TP: tp})
+			}
+		}
+	}
+	if len(recs) == 0 {
+		done(nil)
+		return
+	}
+	sort.Slice(recs, func(i, j int) bool {
+		if recs[i].Group != recs[j].Group {
+			return recs[i].Group < recs[j].Group
+		}
+		return lessTP(recs[i].TP, recs[j].TP)
+	})
+	c.store.Persist(recs, func(err error) {
+		if err != nil {
+			done(err)
+			return
+		}
+		for _, r := range recs {
+			if g := c.groups[r.Group]; g != nil {
+				delete(g.offsets, r.TP)
+			}
+		}
+		c.PurgeTopics(match, done)
+	})
 }
 
 // Fetch returns committed offsets: for tps, or every one when tps is nil.
