@@ -46,6 +46,7 @@ func serve(args []string) int {
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
 	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted (larger ones close the connection), and the most a produced batch may decompress to")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish before the logs close anyway")
 	stallThreshold := fs.Duration("stall-threshold", reactor.DefaultStallThreshold, "warn when one reactor callback holds its core longer than this (start-up and shutdown work excepted)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -72,6 +73,11 @@ func serve(args []string) int {
 		DataDir: *dataDir, Listen: *listen, NodeID: int32(*nodeID), CPUs: cpus,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
 		Log: shard.Config{Preallocate: true}, Logger: logger, StallThreshold: *stallThreshold,
+		DrainTimeout: *drainTimeout,
+	}
+	if *drainTimeout <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --drain-timeout must be positive")
+		return 2
 	}
 	if *stallThreshold <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --stall-threshold must be positive")
@@ -95,7 +101,7 @@ func serve(args []string) int {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
 	logger.Info("shutting down: finishing in-flight requests and syncing logs", "signal", s.String())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout+30*time.Second)
 	defer cancel()
 	if err := node.Close(ctx); err != nil {
 		logger.Error("unclean shutdown", "err", err)
