@@ -172,14 +172,16 @@ const (
 // onCoordinator runs fn on the core coordinating groupID. fail and the
 // reply given to fn both run back on this core.
 //
-// During shutdown, refused requests get NOT_COORDINATOR, as from a Kafka
-// coordinator that was moved: clients look it up again and retry. Requests
-// that complete at once are served normally instead, on purpose: a client
-// told NOT_COORDINATOR looks the coordinator up again right away, and a
-// lookup that lands in the moment the broker is down (connection refused)
-// is the one failure neither franz-go (the heartbeat fails, the member
-// drops its partitions and rejoins: a rebalance) nor KafkaJS ("Failed to
-// find group coordinator", the consumer stops) retries.
+// During shutdown, requests that would not finish in time (see coordOp)
+// are parked: never answered, they end with the connection, which clients
+// retry as a network error once the broker is back. Requests that complete
+// at once keep their normal answers. Neither gets NOT_COORDINATOR, on
+// purpose: a client told NOT_COORDINATOR (or REBALANCE_IN_PROGRESS) looks
+// the coordinator up again and rejoins right away, and a lookup cut by the
+// closing connection or landing in the moment the broker is down is the one
+// failure neither franz-go (the member drops its partitions and rejoins: a
+// rebalance) nor KafkaJS ("Failed to find group coordinator", the consumer
+// stops for good) retries.
 func (b *backend) onCoordinator(groupID string, op coordOp, fn func(h *hostedCoord, reply func(func())), fail func(code int16)) {
 	t, ok := b.node.meta.Load().topics[OffsetsTopic]
 	if !ok {
@@ -195,7 +197,7 @@ func (b *backend) onCoordinator(groupID string, op coordOp, fn func(h *hostedCoo
 		}
 		switch {
 		case op == opWaits && b.node.draining.Load() || op == opWrites && b.node.closingLogs.Load():
-			reply(func() { fail(kerr.NotCoordinator.Code) })
+			// Parked (see above): the wire layer does not wait for it.
 		case h == nil:
 			reply(func() { fail(errCoordinatorNotAvail) })
 		case h.loading:

@@ -16,10 +16,16 @@ import (
 //   - long-poll fetches waiting for data answer at once, normally, with
 //     what they have (empty is fine), as their max wait would have;
 //   - every request already dispatched finishes with its normal answer;
-//   - new partition requests (Produce, Fetch, ListOffsets) get
-//     NOT_LEADER_OR_FOLLOWER and admin writes NOT_CONTROLLER, which every
-//     client retries after refreshing metadata; an acks=0 produce closes
-//     its connection, Kafka's way to say the same;
+//   - a new Produce gets NOT_LEADER_OR_FOLLOWER and admin writes
+//     NOT_CONTROLLER, which every client retries after refreshing
+//     metadata; an acks=0 produce closes its connection, Kafka's way to
+//     say the same;
+//   - a new Fetch or ListOffsets is parked: never answered, it ends with
+//     the connection, which every client retries as a network error.
+//     NOT_LEADER_OR_FOLLOWER would be worse here: KafkaJS answers a fetch
+//     error of that kind by rejoining its group (a rebalance), and a
+//     coordinator lookup cut by the closing connection stops the consumer
+//     for good ("Failed to find group coordinator", non-retriable);
 //   - Metadata and ApiVersions are answered as usual, and group requests
 //     go to the GroupBackend, which refuses with NOT_COORDINATOR those
 //     that could not finish (cluster's onCoordinator says which and why).
@@ -149,16 +155,12 @@ func (c *conn) refuseDraining(s *slot, req kmsg.Request) bool {
 		}
 		code = kerr.NotLeaderForPartition.Code
 	case *kmsg.FetchRequest, *kmsg.ListOffsetsRequest:
-		code = kerr.NotLeaderForPartition.Code
+		return true // parked: the slot stays open until the connection closes
 	case *kmsg.CreateTopicsRequest, *kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterConfigsRequest:
 		code = kerr.NotController.Code
 	default:
 		return false
 	}
-	resp := errorResponse(req, code)
-	if f, ok := resp.(*kmsg.FetchResponse); ok {
-		f.ErrorCode = 0 // the top-level code is for fetch sessions
-	}
-	c.complete(s, resp)
+	c.complete(s, errorResponse(req, code))
 	return true
 }

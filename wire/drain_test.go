@@ -11,9 +11,9 @@ import (
 
 // TestDrainAnswersRetriably drives a real server through Drain: a long-poll
 // fetch waiting on an empty partition answers at once, normally (no error,
-// no records), Drain returns once nothing is in flight, and afterwards
-// partition requests get NOT_LEADER_OR_FOLLOWER, admin writes
-// NOT_CONTROLLER, while Metadata is answered as usual. Before draining
+// no records), Drain returns once nothing is in flight, and afterwards a
+// produce gets NOT_LEADER_OR_FOLLOWER, admin writes NOT_CONTROLLER, while
+// Metadata is answered as usual. Before draining
 // existed the fetch waited out its max wait, and a shutdown then answered
 // it with LEADER_NOT_AVAILABLE.
 func TestDrainAnswersRetriably(t *testing.T) {
@@ -60,12 +60,6 @@ func TestDrainAnswersRetriably(t *testing.T) {
 	}
 
 	notLeader := kerr.NotLeaderForPartition.Code
-	f2 := fetch(60_000)
-	r.send(f2, 11, 2)
-	if p := r.recv(f2, 2).(*kmsg.FetchResponse).Topics[0].Partitions[0]; p.ErrorCode != notLeader {
-		t.Fatalf("fetch while draining: code %d, want %d", p.ErrorCode, notLeader)
-	}
-
 	prod := kmsg.NewPtrProduceRequest()
 	prod.Acks, prod.TimeoutMillis = -1, 5000
 	pt := kmsg.NewProduceRequestTopic()
@@ -82,24 +76,12 @@ func TestDrainAnswersRetriably(t *testing.T) {
 		t.Fatalf("%d watches left", n)
 	}
 
-	lo := kmsg.NewPtrListOffsetsRequest()
-	lt := kmsg.NewListOffsetsRequestTopic()
-	lt.Topic = "t"
-	lp := kmsg.NewListOffsetsRequestTopicPartition()
-	lp.Timestamp = -1
-	lt.Partitions = append(lt.Partitions, lp)
-	lo.Topics = append(lo.Topics, lt)
-	r.send(lo, 4, 4)
-	if p := r.recv(lo, 4).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]; p.ErrorCode != notLeader {
-		t.Fatalf("list offsets while draining: code %d, want %d", p.ErrorCode, notLeader)
-	}
-
 	ct := kmsg.NewPtrCreateTopicsRequest()
 	nt := kmsg.NewCreateTopicsRequestTopic()
 	nt.Topic, nt.NumPartitions, nt.ReplicationFactor = "new", 1, 1
 	ct.Topics = append(ct.Topics, nt)
-	r.send(ct, 4, 5)
-	if got := r.recv(ct, 5).(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode; got != kerr.NotController.Code {
+	r.send(ct, 4, 4)
+	if got := r.recv(ct, 4).(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode; got != kerr.NotController.Code {
 		t.Fatalf("create topics while draining: code %d, want %d", got, kerr.NotController.Code)
 	}
 
@@ -107,9 +89,49 @@ func TestDrainAnswersRetriably(t *testing.T) {
 	mt := kmsg.NewMetadataRequestTopic()
 	mt.Topic = kmsg.StringPtr("t")
 	md.Topics = append(md.Topics, mt)
-	r.send(md, 7, 6)
-	mr := r.recv(md, 6).(*kmsg.MetadataResponse)
+	r.send(md, 7, 5)
+	mr := r.recv(md, 5).(*kmsg.MetadataResponse)
 	if len(mr.Topics) != 1 || mr.Topics[0].ErrorCode != 0 || len(mr.Brokers) != 1 {
 		t.Fatalf("metadata while draining: %+v", mr)
+	}
+}
+
+// TestDrainParksFetches: a Fetch or ListOffsets arriving while the server
+// drains is never answered (an error would make KafkaJS rejoin its group);
+// it does not hold the drain, and it ends with the connection.
+func TestDrainParksFetches(t *testing.T) {
+	h := newHarness(Config{})
+	h.broker.createTopic("t", 1, nil)
+	h.srv.drain.idle = make(chan struct{}, 1)
+	h.srv.drain.on.Store(true)
+	f := kmsg.NewPtrFetchRequest()
+	f.SetVersion(11)
+	f.MaxWaitMillis, f.MinBytes, f.MaxBytes = 0, 0, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "t"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	f.Topics = append(f.Topics, ft)
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.SetVersion(4)
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = "t"
+	lp := kmsg.NewListOffsetsRequestTopicPartition()
+	lp.Timestamp = -1
+	lt.Partitions = append(lt.Partitions, lp)
+	lo.Topics = append(lo.Topics, lt)
+	if h.traffic(append(encodeRequest(f, 1, "c"), encodeRequest(lo, 2, "c")...), 100) {
+		t.Fatal("connection closed")
+	}
+	if len(h.fc.out) != 0 || len(h.c.queue) != 2 || h.c.queue[0].done || h.c.queue[1].done {
+		t.Fatalf("while draining: %d bytes answered, %d requests queued", len(h.fc.out), len(h.c.queue))
+	}
+	if n := h.srv.Inflight(); n != 0 {
+		t.Fatalf("parked requests hold the drain: %d in flight", n)
+	}
+	h.close()
+	if len(h.c.queue) != 0 || len(h.fc.out) != 0 {
+		t.Fatalf("after close: %d queued, %d bytes written", len(h.c.queue), len(h.fc.out))
 	}
 }
