@@ -5,11 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // rider is a group member that records everything it consumes and every
@@ -265,4 +268,67 @@ func TestRestartKeepsConsumerGroup(t *testing.T) {
 		}
 	}
 	t.Logf("%d records acknowledged (%d after the restart), all consumed; generation %d kept", total, total-after, ids[0].gen)
+}
+
+// TestSIGTERMAnswersLongPolls (black box): a long-poll fetch waiting on an
+// empty partition when the broker gets SIGTERM is answered at once and
+// normally (no error, no records), long before its max wait, and the
+// broker then exits cleanly. Before, it was answered LEADER_NOT_AVAILABLE
+// as the logs closed, which KafkaJS answers by rejoining its group.
+func TestSIGTERMAnswersLongPolls(t *testing.T) {
+	bp := startProc(t, testDataDir(t))
+	createTopic(t, newClient(t, bp.addr), "lp", 1)
+	r := dialRaw(t, bp.addr)
+	api := kmsg.NewPtrApiVersionsRequest()
+	api.SetVersion(0)
+	f := kmsg.NewPtrFetchRequest()
+	f.SetVersion(11)
+	f.MaxWaitMillis, f.MinBytes, f.MaxBytes = 60_000, 1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "lp"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	f.Topics = append(f.Topics, ft)
+	// One write: the broker parses both frames in one pass, so the
+	// ApiVersions answer means the fetch is waiting.
+	if _, err := r.nc.Write(append(r.fmt.AppendRequest(nil, api, 1), r.fmt.AppendRequest(nil, f, 2)...)); err != nil {
+		t.Fatal(err)
+	}
+	read := func(req kmsg.Request, corr int32, d time.Duration) kmsg.Response {
+		t.Helper()
+		_ = r.nc.SetReadDeadline(time.Now().Add(d))
+		var pfx [4]byte
+		if _, err := io.ReadFull(r.nc, pfx[:]); err != nil {
+			t.Fatalf("reading the %s answer: %v", kmsg.NameForKey(req.Key()), err)
+		}
+		body := make([]byte, binary.BigEndian.Uint32(pfx[:]))
+		if _, err := io.ReadFull(r.nc, body); err != nil {
+			t.Fatal(err)
+		}
+		if got := int32(binary.BigEndian.Uint32(body)); got != corr {
+			t.Fatalf("correlation id %d, want %d", got, corr)
+		}
+		resp := req.ResponseKind()
+		if err := resp.ReadFrom(body[4:]); err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	read(api, 1, 10*time.Second)
+	if err := bp.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	resp := read(f, 2, 10*time.Second).(*kmsg.FetchResponse)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("fetch answer %+v", resp)
+	}
+	if p := resp.Topics[0].Partitions[0]; resp.ErrorCode != 0 || p.ErrorCode != 0 || len(p.RecordBatches) != 0 {
+		t.Fatalf("the long-poll was answered with error %s (top %s) and %d bytes; want a normal empty answer",
+			codeName(p.ErrorCode), codeName(resp.ErrorCode), len(p.RecordBatches))
+	}
+	bp.wait(60 * time.Second)
+	if bp.waitErr != nil {
+		t.Fatalf("broker exit after SIGTERM: %v", bp.waitErr)
+	}
 }
