@@ -101,3 +101,28 @@ func TestDeletedTopicTakesItsOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedTopicOffsetsSurviveSIGKILL: the offsets' tombstones are
+// durable by the time DeleteTopics answers, so a broker SIGKILLed right
+// after it does not bring the commits back for a re-created topic.
+func TestDeletedTopicOffsetsSurviveSIGKILL(t *testing.T) {
+	const topic, group = "reborn-k", "reborn-k-group"
+	bp := startProc(t, testDataDir(t))
+	admin := newClient(t, bp.addr)
+	createTopic(t, admin, topic, 2)
+	produceSeq(t, produceClient(t, bp.addr), topic, 2, 10, 1)
+	consumeGroup(t, bp.addr, group, topic, 20)
+	if c := committedOffsets(t, admin, group, topic, 2); c[0] != 10 || c[1] != 10 {
+		t.Fatalf("committed %v, want [10 10]", c)
+	}
+	if code := deleteTopic(t, admin, topic); code != 0 {
+		t.Fatalf("delete: %s", codeName(code))
+	}
+	bp.kill()
+	bp.start()
+	admin2 := newClient(t, bp.addr)
+	createTopic(t, admin2, topic, 2)
+	if c := committedOffsets(t, admin2, group, topic, 2); c[0] != -1 || c[1] != -1 {
+		t.Fatalf("after a SIGKILL right after the delete, the re-created topic has offsets %v committed", c)
+	}
+}
