@@ -169,20 +169,29 @@ const (
 	opWrites
 )
 
+// coordCall is how one group request behaves during a shutdown: its kind,
+// and whether it arrived after the drain began (wire.ClientInfo.Draining),
+// which the drain does not wait for.
+type coordCall struct {
+	op   coordOp
+	late bool
+}
+
 // onCoordinator runs fn on the core coordinating groupID. fail and the
 // reply given to fn both run back on this core.
 //
 // During shutdown, requests that would not finish in time (see coordOp)
-// are parked: never answered, they end with the connection, which clients
-// retry as a network error once the broker is back. Requests that complete
-// at once keep their normal answers. Neither gets NOT_COORDINATOR, on
-// purpose: a client told NOT_COORDINATOR (or REBALANCE_IN_PROGRESS) looks
+// and arrived after the drain began are parked: never answered, they end
+// with the connection, which clients retry as a network error once the
+// broker is back (one the drain waits for gets NOT_COORDINATOR instead, so
+// as not to hold it). Requests that complete at once keep their normal
+// answers. NOT_COORDINATOR is avoided on purpose: a client told NOT_COORDINATOR (or REBALANCE_IN_PROGRESS) looks
 // the coordinator up again and rejoins right away, and a lookup cut by the
 // closing connection or landing in the moment the broker is down is the one
 // failure neither franz-go (the member drops its partitions and rejoins: a
 // rebalance) nor KafkaJS ("Failed to find group coordinator", the consumer
 // stops for good) retries.
-func (b *backend) onCoordinator(groupID string, op coordOp, fn func(h *hostedCoord, reply func(func())), fail func(code int16)) {
+func (b *backend) onCoordinator(groupID string, call coordCall, fn func(h *hostedCoord, reply func(func())), fail func(code int16)) {
 	t, ok := b.node.meta.Load().topics[OffsetsTopic]
 	if !ok {
 		fail(errCoordinatorNotAvail)
@@ -196,8 +205,11 @@ func (b *backend) onCoordinator(groupID string, op coordOp, fn func(h *hostedCoo
 			h = part.owner.coords[p]
 		}
 		switch {
-		case op == opWaits && b.node.draining.Load() || op == opWrites && b.node.closingLogs.Load():
-			// Parked (see above): the wire layer does not wait for it.
+		case call.op == opWaits && b.node.draining.Load() || call.op == opWrites && b.node.closingLogs.Load():
+			if !call.late {
+				reply(func() { fail(kerr.NotCoordinator.Code) })
+			}
+			// else parked (see above): the drain does not wait for it.
 		case h == nil:
 			reply(func() { fail(errCoordinatorNotAvail) })
 		case h.loading:
@@ -211,7 +223,7 @@ func (b *backend) onCoordinator(groupID string, op coordOp, fn func(h *hostedCoo
 // fanOut runs work for each key on the key's coordinator and calls finish
 // on this core with the results in key order. work gets the key's index, so
 // a request naming the same group twice keeps both parts apart.
-func fanOut[T any](b *backend, op coordOp, keys []string, work func(h *hostedCoord, i int, ret func(T)), failed func(key string, code int16) T, finish func([]T)) {
+func fanOut[T any](b *backend, call coordCall, keys []string, work func(h *hostedCoord, i int, ret func(T)), failed func(key string, code int16) T, finish func([]T)) {
 	out := make([]T, len(keys))
 	remaining := len(keys)
 	if remaining == 0 {
@@ -226,7 +238,7 @@ func fanOut[T any](b *backend, op coordOp, keys []string, work func(h *hostedCoo
 				finish(out)
 			}
 		}
-		b.onCoordinator(k, op, func(h *hostedCoord, reply func(func())) {
+		b.onCoordinator(k, call, func(h *hostedCoord, reply func(func())) {
 			work(h, i, func(v T) { reply(func() { put(v) }) })
 		}, func(code int16) { put(failed(k, code)) })
 	}
