@@ -25,10 +25,12 @@ const (
 // topic, on the core that owns that partition. It is the group.Store of
 // its coordinator: commits become record batches in that partition's log.
 type hostedCoord struct {
-	cs         *coreState
-	part       *partition
-	coord      *group.Coordinator
-	loading    bool
+	cs      *coreState
+	part    *partition
+	coord   *group.Coordinator
+	loading bool
+	// afterLoad runs once loading ends (purges asked for meanwhile).
+	afterLoad  []func()
 	compacting bool
 	dumpBytes  int64
 }
@@ -97,8 +99,7 @@ func (h *hostedCoord) load() {
 	var next func(off shard.Offset)
 	next = func(off shard.Offset) {
 		if off >= l.HighWatermark() {
-			h.loading = false
-			h.purgeUnknownTopics()
+			h.loaded()
 			return
 		}
 		l.Read(off, 1<<20, func(r shard.ReadResult, err error) {
@@ -107,7 +108,7 @@ func (h *hostedCoord) load() {
 			}
 			if err != nil {
 				h.cs.node.log.Error("loading committed offsets failed; the coordinator serves what it read so far", "partition", h.part.ref, "offset", off, "err", err)
-				h.loading = false
+				h.loaded()
 				return
 			}
 			last := off
@@ -123,6 +124,16 @@ func (h *hostedCoord) load() {
 		})
 	}
 	next(l.LogStartOffset())
+}
+
+// loaded ends loading: the coordinator serves from now on.
+func (h *hostedCoord) loaded() {
+	h.loading = false
+	h.purgeUnknownTopics()
+	for _, fn := range h.afterLoad {
+		fn()
+	}
+	h.afterLoad = nil
 }
 
 // startCoordinators hosts a coordinator for each offsets partition this
@@ -315,11 +326,21 @@ func (b *backend) purgeOffsets(topic string, done func(error)) {
 				})
 			}
 			for _, h := range cs.coords {
+				h := h
 				pending++
-				h.coord.PurgeTopic(topic, func(err error) {
-					coreErr = errors.Join(coreErr, err)
-					finish()
-				})
+				purge := func() {
+					h.coord.PurgeTopic(topic, func(err error) {
+						coreErr = errors.Join(coreErr, err)
+						finish()
+					})
+				}
+				if h.loading {
+					// Only a loaded coordinator knows every offset to
+					// delete; it takes no commits until then anyway.
+					h.afterLoad = append(h.afterLoad, purge)
+					continue
+				}
+				purge()
 			}
 			finish()
 		})
