@@ -27,8 +27,10 @@ import (
 //     coordinator lookup cut by the closing connection stops the consumer
 //     for good ("Failed to find group coordinator", non-retriable);
 //   - Metadata and ApiVersions are answered as usual, and group requests
-//     go to the GroupBackend, which refuses with NOT_COORDINATOR those
-//     that could not finish (cluster's onCoordinator says which and why).
+//     go to the GroupBackend, told whether they arrived while draining
+//     (ClientInfo.Draining): it answers those that finish at once, and
+//     parks or refuses the others (cluster's onCoordinator says which and
+//     why).
 //
 // Drain returns once every request received before it began is answered
 // (requests arriving later are answered at once, or by the backend's own
@@ -123,7 +125,6 @@ func (s *Server) Drain(ctx context.Context) error {
 		case <-s.drain.idle:
 		case <-ctx.Done():
 			n := s.drain.inflight.Load()
-			s.log.Warn("wire: draining timed out; closing with requests in flight", "requests", n)
 			return fmt.Errorf("wire: draining: %d requests still in flight: %w", n, ctx.Err())
 		}
 	}
@@ -139,9 +140,9 @@ func (c *conn) drainWaits() {
 	}
 }
 
-// refuseDraining answers req with a retriable error if the server is
-// draining and req is one that must not start now. It reports whether it
-// did.
+// refuseDraining answers req with a retriable error, or parks it, if the
+// server is draining and req is one that must not start now. It reports
+// whether it did.
 func (c *conn) refuseDraining(s *slot, req kmsg.Request) bool {
 	if !c.srv.drain.on.Load() {
 		return false
