@@ -242,7 +242,9 @@ func openOwned(cs *coreState, t *Topic, from int, ready func(error)) {
 	release()
 }
 
-func (b *backend) DeleteTopic(name string, cb func(int16, string)) {
+// deleteTopic is DeleteTopic once the topic's committed offsets are gone
+// (see purgeOffsets).
+func (b *backend) deleteTopic(name string, cb func(int16, string)) {
 	b.onController(func(ctl *coreState, reply func(func())) {
 		b.node.deleteTopic(ctl, name, [16]byte{}, func(code int16, msg string) { reply(func() { cb(code, msg) }) }, nil)
 	})

@@ -1,12 +1,15 @@
 package cluster
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 const (
@@ -23,10 +26,12 @@ const (
 // topic, on the core that owns that partition. It is the group.Store of
 // its coordinator: commits become record batches in that partition's log.
 type hostedCoord struct {
-	cs         *coreState
-	part       *partition
-	coord      *group.Coordinator
-	loading    bool
+	cs      *coreState
+	part    *partition
+	coord   *group.Coordinator
+	loading bool
+	// afterLoad runs once loading ends (purges asked for meanwhile).
+	afterLoad  []func()
 	compacting bool
 	dumpBytes  int64
 }
@@ -95,7 +100,7 @@ func (h *hostedCoord) load() {
 	var next func(off shard.Offset)
 	next = func(off shard.Offset) {
 		if off >= l.HighWatermark() {
-			h.loading = false
+			h.loaded()
 			return
 		}
 		l.Read(off, 1<<20, func(r shard.ReadResult, err error) {
@@ -104,7 +109,7 @@ func (h *hostedCoord) load() {
 			}
 			if err != nil {
 				h.cs.node.log.Error("loading committed offsets failed; the coordinator serves what it read so far", "partition", h.part.ref, "offset", off, "err", err)
-				h.loading = false
+				h.loaded()
 				return
 			}
 			last := off
@@ -120,6 +125,16 @@ func (h *hostedCoord) load() {
 		})
 	}
 	next(l.LogStartOffset())
+}
+
+// loaded ends loading: the coordinator serves from now on.
+func (h *hostedCoord) loaded() {
+	h.loading = false
+	h.purgeUnknownTopics()
+	for _, fn := range h.afterLoad {
+		fn()
+	}
+	h.afterLoad = nil
 }
 
 // startCoordinators hosts a coordinator for each offsets partition this
@@ -151,9 +166,44 @@ func (cs *coreState) tickGroups() {
 	cs.core.After(groupTickInterval, cs.tickGroups)
 }
 
+// coordOp says how a group request behaves while the broker shuts down.
+type coordOp uint8
+
+const (
+	// opAnswers completes at once from memory (Heartbeat, OffsetFetch,
+	// DescribeGroups, LeaveGroup): served until the connections close.
+	opAnswers coordOp = iota
+	// opWaits may wait for the rest of its group (JoinGroup, SyncGroup):
+	// refused from the start of the drain, which it could hold.
+	opWaits
+	// opWrites appends to the offsets log (OffsetCommit, DeleteGroups,
+	// OffsetDelete): served until the logs start closing.
+	opWrites
+)
+
+// coordCall is how one group request behaves during a shutdown: its kind,
+// and whether it arrived after the drain began (wire.ClientInfo.Draining),
+// which the drain does not wait for.
+type coordCall struct {
+	op   coordOp
+	late bool
+}
+
 // onCoordinator runs fn on the core coordinating groupID. fail and the
 // reply given to fn both run back on this core.
-func (b *backend) onCoordinator(groupID string, fn func(h *hostedCoord, reply func(func())), fail func(code int16)) {
+//
+// During shutdown, requests that would not finish in time (see coordOp)
+// and arrived after the drain began are parked: never answered, they end
+// with the connection, which clients retry as a network error once the
+// broker is back (one the drain waits for gets NOT_COORDINATOR instead, so
+// as not to hold it). Requests that complete at once keep their normal
+// answers. NOT_COORDINATOR is avoided on purpose: a client told NOT_COORDINATOR (or REBALANCE_IN_PROGRESS) looks
+// the coordinator up again and rejoins right away, and a lookup cut by the
+// closing connection or landing in the moment the broker is down is the one
+// failure neither franz-go (the member drops its partitions and rejoins: a
+// rebalance) nor KafkaJS ("Failed to find group coordinator", the consumer
+// stops for good) retries.
+func (b *backend) onCoordinator(groupID string, call coordCall, fn func(h *hostedCoord, reply func(func())), fail func(code int16)) {
 	t, ok := b.node.meta.Load().topics[OffsetsTopic]
 	if !ok {
 		fail(errCoordinatorNotAvail)
@@ -167,6 +217,11 @@ func (b *backend) onCoordinator(groupID string, fn func(h *hostedCoord, reply fu
 			h = part.owner.coords[p]
 		}
 		switch {
+		case call.op == opWaits && b.node.draining.Load() || call.op == opWrites && b.node.closingLogs.Load():
+			if !call.late {
+				reply(func() { fail(kerr.NotCoordinator.Code) })
+			}
+			// else parked (see above): the drain does not wait for it.
 		case h == nil:
 			reply(func() { fail(errCoordinatorNotAvail) })
 		case h.loading:
@@ -180,7 +235,7 @@ func (b *backend) onCoordinator(groupID string, fn func(h *hostedCoord, reply fu
 // fanOut runs work for each key on the key's coordinator and calls finish
 // on this core with the results in key order. work gets the key's index, so
 // a request naming the same group twice keeps both parts apart.
-func fanOut[T any](b *backend, keys []string, work func(h *hostedCoord, i int, ret func(T)), failed func(key string, code int16) T, finish func([]T)) {
+func fanOut[T any](b *backend, call coordCall, keys []string, work func(h *hostedCoord, i int, ret func(T)), failed func(key string, code int16) T, finish func([]T)) {
 	out := make([]T, len(keys))
 	remaining := len(keys)
 	if remaining == 0 {
@@ -195,7 +250,7 @@ func fanOut[T any](b *backend, keys []string, work func(h *hostedCoord, i int, r
 				finish(out)
 			}
 		}
-		b.onCoordinator(k, func(h *hostedCoord, reply func(func())) {
+		b.onCoordinator(k, call, func(h *hostedCoord, reply func(func())) {
 			work(h, i, func(v T) { reply(func() { put(v) }) })
 		}, func(code int16) { put(failed(k, code)) })
 	}
@@ -220,4 +275,100 @@ func onEveryCore[T any](b *backend, work func(cs *coreState) T, finish func([]T)
 			})
 		})
 	}
+}
+
+// DeleteTopic deletes a topic and, first, every group's committed offsets
+// of it, as Kafka does: a topic re-created with the name starts with no
+// commits, instead of consumers resuming at offsets from its previous life
+// and skipping its first records. The tombstones are durable before the
+// metadata changes, so a crash in between can lose only the offsets of a
+// topic whose deletion was asked for, never bring them back; commits to the
+// topic are refused from the purge until the topic is gone.
+//
+// The purge does not look at the metadata: the topic may exist only in the
+// controller's pending snapshot (a delete right behind its create), and
+// purging a name no topic has finds nothing to delete.
+func (b *backend) DeleteTopic(name string, cb func(int16, string)) {
+	b.purgeOffsets(name, func(err error) {
+		if err != nil {
+			b.node.log.Error("deleting the committed offsets of a topic failed; the topic is kept", "topic", name, "err", err)
+			b.endPurge(name)
+			cb(kerr.KafkaStorageError.Code, fmt.Sprintf("deleting the committed offsets of %q failed, so the topic is kept: %v", name, err))
+			return
+		}
+		b.deleteTopic(name, func(code int16, msg string) {
+			b.endPurge(name)
+			cb(code, msg)
+		})
+	})
+}
+
+// purgeOffsets has every coordinator delete, durably, the committed
+// offsets of topic and refuse commits to it until endPurge. done runs on
+// this core.
+func (b *backend) purgeOffsets(topic string, done func(error)) {
+	origin := b.cs.core.ID()
+	remaining := len(b.node.cores)
+	var errs error
+	for _, cs := range b.node.cores {
+		cs := cs
+		b.cs.core.Send(cs.core.ID(), func(c *reactor.Core) {
+			var coreErr error
+			pending := 1
+			finish := func() {
+				if pending--; pending > 0 {
+					return
+				}
+				c.Send(origin, func(*reactor.Core) {
+					errs = errors.Join(errs, coreErr)
+					if remaining--; remaining == 0 {
+						done(errs)
+					}
+				})
+			}
+			for _, h := range cs.coords {
+				h := h
+				pending++
+				purge := func() {
+					h.coord.PurgeTopic(topic, func(err error) {
+						coreErr = errors.Join(coreErr, err)
+						finish()
+					})
+				}
+				if h.loading {
+					// Only a loaded coordinator knows every offset to
+					// delete; it takes no commits until then anyway.
+					h.afterLoad = append(h.afterLoad, purge)
+					continue
+				}
+				purge()
+			}
+			finish()
+		})
+	}
+}
+
+// endPurge lets every coordinator take commits to topic again (a commit
+// is still refused while no topic of that name exists).
+func (b *backend) endPurge(topic string) {
+	for _, cs := range b.node.cores {
+		cs := cs
+		b.cs.core.Send(cs.core.ID(), func(*reactor.Core) {
+			for _, h := range cs.coords {
+				h.coord.EndPurge(topic)
+			}
+		})
+	}
+}
+
+// purgeUnknownTopics deletes, once the log is loaded, the offsets of topics
+// that no longer exist: left by a broker that deleted topics without
+// deleting their offsets.
+func (h *hostedCoord) purgeUnknownTopics() {
+	meta := h.cs.node.meta.Load()
+	h.coord.PurgeTopics(func(topic string) bool { return meta.topics[topic] == nil }, func(err error) {
+		if err != nil {
+			h.cs.node.log.Error("deleting the committed offsets of deleted topics", "partition", h.part.ref, "err", err)
+		}
+	})
 }

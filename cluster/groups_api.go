@@ -5,6 +5,7 @@ import (
 
 	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/wire"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -15,33 +16,34 @@ func nowMs() int64 { return time.Now().UnixMilli() }
 // GroupRequest translates a consumer-group request into events for the
 // coordinator of its group (cluster/group) and builds the response.
 func (b *backend) GroupRequest(client wire.ClientInfo, req kmsg.Request, cb func(kmsg.Response)) {
+	late := client.Draining
 	switch r := req.(type) {
 	case *kmsg.FindCoordinatorRequest:
 		cb(b.findCoordinator(r))
 	case *kmsg.JoinGroupRequest:
 		b.joinGroup(client, r, cb)
 	case *kmsg.SyncGroupRequest:
-		b.syncGroup(r, cb)
+		b.syncGroup(r, late, cb)
 	case *kmsg.HeartbeatRequest:
 		resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
-		b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+		b.onCoordinator(r.Group, coordCall{opAnswers, late}, func(h *hostedCoord, reply func(func())) {
 			code := h.coord.Heartbeat(r.Group, r.MemberID, r.InstanceID, r.Generation, nowMs())
 			reply(func() { resp.ErrorCode = code; cb(resp) })
 		}, func(code int16) { resp.ErrorCode = code; cb(resp) })
 	case *kmsg.LeaveGroupRequest:
-		b.leaveGroup(r, cb)
+		b.leaveGroup(r, late, cb)
 	case *kmsg.OffsetCommitRequest:
-		b.offsetCommit(r, cb)
+		b.offsetCommit(r, late, cb)
 	case *kmsg.OffsetFetchRequest:
-		b.offsetFetch(r, cb)
+		b.offsetFetch(r, late, cb)
 	case *kmsg.DescribeGroupsRequest:
-		b.describeGroups(r, cb)
+		b.describeGroups(r, late, cb)
 	case *kmsg.ListGroupsRequest:
 		b.listGroups(r, cb)
 	case *kmsg.DeleteGroupsRequest:
-		b.deleteGroups(r, cb)
+		b.deleteGroups(r, late, cb)
 	case *kmsg.OffsetDeleteRequest:
-		b.offsetDelete(r, cb)
+		b.offsetDelete(r, late, cb)
 	default:
 		panic("cluster: GroupRequest given a non-group request")
 	}
@@ -89,12 +91,12 @@ func (b *backend) joinGroup(client wire.ClientInfo, r *kmsg.JoinGroupRequest, cb
 		}
 		cb(resp)
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+	b.onCoordinator(r.Group, coordCall{opWaits, client.Draining}, func(h *hostedCoord, reply func(func())) {
 		h.coord.Join(r.Group, jr, nowMs(), func(res group.JoinResult) { reply(func() { fill(res) }) })
 	}, func(code int16) { fill(group.JoinResult{ErrCode: code, Generation: -1, MemberID: r.MemberID}) })
 }
 
-func (b *backend) syncGroup(r *kmsg.SyncGroupRequest, cb func(kmsg.Response)) {
+func (b *backend) syncGroup(r *kmsg.SyncGroupRequest, late bool, cb func(kmsg.Response)) {
 	resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
 	assign := make(map[string][]byte, len(r.GroupAssignment))
 	for _, a := range r.GroupAssignment {
@@ -108,12 +110,12 @@ func (b *backend) syncGroup(r *kmsg.SyncGroupRequest, cb func(kmsg.Response)) {
 		}
 		cb(resp)
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+	b.onCoordinator(r.Group, coordCall{opWaits, late}, func(h *hostedCoord, reply func(func())) {
 		h.coord.Sync(r.Group, r.MemberID, r.InstanceID, r.Generation, assign, nowMs(), func(res group.SyncResult) { reply(func() { fill(res) }) })
 	}, func(code int16) { fill(group.SyncResult{ErrCode: code}) })
 }
 
-func (b *backend) leaveGroup(r *kmsg.LeaveGroupRequest, cb func(kmsg.Response)) {
+func (b *backend) leaveGroup(r *kmsg.LeaveGroupRequest, late bool, cb func(kmsg.Response)) {
 	resp := r.ResponseKind().(*kmsg.LeaveGroupResponse)
 	var ms []group.LeaveMember
 	if r.Version < 3 {
@@ -141,13 +143,13 @@ func (b *backend) leaveGroup(r *kmsg.LeaveGroupRequest, cb func(kmsg.Response)) 
 		}
 		cb(resp)
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+	b.onCoordinator(r.Group, coordCall{opAnswers, late}, func(h *hostedCoord, reply func(func())) {
 		top, codes := h.coord.Leave(r.Group, ms, nowMs())
 		reply(func() { fill(top, codes) })
 	}, func(code int16) { fill(code, nil) })
 }
 
-func (b *backend) offsetCommit(r *kmsg.OffsetCommitRequest, cb func(kmsg.Response)) {
+func (b *backend) offsetCommit(r *kmsg.OffsetCommitRequest, late bool, cb func(kmsg.Response)) {
 	resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
 	offsets := map[group.TopicPartition]group.CommittedOffset{}
 	for _, t := range r.Topics {
@@ -159,13 +161,19 @@ func (b *backend) offsetCommit(r *kmsg.OffsetCommitRequest, cb func(kmsg.Respons
 			offsets[group.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = group.CommittedOffset{Offset: p.Offset, LeaderEpoch: epoch, Metadata: p.Metadata}
 		}
 	}
-	fill := func(code int16) {
+	// refused holds the partitions answered UNKNOWN_TOPIC_OR_PARTITION;
+	// the others get code.
+	var refused map[group.TopicPartition]bool
+	fillEach := func(code int16) {
 		for _, t := range r.Topics {
 			rt := kmsg.NewOffsetCommitResponseTopic()
 			rt.Topic = t.Topic
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetCommitResponseTopicPartition()
 				rp.Partition, rp.ErrorCode = p.Partition, code
+				if refused[group.TopicPartition{Topic: t.Topic, Partition: p.Partition}] {
+					rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				}
 				rt.Partitions = append(rt.Partitions, rp)
 			}
 			resp.Topics = append(resp.Topics, rt)
@@ -176,9 +184,27 @@ func (b *backend) offsetCommit(r *kmsg.OffsetCommitRequest, cb func(kmsg.Respons
 	if r.Version == 0 {
 		generation, member = -1, ""
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
-		h.coord.Commit(r.Group, member, r.InstanceID, generation, offsets, nowMs(), func(code int16) { reply(func() { fill(code) }) })
-	}, fill)
+	b.onCoordinator(r.Group, coordCall{opWrites, late}, func(h *hostedCoord, reply func(func())) {
+		// As in Kafka, only partitions that exist take commits; checked
+		// here, on the coordinator's core, so that a commit cannot slip
+		// in behind a topic deletion's purge (see purgeOffsets).
+		meta := b.node.meta.Load()
+		for tp := range offsets {
+			t := meta.topics[tp.Topic]
+			if t == nil || tp.Partition < 0 || tp.Partition >= t.Partitions() || h.coord.Purging(tp.Topic) {
+				if refused == nil {
+					refused = map[group.TopicPartition]bool{}
+				}
+				refused[tp] = true
+				delete(offsets, tp)
+			}
+		}
+		if len(offsets) == 0 {
+			reply(func() { fillEach(0) })
+			return
+		}
+		h.coord.Commit(r.Group, member, r.InstanceID, generation, offsets, nowMs(), func(code int16) { reply(func() { fillEach(code) }) })
+	}, fillEach)
 }
 
 // offsetFetchGroup is one group's part of an OffsetFetch.
@@ -187,7 +213,7 @@ type offsetFetchGroup struct {
 	offsets map[group.TopicPartition]group.CommittedOffset
 }
 
-func (b *backend) offsetFetch(r *kmsg.OffsetFetchRequest, cb func(kmsg.Response)) {
+func (b *backend) offsetFetch(r *kmsg.OffsetFetchRequest, late bool, cb func(kmsg.Response)) {
 	resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
 	type want struct {
 		group string
@@ -226,7 +252,7 @@ func (b *backend) offsetFetch(r *kmsg.OffsetFetchRequest, cb func(kmsg.Response)
 	for i, w := range wants {
 		keys[i] = w.group
 	}
-	fanOut(b, keys, func(h *hostedCoord, i int, ret func(offsetFetchGroup)) {
+	fanOut(b, coordCall{opAnswers, late}, keys, func(h *hostedCoord, i int, ret func(offsetFetchGroup)) {
 		ret(offsetFetchGroup{offsets: h.coord.Fetch(wants[i].group, wants[i].tps)})
 	}, func(_ string, code int16) offsetFetchGroup { return offsetFetchGroup{code: code} }, func(res []offsetFetchGroup) {
 		for i, w := range wants {
@@ -296,13 +322,13 @@ func fetchTopics(tps []group.TopicPartition, got map[group.TopicPartition]group.
 	return out
 }
 
-func (b *backend) describeGroups(r *kmsg.DescribeGroupsRequest, cb func(kmsg.Response)) {
+func (b *backend) describeGroups(r *kmsg.DescribeGroupsRequest, late bool, cb func(kmsg.Response)) {
 	resp := r.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	type result struct {
 		code int16
 		d    group.Description
 	}
-	fanOut(b, r.Groups, func(h *hostedCoord, i int, ret func(result)) {
+	fanOut(b, coordCall{opAnswers, late}, r.Groups, func(h *hostedCoord, i int, ret func(result)) {
 		g := h.coord.Group(r.Groups[i])
 		if g == nil {
 			ret(result{d: group.Description{ID: r.Groups[i], State: "Dead"}})
@@ -353,9 +379,9 @@ func (b *backend) listGroups(r *kmsg.ListGroupsRequest, cb func(kmsg.Response)) 
 	})
 }
 
-func (b *backend) deleteGroups(r *kmsg.DeleteGroupsRequest, cb func(kmsg.Response)) {
+func (b *backend) deleteGroups(r *kmsg.DeleteGroupsRequest, late bool, cb func(kmsg.Response)) {
 	resp := r.ResponseKind().(*kmsg.DeleteGroupsResponse)
-	fanOut(b, r.Groups, func(h *hostedCoord, i int, ret func(int16)) {
+	fanOut(b, coordCall{opWrites, late}, r.Groups, func(h *hostedCoord, i int, ret func(int16)) {
 		h.coord.DeleteGroup(r.Groups[i], ret)
 	}, func(_ string, code int16) int16 { return code }, func(codes []int16) {
 		for i, g := range r.Groups {
@@ -367,7 +393,7 @@ func (b *backend) deleteGroups(r *kmsg.DeleteGroupsRequest, cb func(kmsg.Respons
 	})
 }
 
-func (b *backend) offsetDelete(r *kmsg.OffsetDeleteRequest, cb func(kmsg.Response)) {
+func (b *backend) offsetDelete(r *kmsg.OffsetDeleteRequest, late bool, cb func(kmsg.Response)) {
 	resp := r.ResponseKind().(*kmsg.OffsetDeleteResponse)
 	var tps []group.TopicPartition
 	for _, t := range r.Topics {
@@ -392,7 +418,7 @@ func (b *backend) offsetDelete(r *kmsg.OffsetDeleteRequest, cb func(kmsg.Respons
 		}
 		cb(resp)
 	}
-	b.onCoordinator(r.Group, func(h *hostedCoord, reply func(func())) {
+	b.onCoordinator(r.Group, coordCall{opWrites, late}, func(h *hostedCoord, reply func(func())) {
 		h.coord.DeleteOffsets(r.Group, tps, func(code int16) { reply(func() { fill(code) }) })
 	}, fill)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Config configures a Node.
@@ -58,6 +59,12 @@ type Config struct {
 	// AutoCreatePerSecond bounds the topics created implicitly (Metadata
 	// and Produce) per second, broker-wide. 0: 32; negative: no bound.
 	AutoCreatePerSecond int
+	// StallThreshold: a reactor callback running longer than this is
+	// logged as a stall (reactor.DefaultStallThreshold when zero).
+	StallThreshold time.Duration
+	// DrainTimeout bounds the first step of Close, which lets requests in
+	// flight finish with normal answers. Default 10s.
+	DrainTimeout time.Duration
 }
 
 // Node is one running broker.
@@ -69,6 +76,10 @@ type Node struct {
 	meta   atomic.Pointer[snapshot]
 	cores  []*coreState
 	closed atomic.Bool
+	// draining: Close has begun; closingLogs: the drain is over and the
+	// logs are closing. Coordinators refuse what would not finish (see
+	// onCoordinator).
+	draining, closingLogs atomic.Bool
 	// closeFailures counts partition logs that failed to close (their
 	// final index and producer-state writes); Close reports it.
 	closeFailures atomic.Int64
@@ -122,6 +133,9 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.AutoCreatePerSecond == 0 {
 		cfg.AutoCreatePerSecond = defaultAutoCreatePerSecond
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = defaultDrainTimeout
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}}
 	before, soft, hard, err := raiseFDLimit()
 	if err != nil {
@@ -157,7 +171,8 @@ func Start(cfg Config) (*Node, error) {
 	// broker's side of those connections sits in TIME_WAIT on the listen
 	// port for a minute; without it the restarted broker cannot bind.
 	rt, err := reactor.Start(reactor.Config{Listen: cfg.Listen, CPUs: cfg.CPUs, Logger: cfg.Logger,
-		Options: []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
+		StallThreshold: cfg.StallThreshold,
+		Options:        []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
 	if err != nil {
 		return nil, err
 	}
@@ -280,8 +295,9 @@ func (n *Node) openAll() error {
 	for i, cs := range n.cores {
 		cs, i := cs, i
 		wg.Add(1)
-		if err := n.rt.Post(cs.core.ID(), func(*reactor.Core) {
+		if err := n.rt.Post(cs.core.ID(), func(c *reactor.Core) {
 			defer wg.Done()
+			c.ExpectSlow() // recovery; no client is served before it ends
 			for _, name := range s.names {
 				t := s.topics[name]
 				for p, c := range t.Cores {
@@ -301,12 +317,23 @@ func (n *Node) openAll() error {
 	return errors.Join(errs...)
 }
 
-// Close stops the broker cleanly: appends still in flight complete and are
-// acknowledged, every log is synced and closed, then the reactors stop.
+// defaultDrainTimeout: long enough for a produce's fsync on a busy disk,
+// short enough that a stuck request cannot hold a restart.
+const defaultDrainTimeout = 10 * time.Second
+
+// Close stops the broker cleanly, in a way clients ride through: it stops
+// accepting connections and drains (requests in flight finish with their
+// normal answers, waiting long-polls answer with what they have, new
+// requests get errors every client retries; see wire/drain.go), then every
+// log is synced and closed, and the reactors stop, closing the
+// connections. Group membership is already in the offsets log, so members
+// carry on with their generation once the broker is back.
 func (n *Node) Close(ctx context.Context) error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	n.drain(ctx)
+	n.closingLogs.Store(true)
 	var wg sync.WaitGroup
 	for _, cs := range n.cores {
 		cs := cs
@@ -327,6 +354,32 @@ func (n *Node) Close(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("cluster: %d partition logs failed to close cleanly (see the log); they recover on the next start", f))
 	}
 	return errors.Join(err, n.rt.Stop(ctx))
+}
+
+// drain is Close's first step. Its timeout is only logged: the logs are
+// closed cleanly either way.
+func (n *Node) drain(ctx context.Context) {
+	start := time.Now()
+	n.rt.StopAccepting()
+	n.draining.Store(true)
+	// Joins and syncs waiting for the rest of their group would hold the
+	// drain until their rebalance timeout; they are told to find the
+	// coordinator again, as are those reaching a coordinator from now on.
+	for _, cs := range n.cores {
+		cs := cs
+		_ = n.rt.Post(cs.core.ID(), func(*reactor.Core) {
+			for _, h := range cs.coords {
+				h.coord.FailWaiting(kerr.NotCoordinator.Code)
+			}
+		})
+	}
+	dctx, cancel := context.WithTimeout(ctx, n.cfg.DrainTimeout)
+	defer cancel()
+	if err := n.srv.Drain(dctx); err != nil {
+		n.log.Warn("shutdown: draining did not finish; closing anyway", "err", err, "drain_timeout", n.cfg.DrainTimeout)
+		return
+	}
+	n.log.Info("shutdown: drained; closing logs", "took", time.Since(start).Round(time.Millisecond))
 }
 
 func (n *Node) attach(c gnet.Conn) wire.Backend {

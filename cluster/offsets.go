@@ -10,6 +10,7 @@ import (
 	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/shard"
 	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // OffsetsTopic is the internal topic holding committed offsets. Each group
@@ -31,7 +32,80 @@ func offsetsPartitionFor(groupID string, partitions int32) int32 {
 //	value (version 3): int16 3 | int64 offset | int32 leaderEpoch | string metadata | int64 commitTimestamp
 //	a null value is a tombstone (the offset was deleted)
 //
+// and a group's membership (kmsg.GroupMetadataKey/Value):
+//
+//	key   (version 2): int16 2 | string group
+//	value (version 3): int16 3 | string protocolType | int32 generation | string protocol
+//	                   | string leader | int64 stateTimestamp | members [memberID, instanceID,
+//	                   clientID, clientHost, rebalanceTimeout, sessionTimeout, subscription, assignment]
+//	a null value is a tombstone (the group was deleted)
+//
 // Strings are int16 length + bytes.
+func encodeRecordKey(r group.Record) []byte {
+	if r.IsMeta {
+		k := kmsg.NewGroupMetadataKey()
+		k.Version, k.Group = 2, r.Group
+		return k.AppendTo(nil)
+	}
+	return encodeOffsetKey(r)
+}
+
+// encodeRecordValue is nil for a tombstone.
+func encodeRecordValue(r group.Record) []byte {
+	if !r.IsMeta {
+		return encodeOffsetValue(r.Offset)
+	}
+	if r.Meta == nil {
+		return nil
+	}
+	m := r.Meta
+	v := kmsg.NewGroupMetadataValue()
+	v.Version, v.ProtocolType, v.Generation, v.CurrentStateTimestamp = 3, m.ProtocolType, m.Generation, m.StateTimestampMs
+	if m.Protocol != "" {
+		v.Protocol = kmsg.StringPtr(m.Protocol)
+	}
+	if m.Leader != "" {
+		v.Leader = kmsg.StringPtr(m.Leader)
+	}
+	for _, mm := range m.Members {
+		vm := kmsg.NewGroupMetadataValueMember()
+		vm.MemberID, vm.InstanceID, vm.ClientID, vm.ClientHost = mm.MemberID, mm.InstanceID, mm.ClientID, mm.ClientHost
+		vm.RebalanceTimeoutMillis, vm.SessionTimeoutMillis = mm.RebalanceTimeoutMs, mm.SessionTimeoutMs
+		vm.Subscription, vm.Assignment = mm.Subscription, mm.Assignment
+		v.Members = append(v.Members, vm)
+	}
+	return v.AppendTo(nil)
+}
+
+func decodeGroupRecord(key, value []byte, hasValue bool) (group.Record, error) {
+	var k kmsg.GroupMetadataKey
+	if err := k.ReadFrom(key); err != nil {
+		return group.Record{}, err
+	}
+	r := group.Record{Group: k.Group, IsMeta: true}
+	if !hasValue {
+		return r, nil
+	}
+	var v kmsg.GroupMetadataValue
+	if err := v.ReadFrom(value); err != nil {
+		return r, fmt.Errorf("group %q metadata: %w", k.Group, err)
+	}
+	m := &group.GroupMeta{ProtocolType: v.ProtocolType, Generation: v.Generation, StateTimestampMs: v.CurrentStateTimestamp}
+	if v.Protocol != nil {
+		m.Protocol = *v.Protocol
+	}
+	if v.Leader != nil {
+		m.Leader = *v.Leader
+	}
+	for _, vm := range v.Members {
+		m.Members = append(m.Members, group.MemberMeta{MemberID: vm.MemberID, InstanceID: vm.InstanceID, ClientID: vm.ClientID,
+			ClientHost: vm.ClientHost, RebalanceTimeoutMs: vm.RebalanceTimeoutMillis, SessionTimeoutMs: vm.SessionTimeoutMillis,
+			Subscription: vm.Subscription, Assignment: vm.Assignment})
+	}
+	r.Meta = m
+	return r, nil
+}
+
 func encodeOffsetKey(r group.Record) []byte {
 	b := binary.BigEndian.AppendUint16(nil, 1)
 	b = kbin.AppendString(b, r.Group)
@@ -52,8 +126,12 @@ func encodeOffsetValue(o *group.CommittedOffset) []byte {
 
 func decodeOffsetRecord(key, value []byte, hasValue bool) (group.Record, error) {
 	kr := kbin.Reader{Src: key}
-	if kr.Int16() != 1 {
-		return group.Record{}, errors.New("unknown offset key version")
+	switch kr.Int16() {
+	case 1:
+	case 2:
+		return decodeGroupRecord(key, value, hasValue)
+	default:
+		return group.Record{}, errors.New("unknown offsets log key version")
 	}
 	r := group.Record{Group: kr.String(), TP: group.TopicPartition{Topic: kr.String(), Partition: kr.Int32()}}
 	if err := kr.Complete(); err != nil {
@@ -75,14 +153,14 @@ func decodeOffsetRecord(key, value []byte, hasValue bool) (group.Record, error) 
 func encodeBatch(recs []group.Record, nowMs int64) []byte {
 	var body []byte
 	for i, r := range recs {
-		key, val := encodeOffsetKey(r), encodeOffsetValue(r.Offset)
+		key, val := encodeRecordKey(r), encodeRecordValue(r)
 		var rec []byte
 		rec = append(rec, 0)                   // attributes
 		rec = kbin.AppendVarlong(rec, 0)       // timestamp delta
 		rec = kbin.AppendVarint(rec, int32(i)) // offset delta
 		rec = kbin.AppendVarint(rec, int32(len(key)))
 		rec = append(rec, key...)
-		if r.Offset == nil {
+		if val == nil {
 			rec = kbin.AppendVarint(rec, -1)
 		} else {
 			rec = kbin.AppendVarint(rec, int32(len(val)))

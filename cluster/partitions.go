@@ -206,6 +206,9 @@ func (cs *coreState) drop(ref wire.PartitionRef, then func(*shard.Log)) {
 		}
 		part.watchers = nil
 		part.log.Quiesce(func() {
+			if cs.closing {
+				cs.core.ExpectSlow() // shutdown: syncing and closing every log
+			}
 			if err := part.log.Close(); err != nil {
 				cs.node.log.Error("closing partition log", "partition", ref, "err", err)
 				cs.node.closeFailures.Add(1)

@@ -67,6 +67,7 @@ type coreStats struct {
 	sent, received, overflowed  atomic.Uint64
 	overflowPending, inboxDepth atomic.Uint64
 	services, stalls            atomic.Uint64
+	expectedStalls              atomic.Uint64
 }
 
 func bump(c *atomic.Uint64, n uint64) { c.Store(c.Load() + n) }
@@ -80,6 +81,7 @@ type Stats struct {
 	InboxDepthMax   uint64 // largest backlog one inbound ring had when drained
 	Services        uint64 // service tasks run (wake-ups)
 	Stalls          uint64 // callbacks/tasks over StallThreshold
+	ExpectedStalls  uint64 // of Stalls, those marked ExpectSlow (not warned about)
 }
 
 // Stats returns the core's counters. Safe from any goroutine.
@@ -88,7 +90,7 @@ func (c *Core) Stats() Stats {
 	return Stats{
 		Sent: s.sent.Load(), Received: s.received.Load(), Overflowed: s.overflowed.Load(),
 		OverflowPending: s.overflowPending.Load(), InboxDepthMax: s.inboxDepth.Load(),
-		Services: s.services.Load(), Stalls: s.stalls.Load(),
+		Services: s.services.Load(), Stalls: s.stalls.Load(), ExpectedStalls: s.expectedStalls.Load(),
 	}
 }
 

@@ -74,6 +74,10 @@
 // one that runs past Config.StallThreshold is logged at Warn with the core,
 // its CPU and what it was (for messages and timers, the function's name),
 // rate-limited to one line per core per second. Stats.Stalls counts all.
+// Work marked with Core.ExpectSlow (the cluster marks opening and recovering
+// logs at start-up and closing them at shutdown) is counted, also in
+// Stats.ExpectedStalls, but logged only at Debug: a warning should mean
+// something a client could have noticed.
 //
 // # Stop
 //

@@ -197,6 +197,14 @@ func (r *Runtime) Post(to CoreID, fn Message) error {
 	return nil
 }
 
+// StopAccepting makes the runtime close every connection opened from now
+// on at once, unseen by the protocol, while the connections already open
+// are served as usual: the first step of a graceful shutdown. Stop does it
+// too. Safe from any goroutine.
+func (r *Runtime) StopAccepting() {
+	r.phase.CompareAndSwap(phaseRunning, phaseStopping)
+}
+
 // Stop shuts the runtime down: it stops accepting (connections opened from
 // now on are closed at once, unseen by the protocol), lets each core finish its in-flight I/O,
 // queued messages and overflow (bounded by ctx; traffic that keeps coming

@@ -313,6 +313,33 @@ func TestLongStallIsNeverSuppressed(t *testing.T) {
 	}
 }
 
+// TestExpectedSlowWorkIsNotWarned: work marked ExpectSlow (start-up and
+// shutdown) is counted but not warned about; a real stall right after it
+// still is.
+func TestExpectedSlowWorkIsNotWarned(t *testing.T) {
+	r, logs := startRuntime(t, Config{StallThreshold: 5 * time.Millisecond}, newEchoHandler())
+	spin := func(d time.Duration, expected bool) func(*Core) {
+		return func(c *Core) {
+			if expected {
+				c.ExpectSlow()
+			}
+			for end := time.Now().Add(d); time.Now().Before(end); {
+			}
+		}
+	}
+	post(t, r, 0, spin(20*time.Millisecond, true))
+	eventually(t, "expected stall counted", func() bool { return r.Core(0).Stats().ExpectedStalls == 1 })
+	post(t, r, 0, spin(20*time.Millisecond, false))
+	eventually(t, "real stall logged", func() bool { return strings.Contains(logs.String(), "reactor stall") })
+	out := logs.String()
+	if n := strings.Count(out, "reactor stall"); n != 1 || strings.Contains(out, "suppressed") {
+		t.Fatalf("want exactly the real stall warned about, got %d warnings:\n%s", n, out)
+	}
+	if st := r.Core(0).Stats(); st.Stalls != 2 || st.ExpectedStalls != 1 {
+		t.Fatalf("stats: %d stalls, %d expected; want 2 and 1", st.Stalls, st.ExpectedStalls)
+	}
+}
+
 func TestStartRejectsBadConfig(t *testing.T) {
 	h := newEchoHandler()
 	for name, cfg := range map[string]Config{

@@ -1,6 +1,8 @@
 package reactor
 
 import (
+	"context"
+	"log/slog"
 	"reflect"
 	"runtime"
 	"time"
@@ -40,7 +42,10 @@ const (
 
 // stallState is owned by the core's thread.
 type stallState struct {
-	threshold      time.Duration
+	threshold time.Duration
+	// expected is set by ExpectSlow for the work item now running and
+	// cleared when that item is timed.
+	expected       bool
 	lastLog        time.Time
 	suppressed     int
 	suppressedMax  time.Duration
@@ -53,10 +58,22 @@ type stallState struct {
 func (c *Core) checkStall(start time.Time, what stallKind, fn any) time.Time {
 	now := time.Now()
 	took := now.Sub(start)
+	expected := c.stall.expected
+	c.stall.expected = false
 	if took <= c.stall.threshold {
 		return now
 	}
 	bump(&c.stats.stalls, 1)
+	if expected {
+		// Start-up and shutdown work (opening, recovering and closing
+		// logs) is long by nature and no client waits on it; a warning
+		// for it would teach operators to ignore the real ones.
+		bump(&c.stats.expectedStalls, 1)
+		if c.rt.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.rt.log.Debug("reactor: expected slow work", "core", int(c.id), "what", stallNames[what], "took", took)
+		}
+		return now
+	}
 	if now.Sub(c.stall.lastLog) < stallLogInterval && took < stallAlwaysLog {
 		c.stall.suppressed++
 		if took > c.stall.suppressedMax {
@@ -88,4 +105,14 @@ func funcName(fn any) string {
 		return f.Name()
 	}
 	return "?"
+}
+
+// ExpectSlow marks the work item running now on c (the callback, message,
+// task or completion batch that calls it) as known to be long: routine
+// start-up and shutdown work such as opening, recovering or closing logs.
+// If it runs past the stall threshold it is counted in Stats.Stalls and
+// Stats.ExpectedStalls but logged only at Debug. Call it on c's thread.
+func (c *Core) ExpectSlow() {
+	c.AssertOwned()
+	c.stall.expected = true
 }

@@ -132,7 +132,7 @@ func (w *fetchWait) readDone() {
 	if w.reading--; w.reading > 0 || w.finished {
 		return
 	}
-	if w.ready() || w.maxWait <= 0 || w.c.closed {
+	if w.ready() || w.maxWait <= 0 || w.c.closed || w.c.srv.drain.on.Load() {
 		w.finish()
 		return
 	}

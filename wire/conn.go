@@ -45,6 +45,7 @@ type slot struct {
 	done       bool
 	silent     bool   // Produce with acks=0: no response at all
 	closeAfter bool   // close the connection when this slot reaches the head
+	held       bool   // arrived before draining began: Drain waits for it
 	frame      []byte // the encoded response, set when done
 }
 
@@ -89,6 +90,9 @@ func (c *conn) onTraffic() (closeConn bool) {
 		}
 	}()
 	c.wakePending = false
+	if c.srv.drain.on.Load() {
+		c.drainWaits()
+	}
 	for !c.closing && !c.closed {
 		c.inTraffic = true
 		c.readFrames()
@@ -228,6 +232,9 @@ func (c *conn) handleFrame(frame []byte) {
 // dispatch runs the handler for req. clientID aliases the frame and is
 // valid only during this call.
 func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
+	if c.refuseDraining(s, req) {
+		return
+	}
 	switch q := req.(type) {
 	case *kmsg.ProduceRequest:
 		c.handleProduce(s, q)
@@ -259,7 +266,7 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 // push appends a slot for a new request.
 func (c *conn) push(h header) *slot {
 	h.clientID = nil // aliases the frame, which is about to be discarded
-	s := &slot{h: h}
+	s := &slot{h: h, held: c.srv.drain.hold()}
 	c.queue = append(c.queue, s)
 	return s
 }
@@ -336,6 +343,7 @@ func (c *conn) flush() {
 				break
 			}
 		}
+		c.srv.drain.release(c.queue[:n])
 		rest := copy(c.queue, c.queue[n:])
 		clear(c.queue[rest:])
 		c.queue = c.queue[:rest]
@@ -402,6 +410,7 @@ func (c *conn) onClose() {
 	for _, s := range c.queue {
 		putBuf(s.frame)
 	}
+	c.srv.drain.release(c.queue)
 	clear(c.queue)
 	c.queue = nil
 }

@@ -30,6 +30,7 @@
 //	backend.go      Backend interface and its value types
 //	server.go       gnet handler, Config, counters
 //	conn.go         connection state machine and response ordering
+//	drain.go        shutdown draining: long-polls answered, retriable refusals
 //	frame.go        request header parsing, response framing (wire diagrams)
 //	shape.go        allocation-free pre-check of request bodies (why: see file)
 //	shape_apis.go   request layouts for that pre-check

@@ -6,6 +6,10 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 type ClientInfo struct {
 	ID   string // the request header's client id
 	Host string // the peer's address
+	// Draining: the request arrived after the server began draining, so
+	// the drain does not wait for it (see drain.go); a backend may leave
+	// it unanswered, to end with the connection.
+	Draining bool
 }
 
 // GroupBackend serves the consumer-group APIs (FindCoordinator, JoinGroup,

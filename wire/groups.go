@@ -17,7 +17,9 @@ func (c *conn) handleGroup(s *slot, req kmsg.Request, clientID []byte) {
 		return
 	}
 	detachGroupRequest(req)
-	c.gb.GroupRequest(c.clientInfo(clientID), req, func(resp kmsg.Response) {
+	ci := c.clientInfo(clientID)
+	ci.Draining = !s.held
+	c.gb.GroupRequest(ci, req, func(resp kmsg.Response) {
 		defer c.recoverPanic()
 		c.completeChecked(s, req, resp)
 	})

@@ -53,6 +53,8 @@ type Server struct {
 	mu     sync.Mutex
 	eng    gnet.Engine
 	booted bool
+
+	drain drainState
 }
 
 type serverStats struct {
@@ -131,7 +133,9 @@ func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 		s.log.Warn("wire: no backend for connection", "remote", c.RemoteAddr())
 		return nil, gnet.Close
 	}
-	c.SetContext(newConn(s, c, be))
+	cs := newConn(s, c, be)
+	c.SetContext(cs)
+	s.drain.add(cs)
 	s.stats.conns.Add(1)
 	return nil, gnet.None
 }
@@ -151,6 +155,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 // OnClose cancels the connection's pending waits and drops its state.
 func (s *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if cs, ok := c.Context().(*conn); ok {
+		s.drain.remove(cs)
 		cs.onClose()
 		c.SetContext(nil)
 		s.stats.conns.Add(-1)

@@ -264,6 +264,12 @@ func (p *proc) tryStart() error {
 	if len(p.wrap) > 0 {
 		cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], p.bin), args...)...)
 	}
+	if raceEnabled && os.Getenv("GORACE") == "" {
+		// The race runtime sleeps a second before exiting (atexit_sleep_ms),
+		// which no real build does: a restart would leave clients a second
+		// of refused connections instead of milliseconds.
+		cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return err

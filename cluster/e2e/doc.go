@@ -28,7 +28,12 @@
 // broker SIGKILL; kcat -G; group admin), idempotence_test.go (exactly once
 // per partition across broker kills; producer state and commits surviving
 // kills), compression_test.go (gzip, snappy, lz4, zstd stored as sent,
-// timestamps and ListOffsets by time); bench_test.go has
+// timestamps and ListOffsets by time), restart_group_test.go (a SIGTERM
+// and restart under a live group and producer: no member stops, nothing
+// is lost, the generation is kept; a waiting long-poll answered normally
+// on SIGTERM), topic_offsets_test.go (a deleted topic's committed offsets
+// go with it, also across a SIGKILL), stall_test.go (no stall warning
+// from routine start and stop); bench_test.go has
 // BenchmarkProduce (docs/PERFORMANCE.md, "Broker produce").
 //
 // Tests never sleep to wait for something: they wait on the condition with

@@ -16,12 +16,15 @@ type CommittedOffset struct {
 	CommitTimestampMs int64
 }
 
-// Record is one change to the committed offsets, as the Store persists it:
-// Offset nil deletes (a tombstone).
+// Record is one change to the offsets log, as the Store persists it: a
+// committed offset of TP (Offset nil deletes it: a tombstone), or, when
+// IsMeta, the group's membership (Meta nil deletes the group).
 type Record struct {
 	Group  string
 	TP     TopicPartition
 	Offset *CommittedOffset
+	IsMeta bool
+	Meta   *GroupMeta
 }
 
 // Store persists offset records durably. Persist calls done (on the
@@ -39,6 +42,9 @@ type Coordinator struct {
 	store  Store
 	// nextRetentionMs is when Tick next looks for expired offsets.
 	nextRetentionMs int64
+	// purging counts the deletions of each topic in progress (see
+	// PurgeTopic); commits to it are refused meanwhile.
+	purging map[string]int
 }
 
 // NewCoordinator returns an empty coordinator persisting through store.
@@ -54,9 +60,28 @@ func (c *Coordinator) getOrCreate(id string, nowMs int64) *Group {
 	g := c.groups[id]
 	if g == nil || g.state == Dead {
 		g = newGroup(id, &c.cfg, nowMs)
+		g.onSettled = c.persistMeta
 		c.groups[id] = g
 	}
 	return g
+}
+
+// persistMeta writes g's settled membership to the log. Nothing waits for
+// it: a crash that loses it only costs the members a rejoin, whereas a
+// clean shutdown lets it reach the disk before the log closes.
+func (c *Coordinator) persistMeta(g *Group, nowMs int64) {
+	m := g.meta(nowMs)
+	g.lastMeta = m
+	c.store.Persist([]Record{{Group: g.id, IsMeta: true, Meta: m}}, func(error) {})
+}
+
+// FailWaiting answers every JoinGroup and SyncGroup still waiting for the
+// rest of its group with code, so that a broker shutting down is not held
+// by them. The groups' settled state stays as persisted.
+func (c *Coordinator) FailWaiting(code int16) {
+	for _, g := range c.groups {
+		g.failWaiting(code)
+	}
 }
 
 // Join handles JoinGroup, creating the group on first use.
@@ -163,6 +188,68 @@ func lessTP(a, b TopicPartition) bool {
 	return a.Partition < b.Partition
 }
 
+// Purging reports whether topic's offsets are being deleted: the host
+// refuses commits to it (UNKNOWN_TOPIC_OR_PARTITION) until EndPurge.
+func (c *Coordinator) Purging(topic string) bool { return c.purging[topic] > 0 }
+
+// PurgeTopic deletes every group's committed offsets of topic, because
+// the topic is being deleted: a topic re-created with that name must not
+// inherit them. Commits to topic are refused from now until EndPurge,
+// which the host calls once the topic is gone from the metadata. done runs
+// once the tombstones are durable.
+func (c *Coordinator) PurgeTopic(topic string, done func(error)) {
+	if c.purging == nil {
+		c.purging = map[string]int{}
+	}
+	c.purging[topic]++
+	c.PurgeTopics(func(t string) bool { return t == topic }, done)
+}
+
+// EndPurge ends a PurgeTopic's refusal of commits.
+func (c *Coordinator) EndPurge(topic string) {
+	if c.purging[topic]--; c.purging[topic] <= 0 {
+		delete(c.purging, topic)
+	}
+}
+
+// PurgeTopics writes tombstones for every committed offset of the topics
+// match selects, then forgets them; done runs once they are durable.
+// Commits persisted before it but completing after its snapshot are caught
+// by a second round (appends complete in order, so the round after the
+// tombstones are durable sees every one of them).
+func (c *Coordinator) PurgeTopics(match func(topic string) bool, done func(error)) {
+	var recs []Record
+	for id, g := range c.groups {
+		for tp := range g.offsets {
+			if match(tp.Topic) {
+				recs = append(recs, Record{Group: id, TP: tp})
+			}
+		}
+	}
+	if len(recs) == 0 {
+		done(nil)
+		return
+	}
+	sort.Slice(recs, func(i, j int) bool {
+		if recs[i].Group != recs[j].Group {
+			return recs[i].Group < recs[j].Group
+		}
+		return lessTP(recs[i].TP, recs[j].TP)
+	})
+	c.store.Persist(recs, func(err error) {
+		if err != nil {
+			done(err)
+			return
+		}
+		for _, r := range recs {
+			if g := c.groups[r.Group]; g != nil {
+				delete(g.offsets, r.TP)
+			}
+		}
+		c.PurgeTopics(match, done)
+	})
+}
+
 // Fetch returns committed offsets: for tps, or every one when tps is nil.
 // Partitions without a commit are absent from the map.
 func (c *Coordinator) Fetch(groupID string, tps []TopicPartition) map[TopicPartition]CommittedOffset {
@@ -221,7 +308,9 @@ func (c *Coordinator) persistDeletes(g *Group, recs []Record, done func(error)) 
 	c.store.Persist(recs, func(err error) {
 		if err == nil {
 			for _, r := range recs {
-				delete(g.offsets, r.TP)
+				if !r.IsMeta {
+					delete(g.offsets, r.TP)
+				}
 			}
 		}
 		done(err)
@@ -243,6 +332,9 @@ func (c *Coordinator) DeleteGroup(groupID string, done func(int16)) {
 	var recs []Record
 	for tp := range g.offsets {
 		recs = append(recs, Record{Group: groupID, TP: tp})
+	}
+	if g.lastMeta != nil {
+		recs = append(recs, Record{Group: groupID, IsMeta: true})
 	}
 	c.persistDeletes(g, recs, func(err error) {
 		if err != nil {
@@ -274,10 +366,24 @@ func (c *Coordinator) List() []Listing {
 
 // Load applies a record read back from the offsets log at start-up.
 func (c *Coordinator) Load(r Record, nowMs int64) {
+	if r.IsMeta && r.Meta == nil {
+		if g := c.groups[r.Group]; g != nil {
+			g.restore(&GroupMeta{}, nowMs)
+			g.lastMeta = nil
+			if len(g.offsets) == 0 {
+				delete(c.groups, r.Group)
+			}
+		}
+		return
+	}
 	g := c.getOrCreate(r.Group, nowMs)
+	if r.IsMeta {
+		g.restore(r.Meta, nowMs)
+		return
+	}
 	if r.Offset == nil {
 		delete(g.offsets, r.TP)
-		if len(g.offsets) == 0 && len(g.members) == 0 {
+		if len(g.offsets) == 0 && len(g.members) == 0 && g.lastMeta == nil {
 			delete(c.groups, r.Group)
 		}
 		return
@@ -285,8 +391,8 @@ func (c *Coordinator) Load(r Record, nowMs int64) {
 	g.offsets[r.TP] = *r.Offset
 }
 
-// Dump returns every committed offset as records: what a compaction of the
-// offsets log must keep.
+// Dump returns every group's persisted membership and committed offsets as
+// records: what a compaction of the offsets log must keep.
 func (c *Coordinator) Dump() []Record {
 	var out []Record
 	ids := make([]string, 0, len(c.groups))
@@ -296,6 +402,9 @@ func (c *Coordinator) Dump() []Record {
 	sort.Strings(ids)
 	for _, id := range ids {
 		g := c.groups[id]
+		if g.lastMeta != nil {
+			out = append(out, Record{Group: id, IsMeta: true, Meta: g.lastMeta})
+		}
 		tps := make([]TopicPartition, 0, len(g.offsets))
 		for tp := range g.offsets {
 			tps = append(tps, tp)
@@ -338,6 +447,9 @@ func (c *Coordinator) expireOffsets(nowMs int64) {
 		var recs []Record
 		for tp := range g.offsets {
 			recs = append(recs, Record{Group: id, TP: tp})
+		}
+		if g.lastMeta != nil {
+			recs = append(recs, Record{Group: id, IsMeta: true})
 		}
 		if len(recs) == 0 {
 			delete(c.groups, id)

@@ -7,8 +7,10 @@
 // rebalance deadline, the initial rebalance delay). Responses are delivered
 // through callbacks, possibly later (a JoinGroup waits for the rest of the
 // group). There are no goroutines, locks, clocks or I/O in here: persistence
-// of committed offsets is the host's job (cluster), which the Coordinator
-// asks through the Store interface and which answers asynchronously.
+// of committed offsets and of each group's settled membership (GroupMeta,
+// replayed at start so members keep their generation across a broker
+// restart) is the host's job (cluster), which the Coordinator asks through
+// the Store interface and which answers asynchronously.
 //
 // Ownership: a Coordinator and its groups belong to the core that owns the
 // group's partition of the internal offsets topic; the host calls it only

@@ -81,6 +81,7 @@ type member struct {
 	awaitingJoin       func(JoinResult)
 	awaitingSync       func(SyncResult)
 	isNew              bool // joined during this rebalance; expires faster if it never completes it
+	restored           bool // read back from the log: protocols holds only the group's protocol
 }
 
 func (m *member) supports(name string) bool {
@@ -163,6 +164,11 @@ type Group struct {
 	delayedUntilMs int64
 	emptySinceMs   int64
 	offsets        map[TopicPartition]CommittedOffset
+	// lastMeta is the membership last written to (or read from) the log:
+	// what a compaction of the log must keep.
+	lastMeta *GroupMeta
+	// onSettled persists the group's membership (set by the Coordinator).
+	onSettled func(g *Group, nowMs int64)
 }
 
 func newGroup(id string, cfg *Config, nowMs int64) *Group {
@@ -264,10 +270,12 @@ func (g *Group) replaceStatic(oldID, newID string, req JoinRequest, nowMs int64,
 	if g.leader == oldID {
 		g.leader = newID
 	}
-	if g.state == Stable && samePro(old.protocols, req.Protocols) {
+	if g.state == Stable && g.sameSubscription(old, req.Protocols) {
+		g.settled(nowMs)
 		done(g.joinResult(&m))
 		return
 	}
+	m.restored = false
 	m.protocols = req.Protocols
 	m.awaitingJoin = done
 	g.prepareRebalance(nowMs)
@@ -307,7 +315,8 @@ func (g *Group) rejoin(m *member, req JoinRequest, nowMs int64, done func(JoinRe
 		// A retried join replaces the one still waiting.
 		m.awaitingJoin(JoinResult{ErrCode: ErrRebalanceInProgress, Generation: -1, MemberID: m.id})
 	}
-	changed := !samePro(m.protocols, req.Protocols)
+	changed := !g.sameSubscription(m, req.Protocols)
+	m.restored = false
 	m.protocols, m.sessionTimeoutMs, m.rebalanceTimeoutMs = req.Protocols, req.SessionTimeoutMs, req.RebalanceTimeoutMs
 	m.awaitingJoin = done
 	switch g.state {
@@ -497,6 +506,7 @@ func (g *Group) Sync(memberID string, instanceID *string, generation int32, assi
 			o.assignment = assignments[id]
 		}
 		g.state = Stable
+		g.settled(nowMs)
 		for _, id := range g.sortedIDs() {
 			o := g.members[id]
 			if o.awaitingSync != nil {
@@ -611,6 +621,7 @@ func (g *Group) toEmpty(nowMs int64) {
 	g.leader, g.protocol = "", ""
 	g.rebalanceDeadlineMs, g.delayedUntilMs = 0, 0
 	g.emptySinceMs = nowMs
+	g.settled(nowMs)
 }
 
 // Tick expires members whose session lapsed, ends a join phase past its

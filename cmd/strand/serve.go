@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/strand-io/strand/cluster"
+	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"gopkg.in/yaml.v3"
 )
@@ -49,6 +50,8 @@ func serve(args []string) int {
 	reservedFDs := fs.Int("reserved-fds", 0, "file descriptors kept for connections and everything but partitions; the rest of the limit bounds the partitions (0: a fifth of the limit, at least 256)")
 	autoPerReq := fs.Int("auto-create-max-per-request", 16, "topics one Metadata request may create implicitly; the rest are answered LEADER_NOT_AVAILABLE; -1: no bound")
 	autoPerSec := fs.Int("auto-create-per-second", 32, "topics created implicitly (Metadata, Produce) per second, broker-wide; -1: no bound")
+	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish before the logs close anyway")
+	stallThreshold := fs.Duration("stall-threshold", reactor.DefaultStallThreshold, "warn when one reactor callback holds its core longer than this (start-up and shutdown work excepted)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -73,9 +76,18 @@ func serve(args []string) int {
 	cfg := cluster.Config{
 		DataDir: *dataDir, Listen: *listen, NodeID: int32(*nodeID), CPUs: cpus,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
-		Log: shard.Config{Preallocate: true}, Logger: logger,
+		Log: shard.Config{Preallocate: true}, Logger: logger, StallThreshold: *stallThreshold,
+		DrainTimeout:  *drainTimeout,
 		MaxPartitions: *maxParts, ReservedFDs: *reservedFDs,
 		AutoCreateMaxPerRequest: *autoPerReq, AutoCreatePerSecond: *autoPerSec,
+	}
+	if *drainTimeout <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --drain-timeout must be positive")
+		return 2
+	}
+	if *stallThreshold <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --stall-threshold must be positive")
+		return 2
 	}
 	if *advertise != "" {
 		host, port, err := net.SplitHostPort(*advertise)
@@ -95,7 +107,7 @@ func serve(args []string) int {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	s := <-sig
 	logger.Info("shutting down: finishing in-flight requests and syncing logs", "signal", s.String())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout+30*time.Second)
 	defer cancel()
 	if err := node.Close(ctx); err != nil {
 		logger.Error("unclean shutdown", "err", err)
