@@ -48,6 +48,10 @@ type FS interface {
 	// is a full fsync, which persists its entries) without blocking a core.
 	OpenDir(dir string) (File, error)
 	Exists(path string) bool
+	// FreeBytes is the space an unprivileged writer can still take on the
+	// file system holding path (statfs f_bavail), so callers can refuse
+	// work before the disk is full rather than fail half-way through it.
+	FreeBytes(path string) (int64, error)
 }
 
 // ErrNoDirect is returned by operations that need O_DIRECT when it is unavailable.
@@ -84,6 +88,14 @@ func (osFS) Rename(from, to string) error { return os.Rename(from, to) }
 func (osFS) Exists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+func (osFS) FreeBytes(path string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0, &os.PathError{Op: "statfs", Path: path, Err: err}
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
 func (osFS) ReadDir(dir string) ([]string, error) {

@@ -36,7 +36,12 @@ type MemFS struct {
 	// submitted in the same Poll, as a real device queue may, and lets a
 	// random part of them stay in flight until a later Poll.
 	Reorder bool
-	engines []*memEngine
+	// Capacity, when positive, is the size of the simulated disk: writes
+	// and allocations that would take the files' total space past it fail
+	// with ENOSPC, and removing or truncating files gives space back.
+	Capacity int64
+	engines  []*memEngine
+	open     int // descriptors held: files and directories opened, not closed
 }
 
 // Faults injects failures into a MemFS. Counters count down as they fire.
@@ -48,6 +53,7 @@ type Faults struct {
 }
 
 type memNode struct {
+	alloc    int64 // bytes reserved by Allocate (KEEP_SIZE), counted against Capacity
 	data     []byte
 	durable  []byte
 	unsynced []memWrite
@@ -147,8 +153,9 @@ func (m *MemFS) OpenFile(path string, flag int, perm os.FileMode, direct bool) (
 		m.nameChanged(path)
 	}
 	if flag&os.O_TRUNC != 0 {
-		n.data, n.durable, n.unsynced = nil, nil, nil
+		n.data, n.durable, n.unsynced, n.alloc = nil, nil, nil, 0
 	}
+	m.open++
 	return &memFile{fs: m, node: n, name: path, direct: direct && m.direct}, nil
 }
 
@@ -277,6 +284,7 @@ func (m *MemFS) OpenDir(dir string) (File, error) {
 	if !m.dirs[dir] {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: syscall.ENOENT}
 	}
+	m.open++
 	return &memFile{fs: m, node: &memNode{}, name: dir, dir: true}, nil
 }
 
@@ -291,6 +299,10 @@ func (f *memFile) Size() (int64, error) { return int64(len(f.node.data)), nil }
 // pending (cut at it), those past it are gone.
 func (f *memFile) Truncate(size int64) error {
 	n := f.node
+	if err := f.fs.reserve(n, size); err != nil {
+		return &os.PathError{Op: "ftruncate", Path: f.name, Err: err}
+	}
+	n.alloc = 0 // a truncate releases the blocks kept past the end
 	n.data = resize(n.data, size)
 	n.durable = resize(n.durable, size)
 	kept := n.unsynced[:0]
@@ -314,7 +326,13 @@ func resize(b []byte, size int64) []byte {
 	return append(b, make([]byte, size-int64(len(b)))...)
 }
 
-func (f *memFile) Allocate(off, n int64) error { return nil }
+func (f *memFile) Allocate(off, n int64) error {
+	if err := f.fs.reserve(f.node, off+n); err != nil {
+		return &os.PathError{Op: "fallocate", Path: f.name, Err: err}
+	}
+	f.node.alloc = max(f.node.alloc, off+n)
+	return nil
+}
 
 func (f *memFile) checkAlign(p []byte, off int64) error {
 	if !f.direct {
@@ -348,6 +366,9 @@ func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 		return 0, &os.PathError{Op: "write", Path: f.name, Err: syscall.EBADF}
 	}
 	if err := f.checkAlign(p, off); err != nil {
+		return 0, err
+	}
+	if err := f.fs.reserve(f.node, off+int64(len(p))); err != nil {
 		return 0, err
 	}
 	flt := &f.fs.Faults
@@ -385,7 +406,52 @@ func (f *memFile) Sync() error {
 	return nil
 }
 
-func (f *memFile) Close() error { f.closed = true; return nil }
+func (f *memFile) Close() error {
+	if !f.closed {
+		f.closed = true
+		f.fs.open--
+	}
+	return nil
+}
+
+// OpenFiles counts the files and directories opened and not yet closed: the
+// descriptors the same calls would hold on a real file system.
+func (m *MemFS) OpenFiles() int { return m.open }
+
+// used is the space the files take: their data, or their allocation when
+// larger.
+func (m *MemFS) used() int64 {
+	var n int64
+	seen := map[*memNode]bool{}
+	for _, node := range m.files {
+		if !seen[node] {
+			seen[node] = true
+			n += max(int64(len(node.data)), node.alloc)
+		}
+	}
+	return n
+}
+
+// FreeBytes reports Capacity minus the space used, or a large number
+// when Capacity is not set.
+func (m *MemFS) FreeBytes(string) (int64, error) {
+	if m.Capacity <= 0 {
+		return 1 << 50, nil
+	}
+	return max(m.Capacity-m.used(), 0), nil
+}
+
+// reserve fails with ENOSPC when growing node to end would pass Capacity.
+func (m *MemFS) reserve(node *memNode, end int64) error {
+	grow := end - max(int64(len(node.data)), node.alloc)
+	if m.Capacity <= 0 || grow <= 0 {
+		return nil
+	}
+	if m.used()+grow > m.Capacity {
+		return syscall.ENOSPC
+	}
+	return nil
+}
 
 // NewEngine returns an Engine over this MemFS. Operations run inside Poll,
 // shuffled when Reorder is set.

@@ -43,20 +43,21 @@ func (e *syscallEngine) Sync(f File, cb func(error)) {
 	e.push(ioOp{kind: opSync, full: isDir(f), fd: f.Fd(), sync: cb})
 }
 
-// WriteSync runs the write and, if it fully succeeded, the fdatasync.
+// WriteSync runs the write and, if it fully succeeded, the fdatasync. A
+// failed write must not be followed by an fdatasync whose own error it would
+// hide: an fdatasync error is reported once per descriptor, and a caller
+// that retries the write after ENOSPC must still learn that earlier dirty
+// pages were lost.
 func (e *syscallEngine) WriteSync(f File, p []byte, off int64, wcb func(int, error), scb func(error)) {
-	var werr error
+	fd, full := f.Fd(), isDir(f)
 	e.Write(f, p, off, func(n int, err error) {
-		werr = err
 		wcb(n, err)
-	})
-	fd := f.Fd()
-	e.push(ioOp{kind: opSync, fd: fd, sync: func(err error) {
-		if werr != nil {
-			err = werr
+		if err != nil {
+			scb(err)
+			return
 		}
-		scb(err)
-	}})
+		e.push(ioOp{kind: opSync, full: full, fd: fd, sync: scb})
+	})
 }
 
 func (e *syscallEngine) push(op ioOp) {

@@ -3,6 +3,7 @@ package shard
 import (
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/strand-io/strand/dma"
 )
@@ -25,8 +26,18 @@ type Config struct {
 	// each hold BufferBytes. Default 64 KiB.
 	BufferBytesMin   int
 	MaxBacklog       int   // appends that may wait for buffer space; default 4096
-	Preallocate      bool  // fallocate segment space ahead of the writes
-	PreallocateBytes int64 // how far ahead, in one fallocate; default 8 MiB
+	Preallocate bool // fallocate segment space ahead of the writes
+	// PreallocateBytes is the largest chunk reserved in one fallocate;
+	// default 8 MiB. A log starts at preallocMinBytes and doubles its
+	// chunk each time it fills one, so a quiet partition reserves a few
+	// blocks and a busy one the full chunk.
+	PreallocateBytes int64
+	// DiskReserveBytes is the free space appends leave on the file
+	// system: an append that would need space below it is refused with
+	// ErrNoSpace, so that metadata writes, topic deletion, index and
+	// producer-state writes and a clean shutdown still find room on a
+	// full disk. 0: none.
+	DiskReserveBytes int64
 	LogAppendTime    bool  // broker assigns batch timestamps
 	// ProducerSnapshotBytes: acknowledged bytes between snapshots of the
 	// idempotent-producer table, which bound the replay at recovery.
@@ -38,7 +49,11 @@ type Config struct {
 	// (Open's own scans use a private pool, since Open may run on another
 	// goroutine). Nil: the log keeps a pool of its own.
 	ReadPool *dma.Pool
-	Logger   *slog.Logger
+	// FileCache, when set, holds the open files of sealed segments for
+	// the logs of one core (see FileCache). Like ReadPool it is used only
+	// once the log runs on that core. Nil: the log keeps a small one.
+	FileCache *FileCache
+	Logger    *slog.Logger
 }
 
 func (c *Config) fill() {
@@ -150,7 +165,6 @@ type Log struct {
 	// of each kind at a time.
 	sideIO                 int
 	indexing, snapshotting bool
-	dirFile                dma.File // the log directory, for syncing it through the engine
 	waiters                []waiter
 	waitHead               int
 	backlog                []pendingAppend
@@ -171,6 +185,24 @@ type Log struct {
 	// truncations counts TruncateTo cuts, so a disk read that spans one
 	// can tell its bytes may be gone.
 	truncations uint64
+
+	files *FileCache // sealed segments' files, shared by the core's logs
+	// preallocChunk is the next fallocate's size: it doubles as the log
+	// fills chunks and falls back after bufferIdleMs without appends.
+	preallocChunk int64
+	// stalled is the error of a write refused for want of space (ENOSPC or
+	// a short write). The staged bytes stay in the buffer and their
+	// appends wait; Tick retries the write. linkedStall: the fdatasync
+	// linked behind that write never ran, so its error is not a failed
+	// fsync. See the durability rule in docs/ARCHITECTURE.md.
+	stalled     error
+	linked      bool // the write in flight has its fdatasync linked behind it
+	linkedStall bool
+	// lastStorageLogMs rate-limits the log line for storage errors that
+	// do not fail the log (full disk), to one per storageLogEveryMs.
+	lastStorageLogMs int64
+	storageLogged    bool
+	storageMuted     int
 
 	failed    error
 	closed    bool
@@ -220,6 +252,9 @@ func (l *Log) Append(batch []byte, nowMs int64, done AppendFunc) error {
 	if l.failed != nil {
 		return l.failed
 	}
+	if l.stalled != nil {
+		return l.stalled
+	}
 	if _, err := ValidateBatch(batch, l.cfg.MaxBatchBytes); err != nil {
 		return err
 	}
@@ -236,6 +271,9 @@ func (l *Log) AppendValidated(batch []byte, nowMs int64, done AppendFunc) error 
 	}
 	if l.failed != nil {
 		return l.failed
+	}
+	if l.stalled != nil {
+		return l.stalled
 	}
 	h, err := ParseBatchHeader(batch)
 	if err == nil {
@@ -308,18 +346,10 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 		}
 	}
 	l.lastAppendMs = nowMs
-	if l.cfg.Preallocate && dma.AlignUp(l.end+size, align) > seg.allocated {
-		// Reserve the next chunk so writes land in allocated extents and
-		// fdatasync does not journal an allocation each time. Failing here
-		// (ENOSPC) refuses this append cleanly before anything is staged.
-		// The chunk grows with the segment (1 MiB, then doubling up to
-		// PreallocateBytes) so that a thousand idle partitions do not
-		// each hold the full reservation.
-		chunk := max(min(l.cfg.PreallocateBytes, max(1<<20, seg.allocated)), dma.AlignUp(size, align))
-		if err := seg.file.Allocate(seg.allocated, chunk); err != nil {
-			return false, fmt.Errorf("%w: preallocate %s: %v", ErrNoSpace, seg.file.Name(), err)
+	if need := dma.AlignUp(l.end+size, align); need > seg.allocated {
+		if err := l.reserveSpace(seg, need, nowMs); err != nil {
+			return false, err
 		}
-		seg.allocated += chunk
 	}
 	h, _ := ParseBatchHeader(batch)
 	idem := isIdempotent(&h)
@@ -404,7 +434,11 @@ func (l *Log) resizeBuffer(n int) {
 
 // shrinkIdleBuffer gives a quiet partition's staging buffer back.
 func (l *Log) shrinkIdleBuffer(nowMs int64) {
-	if len(l.buf) <= l.cfg.BufferBytesMin || !l.Idle() || nowMs-l.lastAppendMs < bufferIdleMs {
+	if !l.Idle() || nowMs-l.lastAppendMs < bufferIdleMs {
+		return
+	}
+	l.preallocChunk = preallocMinBytes
+	if len(l.buf) <= l.cfg.BufferBytesMin {
 		return
 	}
 	l.compact()
@@ -442,7 +476,7 @@ func (l *Log) kick() {
 		return
 	}
 	f := l.active.file
-	if !l.writing && l.written < l.end {
+	if !l.writing && l.written < l.end && l.stalled == nil {
 		from := dma.AlignDown(l.written, f.Align())
 		to := dma.AlignUp(l.end, f.Align())
 		// The tail block goes to disk zero-padded after the last batch: that
@@ -452,9 +486,10 @@ func (l *Log) kick() {
 		if !l.syncing && l.synced == l.written {
 			// Nothing in flight: submit the write with its fdatasync
 			// linked behind it, saving a round trip per group.
-			l.syncing, l.syncEnd = true, l.end
+			l.syncing, l.syncEnd, l.linked = true, l.end, true
 			l.io.WriteSync(f, l.buf[from-l.bufPos:to-l.bufPos], from, l.writeDone, l.syncDone)
 		} else {
+			l.linked = false
 			l.io.Write(f, l.buf[from-l.bufPos:to-l.bufPos], from, l.writeDone)
 		}
 	}
@@ -485,6 +520,14 @@ func (l *Log) sideIODone() {
 func (l *Log) onWritten(n int, err error) {
 	l.writing = false
 	if err != nil {
+		if isNoSpace(err) && l.failed == nil {
+			// Every engine runs a linked fdatasync's callback after the
+			// write's, and only if the write succeeded does it run the
+			// fdatasync itself (dma.Engine.WriteSync).
+			l.linkedStall = l.linked
+			l.stallWrite(err)
+			return
+		}
 		l.fail(fmt.Errorf("write %s: %w", l.active.file.Name(), err))
 		return
 	}
@@ -495,6 +538,15 @@ func (l *Log) onWritten(n int, err error) {
 
 func (l *Log) onSynced(err error) {
 	l.syncing = false
+	if l.linkedStall {
+		// The fdatasync linked to a write that ran out of space: it was
+		// cancelled, not failed, and covered nothing.
+		l.linkedStall = false
+		if l.failed == nil {
+			l.kick() // an earlier range may still need its fdatasync
+		}
+		return
+	}
 	if err != nil {
 		// A failed fdatasync may have dropped dirty pages: retrying could
 		// report success for data that is gone, so the log stops here.
@@ -520,20 +572,28 @@ func (l *Log) checkpointIndexesAsync() {
 	w := seg.pendingIndexes(l.synced)
 	writes := 0
 	for _, x := range []struct {
-		f   dma.File
+		ext string
 		b   []byte
 		off int64
 		set func()
 	}{
-		{seg.idx, w.idx, w.idxOff, func() { seg.idxPersisted = max(seg.idxPersisted, w.idxN) }},
-		{seg.tidx, w.tidx, w.tidxOff, func() { seg.tidxPersisted = max(seg.tidxPersisted, w.tidxN) }},
+		{indexExt, w.idx, w.idxOff, func() { seg.idxPersisted = max(seg.idxPersisted, w.idxN) }},
+		{timeIndexExt, w.tidx, w.tidxOff, func() { seg.tidxPersisted = max(seg.tidxPersisted, w.tidxN) }},
 	} {
 		if len(x.b) == 0 {
 			continue
 		}
+		// The index file is open only for this write: an idle log holds
+		// no descriptor but its active segment's (DescriptorsPerLog).
+		f, err := seg.openIndexFile(l.fs, x.ext, os.O_RDWR|os.O_CREATE)
+		if err != nil {
+			l.storageError(l.lastAppendMs, fmt.Errorf("index checkpoint %s: %w", seg.path(x.ext), err))
+			continue
+		}
 		writes++
 		l.sideIO++
-		l.io.Write(x.f, x.b, x.off, func(n int, err error) {
+		l.io.Write(f, x.b, x.off, func(n int, err error) {
+			f.Close()
 			if writes--; writes == 0 {
 				l.indexing = false
 			}
@@ -541,7 +601,10 @@ func (l *Log) checkpointIndexesAsync() {
 				err = dma.ErrShortWrite
 			}
 			if err != nil {
-				l.fail(fmt.Errorf("index checkpoint %s: %w", x.f.Name(), err))
+				// A missing checkpoint only lengthens recovery's scan, and
+				// the next checkpoint rewrites these entries: not worth
+				// failing the log for (a full disk, typically).
+				l.storageError(l.lastAppendMs, fmt.Errorf("index checkpoint %s: %w", f.Name(), err))
 			} else {
 				x.set()
 			}
@@ -656,7 +719,8 @@ func (l *Log) roll() {
 	if l.active.size == 0 {
 		return
 	}
-	if err := l.active.seal(); err != nil {
+	old := l.active
+	if err := old.seal(l.fs); err != nil {
 		l.fail(err)
 		return
 	}
@@ -665,7 +729,11 @@ func (l *Log) roll() {
 	}
 	if err := l.startSegment(SegmentBase(l.next)); err != nil {
 		l.fail(err)
+		return
 	}
+	// The sealed file goes to the core's cache: a lagging consumer is
+	// likely to read it next.
+	l.files.adopt(old)
 }
 
 // startSegment creates a fresh active segment and empties the buffer.
@@ -695,12 +763,17 @@ func (l *Log) Tick(nowMs int64) {
 	}
 	l.ApplyRetention(nowMs)
 	l.shrinkIdleBuffer(nowMs)
+	l.retryStalled()
 }
 
 // Quiesce calls fn once everything staged is durable and no I/O is in
 // flight (at once if the log has failed). Appends arriving meanwhile wait
 // behind it. Owners use it before closing or deleting a log.
 func (l *Log) Quiesce(fn func()) {
+	if l.stalled != nil {
+		// A full disk may never clear: closing or deleting does not wait.
+		l.fail(l.stalled)
+	}
 	if l.failed != nil {
 		fn()
 		return
@@ -731,9 +804,10 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	l.files.forget(l)
 	var first error
 	if l.failed == nil && l.active != nil {
-		if err := l.active.checkpointIndexes(l.synced); err != nil {
+		if err := l.active.checkpointIndexes(l.fs, l.synced); err != nil {
 			first = err
 		}
 		if l.Idle() {
@@ -747,9 +821,6 @@ func (l *Log) Close() error {
 	}
 	for _, s := range l.segs {
 		s.close()
-	}
-	if l.dirFile != nil {
-		l.dirFile.Close()
 	}
 	if l.pool != l.cfg.ReadPool {
 		l.pool.Close()

@@ -229,13 +229,11 @@ func (l *Log) pruneSnapshots() {
 // directory fsync may lose the rename, which only means an older snapshot
 // and a longer replay.
 func (l *Log) snapshotProducersAsync() {
-	if l.dirFile == nil {
-		d, err := l.fs.OpenDir(l.cfg.Dir)
-		if err != nil {
-			l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
-			return
-		}
-		l.dirFile = d
+	// The directory is opened for this snapshot only (DescriptorsPerLog).
+	dir, err := l.fs.OpenDir(l.cfg.Dir)
+	if err != nil {
+		l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
+		return
 	}
 	off := l.hw
 	path := l.snapshotPath(off)
@@ -243,12 +241,14 @@ func (l *Log) snapshotProducersAsync() {
 	data := encodeSnapshot(off, l.durable)
 	f, err := l.fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644, false)
 	if err != nil {
+		dir.Close()
 		l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
 		return
 	}
 	l.snapshotting = true
 	l.sideIO++
 	finish := func(err error) {
+		dir.Close()
 		l.snapshotting = false
 		if err != nil {
 			// A missing snapshot only lengthens the replay at recovery.
@@ -278,7 +278,7 @@ func (l *Log) snapshotProducersAsync() {
 			finish(werr)
 			return
 		}
-		l.io.Sync(l.dirFile, func(err error) {
+		l.io.Sync(dir, func(err error) {
 			if err == nil && !l.closed {
 				l.pruneSnapshots()
 			}

@@ -56,8 +56,19 @@ func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
 	r := &diskRead{l: l, seg: seg, offset: offset, maxBytes: maxBytes, limit: limit, res: res, done: done, truncations: l.truncations}
 	e := seg.index.lookup(uint32(offset - Offset(seg.base)))
 	r.pos, r.next = int64(e.pos), Offset(seg.base)+Offset(e.rel)
-	seg.reads++
-	r.issue()
+	l.pinFile(seg, func(err error) {
+		switch {
+		case err == nil:
+			r.issue()
+		case errors.Is(err, errSegmentGone) && !l.closed:
+			// Deleted while the read waited for its file: ask again.
+			l.releaseRead(seg)
+			l.Read(offset, maxBytes, done)
+		default:
+			l.releaseRead(seg)
+			done(res, err)
+		}
+	})
 }
 
 // readStaged serves hot data straight from the staging buffer of the
@@ -299,12 +310,9 @@ func (l *Log) scanForTime(seg *segment, pos int64, ts int64, done func(Offset, i
 	}
 	var found Offset = -1
 	var foundTs int64 = -1
-	// Walk batch headers without copying anything, stopping at the first
-	// match; only the headers matter, so no CRC is computed here.
-	buf := l.pool.Get(256 << 10)
-	bufPos := dma.AlignDown(pos, seg.file.Align())
-	seg.reads++
 	truncations := l.truncations
+	var buf []byte
+	var bufPos int64
 	var step func(n int, err error)
 	step = func(n int, err error) {
 		if truncations != l.truncations {
@@ -347,5 +355,20 @@ func (l *Log) scanForTime(seg *segment, pos int64, ts int64, done func(Offset, i
 		bufPos = dma.AlignDown(pos, seg.file.Align())
 		l.io.Read(seg.file, buf, bufPos, step)
 	}
-	l.io.Read(seg.file, buf, bufPos, step)
+	l.pinFile(seg, func(err error) {
+		if err != nil {
+			l.releaseRead(seg)
+			if errors.Is(err, errSegmentGone) && !l.closed {
+				l.OffsetForTime(ts, done)
+				return
+			}
+			done(-1, -1, err)
+			return
+		}
+		// Walk batch headers without copying anything, stopping at the
+		// first match; only the headers matter, so no CRC is computed here.
+		buf = l.pool.Get(256 << 10)
+		bufPos = dma.AlignDown(pos, seg.file.Align())
+		l.io.Read(seg.file, buf, bufPos, step)
+	})
 }

@@ -35,7 +35,11 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 	if err := fs.MkdirAll(cfg.Dir); err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, fs: fs, io: io, pool: dma.NewPool(4), buf: dma.AllocAligned(cfg.BufferBytesMin)}
+	l := &Log{cfg: cfg, fs: fs, io: io, pool: dma.NewPool(4), buf: dma.AllocAligned(cfg.BufferBytesMin),
+		files: cfg.FileCache, preallocChunk: preallocMinBytes}
+	if l.files == nil {
+		l.files = NewFileCache(privateFileCacheFiles)
+	}
 	opened := false
 	defer func() {
 		// Recovery's scan buffers (megabytes) are not worth keeping for
@@ -78,7 +82,7 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 		return l, nil
 	}
 	for i, b := range bases {
-		seg, err := openSegment(fs, cfg.Dir, b)
+		seg, err := openSegment(fs, cfg.Dir, b, i == len(bases)-1)
 		if err != nil {
 			l.closeSegs()
 			return nil, err
@@ -165,10 +169,7 @@ func (l *Log) recoverTail() error {
 	}
 	// Rewrite the indexes to match the data, then put the tail block in
 	// the staging buffer so appends continue where the data ends.
-	if err := seg.openIndexFiles(l.fs, false); err != nil {
-		return err
-	}
-	if err := seg.rewriteIndexes(); err != nil {
+	if err := seg.rewriteIndexes(l.fs); err != nil {
 		return err
 	}
 	align := seg.file.Align()
@@ -230,7 +231,12 @@ func (l *Log) validCheckpoint(seg *segment) offsetEntry {
 
 // scanFile runs st over the segment from st.pos to the end of the file.
 func (l *Log) scanFile(seg *segment, st *scanState, fileSize int64) error {
-	align := seg.file.Align()
+	f, release, err := l.segFileSync(seg)
+	if err != nil {
+		return err
+	}
+	defer release()
+	align := f.Align()
 	buf := l.pool.Get(2*recoveryChunk + l.cfg.MaxBatchBytes)
 	defer l.pool.Put(buf)
 	for st.stop == stopNone {
@@ -243,7 +249,7 @@ func (l *Log) scanFile(seg *segment, st *scanState, fileSize int64) error {
 			st.scan(nil, st.pos, true)
 			break
 		}
-		n, err := seg.file.ReadAt(buf[:want], from)
+		n, err := f.ReadAt(buf[:want], from)
 		if err != nil {
 			return err
 		}

@@ -49,14 +49,24 @@ func (l *Log) removeSegment(s *segment) error {
 	return s.unlink(l.fs)
 }
 
-// releaseRead ends a read's hold on seg, closing (and, after retention,
-// deleting) it if it was deleted meanwhile.
+// releaseRead ends a read's hold on seg. The last read of a deleted
+// segment closes (and, after retention, deletes) it; of a sealed file the
+// cache had no room for, closes it; of a cached one, lets the cache hand
+// the file's slot to a waiting read.
 func (l *Log) releaseRead(seg *segment) {
 	seg.reads--
-	if seg.deleted && seg.reads == 0 {
+	if seg.reads > 0 {
+		return
+	}
+	switch {
+	case seg.deleted:
 		if err := seg.remove(l.fs); err != nil {
 			l.cfg.Logger.Error("could not delete segment", "file", seg.path(logExt), "err", err)
 		}
+	case seg.closeOnRelease:
+		seg.close()
+	case seg.cache != nil:
+		seg.cache.released(seg)
 	}
 }
 
@@ -153,7 +163,7 @@ func (l *Log) truncateNow(offset Offset) error {
 	if err := seg.loadIndexes(l.fs); err != nil {
 		return err
 	}
-	if err := seg.openIndexFiles(l.fs, false); err != nil {
+	if err := l.holdFile(seg); err != nil {
 		return err
 	}
 	pos, last, err := l.findBoundary(seg, offset)
@@ -170,7 +180,7 @@ func (l *Log) truncateNow(offset Offset) error {
 	} else {
 		seg.lastIndexedPos = 0
 	}
-	if err := seg.rewriteIndexes(); err != nil {
+	if err := seg.rewriteIndexes(l.fs); err != nil {
 		return err
 	}
 	l.active = seg
@@ -189,6 +199,7 @@ func (l *Log) truncateNow(offset Offset) error {
 	if err := seg.file.Truncate(dma.AlignUp(pos, align)); err != nil {
 		return err
 	}
+	seg.allocated = dma.AlignUp(pos, align) // the cut released any preallocation
 	if err := seg.file.Sync(); err != nil {
 		return err
 	}

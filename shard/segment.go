@@ -19,13 +19,16 @@ const (
 // segment is one log file plus its two sparse indexes. Only the last
 // segment of a Log (the active one) is ever written; the others are sealed:
 // their size is final and their index files complete.
+//
+// Descriptors: the active segment holds its .log file open. A sealed
+// segment's file is open only while the core's FileCache keeps it (or a
+// read in flight still uses it); index files are opened for each load or
+// write and closed after it, since their entries live in memory.
 type segment struct {
 	base  SegmentBase
 	dir   string
-	file  dma.File
-	idx   dma.File // buffered index files, opened lazily for sealed segments
-	tidx  dma.File
-	size  int64  // bytes of valid data
+	file  dma.File // nil for a sealed segment the FileCache does not hold
+	size  int64    // bytes of valid data
 	last  Offset // last offset stored; base-1 when empty
 	index offsetIndex
 	times timeIndex
@@ -40,6 +43,12 @@ type segment struct {
 	reads          int   // reads in flight; a deleted segment is closed when it drops to 0
 	deleted        bool
 	unlinked       bool // names already removed (truncation); only closing is left
+	// closeOnRelease: a file the FileCache had no room for when its
+	// segment was sealed, kept open only until the reads using it end.
+	closeOnRelease bool
+	// cache is the FileCache holding file, and prev/next its LRU links.
+	cache      *FileCache
+	prev, next *segment
 }
 
 func (s *segment) path(ext string) string { return filepath.Join(s.dir, s.base.fileName(ext)) }
@@ -68,43 +77,31 @@ func createSegment(fs dma.FS, dir string, base SegmentBase) (*segment, error) {
 		return nil, err
 	}
 	s.file = f
-	if err := s.openIndexFiles(fs, true); err != nil {
-		f.Close()
-		return nil, err
-	}
+	// No index files yet: the first checkpoint or the seal creates them.
 	return s, fs.SyncDir(dir)
 }
 
-// openSegment opens an existing segment file; indexes load later.
-func openSegment(fs dma.FS, dir string, base SegmentBase) (*segment, error) {
+// openSegment opens an existing segment. Only the active (last) segment
+// keeps its file open; a sealed one is opened on demand through the
+// FileCache, so here it is opened just long enough to learn its size.
+func openSegment(fs dma.FS, dir string, base SegmentBase, active bool) (*segment, error) {
 	s := &segment{base: base, dir: dir, maxTimestamp: -1, firstAppendMs: -1}
 	f, err := fs.OpenFile(s.path(logExt), os.O_RDWR, 0o644, true)
 	if err != nil {
 		return nil, err
 	}
-	s.file = f
-	if s.size, err = f.Size(); err != nil {
+	if s.size, err = f.Size(); err != nil || !active {
 		f.Close()
-		return nil, err
+		return s, err
 	}
+	s.file = f
 	return s, nil
 }
 
-func (s *segment) openIndexFiles(fs dma.FS, truncate bool) error {
-	flag := os.O_RDWR | os.O_CREATE
-	if truncate {
-		flag |= os.O_TRUNC
-	}
-	var err error
-	if s.idx == nil {
-		if s.idx, err = fs.OpenFile(s.path(indexExt), flag, 0o644, false); err != nil {
-			return err
-		}
-	}
-	if s.tidx == nil {
-		s.tidx, err = fs.OpenFile(s.path(timeIndexExt), flag, 0o644, false)
-	}
-	return err
+// openIndexFile opens one of the segment's index files for a single load or
+// write; the caller closes it.
+func (s *segment) openIndexFile(fs dma.FS, ext string, flag int) (dma.File, error) {
+	return fs.OpenFile(s.path(ext), flag, 0o644, false)
 }
 
 // loadIndexes reads both index files. Entries that point past the data or
@@ -113,14 +110,11 @@ func (s *segment) loadIndexes(fs dma.FS) error {
 	if s.indexLoaded {
 		return nil
 	}
-	if err := s.openIndexFiles(fs, false); err != nil {
-		return err
-	}
-	ib, err := readAll(s.idx)
+	ib, err := s.readIndexFile(fs, indexExt)
 	if err != nil {
 		return err
 	}
-	tb, err := readAll(s.tidx)
+	tb, err := s.readIndexFile(fs, timeIndexExt)
 	if err != nil {
 		return err
 	}
@@ -133,6 +127,20 @@ func (s *segment) loadIndexes(fs dma.FS) error {
 	s.maxTimestamp = s.times.maxTimestamp()
 	s.indexLoaded = true
 	return nil
+}
+
+// readIndexFile returns an index file's bytes; a missing file reads as
+// empty (recovery then scans from the segment's start).
+func (s *segment) readIndexFile(fs dma.FS, ext string) ([]byte, error) {
+	f, err := s.openIndexFile(fs, ext, os.O_RDONLY)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAll(f)
 }
 
 func readAll(f dma.File) ([]byte, error) {
@@ -165,19 +173,42 @@ func (s *segment) indexBatch(h *BatchHeader, pos int64, interval int) {
 // for bytes before it that a crash could still take: hence only durable
 // positions. No fsync of its own: recovery re-validates the entry it starts
 // from, so a lost or torn index write only means a longer scan.
-func (s *segment) checkpointIndexes(durable int64) error {
-	w := s.pendingIndexes(durable)
-	if len(w.idx) > 0 {
-		if _, err := s.idx.WriteAt(w.idx, w.idxOff); err != nil {
+func (s *segment) checkpointIndexes(fs dma.FS, durable int64) error {
+	return s.writeIndexes(fs, s.pendingIndexes(durable), 0, false)
+}
+
+// writeIndexes applies w to the index files, opened for this call only
+// (with extra flags such as O_TRUNC), and fdatasyncs them when sync is set.
+func (s *segment) writeIndexes(fs dma.FS, w indexWrites, flag int, sync bool) error {
+	for _, x := range []struct {
+		ext string
+		b   []byte
+		off int64
+		set func()
+	}{
+		{indexExt, w.idx, w.idxOff, func() { s.idxPersisted = w.idxN }},
+		{timeIndexExt, w.tidx, w.tidxOff, func() { s.tidxPersisted = w.tidxN }},
+	} {
+		if len(x.b) == 0 && !sync && flag == 0 {
+			continue
+		}
+		f, err := s.openIndexFile(fs, x.ext, os.O_RDWR|os.O_CREATE|flag)
+		if err != nil {
 			return err
 		}
-		s.idxPersisted = w.idxN
-	}
-	if len(w.tidx) > 0 {
-		if _, err := s.tidx.WriteAt(w.tidx, w.tidxOff); err != nil {
+		if len(x.b) > 0 {
+			_, err = f.WriteAt(x.b, x.off)
+		}
+		if err == nil && sync {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
-		s.tidxPersisted = w.tidxN
+		x.set()
 	}
 	return nil
 }
@@ -208,42 +239,35 @@ func (s *segment) pendingIndexes(durable int64) indexWrites {
 }
 
 // rewriteIndexes replaces both index files with the in-memory indexes.
-func (s *segment) rewriteIndexes() error {
-	for _, f := range []dma.File{s.idx, s.tidx} {
-		if err := f.Truncate(0); err != nil {
-			return err
-		}
-	}
+func (s *segment) rewriteIndexes(fs dma.FS) error {
 	s.idxPersisted, s.tidxPersisted = 0, 0
-	if err := s.checkpointIndexes(s.size); err != nil {
-		return err
-	}
-	if err := s.idx.Sync(); err != nil {
-		return err
-	}
-	return s.tidx.Sync()
+	return s.writeIndexes(fs, s.pendingIndexes(s.size), os.O_TRUNC, true)
 }
 
 // seal makes a full segment final: the file is cut to its data (releasing
 // the unused preallocation) and both indexes are written and synced. Only
 // after seal does the log create the next segment, so every segment but the
 // last is known to be complete.
-func (s *segment) seal() error {
+func (s *segment) seal(fs dma.FS) error {
 	if err := s.file.Truncate(s.size); err != nil {
 		return err
 	}
 	if err := s.file.Sync(); err != nil {
 		return err
 	}
-	return s.rewriteIndexes()
+	return s.rewriteIndexes(fs)
 }
 
+// close releases the segment's descriptor, and its place in a FileCache.
 func (s *segment) close() {
-	for _, f := range []dma.File{s.file, s.idx, s.tidx} {
-		if f != nil {
-			f.Close()
-		}
+	if s.cache != nil {
+		s.cache.detach(s)
 	}
+	if s.file != nil {
+		s.file.Close()
+		s.file = nil
+	}
+	s.closeOnRelease = false
 }
 
 func (s *segment) remove(fs dma.FS) error {
