@@ -24,9 +24,9 @@ type Config struct {
 	// there, doubles while appends need room, and returns there after
 	// bufferIdleMs without appends, so a thousand idle partitions do not
 	// each hold BufferBytes. Default 64 KiB.
-	BufferBytesMin   int
-	MaxBacklog       int   // appends that may wait for buffer space; default 4096
-	Preallocate bool // fallocate segment space ahead of the writes
+	BufferBytesMin int
+	MaxBacklog     int  // appends that may wait for buffer space; default 4096
+	Preallocate    bool // fallocate segment space ahead of the writes
 	// PreallocateBytes is the largest chunk reserved in one fallocate;
 	// default 8 MiB. A log starts at preallocMinBytes and doubles its
 	// chunk each time it fills one, so a quiet partition reserves a few
@@ -38,7 +38,7 @@ type Config struct {
 	// producer-state writes and a clean shutdown still find room on a
 	// full disk. 0: none.
 	DiskReserveBytes int64
-	LogAppendTime    bool  // broker assigns batch timestamps
+	LogAppendTime    bool // broker assigns batch timestamps
 	// ProducerSnapshotBytes: acknowledged bytes between snapshots of the
 	// idempotent-producer table, which bound the replay at recovery.
 	// Default 64 MiB.

@@ -29,7 +29,7 @@ type segment struct {
 	dir   string
 	file  dma.File // nil for a sealed segment the FileCache does not hold
 	size  int64    // bytes of valid data
-	last  Offset // last offset stored; base-1 when empty
+	last  Offset   // last offset stored; base-1 when empty
 	index offsetIndex
 	times timeIndex
 
