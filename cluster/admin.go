@@ -388,7 +388,8 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 			release()
 		}, func(err error) {
 			if err != nil {
-				reply(func() { cb(errInvalidRequest) })
+				code := n.metadataFailed("alter configs of "+topic, err)
+				reply(func() { cb(code) })
 				return
 			}
 			reply(func() { cb(0) })

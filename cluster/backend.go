@@ -116,23 +116,25 @@ func (b *backend) Append(p wire.PartitionRef, batch []byte, acks int16, cb func(
 		batch = append([]byte(nil), batch...)
 	}
 	b.onOwner(owner, p, func(part *partition, reply func(func())) {
-		fail := func(code int16) {
-			reply(func() { cb(wire.AppendResult{BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, ErrCode: code}) })
+		fail := func(code int16, msg string) {
+			reply(func() {
+				cb(wire.AppendResult{BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, ErrCode: code, ErrMsg: msg})
+			})
 		}
 		if part == nil {
-			fail(errLeaderNotAvailable)
+			fail(errLeaderNotAvailable, "")
 			return
 		}
 		l := part.log
 		err := l.AppendValidated(batch, time.Now().UnixMilli(), func(r shard.AppendResult, err error) {
 			res := wire.AppendResult{BaseOffset: int64(r.Base), LogAppendTimeMs: r.LogAppendTime, LogStartOffset: int64(l.LogStartOffset()), ErrCode: shard.KafkaCode(err)}
 			if err != nil {
-				res.BaseOffset = -1
+				res.BaseOffset, res.ErrMsg = -1, err.Error()
 			}
 			reply(func() { cb(res) })
 		})
 		if err != nil {
-			fail(shard.KafkaCode(err))
+			fail(shard.KafkaCode(err), err.Error())
 		}
 	})
 }

@@ -3,13 +3,17 @@ package cluster
 import (
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"syscall"
 
 	"github.com/strand-io/strand/cluster/group"
+	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Topic is one topic in the metadata.
@@ -100,7 +104,12 @@ func loadMetadata(dir string) (*snapshot, error) {
 // saveMetadata writes the snapshot atomically and durably: temp file,
 // fsync, rename, fsync of the directory. Placement is part of it, so a
 // restart puts every partition back on the same core.
-func saveMetadata(dir string, s *snapshot) error {
+func saveMetadata(dir string, s *snapshot) (err error) {
+	defer func() {
+		if err != nil {
+			err = metadataWriteError(dir, err)
+		}
+	}()
 	f := metadataFile{Version: s.version, ProducerIDsBelow: s.pidLimit}
 	for _, n := range s.names {
 		f.Topics = append(f.Topics, s.topics[n])
@@ -134,6 +143,25 @@ func saveMetadata(dir string, s *snapshot) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// metadataWriteError names the cause of a failed metadata write; on a full
+// disk, the directory and the space left (the disk reserve, see
+// --disk-reserve-bytes, exists so that this should not happen).
+func metadataWriteError(dir string, err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		free, _ := dma.OSFS().FreeBytes(dir)
+		return fmt.Errorf("could not persist %s: disk full on %s: %d bytes free: %w", metadataName, dir, free, err)
+	}
+	return fmt.Errorf("could not persist %s in %s: %w", metadataName, dir, err)
+}
+
+// metadataFailed logs a metadata write that failed and returns the code
+// the request gets: it did not take effect, for a storage reason (never
+// INVALID_CONFIG or INVALID_REQUEST, which blame the client).
+func (n *Node) metadataFailed(op string, err error) int16 {
+	n.log.Error("metadata change refused: it could not be persisted", "op", op, "err", err)
+	return kerr.KafkaStorageError.Code
 }
 
 func sortTPs(tps []group.TopicPartition) {

@@ -65,6 +65,10 @@ type Config struct {
 	// DrainTimeout bounds the first step of Close, which lets requests in
 	// flight finish with normal answers. Default 10s.
 	DrainTimeout time.Duration
+	// SegmentFilesPerCore bounds the sealed-segment files each core keeps
+	// open for reads (shard.FileCache). An open partition holds
+	// shard.DescriptorsPerLog more. Default 256.
+	SegmentFilesPerCore int
 }
 
 // Node is one running broker.
@@ -136,6 +140,9 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = defaultDrainTimeout
 	}
+	if cfg.SegmentFilesPerCore <= 0 {
+		cfg.SegmentFilesPerCore = 256
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}}
 	before, soft, hard, err := raiseFDLimit()
 	if err != nil {
@@ -179,7 +186,8 @@ func Start(cfg Config) (*Node, error) {
 	n.rt = rt
 	for _, c := range rt.Cores() {
 		n.cores = append(n.cores, &coreState{node: n, core: c, parts: map[wire.PartitionRef]*partition{},
-			queues: map[wire.PartitionRef][]func(next func()){}, readPool: dma.NewPool(readPoolPerClass)})
+			queues: map[wire.PartitionRef][]func(next func()){}, readPool: dma.NewPool(readPoolPerClass),
+			files: shard.NewFileCache(cfg.SegmentFilesPerCore)})
 	}
 	n.mode = rt.Cores()[0].IO().Mode()
 	if !probe.Direct {

@@ -20,6 +20,9 @@ type coreState struct {
 	closing bool
 	// readPool holds the disk-read buffers of every log on this core.
 	readPool *dma.Pool
+	// files holds the open files of the sealed segments of every log on
+	// this core, at most Config.SegmentFilesPerCore.
+	files *shard.FileCache
 	// queues serialises the slow lifecycle steps of each partition (open
 	// off the core, quiesce and close, remove the directory): a step
 	// starts when the one before it has called next. See serially.
@@ -57,6 +60,7 @@ func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
 	cfg := logConfig(cs.node.cfg.Log, cs.node.partitionDir(t.Name, p), t.Configs)
 	cfg.Logger = cs.node.log.With("partition", fmt.Sprintf("%s-%d", t.Name, p), "core", cs.core.ID())
 	cfg.ReadPool = cs.readPool
+	cfg.FileCache = cs.files
 	return cfg
 }
 

@@ -74,7 +74,7 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 			c.be.Append(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Records, acks, func(r AppendResult) {
 				defer c.recoverPanic()
 				if r.ErrCode != errNone {
-					fail(r.ErrCode, "")
+					fail(r.ErrCode, r.ErrMsg)
 				} else {
 					rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset
 				}

@@ -151,6 +151,9 @@ type AppendResult struct {
 	LogAppendTimeMs int64 // -1 unless the topic uses LogAppendTime
 	LogStartOffset  int64
 	ErrCode         int16
+	// ErrMsg says why, for the response's error message (v8+): a full
+	// disk names the directory and the space left.
+	ErrMsg string
 }
 
 // FetchResult completes Backend.Fetch.

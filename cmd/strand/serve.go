@@ -52,6 +52,8 @@ func serve(args []string) int {
 	autoPerSec := fs.Int("auto-create-per-second", 32, "topics created implicitly (Metadata, Produce) per second, broker-wide; -1: no bound")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish before the logs close anyway")
 	stallThreshold := fs.Duration("stall-threshold", reactor.DefaultStallThreshold, "warn when one reactor callback holds its core longer than this (start-up and shutdown work excepted)")
+	diskReserve := fs.Int64("disk-reserve-bytes", defaultDiskReserveBytes, "free space produce never takes, kept for metadata writes, topic deletion and a clean shutdown on a full disk")
+	segFiles := fs.Int("segment-files-per-core", 256, "sealed segment files each core keeps open for reads (the rest are reopened on demand)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -76,10 +78,11 @@ func serve(args []string) int {
 	cfg := cluster.Config{
 		DataDir: *dataDir, Listen: *listen, NodeID: int32(*nodeID), CPUs: cpus,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
-		Log: shard.Config{Preallocate: true}, Logger: logger, StallThreshold: *stallThreshold,
+		Log: shard.Config{Preallocate: true, DiskReserveBytes: *diskReserve}, Logger: logger, StallThreshold: *stallThreshold,
 		DrainTimeout:  *drainTimeout,
 		MaxPartitions: *maxParts, ReservedFDs: *reservedFDs,
 		AutoCreateMaxPerRequest: *autoPerReq, AutoCreatePerSecond: *autoPerSec,
+		SegmentFilesPerCore: *segFiles,
 	}
 	if *drainTimeout <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --drain-timeout must be positive")
@@ -116,6 +119,12 @@ func serve(args []string) int {
 	logger.Info("stopped cleanly")
 	return 0
 }
+
+// defaultDiskReserveBytes covers what must still be written on a full
+// disk: metadata.json (about 100 bytes a partition, twice during its
+// rename), and at shutdown each partition's last index entries and
+// producer-state snapshot (a few KiB each, so some 30 MiB for 6,000).
+const defaultDiskReserveBytes = 64 << 20
 
 func applyConfigFile(path string, set map[string]bool, dataDir, listen, advertise, cores *string, nodeID *int, autoCreate *bool, defParts, maxReq *int, level *string) error {
 	b, err := os.ReadFile(path)
