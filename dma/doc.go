@@ -4,8 +4,10 @@
 // Ownership: an Engine belongs to exactly one core (one locked OS thread). Its
 // methods are not goroutine-safe, and completion callbacks run on the thread
 // that calls Poll, which is always the owning core. FS and File metadata calls
-// (open, truncate, allocate, rename) are synchronous and rare: they happen on
-// segment roll, retention and recovery, never per record.
+// (open, truncate, allocate, statfs, rename) are synchronous and rare: they
+// happen on segment roll, retention, recovery, once per preallocation chunk
+// or index checkpoint, and when a read reopens a sealed segment, never per
+// record.
 //
 // Implementations:
 //
