@@ -8,9 +8,15 @@
 // path, so the whole log runs deterministically over dma.MemFS in tests.
 //
 // Main types: Log (one partition), Config, BatchHeader (the Kafka v2 record
-// batch header, which is also Strand's on-disk record header), segment and
-// offsetIndex/timeIndex (unexported). ValidateRecords (records.go) walks a
-// produced batch's records, decompressing if need be, before it is stored.
+// batch header, which is also Strand's on-disk record header), FileCache
+// (the open files of a core's sealed segments, shared by its logs like the
+// read pool), StorageError (a storage failure with its cause in words),
+// segment and offsetIndex/timeIndex (unexported). ValidateRecords
+// (records.go) walks a produced batch's records, decompressing if need be,
+// before it is stored.
+//
+// Descriptors: an open Log holds DescriptorsPerLog (its active segment's
+// file); see filecache.go. Disk space: space.go.
 //
 // The on-disk format is drawn in batch.go (record batch) and index.go (index
 // entries), the write pipeline behind the durability rule in log.go (Log);
