@@ -175,6 +175,9 @@ type Log struct {
 	epochs   epochCache
 
 	lastAppendMs int64 // broker time of the last append, for shrinking the buffer
+	// clockMs is the newest broker time the log was given (appends,
+	// Tick), for rate-limiting log lines from completions, which get none.
+	clockMs int64
 
 	live, durable producerTable
 	// producerReplayFrom is where the last rebuild of the producer tables
@@ -345,7 +348,7 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 			return false, nil
 		}
 	}
-	l.lastAppendMs = nowMs
+	l.lastAppendMs, l.clockMs = nowMs, max(l.clockMs, nowMs)
 	if need := dma.AlignUp(l.end+size, align); need > seg.allocated {
 		if err := l.reserveSpace(seg, need, nowMs); err != nil {
 			return false, err
@@ -587,7 +590,7 @@ func (l *Log) checkpointIndexesAsync() {
 		// no descriptor but its active segment's (DescriptorsPerLog).
 		f, err := seg.openIndexFile(l.fs, x.ext, os.O_RDWR|os.O_CREATE)
 		if err != nil {
-			l.storageError(l.lastAppendMs, fmt.Errorf("index checkpoint %s: %w", seg.path(x.ext), err))
+			l.storageError(l.clockMs, fmt.Errorf("index checkpoint %s: %w", seg.path(x.ext), err))
 			continue
 		}
 		writes++
@@ -604,7 +607,7 @@ func (l *Log) checkpointIndexesAsync() {
 				// A missing checkpoint only lengthens recovery's scan, and
 				// the next checkpoint rewrites these entries: not worth
 				// failing the log for (a full disk, typically).
-				l.storageError(l.lastAppendMs, fmt.Errorf("index checkpoint %s: %w", f.Name(), err))
+				l.storageError(l.clockMs, fmt.Errorf("index checkpoint %s: %w", f.Name(), err))
 			} else {
 				x.set()
 			}
@@ -756,6 +759,7 @@ func (l *Log) Tick(nowMs int64) {
 	if l.closed || l.failed != nil {
 		return
 	}
+	l.clockMs = max(l.clockMs, nowMs)
 	seg := l.active
 	if seg.size > 0 && seg.firstAppendMs >= 0 && nowMs-seg.firstAppendMs >= l.cfg.SegmentMs && len(l.idleFns) == 0 {
 		l.whenIdle(l.roll)

@@ -105,7 +105,7 @@ func isNoSpace(err error) bool {
 // the log, whose waiting appends then get the error.
 func (l *Log) stallWrite(err error) {
 	free, _ := l.fs.FreeBytes(l.cfg.Dir)
-	l.stalled = l.storageError(l.lastAppendMs, l.noSpace(free, fmt.Errorf("write %s: %w", l.active.file.Name(), err)))
+	l.stalled = l.storageError(l.clockMs, l.noSpace(free, fmt.Errorf("write %s: %w", l.active.file.Name(), err)))
 	if len(l.quiescers) > 0 {
 		l.fail(l.stalled)
 	}

@@ -196,7 +196,8 @@ func TestWriteNoSpaceStallsThenResumes(t *testing.T) {
 	for _, kind := range []faultKind{faultNoSpace, faultShortWrite} {
 		t.Run(kind.String(), func(t *testing.T) {
 			fs := dma.NewMemFS(4096, 1)
-			cfg := Config{SegmentBytes: 1 << 20, MaxBatchBytes: 16 << 10, BufferBytes: 1}
+			h := &countingHandler{word: "storage error"}
+			cfg := Config{SegmentBytes: 1 << 20, MaxBatchBytes: 16 << 10, BufferBytes: 1, Logger: slog.New(h)}
 			l, eng := memLog(t, fs, cfg)
 			rng := rand.New(rand.NewSource(1))
 			a := newAppendTracker(t)
@@ -233,11 +234,19 @@ func TestWriteNoSpaceStallsThenResumes(t *testing.T) {
 			if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "disk full on") {
 				t.Fatalf("append during the stall: %v, want a disk-full error", err)
 			}
+			if h.n() != 1 {
+				t.Fatalf("%d log lines for the stall, want 1", h.n())
+			}
 			if kind == faultNoSpace {
-				l.Tick(2) // still no space: the retry stalls again
-				dma.Drain(eng)
+				for _, now := range []int64{2, 3, storageLogEveryMs + 10} {
+					l.Tick(now) // still no space: the retry stalls again
+					dma.Drain(eng)
+				}
 				if l.Err() != nil || a.failed != 0 || l.HighWatermark() != hw {
-					t.Fatalf("after a retry without space: err %v, %d failed, hw %d", l.Err(), a.failed, l.HighWatermark())
+					t.Fatalf("after retries without space: err %v, %d failed, hw %d", l.Err(), a.failed, l.HighWatermark())
+				}
+				if h.n() != 2 {
+					t.Fatalf("%d log lines after three failed retries over a minute, want 2", h.n())
 				}
 			}
 			fs.Faults = dma.Faults{}
