@@ -33,8 +33,11 @@
 // is lost, the generation is kept; a waiting long-poll answered normally
 // on SIGTERM), topic_offsets_test.go (a deleted topic's committed offsets
 // go with it, also across a SIGKILL), stall_test.go (no stall warning
-// from routine start and stop); bench_test.go has
-// BenchmarkProduce (docs/PERFORMANCE.md, "Broker produce").
+// from routine start and stop), disk_test.go (a full disk on a small
+// tmpfs: messages, log lines, admin through the reserve, produce
+// resuming), partitions_cost_test.go (descriptors and disk of near-empty
+// partitions); bench_test.go has BenchmarkProduce (docs/PERFORMANCE.md,
+// "Broker produce").
 //
 // Tests never sleep to wait for something: they wait on the condition with
 // a deadline, and every broker, process and client they start is stopped by
