@@ -724,14 +724,14 @@ func (l *Log) roll() {
 	}
 	old := l.active
 	if err := old.seal(l.fs); err != nil {
-		l.fail(err)
+		l.rollFailed(err)
 		return
 	}
 	if err := l.writeProducerSnapshot(); err != nil {
 		l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
 	}
 	if err := l.startSegment(SegmentBase(l.next)); err != nil {
-		l.fail(err)
+		l.rollFailed(err)
 		return
 	}
 	// The sealed file goes to the core's cache: a lagging consumer is

@@ -111,6 +111,27 @@ func (l *Log) stallWrite(err error) {
 	}
 }
 
+// rollFailed handles a roll that could not seal the full segment or create
+// the next one. Out of space, the log stalls like a write does: the appends
+// waiting for the roll get the disk-full error (nothing of theirs was
+// staged), new ones are refused until a Tick, and the next append that
+// needs the roll tries it again. Sealing again is safe: the data is
+// already durable, and the index files are rewritten from memory. Any
+// other error fails the log.
+func (l *Log) rollFailed(err error) {
+	if !isNoSpace(err) {
+		l.fail(err)
+		return
+	}
+	free, _ := l.fs.FreeBytes(l.cfg.Dir)
+	l.stalled = l.storageError(l.clockMs, l.noSpace(free, fmt.Errorf("roll %s: %w", l.active.path(logExt), err)))
+	backlog := l.backlog
+	l.backlog = nil
+	for _, p := range backlog {
+		p.done(AppendResult{}, l.stalled)
+	}
+}
+
 // retryStalled restarts a write that stalled on a full disk.
 func (l *Log) retryStalled() {
 	if l.stalled == nil || l.writing || l.linkedStall {

@@ -290,3 +290,55 @@ func TestQuiesceDoesNotWaitForSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRollNoSpaceStallsThenResumes: a roll that cannot write the sealed
+// segment's indexes (a disk filled from outside) used to fail the log for
+// good. Now the append waiting for the roll gets the disk-full error, the
+// log stays up, and the roll succeeds once space returns.
+func TestRollNoSpaceStallsThenResumes(t *testing.T) {
+	fs := dma.NewMemFS(4096, 1)
+	cfg := Config{SegmentBytes: 32 << 10, MaxBatchBytes: 8 << 10, IndexIntervalBytes: 1024}
+	l, eng := memLog(t, fs, cfg)
+	rng := rand.New(rand.NewSource(1))
+	a := newAppendTracker(t)
+	for l.end+5000 <= cfg.SegmentBytes {
+		if err := a.append(l, makeBatch(1, 1, payload(rng, 4000))); err != nil {
+			t.Fatal(err)
+		}
+		drainLog(t, l, eng)
+	}
+	fs.Faults.NoSpaceAfter = 1 // the roll's first growing write fails
+	var rollErr error
+	// Larger than what is left in the segment: it needs the roll.
+	if err := l.Append(makeBatch(1, 1, payload(rng, 7000)), 1, func(_ AppendResult, err error) { rollErr = err }); err != nil {
+		t.Fatal(err)
+	}
+	dma.Drain(eng)
+	if l.Err() != nil {
+		t.Fatalf("a roll out of space failed the log: %v", l.Err())
+	}
+	if rollErr == nil || !errors.Is(rollErr, ErrNoSpace) || !strings.Contains(rollErr.Error(), "disk full on") {
+		t.Fatalf("the append behind the roll got %v, want the disk-full error", rollErr)
+	}
+	if len(l.segs) != 1 {
+		t.Fatalf("%d segments after a failed roll, want 1", len(l.segs))
+	}
+	fs.Faults = dma.Faults{}
+	l.Tick(2)
+	for i := 0; i < 3; i++ {
+		if err := a.append(l, makeBatch(1, 1, payload(rng, 4000))); err != nil {
+			t.Fatal(err)
+		}
+		drainLog(t, l, eng)
+	}
+	a.checkAllCalled()
+	if len(l.segs) != 2 || a.failed != 0 {
+		t.Fatalf("after space returned: %d segments, %d failed", len(l.segs), a.failed)
+	}
+	l.Close()
+	for seed := int64(0); seed < 5; seed++ {
+		l2, eng2 := memLog(t, fs.Crash(seed), cfg)
+		a.checkRecovered(l2, eng2)
+		l2.Close()
+	}
+}
