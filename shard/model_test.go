@@ -201,6 +201,9 @@ func runModel(t *testing.T, seed int64, ops int, verbose bool) bool {
 			IndexCheckpointBytes: int64(512 + rng.Intn(32<<10)),
 			MaxBatchBytes:        32 << 10,
 			BufferBytes:          []int{1, 256 << 10}[rng.Intn(2)],
+			// A core's cache of sealed segments' files, tiny so that reads
+			// wait for it and evictions happen all the time.
+			FileCache: NewFileCache(1 + rng.Intn(3)),
 		}
 		if rng.Intn(3) == 0 {
 			cfg.SegmentMs = int64(200 + rng.Intn(2000))
@@ -242,12 +245,32 @@ func runModel(t *testing.T, seed int64, ops int, verbose bool) bool {
 			case r < 60:
 				dma.Drain(eng)
 			case r < 72:
-				off := m.start - 2 + Offset(rng.Int63n(int64(l.HighWatermark()-m.start)+5))
-				maxBytes := 1 + rng.Intn(40<<10)
+				// Several reads at once, so that they compete for the
+				// file cache's slots.
+				type pending struct {
+					off      Offset
+					maxBytes int
+					res      ReadResult
+					err      error
+					done     bool
+				}
 				hw := l.HighWatermark()
-				step("read %d max %d", off, maxBytes)
-				res, err := readOnce(t, l, eng, off, maxBytes)
-				m.checkRead(t, off, maxBytes, hw, res, err)
+				var reads []*pending
+				for k := 1 + rng.Intn(3); k > 0; k-- {
+					p := &pending{off: m.start - 2 + Offset(rng.Int63n(int64(hw-m.start)+5)), maxBytes: 1 + rng.Intn(40<<10)}
+					reads = append(reads, p)
+					step("read %d max %d", p.off, p.maxBytes)
+					l.Read(p.off, p.maxBytes, func(r ReadResult, err error) { p.res, p.err, p.done = r, err, true })
+				}
+				if err := dma.Drain(eng); err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range reads {
+					if !p.done {
+						t.Fatalf("read at %d did not complete", p.off)
+					}
+					m.checkRead(t, p.off, p.maxBytes, hw, p.res, p.err)
+				}
 			case r < 76:
 				drainLog(t, l, eng)
 				// Offsets below 0 are not valid input (a segment named by a
@@ -319,6 +342,9 @@ func runModel(t *testing.T, seed int64, ops int, verbose bool) bool {
 			}
 			if l.Err() != nil {
 				t.Fatalf("log failed: %v", l.Err())
+			}
+			if c := cfg.FileCache; c.Len() > c.Max() || mem.OpenFiles() > DescriptorsPerLogPeak+c.Max() {
+				t.Fatalf("after op %d: %d files cached (bound %d), %d open (bound %d)", op, c.Len(), c.Max(), mem.OpenFiles(), DescriptorsPerLogPeak+c.Max())
 			}
 			if l.HighWatermark() != m.next || l.LogStartOffset() != m.start {
 				t.Fatalf("after op %d: log %d-%d, model %d-%d", op, l.LogStartOffset(), l.HighWatermark(), m.start, m.next)
