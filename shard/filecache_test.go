@@ -225,3 +225,29 @@ func TestDescriptorsOnRealFS(t *testing.T) {
 	}
 	t.Logf("%d segments: %d descriptors after reading all (cache bound %d)", len(l.segs), fds()-before, cache.Max())
 }
+
+// TestCloseKeepsFilesUnderReads: closing a log (after Quiesce, which waits
+// for writes, not reads) must not close a segment file a read is still
+// using; the file closes when the read ends.
+func TestCloseKeepsFilesUnderReads(t *testing.T) {
+	fs := dma.NewMemFS(4096, 4)
+	cache := NewFileCache(2)
+	l, eng := memLog(t, fs, Config{SegmentBytes: 16 << 10, MaxBatchBytes: 8 << 10, FileCache: cache})
+	manySegments(t, l, eng, 3, nil)
+	var rerr error
+	done := false
+	l.Read(Offset(l.segs[0].base), 1<<20, func(_ ReadResult, err error) { rerr, done = err, true })
+	l.Read(l.HighWatermark()-1, 1<<20, func(ReadResult, error) {}) // the active segment, from the staging buffer
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dma.Drain(eng); err != nil {
+		t.Fatal(err)
+	}
+	if !done || rerr != nil {
+		t.Fatalf("read in flight across Close: done %v, err %v", done, rerr)
+	}
+	if n := fs.OpenFiles(); n != 0 || cache.Len() != 0 {
+		t.Fatalf("after the read ended: %d files open, %d cached", n, cache.Len())
+	}
+}

@@ -824,6 +824,16 @@ func (l *Log) Close() error {
 		}
 	}
 	for _, s := range l.segs {
+		if s.reads > 0 && s.file != nil {
+			// A read still uses it (Quiesce waits for writes, not reads):
+			// closing now would let its queued io_uring read run on
+			// whatever file next gets the descriptor number.
+			if s.cache != nil {
+				s.cache.detach(s)
+			}
+			s.closeOnRelease = true
+			continue
+		}
 		s.close()
 	}
 	if l.pool != l.cfg.ReadPool {
