@@ -6,13 +6,16 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/strand-io/strand/shard"
 )
 
 // fdsPerPartition is how many file descriptors one open partition holds
-// (its active segment, offset index and time index). The partition budget
-// is derived from it; when the storage layer opens fewer files per
-// partition, change it here and nowhere else.
-const fdsPerPartition = 3
+// (its active segment; sealed segments' files are in the per-core cache,
+// counted apart, and index files are open only while written). The
+// partition budget is derived from it; when the storage layer opens more
+// or fewer files per partition, change shard.DescriptorsPerLog.
+const fdsPerPartition = shard.DescriptorsPerLog
 
 // Defaults of the limits (see docs/RELIABILITY.md for why).
 const (
@@ -43,15 +46,17 @@ func raiseFDLimit() (before, soft, hard uint64, err error) {
 }
 
 // fdPartitions is how many partitions fit in a descriptor limit of soft
-// with reserved descriptors kept back (reserved 0: the default reserve).
-func fdPartitions(soft uint64, reserved int) int {
+// with reserved descriptors kept back (reserved 0: the default reserve)
+// and cached more held by the cores' caches of sealed segment files.
+func fdPartitions(soft uint64, reserved, cached int) int {
 	if reserved <= 0 {
 		reserved = max(minReservedFDs, int(min(soft, 1<<40)/5))
 	}
-	if soft <= uint64(reserved) {
+	keep := uint64(reserved) + uint64(cached)
+	if soft <= keep {
 		return 0
 	}
-	return int(min(soft-uint64(reserved), 1<<40)) / fdsPerPartition
+	return int(min(soft-keep, 1<<40)) / fdsPerPartition
 }
 
 // overBudget says why adding more partitions to s would pass the broker's

@@ -148,11 +148,6 @@ func Start(cfg Config) (*Node, error) {
 	if err != nil {
 		n.log.Warn("raising the file descriptor limit", "err", err)
 	}
-	n.fdLimit = soft
-	n.fdPartitions = fdPartitions(soft, cfg.ReservedFDs)
-	n.fdReserved = soft - uint64(n.fdPartitions*fdsPerPartition)
-	n.log.Info("file descriptor limit", "soft_at_start", before, "soft", soft, "hard", hard,
-		"partitions_allowed_by_fds", n.fdPartitions, "max_partitions", cfg.MaxPartitions)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -189,6 +184,13 @@ func Start(cfg Config) (*Node, error) {
 			queues: map[wire.PartitionRef][]func(next func()){}, readPool: dma.NewPool(readPoolPerClass),
 			files: shard.NewFileCache(cfg.SegmentFilesPerCore)})
 	}
+	// The budget needs the core count: each core's file cache is part of it.
+	n.fdLimit = soft
+	n.fdPartitions = fdPartitions(soft, cfg.ReservedFDs, len(n.cores)*cfg.SegmentFilesPerCore)
+	n.fdReserved = soft - uint64(n.fdPartitions*fdsPerPartition)
+	n.log.Info("file descriptor limit", "soft_at_start", before, "soft", soft, "hard", hard,
+		"partitions_allowed_by_fds", n.fdPartitions, "max_partitions", cfg.MaxPartitions,
+		"segment_files_per_core", cfg.SegmentFilesPerCore)
 	n.mode = rt.Cores()[0].IO().Mode()
 	if !probe.Direct {
 		n.mode = dma.ModeBuffered
