@@ -166,8 +166,8 @@ func TestFullDisk(t *testing.T) {
 	if code := deleteTopicReq(t, rc, "late"); code != kerr.KafkaStorageError.Code {
 		t.Fatalf("delete topic on a disk filled from outside: %v, want KAFKA_STORAGE_ERROR", kerr.ErrorForCode(code))
 	}
-	if !strings.Contains(logs.String(), "metadata change refused") {
-		t.Fatal("refused metadata changes were not logged")
+	if !strings.Contains(logs.String(), "could not persist metadata.json: disk full on") {
+		t.Fatal("refused metadata changes were not logged with their cause")
 	}
 	if code, msg := produceOnce(t, rc, "keeper", big); code != kerr.KafkaStorageError.Code || !strings.Contains(msg, "disk full") {
 		t.Fatalf("produce on a disk filled from outside: %v %q", kerr.ErrorForCode(code), msg)
