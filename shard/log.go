@@ -53,7 +53,11 @@ type Config struct {
 	// the logs of one core (see FileCache). Like ReadPool it is used only
 	// once the log runs on that core. Nil: the log keeps a small one.
 	FileCache *FileCache
-	Logger    *slog.Logger
+	// AssertOwner, when set, panics unless the caller runs on the core
+	// that owns the log. The log calls it at its entry points in
+	// invariants builds (-tags invariants, or -race) only.
+	AssertOwner func()
+	Logger      *slog.Logger
 }
 
 func (c *Config) fill() {
@@ -249,6 +253,7 @@ func (l *Log) Dir() string { return l.cfg.Dir }
 // The log keeps batch (it becomes part of the staging buffer by copy), so
 // the caller may reuse it as soon as Append returns.
 func (l *Log) Append(batch []byte, nowMs int64, done AppendFunc) error {
+	l.checkInvariants("Append")
 	if l.closed {
 		return ErrClosed
 	}
@@ -269,6 +274,7 @@ func (l *Log) Append(batch []byte, nowMs int64, done AppendFunc) error {
 // batch on the connection's core). It re-checks the header and size, which
 // cost nothing, but not the CRC, so the bytes are checksummed once.
 func (l *Log) AppendValidated(batch []byte, nowMs int64, done AppendFunc) error {
+	l.checkInvariants("AppendValidated")
 	if l.closed {
 		return ErrClosed
 	}
@@ -535,6 +541,7 @@ func (l *Log) onWritten(n int, err error) {
 		return
 	}
 	l.written = l.writeEnd
+	l.checkInvariants("write completion")
 	l.drainBacklog()
 	l.kick()
 }
@@ -557,6 +564,7 @@ func (l *Log) onSynced(err error) {
 		return
 	}
 	l.synced = l.syncEnd
+	l.checkInvariants("fdatasync completion")
 	l.ackDurable()
 	l.checkpointIndexesAsync()
 	l.drainBacklog()
@@ -632,7 +640,7 @@ func (l *Log) ackDurable() {
 		l.waiters[l.waitHead] = waiter{}
 		l.waitHead++
 		if !w.dup {
-			l.hw = w.res.Last + 1
+			l.advanceHW(w.res.Last + 1)
 			advanced = true
 			l.bytesSinceSnapshot += w.size
 			if w.pid >= 0 {
@@ -756,6 +764,7 @@ func (l *Log) startSegment(base SegmentBase) error {
 // Tick lets the log act on time: roll an old active segment and apply
 // retention. The owner calls it periodically with the broker clock.
 func (l *Log) Tick(nowMs int64) {
+	l.checkInvariants("Tick")
 	if l.closed || l.failed != nil {
 		return
 	}

@@ -27,6 +27,7 @@ type ReadFunc func(ReadResult, error)
 // is returned; a damaged batch ends the result and, if it is the first one,
 // fails the read with a CorruptionError naming file and position.
 func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
+	l.checkInvariants("Read")
 	res := ReadResult{HighWatermark: l.hw, LogStartOffset: l.logStart}
 	switch {
 	case l.closed:

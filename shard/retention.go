@@ -101,6 +101,7 @@ func (l *Log) SetRetention(bytes, ms int64) { l.cfg.RetentionBytes, l.cfg.Retent
 // boundary at or before offset. It waits for the write pipeline to drain,
 // then runs synchronously; done reports the new end offset.
 func (l *Log) TruncateTo(offset Offset, done func(Offset, error)) {
+	l.checkInvariants("TruncateTo")
 	if offset < 0 {
 		// A caller's bug (no leader epoch found, say), not the log's: it
 		// is refused and the log keeps every record.
