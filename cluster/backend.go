@@ -80,7 +80,10 @@ func (b *backend) topicInfo(t *Topic) wire.TopicInfo {
 }
 
 // owner finds the core that owns p, or the error code for why none does.
+// Every partition request enters through it, on the connection's core,
+// which is what AssertOwned checks in invariants builds.
 func (b *backend) owner(p wire.PartitionRef) (reactor.CoreID, int16) {
+	b.cs.core.AssertOwned()
 	t, ok := b.node.meta.Load().topics[p.Topic]
 	if !ok || p.Partition < 0 || p.Partition >= t.Partitions() {
 		return 0, errUnknownTopic

@@ -61,6 +61,7 @@ func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
 	cfg.Logger = cs.node.log.With("partition", fmt.Sprintf("%s-%d", t.Name, p), "core", cs.core.ID())
 	cfg.ReadPool = cs.readPool
 	cfg.FileCache = cs.files
+	cfg.AssertOwner = cs.core.AssertOwned
 	return cfg
 }
 
