@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"log/slog"
 	"math"
 	"time"
 
@@ -20,14 +21,15 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 		c.complete(s, resp)
 		return
 	}
+	lim := &c.srv.cfg.Limits
 	w := &fetchWait{
 		c: c, s: s, resp: resp,
 		minBytes: int(req.MinBytes),
-		maxBytes: math.MaxInt32,
+		maxBytes: lim.FetchMaxBytes,
 		maxWait:  time.Duration(max(req.MaxWaitMillis, 0)) * time.Millisecond,
 	}
 	if req.Version >= 3 {
-		w.maxBytes = int(max(req.MaxBytes, 0))
+		w.maxBytes = min(int(max(req.MaxBytes, 0)), lim.FetchMaxBytes)
 	}
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for i := range req.Topics {
@@ -47,7 +49,7 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 			fp := fetchPart{
 				ref:      PartitionRef{Topic: t.Topic, Partition: p.Partition},
 				offset:   p.FetchOffset,
-				maxBytes: max(p.PartitionMaxBytes, 0),
+				maxBytes: min(max(p.PartitionMaxBytes, 0), int32(min(lim.MaxPartitionFetchBytes, math.MaxInt32))),
 				rp:       rp,
 			}
 			if !exists || p.Partition < 0 || int(p.Partition) >= len(ti.Partitions) {
@@ -56,9 +58,37 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 				fp.active = true
 			}
 			w.parts = append(w.parts, fp)
+			if fp.active {
+				w.want = min(w.want+int(fp.maxBytes), w.maxBytes)
+			}
 		}
 	}
+	if len(c.budgetQ) == 0 && w.tryStart() {
+		return
+	}
+	// The fetch memory budget is spent: wait, in order, without reading.
+	c.srv.stats.budgetWaits.Add(1)
+	c.srv.logBudget.log(c.log, slog.LevelInfo, "wire: fetch waits for fetch memory",
+		"want", w.want, "in_use", c.srv.budget.used.Load(), "fetch_memory_bytes", c.srv.budget.max)
+	c.budgetQ = append(c.budgetQ, w)
+	c.retryBudget()
+}
+
+// tryStart reserves the fetch's memory and starts its reads; it reports
+// false, reserving nothing, when the budget is spent. A fetch reserves
+// once, for all its partitions: reads holding part of a fetch while
+// waiting for the rest could deadlock the budget.
+func (w *fetchWait) tryStart() bool {
+	if w.want > 0 {
+		got := w.c.srv.budget.reserve(w.want)
+		if got == 0 {
+			return false
+		}
+		w.c.fetchHeld += got
+		w.budget = got
+	}
 	w.start()
+	return true
 }
 
 // fetchPart is one partition of a fetch in progress.
@@ -66,6 +96,8 @@ type fetchPart struct {
 	ref      PartitionRef
 	offset   int64
 	maxBytes int32
+	held     int  // fetch memory for this partition: its read's limit, then len(res.Records)
+	limit    int  // the last read's limit
 	active   bool // the partition exists; it is read and watched
 	reading  bool
 	res      FetchResult
@@ -87,32 +119,116 @@ type fetchWait struct {
 	parts    []fetchPart
 	minBytes int
 	maxBytes int
+	want     int // fetch memory asked for: min(maxBytes, sum of partition limits)
+	budget   int // fetch memory held, the sum of parts' held (counted in conn.fetchHeld)
 	maxWait  time.Duration
 	reading  int
 	waiting  bool
+	toppedUp bool // the second round of reads (topUp) was issued
 	finished bool
 	timer    func()
 }
 
 func (w *fetchWait) start() {
+	// The reservation is shared out in partition order, as Kafka fills a
+	// response; a partition left with nothing still reads its first batch
+	// (KIP-74), counted when it arrives.
+	rest := w.budget
+	for i := range w.parts {
+		if p := &w.parts[i]; p.active {
+			p.held = min(int(p.maxBytes), rest)
+			rest -= p.held
+		}
+	}
+	w.give(rest)
 	w.reading = 1 // held until every read is issued: callbacks may be synchronous
 	for i := range w.parts {
-		if w.parts[i].active {
-			w.read(i)
+		if p := &w.parts[i]; p.active {
+			w.read(i, p.held)
 		}
 	}
 	w.readDone()
 }
 
-func (w *fetchWait) read(i int) {
+// topUp gives partitions that the first round squeezed (the reservation
+// ran out before their turn) what the others left unused, in partition
+// order, as Kafka fills a response; then readDone runs again.
+func (w *fetchWait) topUp() {
+	room := w.maxBytes
+	for i := range w.parts {
+		room -= len(w.parts[i].res.Records)
+	}
+	w.reading = 1
+	for i := range w.parts {
+		p := &w.parts[i]
+		if room <= 0 || w.finished || w.c.closed {
+			break
+		}
+		if !p.active || p.res.ErrCode != errNone || p.limit >= int(p.maxBytes) || len(p.res.Records) == 0 {
+			continue
+		}
+		want := min(int(p.maxBytes), len(p.res.Records)+room) - p.held
+		got := w.c.srv.budget.reserve(want)
+		if got == 0 {
+			break
+		}
+		w.budget += got
+		w.c.fetchHeld += got
+		p.held += got
+		room -= got
+		w.read(i, p.held)
+	}
+	w.readDone()
+}
+
+// take and give move fetch memory into and out of this fetch.
+func (w *fetchWait) take(n int) {
+	if n > 0 && !w.c.closed {
+		w.budget += n
+		w.c.hold(n)
+	}
+}
+
+func (w *fetchWait) give(n int) {
+	if n > 0 && !w.c.closed {
+		w.budget -= n
+		w.c.hold(-n)
+	}
+}
+
+// reread reads partition i again after its watch fired, with what memory
+// the budget can add to what it holds.
+func (w *fetchWait) reread(i int) {
 	p := &w.parts[i]
-	p.reading = true
+	if want := int(p.maxBytes) - p.held; want > 0 {
+		got := w.c.srv.budget.reserve(want)
+		if got > 0 && !w.c.closed {
+			w.budget += got
+			w.c.fetchHeld += got
+			p.held += got
+		} else {
+			w.c.srv.budget.release(got)
+		}
+	}
+	w.read(i, p.held)
+}
+
+func (w *fetchWait) read(i, limit int) {
+	p := &w.parts[i]
+	p.reading, p.limit = true, limit
 	w.reading++
-	w.c.be.Fetch(p.ref, p.offset, p.maxBytes, func(r FetchResult) {
+	w.c.be.Fetch(p.ref, p.offset, int32(max(limit, 1)), func(r FetchResult) {
 		defer w.c.recoverPanic()
 		if w.finished {
 			return
 		}
+		// Count what came back, not what was asked for.
+		if d := len(r.Records) - p.held; d > 0 {
+			w.take(d)
+		} else {
+			w.give(-d)
+		}
+		p.held = len(r.Records)
 		p.reading, p.res = false, r
 		if w.waiting {
 			w.reading--
@@ -130,6 +246,11 @@ func (w *fetchWait) read(i int) {
 // readDone ends the first round of reads.
 func (w *fetchWait) readDone() {
 	if w.reading--; w.reading > 0 || w.finished {
+		return
+	}
+	if !w.toppedUp {
+		w.toppedUp = true
+		w.topUp()
 		return
 	}
 	if w.ready() || w.maxWait <= 0 || w.c.closed || w.c.srv.drain.on.Load() {
@@ -163,7 +284,7 @@ func (w *fetchWait) watch(i int) {
 		defer w.c.recoverPanic()
 		p.cancel = nil
 		if !w.finished && !p.reading {
-			w.read(i)
+			w.reread(i)
 		}
 	})
 	if !w.finished && !p.reading {
@@ -223,5 +344,9 @@ func (w *fetchWait) finish() {
 		}
 		used += len(rp.RecordBatches)
 	}
+	// The response keeps what it carries until it is written; the rest of
+	// the reservation goes back now.
+	w.give(w.budget - used)
+	w.s.budget, w.budget = w.budget, 0
 	w.c.completeSized(w.s, w.resp, used+64*len(w.parts))
 }

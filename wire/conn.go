@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"time"
 
@@ -26,13 +27,12 @@ type netConn interface {
 }
 
 const (
-	// outboundMax pauses parsing while gnet holds this many unsent response
-	// bytes for a client that does not read, so one slow client cannot make
-	// the broker buffer without bound.
-	outboundMax = 64 << 20
-	// outboundRecheck is how often a connection paused on outboundMax looks
-	// again (gnet has no "drained" callback).
-	outboundRecheck = time.Millisecond
+	// outboundRecheck is how soon a connection held back by
+	// Limits.MaxConnectionBufferedBytes looks again (gnet has no "drained"
+	// callback); while the client reads nothing the wait doubles up to
+	// outboundRecheckMax, so thousands of stalled clients cost few timers.
+	outboundRecheck    = time.Millisecond
+	outboundRecheckMax = 64 * time.Millisecond
 	// iovBatch caps the buffers handed to one Writev (IOV_MAX is 1024).
 	iovBatch = 512
 )
@@ -47,6 +47,7 @@ type slot struct {
 	closeAfter bool   // close the connection when this slot reaches the head
 	held       bool   // arrived before draining began: Drain waits for it
 	frame      []byte // the encoded response, set when done
+	budget     int    // fetch memory reserved for frame, counted in conn.fetchHeld
 }
 
 // conn is the per-connection state machine: bytes in, frames, requests,
@@ -66,8 +67,24 @@ type conn struct {
 	closing     bool    // decided to close; parse nothing more
 	closed      bool    // OnClose ran: drop every late completion
 	bpCancel    func()  // outbound backpressure recheck timer
+	bpDelay     time.Duration
+	bpSeen      int // OutboundBuffered at the last recheck
 	waits       map[*fetchWait]struct{}
 	iov         [][]byte
+
+	ip netip.Addr // for the per-IP count
+	// fetchHeld is the fetch memory this connection has reserved and not
+	// yet handed to gnet: fetches in progress and responses queued.
+	// outHeld is what was handed to gnet and may still sit in its
+	// outbound buffer; it shrinks as the buffer drains (trimOut).
+	fetchHeld, outHeld int
+	budgetQ            []*fetchWait // fetches waiting for the fetch memory budget
+	budgetQueued       bool         // in Server.budget's wait queue; guarded by its mu
+
+	timerCancel  func()
+	lastActive   time.Time // last byte in, response out, or outbound drained
+	inSeen       int       // InboundBuffered when onTraffic last returned
+	partialSince time.Time // when an incomplete frame was first seen; zero if none
 }
 
 func newConn(srv *Server, nc netConn, be Backend) *conn {
@@ -93,6 +110,21 @@ func (c *conn) onTraffic() (closeConn bool) {
 	if c.srv.drain.on.Load() {
 		c.drainWaits()
 	}
+	if in := c.nc.InboundBuffered(); in != c.inSeen {
+		c.lastActive = time.Now()
+	}
+	defer func() { c.inSeen = c.nc.InboundBuffered() }()
+	if c.paused && c.nc.InboundBuffered() > c.srv.cfg.MaxRequestBytes+sizeLen {
+		// gnet keeps reading a socket whatever we parse, so a client
+		// that sends on while its responses go unread is closed before
+		// its requests pile up.
+		c.srv.stats.slowReaders.Add(1)
+		c.srv.logPaused.log(c.log, slog.LevelWarn, "wire: client sends requests faster than it reads responses; closing connection",
+			"buffered_in", c.nc.InboundBuffered(), "buffered_out", c.buffered(), "in_flight", len(c.queue))
+		c.closing = true
+		return true
+	}
+	c.retryBudget()
 	for !c.closing && !c.closed {
 		c.inTraffic = true
 		c.readFrames()
@@ -110,8 +142,12 @@ func (c *conn) onTraffic() (closeConn bool) {
 }
 
 func (c *conn) canRead() bool {
-	return len(c.queue) < c.srv.cfg.MaxInflightRequests && c.nc.OutboundBuffered() < outboundMax
+	return len(c.queue) < c.srv.cfg.MaxInflightRequests && c.buffered() < c.srv.cfg.Limits.MaxConnectionBufferedBytes
 }
+
+// buffered is the response memory this connection holds: fetched records
+// reserved and not yet written, and gnet's unsent bytes.
+func (c *conn) buffered() int { return c.fetchHeld + c.nc.OutboundBuffered() }
 
 // readFrames handles complete frames until the input runs out, the
 // connection must close, or the in-flight bound is reached. A partial frame
@@ -123,7 +159,12 @@ func (c *conn) readFrames() {
 			return
 		}
 		buffered := c.nc.InboundBuffered()
+		if buffered == 0 {
+			c.partialSince = time.Time{}
+			return
+		}
 		if buffered < sizeLen {
+			c.framePartial()
 			return
 		}
 		pfx, err := c.nc.Peek(sizeLen)
@@ -137,6 +178,7 @@ func (c *conn) readFrames() {
 		}
 		total := sizeLen + int(size)
 		if buffered < total {
+			c.framePartial()
 			return
 		}
 		frame, err := c.nc.Peek(total)
@@ -148,24 +190,87 @@ func (c *conn) readFrames() {
 		// Everything kept from the frame was copied by now (kmsg aliases
 		// byte fields into it; a backend keeping a produced batch copies it).
 		_, _ = c.nc.Discard(total)
+		c.partialSince = time.Time{}
+	}
+}
+
+// framePartial notes that a frame has started and not completed.
+func (c *conn) framePartial() {
+	if c.partialSince.IsZero() {
+		c.partialSince = time.Now()
 	}
 }
 
 func (c *conn) pause() {
+	if !c.paused && c.buffered() >= c.srv.cfg.Limits.MaxConnectionBufferedBytes {
+		c.srv.logPaused.log(c.log, slog.LevelInfo, "wire: client does not read its responses; not reading its requests",
+			"buffered", c.buffered(), "max", c.srv.cfg.Limits.MaxConnectionBufferedBytes)
+	}
 	c.paused = true
-	if c.nc.OutboundBuffered() >= outboundMax && c.bpCancel == nil {
-		c.bpCancel = c.be.After(outboundRecheck, func() {
-			defer c.recoverPanic()
-			c.bpCancel = nil
-			if !c.closed && c.paused {
-				if c.canRead() {
-					c.paused = false
-					c.wake()
-				} else {
-					c.pause()
-				}
+	if c.buffered() >= c.srv.cfg.Limits.MaxConnectionBufferedBytes {
+		c.armRecheck()
+	}
+}
+
+// armRecheck looks again soon at a connection held back by its buffered
+// bytes: to write the responses it holds, and to read again.
+func (c *conn) armRecheck() {
+	if c.bpCancel != nil || c.closed {
+		return
+	}
+	if c.bpDelay == 0 {
+		c.bpDelay = outboundRecheck
+	}
+	c.bpCancel = c.be.After(c.bpDelay, func() {
+		defer c.recoverPanic()
+		c.bpCancel = nil
+		if c.closed {
+			return
+		}
+		ob := c.nc.OutboundBuffered()
+		if ob < c.bpSeen {
+			c.bpDelay = outboundRecheck
+			c.lastActive = time.Now()
+		} else {
+			c.bpDelay = min(2*c.bpDelay, outboundRecheckMax)
+		}
+		c.bpSeen = ob
+		c.trimOut()
+		c.flush()
+		if c.paused {
+			if c.canRead() {
+				c.paused = false
+				c.wake()
+			} else if c.buffered() >= c.srv.cfg.Limits.MaxConnectionBufferedBytes {
+				c.armRecheck()
 			}
-		})
+		}
+	})
+}
+
+// trimOut gives back the fetch memory of response bytes gnet has sent.
+func (c *conn) trimOut() {
+	if c.outHeld == 0 {
+		return
+	}
+	if ob := c.nc.OutboundBuffered(); c.outHeld > ob {
+		c.srv.budget.release(c.outHeld - ob)
+		c.outHeld = ob
+	}
+}
+
+// hold adds n (or, negative, gives back) fetch memory reserved by this
+// connection. After close everything was given back at once: nothing more
+// is counted.
+func (c *conn) hold(n int) {
+	if c.closed || n == 0 {
+		return
+	}
+	c.fetchHeld += n
+	if n > 0 {
+		c.srv.budget.force(n)
+	} else {
+		c.srv.budget.release(-n)
 	}
 }
 
@@ -328,15 +433,28 @@ func (c *conn) wake() bool {
 // flush writes every completed response at the head of the queue, in order,
 // batched into writev calls.
 func (c *conn) flush() {
-	closeNow := false
+	closeNow, blocked := false, false
+	bufMax := c.srv.cfg.Limits.MaxConnectionBufferedBytes
 	for !c.closed && len(c.queue) > 0 && c.queue[0].done && !closeNow {
+		if c.nc.OutboundBuffered() >= bufMax {
+			// The client is not reading: keep the rest here, where their
+			// memory stays counted, instead of in gnet's unbounded buffer.
+			blocked = true
+			break
+		}
 		iov := c.iov[:0]
-		n := 0
-		for n < len(c.queue) && c.queue[n].done && len(iov) < iovBatch {
+		n, size := 0, 0
+		for n < len(c.queue) && c.queue[n].done && len(iov) < iovBatch && size < bufMax {
 			s := c.queue[n]
 			n++
 			if s.frame != nil {
 				iov = append(iov, s.frame)
+				size += len(s.frame)
+			}
+			if s.budget > 0 {
+				c.fetchHeld -= s.budget
+				c.outHeld += s.budget
+				s.budget = 0
 			}
 			if s.closeAfter {
 				closeNow = true
@@ -355,8 +473,13 @@ func (c *conn) flush() {
 				putBuf(iov[i])
 				iov[i] = nil
 			}
+			c.lastActive = time.Now()
 		}
 		c.iov = iov[:0]
+	}
+	c.trimOut()
+	if blocked {
+		c.armRecheck()
 	}
 	if closeNow {
 		c.log.Info("wire: closing connection after a failed acks=0 produce")
@@ -407,6 +530,17 @@ func (c *conn) onClose() {
 		c.bpCancel()
 		c.bpCancel = nil
 	}
+	if c.timerCancel != nil {
+		c.timerCancel()
+		c.timerCancel = nil
+	}
+	c.srv.budget.forget(c)
+	clear(c.budgetQ)
+	c.budgetQ = nil
+	// Everything this connection reserved goes back at once; the
+	// callbacks still in flight see c.closed and count nothing more.
+	c.srv.budget.release(c.fetchHeld + c.outHeld)
+	c.fetchHeld, c.outHeld = 0, 0
 	for _, s := range c.queue {
 		putBuf(s.frame)
 	}
@@ -420,4 +554,84 @@ func (c *conn) cancelWaits() {
 		w.stop()
 	}
 	c.waits = nil
+}
+
+// startTimer arms the idle and request-read timeouts. One timer per
+// connection, firing at half the shorter timeout, so a connection is
+// closed between 1 and 1.5 times its timeout.
+func (c *conn) startTimer() {
+	lim := &c.srv.cfg.Limits
+	period := time.Duration(0)
+	for _, d := range []time.Duration{lim.IdleTimeout, lim.RequestTimeout} {
+		if d > 0 && (period == 0 || d < period) {
+			period = d
+		}
+	}
+	if period == 0 {
+		return
+	}
+	c.lastActive = time.Now()
+	c.armTimer(max(period/2, time.Millisecond))
+}
+
+func (c *conn) armTimer(period time.Duration) {
+	c.timerCancel = c.be.After(period, func() {
+		defer c.recoverPanic()
+		c.timerCancel = nil
+		if c.closed {
+			return
+		}
+		if !c.checkTimeouts(time.Now()) {
+			c.armTimer(period)
+		}
+	})
+}
+
+// checkTimeouts closes the connection if a timeout has passed; it reports
+// whether it did.
+func (c *conn) checkTimeouts(now time.Time) bool {
+	lim := &c.srv.cfg.Limits
+	if ob := c.nc.OutboundBuffered(); ob != c.bpSeen {
+		if ob < c.bpSeen {
+			c.lastActive = now // the client is reading
+		}
+		c.bpSeen = ob
+	}
+	// A frame counts as stalled only while we are reading: a connection
+	// paused by backpressure has bytes buffered through our choice.
+	if lim.RequestTimeout > 0 && !c.paused && !c.partialSince.IsZero() && now.Sub(c.partialSince) >= lim.RequestTimeout {
+		c.srv.stats.requestTimeout.Add(1)
+		c.srv.logSlow.log(c.log, slog.LevelWarn, "wire: request not completed in time; closing connection",
+			"after", now.Sub(c.partialSince).Round(time.Millisecond), "request_timeout", lim.RequestTimeout,
+			"buffered", c.nc.InboundBuffered())
+		c.abort()
+		return true
+	}
+	// A fetch long-poll is the broker's own wait, not the client's
+	// idleness; anything else in flight for the whole timeout (responses
+	// the client does not read, above all) is.
+	if lim.IdleTimeout > 0 && len(c.waits) == 0 && now.Sub(c.lastActive) >= lim.IdleTimeout {
+		c.srv.stats.idleClosed.Add(1)
+		c.srv.logIdle.log(c.log, slog.LevelInfo, "wire: idle connection; closing",
+			"idle", now.Sub(c.lastActive).Round(time.Millisecond), "idle_timeout", lim.IdleTimeout, "in_flight", len(c.queue))
+		c.abort()
+		return true
+	}
+	return false
+}
+
+// retryBudget starts the fetches waiting for fetch memory, oldest first,
+// while the budget has room.
+func (c *conn) retryBudget() {
+	for len(c.budgetQ) > 0 && !c.closed {
+		w := c.budgetQ[0]
+		if !w.tryStart() {
+			c.srv.budget.wait(c)
+			if !w.tryStart() {
+				return
+			}
+		}
+		c.budgetQ[0] = nil
+		c.budgetQ = c.budgetQ[1:]
+	}
 }

@@ -162,7 +162,7 @@ func TestInflightBound(t *testing.T) {
 
 func TestOutboundBackpressure(t *testing.T) {
 	h := newHarness(Config{})
-	h.fc.outQueue = outboundMax
+	h.fc.outQueue = DefaultMaxConnectionBufferedBytes
 	req := kmsg.NewPtrApiVersionsRequest()
 	req.SetVersion(3)
 	h.traffic(encodeRequest(req, 1, "c"), 10)
