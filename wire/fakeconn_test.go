@@ -18,6 +18,10 @@ type fakeConn struct {
 	wakes    int
 	closed   bool
 	outQueue int // pretend unsent bytes, for backpressure tests
+	// noRead plays a client that never reads: what is written stays in
+	// outQueue, and only the frames are counted, not kept.
+	noRead  bool
+	written int // frames written while noRead
 }
 
 func (f *fakeConn) Peek(n int) ([]byte, error) {
@@ -46,7 +50,12 @@ func (f *fakeConn) OutboundBuffered() int { return f.outQueue }
 func (f *fakeConn) Writev(bs [][]byte) (int, error) {
 	n := 0
 	for _, b := range bs {
-		f.out = append(f.out, b...)
+		if f.noRead {
+			f.outQueue += len(b)
+			f.written++
+		} else {
+			f.out = append(f.out, b...)
+		}
 		n += len(b)
 	}
 	return n, nil
