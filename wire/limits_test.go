@@ -52,7 +52,7 @@ func TestFetchBrokerLimits(t *testing.T) {
 		max, partMax int32
 		want0, want1 int
 	}{
-		{"partition cap", math.MaxInt32, math.MaxInt32, 2, 2},   // 3*batch holds 2 whole batches with headers
+		{"partition cap", math.MaxInt32, math.MaxInt32, 2, 2},    // 3*batch holds 2 whole batches with headers
 		{"response cap", math.MaxInt32, math.MaxInt32 - 1, 2, 2}, // 5*batch: 2 + 2
 		{"request below caps", 2 * int32(one), math.MaxInt32, 2, 0},
 		{"first batch whole", 10, 10, 1, 0},
