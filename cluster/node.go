@@ -32,6 +32,10 @@ type Config struct {
 	DefaultPartitions int32 // for auto-created topics and CreateTopics with -1; default 1
 	AutoCreateTopics  bool
 	MaxRequestBytes   int
+	// MaxInflightRequests and Limits bound what one client can make the
+	// protocol edge hold (wire.Config).
+	MaxInflightRequests int
+	Limits              wire.Limits
 	// Log holds broker-wide log settings (buffer sizes, preallocation);
 	// topic configs override segment and retention settings.
 	Log    shard.Config
@@ -166,8 +170,9 @@ func Start(cfg Config) (*Node, error) {
 	n.meta.Store(snap)
 	n.srv = wire.NewServer(wire.Config{
 		NodeID: cfg.NodeID, AdvertisedHost: cfg.AdvertiseHost, AdvertisedPort: cfg.AdvertisePort,
-		MaxRequestBytes: cfg.MaxRequestBytes, Logger: cfg.Logger,
+		MaxRequestBytes: cfg.MaxRequestBytes, MaxInflightRequests: cfg.MaxInflightRequests,
 		AutoCreateMaxPerRequest: cfg.AutoCreateMaxPerRequest,
+		Limits: cfg.Limits, Logger: cfg.Logger,
 	}, n.attach)
 	// SO_REUSEADDR: after a crash or a shutdown with clients connected, the
 	// broker's side of those connections sits in TIME_WAIT on the listen

@@ -42,29 +42,32 @@ func TestFetchHugeMaxBytesIsCapped(t *testing.T) {
 // request's, and an oversized first batch is still served whole (KIP-74).
 func TestFetchBrokerLimits(t *testing.T) {
 	const batch = 10_000
-	h := newHarness(Config{Limits: Limits{FetchMaxBytes: 5 * batch, MaxPartitionFetchBytes: 3 * batch}})
-	h.broker.createTopic("t", 2, nil)
-	produceN(t, h, 0, 10, batch)
-	produceN(t, h, 1, 10, batch)
 	one := len(makeBatch(make([]byte, batch)))
 	for _, tc := range []struct {
 		name         string
+		limits       Limits
 		max, partMax int32
 		want0, want1 int
 	}{
-		{"partition cap", math.MaxInt32, math.MaxInt32, 2, 2},    // 3*batch holds 2 whole batches with headers
-		{"response cap", math.MaxInt32, math.MaxInt32 - 1, 2, 2}, // 5*batch: 2 + 2
-		{"request below caps", 2 * int32(one), math.MaxInt32, 2, 0},
-		{"first batch whole", 10, 10, 1, 0},
+		// 3*batch holds 2 whole batches with their headers.
+		{"partition cap", Limits{MaxPartitionFetchBytes: 3 * batch}, math.MaxInt32, math.MaxInt32, 2, 2},
+		{"response cap", Limits{FetchMaxBytes: 3 * batch}, math.MaxInt32, math.MaxInt32, 2, 0},
+		{"response cap, second partition", Limits{FetchMaxBytes: 5 * batch}, math.MaxInt32, 2 * int32(one), 2, 2},
+		{"request below caps", Limits{FetchMaxBytes: 5 * batch}, 2 * int32(one), math.MaxInt32, 2, 0},
+		{"first batch whole", Limits{FetchMaxBytes: 10, MaxPartitionFetchBytes: 10}, math.MaxInt32, math.MaxInt32, 1, 0},
 	} {
+		h := newHarness(Config{Limits: tc.limits})
+		h.broker.createTopic("t", 2, nil)
+		produceN(t, h, 0, 10, batch)
+		produceN(t, h, 1, 10, batch)
 		r := h.do(t, fetchReq(tc.max, tc.partMax, 0, 1), 11).(*kmsg.FetchResponse)
 		ps := r.Topics[0].Partitions
 		if g0, g1 := len(ps[0].RecordBatches)/one, len(ps[1].RecordBatches)/one; g0 != tc.want0 || g1 != tc.want1 {
 			t.Errorf("%s: batches %d/%d, want %d/%d", tc.name, g0, g1, tc.want0, tc.want1)
 		}
-	}
-	if used := h.srv.Stats().FetchMemoryBytes; used != 0 {
-		t.Fatalf("%d bytes of fetch memory still reserved", used)
+		if used := h.srv.Stats().FetchMemoryBytes; used != 0 {
+			t.Fatalf("%s: %d bytes of fetch memory still reserved", tc.name, used)
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/strand-io/strand/cluster"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
+	"github.com/strand-io/strand/wire"
 	"gopkg.in/yaml.v3"
 )
 
@@ -45,6 +46,15 @@ func serve(args []string) int {
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
 	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted (larger ones close the connection), and the most a produced batch may decompress to")
+	maxConns := fs.Int("max-connections", wire.DefaultMaxConnections(), "open client connections at most; new ones past it are closed (the default leaves a quarter of the descriptor limit, at least 2048, for files; negative: no cap)")
+	maxConnsIP := fs.Int("max-connections-per-ip", 0, "open connections from one address at most (0: no per-address cap)")
+	maxInflight := fs.Int("max-inflight-requests", 1024, "requests one connection may have awaiting a response; past it the broker stops reading that connection")
+	maxBuffered := fs.Int("max-connection-buffered-bytes", wire.DefaultMaxConnectionBufferedBytes, "unsent response bytes one connection may hold; past it the broker stops reading it until the client reads")
+	idle := fs.Duration("idle-timeout", wire.DefaultIdleTimeout, "close connections idle this long (Kafka's connections.max.idle.ms); 0 keeps the default, negative never closes")
+	reqTimeout := fs.Duration("request-timeout", wire.DefaultRequestTimeout, "close a connection whose started request frame does not complete within this; negative never")
+	fetchMax := fs.Int("fetch-max-bytes", wire.DefaultFetchMaxBytes, "record bytes in one fetch response at most, whatever the request asks (Kafka's fetch.max.bytes)")
+	partFetchMax := fs.Int("max-partition-fetch-bytes", wire.DefaultMaxPartitionFetchBytes, "record bytes of one partition in a fetch response at most, below the request's own maximum")
+	fetchMem := fs.Int64("fetch-memory-bytes", wire.DefaultFetchMemoryBytes, "broker-wide budget for fetched records held in memory; fetches read less or wait when it is spent")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	maxParts := fs.Int("max-partitions", 10000, "partitions the broker may hold, all topics together; CreateTopics/CreatePartitions past it are refused (POLICY_VIOLATION); -1: only the descriptor budget")
 	reservedFDs := fs.Int("reserved-fds", 0, "file descriptors kept for connections and everything but partitions; the rest of the limit bounds the partitions (0: a fifth of the limit, at least 256)")
@@ -78,6 +88,12 @@ func serve(args []string) int {
 	cfg := cluster.Config{
 		DataDir: *dataDir, Listen: *listen, NodeID: int32(*nodeID), CPUs: cpus,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
+		MaxInflightRequests: *maxInflight,
+		Limits: wire.Limits{
+			MaxConnections: *maxConns, MaxConnectionsPerIP: *maxConnsIP, MaxConnectionBufferedBytes: *maxBuffered,
+			IdleTimeout: *idle, RequestTimeout: *reqTimeout,
+			FetchMaxBytes: *fetchMax, MaxPartitionFetchBytes: *partFetchMax, FetchMemoryBytes: *fetchMem,
+		},
 		Log: shard.Config{Preallocate: true, DiskReserveBytes: *diskReserve}, Logger: logger, StallThreshold: *stallThreshold,
 		DrainTimeout:  *drainTimeout,
 		MaxPartitions: *maxParts, ReservedFDs: *reservedFDs,
