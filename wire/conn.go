@@ -202,10 +202,6 @@ func (c *conn) framePartial() {
 }
 
 func (c *conn) pause() {
-	if !c.paused && c.buffered() >= c.srv.cfg.Limits.MaxConnectionBufferedBytes {
-		c.srv.logPaused.log(c.log, slog.LevelInfo, "wire: client does not read its responses; not reading its requests",
-			"buffered", c.buffered(), "max", c.srv.cfg.Limits.MaxConnectionBufferedBytes)
-	}
 	c.paused = true
 	if c.buffered() >= c.srv.cfg.Limits.MaxConnectionBufferedBytes {
 		c.armRecheck()
@@ -231,8 +227,11 @@ func (c *conn) armRecheck() {
 		if ob < c.bpSeen {
 			c.bpDelay = outboundRecheck
 			c.lastActive = time.Now()
-		} else {
-			c.bpDelay = min(2*c.bpDelay, outboundRecheckMax)
+		} else if c.bpDelay = min(2*c.bpDelay, outboundRecheckMax); c.bpDelay == outboundRecheckMax && ob > 0 {
+			// Nothing sent for ~130 ms: not a large response on its way
+			// but a client that does not read.
+			c.srv.logPaused.log(c.log, slog.LevelInfo, "wire: client does not read its responses; holding them and not reading its requests",
+				"buffered", c.buffered(), "max", c.srv.cfg.Limits.MaxConnectionBufferedBytes, "in_flight", len(c.queue))
 		}
 		c.bpSeen = ob
 		c.trimOut()

@@ -34,7 +34,9 @@ type Limits struct {
 	// request asks (Kafka's broker fetch.max.bytes). 0: 55 MiB.
 	FetchMaxBytes int
 	// MaxPartitionFetchBytes caps the record bytes of one partition in a
-	// fetch response, below the request's own partition maximum. 0: 8 MiB.
+	// fetch response, below the request's own partition maximum: one
+	// partition read is one disk read, and a core's loop waits while a
+	// large one is submitted. 0: 1 MiB, the clients' own default.
 	MaxPartitionFetchBytes int
 	// FetchMemoryBytes is the broker-wide budget for fetched record bytes
 	// held in memory (read, being encoded, or buffered unsent). A fetch
@@ -53,7 +55,7 @@ const (
 	DefaultIdleTimeout                = 10 * time.Minute
 	DefaultRequestTimeout             = 30 * time.Second
 	DefaultFetchMaxBytes              = 57671680 // Kafka's fetch.max.bytes, 55 MiB
-	DefaultMaxPartitionFetchBytes     = 8 << 20
+	DefaultMaxPartitionFetchBytes     = 1 << 20
 	DefaultFetchMemoryBytes           = 256 << 20
 	DefaultMaxConnectionBufferedBytes = 64 << 20
 )

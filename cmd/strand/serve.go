@@ -53,7 +53,7 @@ func serve(args []string) int {
 	idle := fs.Duration("idle-timeout", wire.DefaultIdleTimeout, "close connections idle this long (Kafka's connections.max.idle.ms); 0 keeps the default, negative never closes")
 	reqTimeout := fs.Duration("request-timeout", wire.DefaultRequestTimeout, "close a connection whose started request frame does not complete within this; negative never")
 	fetchMax := fs.Int("fetch-max-bytes", wire.DefaultFetchMaxBytes, "record bytes in one fetch response at most, whatever the request asks (Kafka's fetch.max.bytes)")
-	partFetchMax := fs.Int("max-partition-fetch-bytes", wire.DefaultMaxPartitionFetchBytes, "record bytes of one partition in a fetch response at most, below the request's own maximum")
+	partFetchMax := fs.Int("max-partition-fetch-bytes", wire.DefaultMaxPartitionFetchBytes, "record bytes of one partition in a fetch response at most, below the request's own maximum (one partition read is one disk read)")
 	fetchMem := fs.Int64("fetch-memory-bytes", wire.DefaultFetchMemoryBytes, "broker-wide budget for fetched records held in memory; fetches read less or wait when it is spent")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	maxParts := fs.Int("max-partitions", 10000, "partitions the broker may hold, all topics together; CreateTopics/CreatePartitions past it are refused (POLICY_VIOLATION); -1: only the descriptor budget")
