@@ -68,6 +68,7 @@ type conn struct {
 	closed      bool    // OnClose ran: drop every late completion
 	bpCancel    func()  // outbound backpressure recheck timer
 	bpDelay     time.Duration
+	stallLogged bool // the slow-reader line was logged for this stall
 	bpSeen      int // OutboundBuffered at the last recheck
 	waits       map[*fetchWait]struct{}
 	iov         [][]byte
@@ -227,7 +228,9 @@ func (c *conn) armRecheck() {
 		if ob < c.bpSeen {
 			c.bpDelay = outboundRecheck
 			c.lastActive = time.Now()
-		} else if c.bpDelay = min(2*c.bpDelay, outboundRecheckMax); c.bpDelay == outboundRecheckMax && ob > 0 {
+			c.stallLogged = false
+		} else if c.bpDelay = min(2*c.bpDelay, outboundRecheckMax); c.bpDelay == outboundRecheckMax && ob > 0 && !c.stallLogged {
+			c.stallLogged = true
 			// Nothing sent for ~130 ms: not a large response on its way
 			// but a client that does not read.
 			c.srv.logPaused.log(c.log, slog.LevelInfo, "wire: client does not read its responses; holding them and not reading its requests",
