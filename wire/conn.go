@@ -69,7 +69,7 @@ type conn struct {
 	bpCancel    func()  // outbound backpressure recheck timer
 	bpDelay     time.Duration
 	stallLogged bool // the slow-reader line was logged for this stall
-	bpSeen      int // OutboundBuffered at the last recheck
+	bpSeen      int  // OutboundBuffered at the last recheck
 	waits       map[*fetchWait]struct{}
 	iov         [][]byte
 
