@@ -20,12 +20,25 @@ import (
 // fdatasync, interleaved runs). Memory is committed as it is touched, one
 // huge page at a time.
 func AllocAligned(n int) []byte {
+	b, err := TryAllocAligned(n)
+	if err != nil {
+		panic(err.Error())
+	}
+	return b
+}
+
+// TryAllocAligned is AllocAligned for callers that can answer a failed
+// allocation with an error (a fetch, say) rather than stop the broker.
+func TryAllocAligned(n int) ([]byte, error) {
 	if n >= hugeMin {
 		return allocHuge(n)
 	}
 	size := int(AlignUp(int64(n), unix.Getpagesize()))
-	p := mmap(size)
-	return unsafe.Slice((*byte)(p), size)[:n:size]
+	p, err := mmap(size)
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*byte)(p), size)[:n:size], nil
 }
 
 const (
@@ -34,11 +47,15 @@ const (
 	hugeMin = 1 << 20
 )
 
-func allocHuge(n int) []byte {
+func allocHuge(n int) ([]byte, error) {
 	size := int(AlignUp(int64(n), hugePage))
 	// Over-allocate by one huge page, then unmap the unaligned head and the
 	// tail so that exactly [start, start+size) stays mapped.
-	all := unsafe.Slice((*byte)(mmap(size+hugePage)), size+hugePage)
+	p, err := mmap(size + hugePage)
+	if err != nil {
+		return nil, err
+	}
+	all := unsafe.Slice((*byte)(p), size+hugePage)
 	base := uintptr(unsafe.Pointer(&all[0]))
 	head := int(AlignUp(int64(base), hugePage) - int64(base))
 	if head > 0 {
@@ -49,15 +66,15 @@ func allocHuge(n int) []byte {
 	}
 	b := all[head : head+size : head+size]
 	_ = unix.Madvise(b, unix.MADV_HUGEPAGE) // best effort: THP may be off
-	return b[:n:size]
+	return b[:n:size], nil
 }
 
-func mmap(size int) unsafe.Pointer {
+func mmap(size int) (unsafe.Pointer, error) {
 	p, err := unix.MmapPtr(-1, 0, nil, uintptr(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		panic(fmt.Sprintf("dma: mmap %d bytes: %v", size, err))
+		return nil, fmt.Errorf("dma: mmap %d bytes: %w", size, err)
 	}
-	return p
+	return p, nil
 }
 
 // FreeAligned releases memory from AllocAligned. b must start where the
@@ -92,13 +109,26 @@ func NewPool(perSize int) *Pool {
 
 // Get returns an aligned buffer of at least n bytes; len is n.
 func (p *Pool) Get(n int) []byte {
+	b, err := p.TryGet(n)
+	if err != nil {
+		panic(err.Error())
+	}
+	return b
+}
+
+// TryGet is Get that returns an error when the memory cannot be mapped.
+func (p *Pool) TryGet(n int) ([]byte, error) {
 	class := sizeClass(n)
 	if l := p.free[class]; len(l) > 0 {
 		b := l[len(l)-1]
 		p.free[class] = l[:len(l)-1]
-		return b[:n]
+		return b[:n], nil
 	}
-	return AllocAligned(class)[:n]
+	b, err := TryAllocAligned(class)
+	if err != nil {
+		return nil, err
+	}
+	return b[:n], nil
 }
 
 // Put returns a buffer obtained from Get.

@@ -145,8 +145,15 @@ func (r *diskRead) issue() {
 	if r.buf == nil || len(r.buf) < int(to-from) {
 		if r.buf != nil {
 			r.l.pool.Put(r.buf)
+			r.buf = nil
 		}
-		r.buf = r.l.pool.Get(int(to - from))
+		buf, err := r.l.pool.TryGet(int(to - from))
+		if err != nil {
+			// Out of memory is this read's failure, not the broker's.
+			r.finish(fmt.Errorf("read buffer: %w", err))
+			return
+		}
+		r.buf = buf
 	}
 	r.bufPos = from
 	r.l.io.Read(r.seg.file, r.buf[:to-from], from, r.onRead)
