@@ -17,6 +17,7 @@
 // # Main types
 //
 //   - Server: the gnet handler; Config sets limits and the advertised address.
+//   - Limits: connection, timeout and fetch memory limits (limits.go).
 //   - Backend / Attach: what the broker implements (backend.go); a Backend
 //     that also implements GroupBackend gets the group APIs advertised and
 //     routed to it.
@@ -29,7 +30,10 @@
 //
 //	backend.go      Backend interface and its value types
 //	server.go       gnet handler, Config, counters
-//	conn.go         connection state machine and response ordering
+//	limits.go       Limits: connection admission, the fetch memory budget,
+//	                rate-limited log lines (docs/RELIABILITY.md)
+//	conn.go         connection state machine and response ordering,
+//	                backpressure, idle and request-read timeouts
 //	drain.go        shutdown draining: long-polls answered, retriable refusals
 //	frame.go        request header parsing, response framing (wire diagrams)
 //	shape.go        allocation-free pre-check of request bodies (why: see file)
@@ -57,4 +61,16 @@
 //     writev.
 //   - kmsg's decoders spin on huge tagged-field counts; shape.go bounds every
 //     count before kmsg sees the body.
+//   - gnet stops its engine for good when accept(2) fails with anything but
+//     EAGAIN/EINTR/ECONNRESET/ECONNABORTED (acceptor_unix.go), and it
+//     accepts before any handler runs. So connections are refused in
+//     OnOpen, below a cap that leaves descriptors free, and also whenever
+//     the accepted descriptor's number is near the limit (Linux gives the
+//     lowest free one, so a high number means a nearly full table).
+//   - A fetch reserves its memory for all its partitions at once, then
+//     shares it out in partition order: reads holding part of a fetch
+//     while waiting for the rest could deadlock the budget.
+//   - Fetched bytes stay counted after Writev until gnet's outbound buffer
+//     has drained past them (conn.trimOut), so a client that never reads
+//     spends the budget it holds, not more.
 package wire

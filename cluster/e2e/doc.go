@@ -18,11 +18,14 @@
 //
 // Tests: produce_test.go (1,000,000 records, long-poll wake-up),
 // kcat_test.go, crash_test.go (SIGKILL and SIGTERM while producing),
-// garbage_test.go (bad frames next to a producer), admin_test.go (topic
-// admin, auto-creation, placement across restarts), admin_limits_test.go
-// (many topics created at once all visible, deleted data never served
-// again after a 249-byte name or a SIGKILL mid-delete, auto-create and
-// partition/descriptor budgets), restart_fetch_test.go
+// garbage_test.go (bad frames next to a producer), hostile_test.go (a table
+// of hostile-client phases against one broker process under a descriptor
+// limit, with the producer's rate and the broker's RSS checked after each;
+// the listener surviving more connections than descriptors), admin_test.go
+// (topic admin, auto-creation, placement across restarts),
+// admin_limits_test.go (many topics created at once all visible, deleted
+// data never served again after a 249-byte name or a SIGKILL mid-delete,
+// auto-create and partition/descriptor budgets), restart_fetch_test.go
 // (disk fetches from many connections after restarts), groups_test.go
 // (members sharing, leaving, SIGKILLed; resuming from commits, also after a
 // broker SIGKILL; kcat -G; group admin), idempotence_test.go (exactly once
