@@ -168,6 +168,9 @@ func (w *fetchWait) topUp() {
 			continue
 		}
 		want := min(int(p.maxBytes), len(p.res.Records)+room) - p.held
+		if want <= 0 {
+			continue
+		}
 		got := w.c.srv.budget.reserve(want)
 		if got == 0 {
 			break

@@ -237,15 +237,13 @@ func (c *conn) armRecheck() {
 				"buffered", c.buffered(), "max", c.srv.cfg.Limits.MaxConnectionBufferedBytes, "in_flight", len(c.queue))
 		}
 		c.bpSeen = ob
-		c.trimOut()
-		c.flush()
-		if c.paused {
-			if c.canRead() {
-				c.paused = false
-				c.wake()
-			} else if c.buffered() >= c.srv.cfg.Limits.MaxConnectionBufferedBytes {
-				c.armRecheck()
-			}
+		c.flush() // trims too
+		if c.paused && c.canRead() {
+			c.paused = false
+			c.wake()
+		}
+		if c.outHeld > 0 || (c.paused && c.buffered() >= c.srv.cfg.Limits.MaxConnectionBufferedBytes) {
+			c.armRecheck()
 		}
 	})
 }
@@ -258,6 +256,10 @@ func (c *conn) trimOut() {
 	if ob := c.nc.OutboundBuffered(); c.outHeld > ob {
 		c.srv.budget.release(c.outHeld - ob)
 		c.outHeld = ob
+	}
+	if c.outHeld > 0 {
+		// gnet drains its buffer without telling us: look again.
+		c.armRecheck()
 	}
 }
 

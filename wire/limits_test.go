@@ -262,3 +262,24 @@ func apiVersions(c *rawConn, corr int32) {
 		c.t.Fatalf("ApiVersions: error %d", r.ErrorCode)
 	}
 }
+
+// TestFetchMemoryFollowsOutboundDrain: response bytes gnet still buffers
+// stay counted, and go back to the budget as gnet sends them, without
+// another request on the connection.
+func TestFetchMemoryFollowsOutboundDrain(t *testing.T) {
+	h := newHarness(Config{})
+	h.broker.createTopic("t", 1, nil)
+	produceN(t, h, 0, 2, 100_000)
+	h.fc.noRead = true
+	req := fetchReq(math.MaxInt32, math.MaxInt32, 0)
+	req.SetVersion(11)
+	h.traffic(encodeRequest(req, 1, "c"), 100)
+	if used := h.srv.Stats().FetchMemoryBytes; used < 200_000 {
+		t.Fatalf("%d bytes counted while gnet holds the whole response", used)
+	}
+	h.fc.outQueue = 0 // gnet sent it
+	waitFor(t, "fetch memory back", 5*time.Second, func() bool {
+		h.drain(100)
+		return h.srv.Stats().FetchMemoryBytes == 0
+	})
+}
