@@ -145,6 +145,12 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	s.mu.Lock()
 	s.eng, s.booted = eng, true
 	s.mu.Unlock()
+	lim := &s.cfg.Limits
+	s.log.Info("wire: limits", "max_connections", lim.MaxConnections, "max_connections_per_ip", lim.MaxConnectionsPerIP,
+		"fd_limit", s.fdLimit, "idle_timeout", lim.IdleTimeout, "request_timeout", lim.RequestTimeout,
+		"fetch_max_bytes", lim.FetchMaxBytes, "max_partition_fetch_bytes", lim.MaxPartitionFetchBytes,
+		"fetch_memory_bytes", lim.FetchMemoryBytes, "max_connection_buffered_bytes", lim.MaxConnectionBufferedBytes,
+		"max_inflight_requests", s.cfg.MaxInflightRequests)
 	// listen(2) on a listening socket only changes its backlog; the dup
 	// shares the socket.
 	if fd, err := eng.Dup(); err == nil {

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,11 +34,45 @@ type serveConfig struct {
 	DefaultPartitions int32  `yaml:"default_partitions"`
 	MaxRequestBytes   int    `yaml:"max_request_bytes"`
 	LogLevel          string `yaml:"log_level"`
+	// Limits: each key is its flag's name with underscores, and takes the
+	// flag's syntax ("10m", "1048576").
+	Limits map[string]string `yaml:"limits"`
+}
+
+// limitFlags are the flags the config file's limits section may set.
+var limitFlags = []string{"max-connections", "max-connections-per-ip", "max-inflight-requests",
+	"max-connection-buffered-bytes", "idle-timeout", "request-timeout", "fetch-max-bytes",
+	"max-partition-fetch-bytes", "fetch-memory-bytes"}
+
+// applyLimitsConfig sets the limit flags from the config file's limits
+// section, except those given on the command line.
+func applyLimitsConfig(path string, fs *flag.FlagSet, set map[string]bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var c serveConfig
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	for key, v := range c.Limits {
+		name := strings.ReplaceAll(key, "_", "-")
+		if !slices.Contains(limitFlags, name) {
+			return fmt.Errorf("config %s: unknown limit %q (known: %s)", path, key, strings.ReplaceAll(strings.Join(limitFlags, ", "), "-", "_"))
+		}
+		if set[name] {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return fmt.Errorf("config %s: limits.%s: %w", path, key, err)
+		}
+	}
+	return nil
 }
 
 func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cfgFile := fs.String("config", "", "YAML config file (keys: data_dir, listen, advertise, cores, node_id, auto_create_topics, default_partitions, max_request_bytes, log_level)")
+	cfgFile := fs.String("config", "", "YAML config file (keys: data_dir, listen, advertise, cores, node_id, auto_create_topics, default_partitions, max_request_bytes, log_level, and limits: a map of the limit flags' names with underscores)")
 	dataDir := fs.String("data-dir", "./strand-data", "directory for partition logs and metadata")
 	listen := fs.String("listen", "127.0.0.1:9092", "address to accept Kafka clients on")
 	advertise := fs.String("advertise", "", "host:port clients are told to connect to (default: the listen address)")
@@ -71,6 +106,10 @@ func serve(args []string) int {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *cfgFile != "" {
 		if err := applyConfigFile(*cfgFile, set, dataDir, listen, advertise, cores, nodeID, autoCreate, defParts, maxReq, level); err != nil {
+			fmt.Fprintln(os.Stderr, "strand:", err)
+			return 2
+		}
+		if err := applyLimitsConfig(*cfgFile, fs, set); err != nil {
 			fmt.Fprintln(os.Stderr, "strand:", err)
 			return 2
 		}
