@@ -203,6 +203,10 @@ func (c *conn) framePartial() {
 }
 
 func (c *conn) pause() {
+	if !c.paused && len(c.queue) >= c.srv.cfg.MaxInflightRequests {
+		c.srv.logInflight.log(c.log, slog.LevelInfo, "wire: requests in flight at the connection's limit; not reading until some complete",
+			"in_flight", len(c.queue), "max_inflight_requests", c.srv.cfg.MaxInflightRequests)
+	}
 	c.paused = true
 	if c.buffered() >= c.srv.cfg.Limits.MaxConnectionBufferedBytes {
 		c.armRecheck()

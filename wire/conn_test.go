@@ -138,6 +138,9 @@ func TestInflightBound(t *testing.T) {
 	if len(h.c.queue) != 4 || len(hb.held) != 4 || !h.c.paused {
 		t.Fatalf("queue %d held %d paused %v; want 4 4 true", len(h.c.queue), len(hb.held), h.c.paused)
 	}
+	if h.logs.count("requests in flight at the connection's limit") != 1 {
+		t.Fatal("the in-flight limit biting was not logged")
+	}
 	for done := 0; done < 10; {
 		if done >= len(hb.held) {
 			t.Fatalf("stalled after %d completions", done)

@@ -65,7 +65,7 @@ type Server struct {
 	budget  fetchBudget
 	// One rate limiter per kind of refusal, so one flood does not hide
 	// another's line.
-	logShed, logIdle, logSlow, logBudget, logPaused rateLog
+	logShed, logIdle, logSlow, logBudget, logPaused, logInflight rateLog
 }
 
 type serverStats struct {
