@@ -2,6 +2,7 @@ package wire
 
 import (
 	"math"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -282,4 +283,23 @@ func TestFetchMemoryFollowsOutboundDrain(t *testing.T) {
 		h.drain(100)
 		return h.srv.Stats().FetchMemoryBytes == 0
 	})
+}
+
+// TestAdmitNearDescriptorLimit: whatever the counts, a connection whose
+// descriptor number is near the limit is refused (the table is nearly
+// full: gnet's next accept could fail with EMFILE and stop its engine).
+func TestAdmitNearDescriptorLimit(t *testing.T) {
+	s := NewServer(Config{Limits: Limits{MaxConnections: -1}}, nil)
+	s.fdLimit = 4000
+	ip := netip.MustParseAddr("10.0.0.1")
+	if why := s.admit(100, ip); why != "" {
+		t.Fatalf("fd 100 of 4000 refused: %s", why)
+	}
+	if why := s.admit(3500, ip); why != "descriptor table nearly full" {
+		t.Fatalf("fd 3500 of 4000: %q, want refused", why)
+	}
+	s.leave(ip)
+	if n := s.adm.total.Load(); n != 0 {
+		t.Fatalf("%d connections counted after leave", n)
+	}
 }
