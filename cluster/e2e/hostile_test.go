@@ -28,7 +28,8 @@ import (
 // rate. After each phase the broker must be up and serve a fresh client,
 // its RSS must have stayed under hostileRSSMax, and the producer must have
 // kept at least half the rate it had in the window just before the phase.
-// Add a phase by adding a row to hostilePhases.
+// Add a phase by adding a row to hostilePhases; HOSTILE_PHASE=substring
+// runs only the phases whose name contains it (to work on one).
 
 const (
 	// hostileFDLimit is the broker's descriptor limit: low enough that a
