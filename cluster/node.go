@@ -168,11 +168,17 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.meta.Store(snap)
+	if cfg.Limits.MaxConnections == 0 {
+		// Connections live on the descriptors kept back from partitions,
+		// so the two budgets never add up past the limit (where gnet's
+		// accept would fail with EMFILE and stop its engine).
+		cfg.Limits.MaxConnections = wire.ConnectionsFor(int(min(n.fdReserved, 1<<30)))
+	}
 	n.srv = wire.NewServer(wire.Config{
 		NodeID: cfg.NodeID, AdvertisedHost: cfg.AdvertiseHost, AdvertisedPort: cfg.AdvertisePort,
 		MaxRequestBytes: cfg.MaxRequestBytes, MaxInflightRequests: cfg.MaxInflightRequests,
 		AutoCreateMaxPerRequest: cfg.AutoCreateMaxPerRequest,
-		Limits: cfg.Limits, Logger: cfg.Logger,
+		Limits:                  cfg.Limits, Logger: cfg.Logger,
 	}, n.attach)
 	// SO_REUSEADDR: after a crash or a shutdown with clients connected, the
 	// broker's side of those connections sits in TIME_WAIT on the listen

@@ -17,8 +17,9 @@ import (
 // docs/RELIABILITY.md says why each default is what it is.
 type Limits struct {
 	// MaxConnections caps open client connections; past it new ones are
-	// closed at once. 0: DefaultMaxConnections() (from the descriptor
-	// limit); negative: no cap.
+	// closed at once. 0: DefaultMaxConnections() (the whole descriptor
+	// limit but some headroom; the broker passes ConnectionsFor its
+	// reserve); negative: no cap.
 	MaxConnections int
 	// MaxConnectionsPerIP caps open connections from one remote address.
 	// 0 or negative: no cap (Kafka's max.connections.per.ip default).
@@ -68,6 +69,8 @@ const (
 	// fdGuard: a new connection whose descriptor is this close to the
 	// limit is refused whatever the counts say (see admit).
 	fdGuard = 2 * acceptBacklog
+	// acceptHeadroom is what ConnectionsFor keeps back from connections.
+	acceptHeadroom = acceptBacklog + 64
 	// fetchMinGrant is the least a fetch takes from a nearly spent budget
 	// rather than wait for it.
 	fetchMinGrant = 64 << 10
@@ -75,16 +78,24 @@ const (
 	logEvery = time.Second
 )
 
-// DefaultMaxConnections derives the connection cap from the process's
-// descriptor limit (RLIMIT_NOFILE, soft): a quarter of it, and at least
-// 2048, stays for partition files, the rings and accept bursts, and never
-// less than half goes to connections. With the 20,000 here: 15,000.
+// ConnectionsFor is the connection cap that fits in fds descriptors kept
+// for connections: what is left after acceptHeadroom (gnet's accept
+// burst, the listener, the rings and the broker's own files), and never
+// less than half of them.
+func ConnectionsFor(fds int) int {
+	return max(fds-acceptHeadroom, fds/2)
+}
+
+// DefaultMaxConnections is the cap for a server that has the whole
+// descriptor limit (RLIMIT_NOFILE, soft) for its connections. A broker
+// with partitions passes its own, from the descriptors it keeps back from
+// them (cluster: --reserved-fds).
 func DefaultMaxConnections() int {
 	limit := fdLimit()
 	if limit <= 0 {
 		return 10000
 	}
-	return max(limit-max(limit/4, 2*fdGuard), limit/2)
+	return ConnectionsFor(limit)
 }
 
 // fdLimit returns the soft descriptor limit, or 0 if unknown.

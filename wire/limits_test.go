@@ -253,6 +253,11 @@ func TestDefaultMaxConnections(t *testing.T) {
 	if lim := fdLimit(); lim > 0 && (n >= lim || n < lim/2) {
 		t.Fatalf("default %d for a descriptor limit of %d", n, lim)
 	}
+	for _, tc := range []struct{ fds, want int }{{4000, 4000 - acceptHeadroom}, {800, 400}, {0, 0}} {
+		if got := ConnectionsFor(tc.fds); got != tc.want {
+			t.Errorf("ConnectionsFor(%d) = %d, want %d", tc.fds, got, tc.want)
+		}
+	}
 }
 
 func apiVersions(c *rawConn, corr int32) {

@@ -34,16 +34,17 @@ import (
 const (
 	// hostileFDLimit is the broker's descriptor limit: low enough that a
 	// test can go past it, high enough for the broker's own files. The
-	// default connection cap derived from it is 2048.
+	// default connection cap derived from it is 409 (a fifth kept from
+	// partitions, 819, less the accept headroom, at least half of it).
 	hostileFDLimit = 4096
 	// hostileFetchMemory is --fetch-memory-bytes for the run, and
 	// hostileConnBuffered --max-connection-buffered-bytes.
 	hostileFetchMemory  = 64 << 20
 	hostileConnBuffered = 8 << 20
 	// hostileRSSMax bounds the broker's RSS in every phase. What may be
-	// resident: the broker at rest (~80 MiB as a race build), 2048
-	// admitted connections with gnet's buffers (~64 KiB each after use:
-	// 128 MiB), fetched records within --fetch-memory-bytes (64 MiB), each
+	// resident: the broker at rest (~80 MiB as a race build), up to 2048
+	// admitted connections (409 by default here) with gnet's buffers
+	// (~64 KiB each after use: 128 MiB), fetched records within --fetch-memory-bytes (64 MiB), each
 	// held up to three times (read, encoded response, gnet's copy) and as
 	// much again as garbage before the GC runs (384 MiB), and the race
 	// detector's shadow of the heap besides: about 600 MiB, so 1 GiB.
@@ -570,7 +571,7 @@ func hugeFetches(t *testing.T, h *hostileRun) func() {
 // ones and an existing producer keep working, and once the flood leaves a
 // fresh client is served.
 func TestListenerSurvivesDescriptorLimit(t *testing.T) {
-	const nofile = 1024 // default connection cap: 512
+	const nofile = 1024 // default connection cap: 128, half the 256 descriptors kept from partitions
 	p := startLimitedProc(t, testDataDir(t), nofile)
 	cl := produceClient(t, p.addr)
 	createTopic(t, cl, "before", 1)
