@@ -64,13 +64,17 @@ const (
 const (
 	// acceptBacklog is set on the listener at boot: gnet's acceptor takes
 	// every queued connection before any loop can refuse one, so the
-	// backlog bounds the descriptors a burst holds above the cap.
-	acceptBacklog = 512
+	// backlog bounds the descriptors a burst holds above the cap. (Kafka's
+	// socket.listen.backlog.size is 50.)
+	acceptBacklog = 256
 	// fdGuard: a new connection whose descriptor is this close to the
-	// limit is refused whatever the counts say (see admit).
+	// limit is refused whatever the counts say (see admit); at most an
+	// eighth of the limit, so it never bites inside the descriptors the
+	// broker keeps for connections.
 	fdGuard = 2 * acceptBacklog
-	// acceptHeadroom is what ConnectionsFor keeps back from connections.
-	acceptHeadroom = acceptBacklog + 64
+	// acceptHeadroom is what ConnectionsFor keeps back from connections:
+	// the guard, and the listener, rings and the broker's own files.
+	acceptHeadroom = fdGuard + 64
 	// fetchMinGrant is the least a fetch takes from a nearly spent budget
 	// rather than wait for it.
 	fetchMinGrant = 64 << 10
@@ -169,7 +173,7 @@ type admission struct {
 // admitted connection must be released with leave.
 func (s *Server) admit(fd int, ip netip.Addr) string {
 	lim := &s.cfg.Limits
-	if s.fdLimit > 0 && fd >= s.fdLimit-min(fdGuard, s.fdLimit/4) {
+	if s.fdLimit > 0 && fd >= s.fdLimit-min(fdGuard, s.fdLimit/8) {
 		return "descriptor table nearly full"
 	}
 	if n := s.adm.total.Add(1); lim.MaxConnections > 0 && n > int64(lim.MaxConnections) {

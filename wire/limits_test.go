@@ -303,6 +303,13 @@ func TestAdmitNearDescriptorLimit(t *testing.T) {
 	if why := s.admit(3500, ip); why != "descriptor table nearly full" {
 		t.Fatalf("fd 3500 of 4000: %q, want refused", why)
 	}
+	// Partitions may fill all but the fifth of the descriptors kept for
+	// connections: the guard must not bite inside that fifth.
+	s.fdLimit = 1500
+	if why := s.admit(1197, ip); why != "" {
+		t.Fatalf("fd 1197 of 1500, inside the descriptors kept for connections, refused: %s", why)
+	}
+	s.leave(ip)
 	s.leave(ip)
 	if n := s.adm.total.Load(); n != 0 {
 		t.Fatalf("%d connections counted after leave", n)
