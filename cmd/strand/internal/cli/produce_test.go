@@ -34,7 +34,13 @@ func TestProduceConsume(t *testing.T) {
 	}
 
 	// Without --follow, consume stops at the end offsets it saw at start.
+	// The --acks 0 produce returned before the broker had the records, so
+	// wait (with a deadline) for them to become visible.
 	recs := consumeJSON(t, topic)
+	for deadline := time.Now().Add(10 * time.Second); len(recs) < 7 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		recs = consumeJSON(t, topic)
+	}
 	if len(recs) != 7 {
 		t.Fatalf("consume --format json: %d records, want 7: %+v", len(recs), recs)
 	}
