@@ -102,6 +102,7 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 		l.closeSegs()
 		return nil, fmt.Errorf("shard: rebuild producer state in %s: %w", cfg.Dir, err)
 	}
+	l.loadLogStart() // DeleteRecords may have moved it past the first base
 	opened = true
 	return l, nil
 }

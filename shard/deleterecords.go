@@ -1,0 +1,197 @@
+package shard
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// Durable log start offset (DeleteRecords).
+//
+// Retention moves the log start only to a segment base, so the first
+// segment's name is enough to recover it. DeleteRecords may move it into the
+// middle of a segment, which no file name records; the offset is then kept
+// in a small checkpoint file, written before any segment is deleted so that
+// a crash never shows records the client was told are gone:
+//
+//	logstart.checkpoint, 20 bytes, big-endian
+//	 0       4         6     8              16      20
+//	+-------+---------+-----+--------------+-------+
+//	| "LSO1"| version | pad | offset int64 | crc32c|
+//	|       | int16=1 |  0  |              | of 0:16|
+//	+-------+---------+-----+--------------+-------+
+//
+// At Open the log start is the larger of the first segment's base and the
+// checkpoint, as long as the checkpoint does not lie past the recovered end
+// (a log truncated below it, whose checkpoint describes records that are
+// gone). A missing or damaged checkpoint falls back to the segment base:
+// the file is replaced whole (temporary file, fsync, rename, directory
+// fsync), so damage means a disk fault, not a torn write.
+const logStartFile = "logstart.checkpoint"
+
+const logStartFileSize = 20
+
+var logStartMagic = [4]byte{'L', 'S', 'O', '1'}
+
+func encodeLogStart(off Offset) []byte {
+	b := make([]byte, logStartFileSize)
+	copy(b, logStartMagic[:])
+	binary.BigEndian.PutUint16(b[4:], 1)
+	binary.BigEndian.PutUint64(b[8:], uint64(off))
+	binary.BigEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	return b
+}
+
+func decodeLogStart(b []byte) (Offset, error) {
+	if len(b) < logStartFileSize || [4]byte(b[:4]) != logStartMagic || binary.BigEndian.Uint16(b[4:]) != 1 {
+		return 0, errors.New("not a log start checkpoint")
+	}
+	if crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:]) {
+		return 0, errors.New("log start checkpoint CRC mismatch")
+	}
+	return Offset(binary.BigEndian.Uint64(b[8:])), nil
+}
+
+func (l *Log) logStartPath() string { return filepath.Join(l.cfg.Dir, logStartFile) }
+
+// loadLogStart raises the recovered log start to the checkpointed one.
+// Called by Open once the segments and the end are known.
+func (l *Log) loadLogStart() {
+	f, err := l.fs.OpenFile(l.logStartPath(), os.O_RDONLY, 0, false)
+	if err != nil {
+		return // none: only retention has moved the log start
+	}
+	b, err := readAll(f)
+	f.Close()
+	if err == nil {
+		var off Offset
+		if off, err = decodeLogStart(b); err == nil {
+			if off > l.logStart && off <= l.hw {
+				l.logStart = off
+			}
+			return
+		}
+	}
+	l.cfg.Logger.Warn("ignoring the log start checkpoint", "file", l.logStartPath(), "err", err)
+}
+
+// DeleteRecordsBefore makes offset the log start, as Kafka's DeleteRecords
+// does: offset -1 means the high watermark; an offset above the high
+// watermark (or below -1) is ErrOffsetOutOfRange; an offset at or below the
+// current log start changes nothing. The new log start is durable before it
+// returns, then the sealed segments wholly below it are deleted. It returns
+// the log start after the call.
+//
+// The checkpoint is written with synchronous file calls on the core, like
+// the leader-epoch checkpoint: DeleteRecords is a rare admin request, and
+// an engine round trip would need a completion path of its own.
+func (l *Log) DeleteRecordsBefore(offset Offset) (Offset, error) {
+	switch {
+	case l.closed:
+		return l.logStart, ErrClosed
+	case l.failed != nil:
+		return l.logStart, l.failed
+	case offset == -1:
+		offset = l.hw
+	case offset < -1 || offset > l.hw:
+		return l.logStart, fmt.Errorf("%w: delete records before %d, high watermark %d", ErrOffsetOutOfRange, offset, l.hw)
+	}
+	if offset <= l.logStart {
+		return l.logStart, nil
+	}
+	if err := writeFileDurably(l.fs, l.logStartPath(), encodeLogStart(offset)); err != nil {
+		// Nothing moved: the client is told it failed and may retry.
+		return l.logStart, fmt.Errorf("shard: write %s: %w", l.logStartPath(), err)
+	}
+	l.DeleteBefore(offset)
+	l.logStart = offset
+	return l.logStart, nil
+}
+
+// LogStartCheckpointed reports the log start an Open of this directory would
+// recover from the checkpoint alone (-1 if there is none), for tests and
+// diagnostics.
+func (l *Log) LogStartCheckpointed() Offset {
+	f, err := l.fs.OpenFile(l.logStartPath(), os.O_RDONLY, 0, false)
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	b, err := readAll(f)
+	if err != nil {
+		return -1
+	}
+	off, err := decodeLogStart(b)
+	if err != nil {
+		return -1
+	}
+	return off
+}
+
+// MaxTimestamp answers ListOffsets' -3 (KIP-734): the largest timestamp of
+// a readable record and the base offset of the first batch that carries it.
+// It uses the time index, whose last entry in each segment is that
+// segment's largest timestamp and the batch that set it, so it costs one
+// index load per segment not yet loaded and no log reads. Batches at or
+// above the high watermark are skipped (only in the active segment). An
+// empty log answers (-1, -1).
+//
+// Offsets have batch granularity, as OffsetForTime: a record-exact answer
+// would mean decoding (and decompressing) the batch, and fetching from the
+// batch's base returns the record all the same.
+func (l *Log) MaxTimestamp() (Offset, int64, error) {
+	var bestOff Offset = -1
+	var bestTs int64 = -1
+	for _, seg := range l.segs {
+		if err := seg.loadIndexes(l.fs); err != nil {
+			return -1, -1, err
+		}
+		e := seg.times.entries
+		if seg == l.active {
+			// Entries are in offset order; keep those below the high watermark.
+			n := sort.Search(len(e), func(i int) bool { return Offset(seg.base)+Offset(e[i].rel) >= l.hw })
+			e = e[:n]
+		}
+		if len(e) == 0 {
+			continue
+		}
+		last := e[len(e)-1]
+		if last.ts > bestTs {
+			bestTs, bestOff = last.ts, Offset(seg.base)+Offset(last.rel)
+		}
+	}
+	if bestOff >= 0 && bestOff < l.logStart {
+		// The batch straddles a DeleteRecords cut: its readable part starts
+		// at the log start.
+		bestOff = l.logStart
+	}
+	return bestOff, bestTs, nil
+}
+
+// ProducerState is one idempotent producer as DescribeProducers reports it.
+type ProducerState struct {
+	ProducerID   int64
+	Epoch        int16
+	LastSequence int32
+	// LastOffset is the last offset of the producer's newest batch.
+	LastOffset Offset
+}
+
+// Producers lists the producers known below the high watermark (the
+// durable table), by producer id.
+func (l *Log) Producers() []ProducerState {
+	out := make([]ProducerState, 0, len(l.durable))
+	for pid, e := range l.durable {
+		ps := ProducerState{ProducerID: pid, Epoch: e.epoch, LastSequence: -1, LastOffset: -1}
+		if n := len(e.batches); n > 0 {
+			ps.LastSequence, ps.LastOffset = e.batches[n-1].lastSeq, e.batches[n-1].last
+		}
+		out = append(out, ps)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ProducerID < out[j].ProducerID })
+	return out
+}
