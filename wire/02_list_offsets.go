@@ -1,15 +1,39 @@
 package wire
 
-import "github.com/twmb/franz-go/pkg/kmsg"
-
-// Special ListOffsets timestamps understood at the advertised versions.
-const (
-	listLatest   int64 = -1
-	listEarliest int64 = -2
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// handleListOffsets resolves -1 (latest), -2 (earliest) and timestamps per
-// partition. v0 answers in OldStyleOffsets (a one-element list, as Kafka
+// Special ListOffsets timestamps and the version that introduced each.
+const (
+	listLatest        int64 = -1
+	listEarliest      int64 = -2
+	listMaxTimestamp  int64 = -3 // v7, KIP-734
+	listEarliestLocal int64 = -4 // v8, KIP-405: no tiers here, so = earliest
+	listLatestTiered  int64 = -5 // v9, KIP-1005: nothing is tiered, so none
+)
+
+// listSpecVersion is the first ListOffsets version that may carry ts, or
+// -1 if no advertised version can.
+func listSpecVersion(ts int64) int16 {
+	switch ts {
+	case listLatest, listEarliest:
+		return 0
+	case listMaxTimestamp:
+		return 7
+	case listEarliestLocal:
+		return 8
+	case listLatestTiered:
+		return 9
+	}
+	return -1
+}
+
+// handleListOffsets resolves -1 (latest), -2 (earliest), -3 (max
+// timestamp), -4 (earliest local), -5 (latest tiered) and timestamps per
+// partition. A special timestamp sent at a version older than the one that
+// introduced it is UNSUPPORTED_VERSION, as in Kafka. v0 answers in OldStyleOffsets (a one-element list, as Kafka
 // does for MaxNumOffsets >= 1).
 func (c *conn) handleListOffsets(s *slot, req *kmsg.ListOffsetsRequest) {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
@@ -36,15 +60,18 @@ func (c *conn) handleListOffsets(s *slot, req *kmsg.ListOffsetsRequest) {
 			case !exists || p.Partition < 0 || int(p.Partition) >= len(ti.Partitions):
 				rp.ErrorCode = errUnknownTopicOrPartition
 				continue
-			case p.Timestamp < listEarliest:
-				// -3 and below need versions we do not advertise.
-				rp.ErrorCode = errUnsupportedVersion
+			case p.Timestamp < 0 && (listSpecVersion(p.Timestamp) < 0 || req.Version < listSpecVersion(p.Timestamp)):
+				rp.ErrorCode = kerr.UnsupportedVersion.Code
+				continue
+			case p.Timestamp == listLatestTiered:
+				rp.Offset, rp.Timestamp = -1, -1
 				continue
 			}
 			epoch := ti.Partitions[p.Partition].LeaderEpoch
 			v0 := req.Version == 0 && p.MaxNumOffsets > 0
+			ref := PartitionRef{Topic: t.Topic, Partition: p.Partition}
 			pending++
-			c.be.ListOffset(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Timestamp, func(r ListOffsetResult) {
+			cb := func(r ListOffsetResult) {
 				defer c.recoverPanic()
 				rp.ErrorCode = r.ErrCode
 				if r.ErrCode == errNone {
@@ -54,7 +81,15 @@ func (c *conn) handleListOffsets(s *slot, req *kmsg.ListOffsetsRequest) {
 					}
 				}
 				done()
-			})
+			}
+			switch p.Timestamp {
+			case listMaxTimestamp:
+				c.be.MaxTimestamp(ref, cb)
+			case listEarliestLocal:
+				c.be.ListOffset(ref, listEarliest, cb)
+			default:
+				c.be.ListOffset(ref, p.Timestamp, cb)
+			}
 		}
 	}
 	done()

@@ -91,6 +91,44 @@ type Backend interface {
 	// After runs fn on this loop after d, unless cancelled first (fn never
 	// runs after cancel returns). Used for fetch max-wait and backpressure.
 	After(d time.Duration, fn func()) (cancel func())
+
+	// DeleteRecords makes offset p's log start, durably (Kafka's
+	// DeleteRecords): -1 means the high watermark; an offset above it is
+	// OFFSET_OUT_OF_RANGE; one at or below the log start changes nothing.
+	// The callback gets the log start afterwards (the low watermark).
+	DeleteRecords(p PartitionRef, offset int64, cb func(lowWatermark int64, errCode int16))
+	// MaxTimestamp answers ListOffsets' -3: the offset and timestamp of the
+	// readable batch with the largest timestamp (Offset -1 if the log is
+	// empty).
+	MaxTimestamp(p PartitionRef, cb func(ListOffsetResult))
+	// LogDirs describes the broker's log directories and the partitions in
+	// each, for DescribeLogDirs. It may block on statfs, never on the log.
+	LogDirs(cb func([]LogDirInfo))
+	// Producers lists p's active idempotent producers (DescribeProducers).
+	Producers(p PartitionRef, cb func([]ProducerInfo, int16))
+}
+
+// LogDirInfo is one log directory as DescribeLogDirs reports it.
+type LogDirInfo struct {
+	Path        string
+	ErrCode     int16
+	TotalBytes  int64 // -1 if unknown
+	UsableBytes int64 // -1 if unknown
+	Partitions  []LogDirPartition
+}
+
+// LogDirPartition is one partition's footprint in a log directory.
+type LogDirPartition struct {
+	PartitionRef
+	SizeBytes int64 // sum of its segment files
+}
+
+// ProducerInfo is one idempotent producer's state on a partition.
+type ProducerInfo struct {
+	ProducerID    int64
+	Epoch         int16
+	LastSequence  int32
+	LastTimestamp int64 // -1: not tracked
 }
 
 // PartitionRef names one partition.

@@ -300,10 +300,11 @@ func (c *conn) handleFrame(frame []byte) {
 		c.complete(c.push(h), resp)
 		return
 	}
-	var req kmsg.Request
-	if known {
-		req = kmsg.RequestForKey(h.key)
+	if !known {
+		c.unservedKey(h)
+		return
 	}
+	req := kmsg.RequestForKey(h.key)
 	if req == nil {
 		c.protocolError("unsupported api key", "key", h.key, "name", kmsg.NameForKey(h.key), "version", h.version)
 		return
@@ -369,6 +370,12 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 		c.handleAlterConfigs(s, q)
 	case *kmsg.CreatePartitionsRequest:
 		c.handleCreatePartitions(s, q)
+	case *kmsg.DeleteRecordsRequest:
+		c.handleDeleteRecords(s, q)
+	case *kmsg.DescribeLogDirsRequest:
+		c.handleDescribeLogDirs(s, q)
+	case *kmsg.DescribeProducersRequest:
+		c.handleDescribeProducers(s, q)
 	case *kmsg.InitProducerIDRequest:
 		c.handleInitProducerID(s, q)
 	default: // versionRange admits only the keys above and, with gb, groups

@@ -140,6 +140,30 @@ func errorResponse(req kmsg.Request, code int16) kmsg.Response {
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
 			r.Resources = append(r.Resources, rr)
 		}
+	case *kmsg.DeleteRecordsRequest:
+		r := resp.(*kmsg.DeleteRecordsResponse)
+		for _, t := range q.Topics {
+			rt := kmsg.NewDeleteRecordsResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewDeleteRecordsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode, rp.LowWatermark = p.Partition, code, -1
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.DescribeProducersRequest:
+		r := resp.(*kmsg.DescribeProducersResponse)
+		for _, t := range q.Topics {
+			rt := kmsg.NewDescribeProducersResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewDescribeProducersResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+		}
 	case *kmsg.FindCoordinatorRequest:
 		r := resp.(*kmsg.FindCoordinatorResponse)
 		r.ErrorCode = code                    // v0-v3
@@ -158,4 +182,38 @@ func errorResponse(req kmsg.Request, code int16) kmsg.Response {
 		f.SetInt(int64(code))
 	}
 	return resp
+}
+
+// unservedResponse is the UNSUPPORTED_VERSION answer to a request for a key
+// Strand does not serve (not advertised, or a group key on a broker
+// without groups), built without reading the body: the shape pre-check
+// knows no layout for such keys, and kmsg must not decode an unchecked
+// body. It needs a response with a top-level ErrorCode to say so; for the
+// others (and for keys or versions kmsg cannot encode) it returns nil and
+// the connection is closed, as Kafka closes on an unknown key.
+func unservedResponse(key, version int16) kmsg.Response {
+	req := kmsg.RequestForKey(key)
+	if req == nil || version < 0 || version > req.MaxVersion() {
+		return nil
+	}
+	req.SetVersion(version)
+	resp := req.ResponseKind()
+	f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode")
+	if !f.IsValid() || f.Kind() != reflect.Int16 {
+		return nil
+	}
+	f.SetInt(int64(kerr.UnsupportedVersion.Code))
+	return resp
+}
+
+// unservedKey answers a request for a key Strand does not serve with
+// unservedResponse, or closes the connection when there is none.
+func (c *conn) unservedKey(h header) {
+	resp := unservedResponse(h.key, h.version)
+	if resp == nil {
+		c.protocolError("unsupported api key", "key", h.key, "name", kmsg.NameForKey(h.key), "version", h.version)
+		return
+	}
+	c.log.Debug("wire: unserved api key", "key", kmsg.NameForKey(h.key), "version", h.version)
+	c.complete(c.push(h), resp)
 }

@@ -66,6 +66,17 @@ func walkShape(key, v int16, flex bool, body []byte) ([]byte, bool) {
 		})
 		s.i32()
 		s.i8()
+	case kmsg.DeleteRecords:
+		s.array(func() {
+			s.str()
+			s.array(func() { s.i32(); s.i64(); s.tags(nil) })
+			s.tags(nil)
+		})
+		s.i32() // timeout
+	case kmsg.DescribeLogDirs, kmsg.DescribeProducers:
+		// Same layout: topics (nullable for DescribeLogDirs) with
+		// partition ids.
+		s.array(func() { s.str(); s.fixedArray(4); s.tags(nil) })
 	default:
 		if !shapeGroup(s, key, v) {
 			return nil, false

@@ -14,8 +14,10 @@ type apiRange struct {
 // version would need something Strand lacks:
 //
 //   - Produce 13+ and Fetch 13+ name topics by topic ID.
-//   - ListOffsets 7+ lets clients ask for -3 (max timestamp), which needs
-//     decoded records; 8+ and 9+ add tiered-storage lookups.
+//   - ListOffsets 11 adds -6 (earliest pending tiered upload, KIP-1023);
+//     10 only adds a timeout, and -4/-5 (v8/v9) have plain answers when
+//     nothing is tiered.
+//   - DescribeLogDirs 5 reports cordoned directories (KIP-1066).
 //   - Metadata 13 is fine on the wire but adds nothing clients need.
 //   - ApiVersions 5 (KIP-1071 cluster id + node id) is for controllers; a v5
 //     request gets the KIP-511 downgrade answer and the client retries at 4.
@@ -29,7 +31,7 @@ type apiRange struct {
 var advertised = []apiRange{
 	{kmsg.Produce.Int16(), 0, 12},
 	{kmsg.Fetch.Int16(), 4, 12},
-	{kmsg.ListOffsets.Int16(), 0, 6},
+	{kmsg.ListOffsets.Int16(), 0, 10},
 	{kmsg.Metadata.Int16(), 0, 12},
 	{kmsg.ApiVersions.Int16(), 0, 4},
 	{kmsg.CreateTopics.Int16(), 0, 7},
@@ -37,6 +39,9 @@ var advertised = []apiRange{
 	{kmsg.DescribeConfigs.Int16(), 0, 4},
 	{kmsg.AlterConfigs.Int16(), 0, 2},
 	{kmsg.CreatePartitions.Int16(), 0, 3},
+	{kmsg.DeleteRecords.Int16(), 0, 2},
+	{kmsg.DescribeLogDirs.Int16(), 0, 4},
+	{kmsg.DescribeProducers.Int16(), 0, 0},
 }
 
 // groupAdvertised lists the keys served through GroupBackend, advertised
