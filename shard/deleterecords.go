@@ -140,15 +140,30 @@ func (l *Log) LogStartCheckpointed() Offset {
 // above the high watermark are skipped (only in the active segment). An
 // empty log answers (-1, -1).
 //
+// The exception is a first segment cut inside by DeleteRecords: its index
+// may name a batch that is gone, and the index only records increases, so
+// the part above the log start is walked header by header (synchronously,
+// like a truncation's boundary search; it happens only for this rare
+// query on such a log, and reads at most that one segment).
+//
 // Offsets have batch granularity, as OffsetForTime: a record-exact answer
 // would mean decoding (and decompressing) the batch, and fetching from the
-// batch's base returns the record all the same.
+// batch's base returns the record all the same. A batch that straddles the
+// log start answers the log start.
 func (l *Log) MaxTimestamp() (Offset, int64, error) {
 	var bestOff Offset = -1
 	var bestTs int64 = -1
-	for _, seg := range l.segs {
+	for i, seg := range l.segs {
 		if err := seg.loadIndexes(l.fs); err != nil {
 			return -1, -1, err
+		}
+		if i == 0 && l.logStart > Offset(seg.base) {
+			off, ts, err := l.maxTimestampScan(seg)
+			if err != nil {
+				return -1, -1, err
+			}
+			bestOff, bestTs = off, ts
+			continue
 		}
 		e := seg.times.entries
 		if seg == l.active {
@@ -164,10 +179,35 @@ func (l *Log) MaxTimestamp() (Offset, int64, error) {
 			bestTs, bestOff = last.ts, Offset(seg.base)+Offset(last.rel)
 		}
 	}
-	if bestOff >= 0 && bestOff < l.logStart {
-		// The batch straddles a DeleteRecords cut: its readable part starts
-		// at the log start.
-		bestOff = l.logStart
+	return bestOff, bestTs, nil
+}
+
+// maxTimestampScan walks seg's batch headers from the one holding the log
+// start to the high watermark and returns the first batch with the largest
+// timestamp (-1, -1 if none).
+func (l *Log) maxTimestampScan(seg *segment) (Offset, int64, error) {
+	var bestOff Offset = -1
+	var bestTs int64 = -1
+	e := seg.index.lookup(uint32(l.logStart - Offset(seg.base)))
+	st := l.newScan(int64(e.pos), Offset(seg.base)+Offset(e.rel))
+	st.onBatch = func(h *BatchHeader, _ int64) {
+		if h.BaseOffset >= l.hw {
+			st.stop = stopZeros
+			return
+		}
+		if h.LastOffset() >= l.logStart && h.MaxTimestamp > bestTs {
+			bestOff, bestTs = max(h.BaseOffset, l.logStart), h.MaxTimestamp
+		}
+	}
+	limit := seg.size
+	if seg == l.active {
+		limit = l.synced
+	}
+	if err := l.scanFile(seg, st, limit); err != nil {
+		return -1, -1, err
+	}
+	if st.stop == stopCorrupt || st.stop == stopTorn || st.stop == stopDiscontig {
+		return -1, -1, &CorruptionError{File: seg.path(logExt), Pos: FilePos(st.pos), Offset: l.logStart, Err: fmt.Errorf("%s", st.stopDetail)}
 	}
 	return bestOff, bestTs, nil
 }

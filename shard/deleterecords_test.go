@@ -142,7 +142,9 @@ func TestDeleteRecordsPowerCut(t *testing.T) {
 }
 
 // TestMaxTimestamp: ListOffsets -3 finds the batch with the largest
-// timestamp across segments, not the last one, and an empty log has none.
+// timestamp across segments, not the last one; an empty log has none; and
+// after DeleteRecords removes that batch (from inside a segment, where the
+// time index still names it) the next largest readable one answers.
 func TestMaxTimestamp(t *testing.T) {
 	fs := dma.NewMemFS(4096, 1)
 	l, eng := memLog(t, fs, Config{SegmentBytes: 16 << 10})
@@ -151,20 +153,24 @@ func TestMaxTimestamp(t *testing.T) {
 		t.Fatalf("empty log: %d %d %v, want -1 -1", off, ts, err)
 	}
 	rng := rand.New(rand.NewSource(3))
-	var wantOff Offset = -1
-	var wantTs int64 = -1
+	type stamped struct {
+		base Offset
+		ts   int64
+	}
+	var all []stamped
 	for i := 0; i < 60; i++ {
 		ts := int64(1000 + rng.Intn(5000))
-		if i == 17 {
+		switch i {
+		case 17:
 			ts = 99_999 // the maximum sits in an early, sealed segment
+		case 18:
+			ts = 99_998 // and the runner-up right after it, in the same one
 		}
 		if err := l.Append(makeBatch(3, ts, payload(rng, 900)), 0, func(r AppendResult, err error) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ts > wantTs {
-				wantOff, wantTs = r.Base, ts
-			}
+			all = append(all, stamped{r.Base, ts})
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -173,8 +179,43 @@ func TestMaxTimestamp(t *testing.T) {
 	if len(l.segs) < 3 {
 		t.Fatalf("setup: %d segments", len(l.segs))
 	}
-	off, ts, err := l.MaxTimestamp()
-	if err != nil || off != wantOff || ts != wantTs {
-		t.Fatalf("max timestamp %d at %d (%v), want %d at %d", ts, off, err, wantTs, wantOff)
+	want := func(from Offset) (Offset, int64) {
+		var off Offset = -1
+		var ts int64 = -1
+		for _, b := range all {
+			if b.base+2 >= from && b.ts > ts {
+				off, ts = max(b.base, from), b.ts
+			}
+		}
+		return off, ts
 	}
+	check := func(what string) {
+		t.Helper()
+		wantOff, wantTs := want(l.LogStartOffset())
+		off, ts, err := l.MaxTimestamp()
+		if err != nil || off != wantOff || ts != wantTs {
+			t.Fatalf("%s: max timestamp %d at %d (%v), want %d at %d", what, ts, off, err, wantTs, wantOff)
+		}
+	}
+	check("whole log")
+	if all[18].base == Offset(segFor(l, all[18].base).base) {
+		t.Fatalf("setup: batch 18 starts its segment; the cut must land inside one")
+	}
+	if _, err := l.DeleteRecordsBefore(all[18].base); err != nil {
+		t.Fatal(err)
+	}
+	check("after deleting the maximum's batch")
+	if _, err := l.DeleteRecordsBefore(all[18].base + 1); err != nil {
+		t.Fatal(err)
+	}
+	check("cut inside the runner-up's batch")
+}
+
+func segFor(l *Log, off Offset) *segment {
+	for i := len(l.segs) - 1; i >= 0; i-- {
+		if Offset(l.segs[i].base) <= off {
+			return l.segs[i]
+		}
+	}
+	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -58,10 +59,13 @@ func TestGroupsAdvertisedOnlyWithGroupBackend(t *testing.T) {
 			t.Fatalf("%s advertised as %v", kmsg.NameForKey(a.key), r)
 		}
 	}
-	// Without a GroupBackend a group request is an unknown key: close.
-	jg := versioned(kmsg.NewPtrJoinGroupRequest(), 5)
-	if !plain.traffic(encodeRequest(jg, 1, "c"), 10) {
-		t.Fatal("group request without a GroupBackend did not close")
+	// Without a GroupBackend a group key is not served: UNSUPPORTED_VERSION,
+	// and the connection stays open.
+	if r := plain.do(t, kmsg.NewPtrJoinGroupRequest(), 5).(*kmsg.JoinGroupResponse); r.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("group request without a GroupBackend: %s, want UNSUPPORTED_VERSION", errName(r.ErrorCode))
+	}
+	if plain.c.closed {
+		t.Fatal("group request without a GroupBackend closed the connection")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -62,7 +63,9 @@ func TestBadClientsDoNotHurtOthers(t *testing.T) {
 		{"negative size", []byte{0xff, 0xff, 0xff, 0xf0, 0, 0}},
 		{"truncated header", []byte{0, 0, 0, 3, 0, 18, 0}},
 		{"unknown key", frame(1000, 0, nil)},
-		{"known but not served key", frame(60, 0, []byte{0, 0})},
+		// OffsetForLeaderEpoch's response has no field to say
+		// UNSUPPORTED_VERSION in (see unservedResponse).
+		{"not served key without an error field", frame(23, 0, []byte{0, 0, 0, 0})},
 		{"version kmsg cannot parse", frame(3, 200, nil)},
 		{"malformed body", frame(0, 7, []byte{0xff, 0xff, 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff})},
 		{"tag bomb", frame(18, 3, []byte{0, 1, 1, 0x8f, 0xff, 0xff, 0xff, 0x0f})}, // header tags, 2 empty strings, count 2^32-1
@@ -92,6 +95,19 @@ func TestBadClientsDoNotHurtOthers(t *testing.T) {
 		// The connection stays usable.
 		rc.send(req, 12, 6)
 		if r := rc.recv(req, 6).(*kmsg.MetadataResponse); len(r.Topics) != 1 {
+			t.Fatalf("follow-up metadata: %d topics", len(r.Topics))
+		}
+	})
+	t.Run("not served key gets error 35", func(t *testing.T) {
+		rc := dialRaw(t, ts.addr)
+		req := kmsg.NewPtrDescribeClusterRequest()
+		rc.send(req, 0, 7)
+		if r := rc.recv(req, 7).(*kmsg.DescribeClusterResponse); r.ErrorCode != kerr.UnsupportedVersion.Code {
+			t.Fatalf("code %s", errName(r.ErrorCode))
+		}
+		meta := kmsg.NewPtrMetadataRequest()
+		rc.send(meta, 12, 8)
+		if r := rc.recv(meta, 8).(*kmsg.MetadataResponse); len(r.Topics) != 1 {
 			t.Fatalf("follow-up metadata: %d topics", len(r.Topics))
 		}
 	})
