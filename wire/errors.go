@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"reflect"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -202,7 +203,14 @@ func unservedResponse(key, version int16) kmsg.Response {
 	if !f.IsValid() || f.Kind() != reflect.Int16 {
 		return nil
 	}
+	// Some responses gained their ErrorCode in a later version
+	// (AddPartitionsToTxn v4, DescribeLogDirs v3): kmsg keeps the field at
+	// every version but encodes it only where it exists, so compare.
+	plain := resp.AppendTo(nil)
 	f.SetInt(int64(kerr.UnsupportedVersion.Code))
+	if bytes.Equal(plain, resp.AppendTo(nil)) {
+		return nil
+	}
 	return resp
 }
 

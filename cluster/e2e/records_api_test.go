@@ -361,4 +361,3 @@ func TestDescribeProducers(t *testing.T) {
 		wantCode(t, "DescribeProducers "+rt.Topic+"-5", rt.Partitions[0].ErrorCode, kerr.UnknownTopicOrPartition.Code)
 	}
 }
-
