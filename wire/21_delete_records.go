@@ -34,6 +34,11 @@ func (c *conn) handleDeleteRecords(s *slot, req *kmsg.DeleteRecordsRequest) {
 			case !exists || p.Partition < 0 || int(p.Partition) >= len(ti.Partitions):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
+			case ti.Internal:
+				// The group coordinator replays __consumer_offsets from its
+				// log start; Kafka refuses this too.
+				rp.ErrorCode = kerr.InvalidTopicException.Code
+				continue
 			case p.Offset < -1:
 				rp.ErrorCode = kerr.OffsetOutOfRange.Code
 				continue

@@ -28,7 +28,7 @@ var apiNotes = map[kmsg.Key]string{
 	kmsg.ApiVersions:       "a request above v4 gets the KIP-511 v0 answer and the client retries lower",
 	kmsg.CreateTopics:      "",
 	kmsg.DeleteTopics:      "",
-	kmsg.DeleteRecords:     "durable log-start move (checkpoint file, fsynced before answering); -1 = high watermark; above it OFFSET_OUT_OF_RANGE; segments wholly below are deleted",
+	kmsg.DeleteRecords:     "durable log-start move (checkpoint file, fsynced before answering); -1 = high watermark; above it OFFSET_OUT_OF_RANGE; segments wholly below are deleted; internal topics refused (INVALID_TOPIC_EXCEPTION), as in Kafka",
 	kmsg.InitProducerID:    "idempotent producers only; a transactional id gets an error; v5 (KIP-890) not advertised",
 	kmsg.DescribeConfigs:   "",
 	kmsg.AlterConfigs:      "topics only; replaces the topic's overrides, as Kafka's",

@@ -96,7 +96,7 @@ func TestDeleteRecords(t *testing.T) {
 		topic string
 		p     int32
 		off   int64
-	}{{topic, 0, 101}, {topic, 0, -2}, {"nope", 0, 1}, {topic, 9, 1}, {topic, 1, 0}} {
+	}{{topic, 0, 101}, {topic, 0, -2}, {"nope", 0, 1}, {topic, 9, 1}, {topic, 1, 0}, {"__consumer_offsets", 0, -1}} {
 		rt := kmsg.NewDeleteRecordsRequestTopic()
 		rt.Topic = tp.topic
 		rp := kmsg.NewDeleteRecordsRequestTopicPartition()
@@ -108,7 +108,7 @@ func TestDeleteRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []int16{kerr.OffsetOutOfRange.Code, kerr.OffsetOutOfRange.Code, kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicOrPartition.Code, 0}
+	want := []int16{kerr.OffsetOutOfRange.Code, kerr.OffsetOutOfRange.Code, kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicOrPartition.Code, 0, kerr.InvalidTopicException.Code}
 	for i, rt := range resp.(*kmsg.DeleteRecordsResponse).Topics {
 		wantCode(t, fmt.Sprintf("DeleteRecords case %d", i), rt.Partitions[0].ErrorCode, want[i])
 	}
