@@ -145,6 +145,8 @@ func TestDeleteRecordsPowerCut(t *testing.T) {
 // timestamp across segments, not the last one; an empty log has none; and
 // after DeleteRecords removes that batch (from inside a segment, where the
 // time index still names it) the next largest readable one answers.
+// OffsetForTime, checked alongside, never answers below the log start: a
+// match only in deleted batches of the cut segment goes on to later ones.
 func TestMaxTimestamp(t *testing.T) {
 	fs := dma.NewMemFS(4096, 1)
 	l, eng := memLog(t, fs, Config{SegmentBytes: 16 << 10})
@@ -165,6 +167,8 @@ func TestMaxTimestamp(t *testing.T) {
 			ts = 99_999 // the maximum sits in an early, sealed segment
 		case 18:
 			ts = 99_998 // and the runner-up right after it, in the same one
+		case 50:
+			ts = 99_997 // a later segment's best
 		}
 		if err := l.Append(makeBatch(3, ts, payload(rng, 900)), 0, func(r AppendResult, err error) {
 			if err != nil {
@@ -189,12 +193,36 @@ func TestMaxTimestamp(t *testing.T) {
 		}
 		return off, ts
 	}
+	forTime := func(q int64) (Offset, int64) {
+		from := l.LogStartOffset()
+		for _, b := range all {
+			if b.base+2 >= from && b.ts >= q {
+				return max(b.base, from), b.ts
+			}
+		}
+		return -1, -1
+	}
 	check := func(what string) {
 		t.Helper()
 		wantOff, wantTs := want(l.LogStartOffset())
 		off, ts, err := l.MaxTimestamp()
 		if err != nil || off != wantOff || ts != wantTs {
 			t.Fatalf("%s: max timestamp %d at %d (%v), want %d at %d", what, ts, off, err, wantTs, wantOff)
+		}
+		for _, q := range []int64{0, 3000, 5999, 99_997, 99_998, 99_999, 100_000} {
+			wantOff, wantTs := forTime(q)
+			var got Offset = -2
+			var gotTs int64
+			l.OffsetForTime(q, func(off Offset, at int64, err error) {
+				if err != nil {
+					t.Fatalf("OffsetForTime(%d): %v", q, err)
+				}
+				got, gotTs = off, at
+			})
+			dma.Drain(eng)
+			if got != wantOff || gotTs != wantTs {
+				t.Fatalf("%s: OffsetForTime(%d) = %d at %d, want %d at %d", what, q, got, gotTs, wantOff, wantTs)
+			}
 		}
 	}
 	check("whole log")

@@ -291,8 +291,17 @@ func (r *diskRead) finish(err error) {
 // Kafka answers ListOffsets by timestamp with a record offset; Strand
 // answers with the start of the batch that holds it, so it never has to
 // decompress, and a consumer starting there sees the record.
+//
+// Batches wholly below the log start are skipped, and one that straddles it
+// answers the log start: DeleteRecords can cut a segment in the middle, so
+// the first candidate segment may hold no readable match at all.
 func (l *Log) OffsetForTime(ts int64, done func(off Offset, ts int64, err error)) {
-	for _, seg := range l.segs {
+	l.offsetForTimeFrom(0, ts, done)
+}
+
+func (l *Log) offsetForTimeFrom(first int, ts int64, done func(off Offset, ts int64, err error)) {
+	for i := first; i < len(l.segs); i++ {
+		seg := l.segs[i]
 		if err := seg.loadIndexes(l.fs); err != nil {
 			done(-1, -1, err)
 			return
@@ -305,7 +314,19 @@ func (l *Log) OffsetForTime(ts int64, done func(off Offset, ts int64, err error)
 		}
 		startRel := seg.times.lookup(ts)
 		pos := int64(seg.index.lookup(startRel).pos)
-		l.scanForTime(seg, pos, ts, done)
+		if seg == l.active || Offset(seg.base) >= l.logStart {
+			l.scanForTime(seg, pos, ts, done)
+			return
+		}
+		// Cut by DeleteRecords: a miss here goes on to the next segment.
+		next := i + 1
+		l.scanForTime(seg, pos, ts, func(off Offset, at int64, err error) {
+			if err != nil || off >= 0 {
+				done(off, at, err)
+				return
+			}
+			l.offsetForTimeFrom(next, ts, done)
+		})
 		return
 	}
 	done(-1, -1, nil)
@@ -347,8 +368,8 @@ func (l *Log) scanForTime(seg *segment, pos int64, ts int64, done func(Offset, i
 				pos = limit
 				break
 			}
-			if h.MaxTimestamp >= ts && h.BaseOffset < l.hw {
-				found, foundTs = h.BaseOffset, h.MaxTimestamp
+			if h.MaxTimestamp >= ts && h.BaseOffset < l.hw && h.LastOffset() >= l.logStart {
+				found, foundTs = max(h.BaseOffset, l.logStart), h.MaxTimestamp
 				pos = limit
 				break
 			}

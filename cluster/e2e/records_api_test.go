@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -254,7 +255,7 @@ func fetchedBytes(t testing.TB, addr, topic string, p int32) int64 {
 // TestListOffsetsMaxTimestamp: -3 finds the batch with the largest
 // timestamp (not the last one), through kadm and raw; an empty partition
 // has none; -3 at v6 and -4 at v7 are UNSUPPORTED_VERSION; -4 at v8 is the
-// log start, which DeleteRecords moved.
+// log start, which DeleteRecords moved; kcat sees the same offsets.
 func TestListOffsetsMaxTimestamp(t *testing.T) {
 	n := startNode(t, testDataDir(t), nil)
 	const topic = "mt"
@@ -307,6 +308,19 @@ func TestListOffsetsMaxTimestamp(t *testing.T) {
 		t.Fatalf("v10 -5: %+v, want -1 (nothing is tiered)", p)
 	}
 	wantCode(t, "v11", ask(11, -1).ErrorCode, kerr.UnsupportedVersion.Code)
+
+	// librdkafka (kcat 2.0.2) sends ListOffsets v2, which cannot carry -3:
+	// it is told so, as by Kafka, while its timestamp and -2 queries work.
+	kcat := kcatPath(t)
+	out, err := exec.CommandContext(ctxFor(t, 30*time.Second), kcat, "-b", n.Addr(), "-Q", "-t", topic+":0:-3").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "API version not supported") {
+		t.Fatalf("kcat -Q -3: %v %s, want API version not supported", err, out)
+	}
+	for q, want := range map[string]string{":0:-2": "offset 2", ":0:4000": "offset 3", ":0:-1": "offset 5"} {
+		if out := string(runKcat(t, kcat, 30*time.Second, "-b", n.Addr(), "-Q", "-t", topic+q)); !strings.Contains(out, want) {
+			t.Fatalf("kcat -Q %s: %q, want %q", q, out, want)
+		}
+	}
 }
 
 // TestDescribeProducers: an idempotent kgo producer shows up with its id,
