@@ -73,4 +73,8 @@
 //   - Fetched bytes stay counted after Writev until gnet's outbound buffer
 //     has drained past them (conn.trimOut), so a client that never reads
 //     spends the budget it holds, not more.
+//   - A key Strand does not serve is answered UNSUPPORTED_VERSION from its
+//     header alone (shape.go has no layout for it, so kmsg never reads the
+//     body), where the response encodes an error code at that version;
+//     otherwise the connection closes (unservedResponse in errors.go).
 package wire
