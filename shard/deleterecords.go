@@ -18,65 +18,93 @@ import (
 // in a small checkpoint file, written before any segment is deleted so that
 // a crash never shows records the client was told are gone:
 //
-//	logstart.checkpoint, 20 bytes, big-endian
-//	 0       4         6     8              16      20
-//	+-------+---------+-----+--------------+-------+
-//	| "LSO1"| version | pad | offset int64 | crc32c|
-//	|       | int16=1 |  0  |              | of 0:16|
-//	+-------+---------+-----+--------------+-------+
+//	logstart.checkpoint, 28 bytes, big-endian
+//	 0       4         6     8              16             24       28
+//	+-------+---------+-----+--------------+--------------+--------+
+//	| "LSO1"| version | pad | log start    | segment base | crc32c |
+//	|       | int16=1 |  0  | int64        | int64        | of 0:24|
+//	+-------+---------+-----+--------------+--------------+--------+
 //
-// At Open the log start is the larger of the first segment's base and the
-// checkpoint, as long as the checkpoint does not lie past the recovered end
-// (a log truncated below it, whose checkpoint describes records that are
-// gone). A missing or damaged checkpoint falls back to the segment base:
-// the file is replaced whole (temporary file, fsync, rename, directory
-// fsync), so damage means a disk fault, not a torn write.
+// The segment base is that of the segment holding the log start when the
+// checkpoint was written. At Open:
+//
+//	case                                          action
+//	no checkpoint, or damaged (CRC)               log start = first segment's base (damaged: logged)
+//	its segment is gone, first base > log start   retention went past it: ignored
+//	its segment is gone otherwise                 the log was truncated below it: ignored, logged
+//	its segment is there, log start <= end        log start = checkpoint; segments wholly below it,
+//	                                              whose removal a crash undid, are deleted again
+//
+// Deleting them again matters: retention would otherwise drop the first
+// of them later and move the log start back to the next one's base.
+// A truncation to exactly the checkpoint's segment base, followed by new
+// appends past the checkpoint, is not told apart (replication's TruncateTo
+// is not wired yet; see docs/ARCHITECTURE.md).
 const logStartFile = "logstart.checkpoint"
 
-const logStartFileSize = 20
+const logStartFileSize = 28
 
 var logStartMagic = [4]byte{'L', 'S', 'O', '1'}
 
-func encodeLogStart(off Offset) []byte {
+func encodeLogStart(off Offset, seg SegmentBase) []byte {
 	b := make([]byte, logStartFileSize)
 	copy(b, logStartMagic[:])
 	binary.BigEndian.PutUint16(b[4:], 1)
 	binary.BigEndian.PutUint64(b[8:], uint64(off))
-	binary.BigEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	binary.BigEndian.PutUint64(b[16:], uint64(seg))
+	binary.BigEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
 	return b
 }
 
-func decodeLogStart(b []byte) (Offset, error) {
+func decodeLogStart(b []byte) (Offset, SegmentBase, error) {
 	if len(b) < logStartFileSize || [4]byte(b[:4]) != logStartMagic || binary.BigEndian.Uint16(b[4:]) != 1 {
-		return 0, errors.New("not a log start checkpoint")
+		return 0, 0, errors.New("not a log start checkpoint")
 	}
-	if crc32.Checksum(b[:16], castagnoli) != binary.BigEndian.Uint32(b[16:]) {
-		return 0, errors.New("log start checkpoint CRC mismatch")
+	if crc32.Checksum(b[:24], castagnoli) != binary.BigEndian.Uint32(b[24:]) {
+		return 0, 0, errors.New("log start checkpoint CRC mismatch")
 	}
-	return Offset(binary.BigEndian.Uint64(b[8:])), nil
+	return Offset(binary.BigEndian.Uint64(b[8:])), SegmentBase(binary.BigEndian.Uint64(b[16:])), nil
 }
 
 func (l *Log) logStartPath() string { return filepath.Join(l.cfg.Dir, logStartFile) }
 
-// loadLogStart raises the recovered log start to the checkpointed one.
-// Called by Open once the segments and the end are known.
-func (l *Log) loadLogStart() {
+// readLogStart reads the checkpoint; ok is false if there is none.
+func (l *Log) readLogStart() (off Offset, seg SegmentBase, ok bool, err error) {
 	f, err := l.fs.OpenFile(l.logStartPath(), os.O_RDONLY, 0, false)
 	if err != nil {
-		return // none: only retention has moved the log start
+		return 0, 0, false, nil // none: only retention has moved the log start
 	}
 	b, err := readAll(f)
 	f.Close()
-	if err == nil {
-		var off Offset
-		if off, err = decodeLogStart(b); err == nil {
-			if off > l.logStart && off <= l.hw {
-				l.logStart = off
-			}
-			return
-		}
+	if err != nil {
+		return 0, 0, false, err
 	}
-	l.cfg.Logger.Warn("ignoring the log start checkpoint", "file", l.logStartPath(), "err", err)
+	off, seg, err = decodeLogStart(b)
+	return off, seg, err == nil, err
+}
+
+// loadLogStart applies the checkpoint as the table above says. Called by
+// Open once the segments and the end are known.
+func (l *Log) loadLogStart() {
+	off, seg, ok, err := l.readLogStart()
+	if err != nil {
+		l.cfg.Logger.Warn("ignoring the log start checkpoint", "file", l.logStartPath(), "err", err)
+		return
+	}
+	if !ok || off <= l.logStart {
+		return
+	}
+	found := false
+	for _, s := range l.segs {
+		found = found || s.base == seg
+	}
+	if !found || off > l.hw {
+		l.cfg.Logger.Warn("ignoring the log start checkpoint: the log was truncated below it",
+			"file", l.logStartPath(), "checkpoint", off, "segment", seg, "end", l.hw)
+		return
+	}
+	l.DeleteBefore(off)
+	l.logStart = off
 }
 
 // DeleteRecordsBefore makes offset the log start, as Kafka's DeleteRecords
@@ -103,7 +131,8 @@ func (l *Log) DeleteRecordsBefore(offset Offset) (Offset, error) {
 	if offset <= l.logStart {
 		return l.logStart, nil
 	}
-	if err := writeFileDurably(l.fs, l.logStartPath(), encodeLogStart(offset)); err != nil {
+	seg := l.segs[sort.Search(len(l.segs), func(i int) bool { return Offset(l.segs[i].base) > offset })-1].base
+	if err := writeFileDurably(l.fs, l.logStartPath(), encodeLogStart(offset, seg)); err != nil {
 		// Nothing moved: the client is told it failed and may retry.
 		return l.logStart, fmt.Errorf("shard: write %s: %w", l.logStartPath(), err)
 	}
@@ -112,21 +141,11 @@ func (l *Log) DeleteRecordsBefore(offset Offset) (Offset, error) {
 	return l.logStart, nil
 }
 
-// LogStartCheckpointed reports the log start an Open of this directory would
-// recover from the checkpoint alone (-1 if there is none), for tests and
-// diagnostics.
+// LogStartCheckpointed reports the offset in the log start checkpoint (-1
+// if there is none or it is damaged), for tests and diagnostics.
 func (l *Log) LogStartCheckpointed() Offset {
-	f, err := l.fs.OpenFile(l.logStartPath(), os.O_RDONLY, 0, false)
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	b, err := readAll(f)
-	if err != nil {
-		return -1
-	}
-	off, err := decodeLogStart(b)
-	if err != nil {
+	off, _, ok, _ := l.readLogStart()
+	if !ok {
 		return -1
 	}
 	return off

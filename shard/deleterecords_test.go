@@ -105,8 +105,9 @@ func TestDeleteRecordsSurvivesRestart(t *testing.T) {
 // TestDeleteRecordsPowerCut cuts the power right after DeleteRecordsBefore
 // returns (once or twice), at many random points of the crash model
 // (unsynced sectors lost, unsynced removals undone in part): the last
-// returned log start always survives, and every record at or above it is
-// still readable byte for byte.
+// returned log start always survives, every record at or above it is still
+// readable byte for byte, and segments whose removal the crash undid are
+// removed again, so retention cannot move the start back.
 func TestDeleteRecordsPowerCut(t *testing.T) {
 	cfg := Config{SegmentBytes: 32 << 10, IndexIntervalBytes: 2048}
 	base, raws, _ := buildSealed(t, cfg, 120, 11)
@@ -136,6 +137,16 @@ func TestDeleteRecordsPowerCut(t *testing.T) {
 		}
 		for _, b := range readRaw(t, l, eng, durable, 1<<30) {
 			equalBatch(t, "after power cut", b.data, raws[b.h.BaseOffset], b.h.BaseOffset)
+		}
+		// A segment whose removal the crash undid must go again: retention
+		// dropping it later would move the log start back to the next base.
+		if len(l.segs) > 1 && l.segs[0].last < durable {
+			t.Fatalf("seed %d: segment %d-%d lies wholly below the log start %d after recovery", seed, l.segs[0].base, l.segs[0].last, durable)
+		}
+		l.SetRetention(1, 0)
+		l.ApplyRetention(0)
+		if l.LogStartOffset() < durable {
+			t.Fatalf("seed %d: retention moved the log start back to %d from %d", seed, l.LogStartOffset(), durable)
 		}
 		abandon(l)
 	}
@@ -246,4 +257,39 @@ func segFor(l *Log, off Offset) *segment {
 		}
 	}
 	return nil
+}
+
+// TestDeleteRecordsThenTruncateBelow: a log truncated below its
+// checkpointed start (a follower's TruncateTo) and grown back past it does
+// not take the stale checkpoint at the next Open.
+func TestDeleteRecordsThenTruncateBelow(t *testing.T) {
+	cfg := Config{SegmentBytes: 32 << 10, IndexIntervalBytes: 2048}
+	fs, l, eng, _ := retentionLog(t, cfg)
+	at := midSegmentOffset(t, l)
+	if _, err := l.DeleteRecordsBefore(at); err != nil {
+		t.Fatal(err)
+	}
+	low := Offset(l.segs[0].base) - 3
+	if end := truncateAndWait(t, l, eng, low); end != low || l.LogStartOffset() != low {
+		t.Fatalf("truncate to %d: end %d start %d", low, end, l.LogStartOffset())
+	}
+	rng := rand.New(rand.NewSource(5))
+	for l.HighWatermark() <= at+10 {
+		if err := l.Append(makeBatch(3, 1000, payload(rng, 700)), 0, func(_ AppendResult, err error) {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		drainLog(t, l, eng)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2, _ := memLog(t, fs, cfg)
+	defer abandon(l2)
+	if l2.LogStartOffset() != low {
+		t.Fatalf("log start %d after reopen, want %d (the checkpoint %d is stale)", l2.LogStartOffset(), low, at)
+	}
 }
