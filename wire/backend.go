@@ -120,7 +120,7 @@ type LogDirInfo struct {
 // LogDirPartition is one partition's footprint in a log directory.
 type LogDirPartition struct {
 	PartitionRef
-	SizeBytes int64 // sum of its segment files
+	SizeBytes int64 // bytes of log data in its segments (what retention.bytes counts)
 }
 
 // ProducerInfo is one idempotent producer's state on a partition.
