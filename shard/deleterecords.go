@@ -241,13 +241,18 @@ type ProducerState struct {
 }
 
 // Producers lists the producers known below the high watermark (the
-// durable table), by producer id.
+// durable table), by producer id, leaving out those whose newest batch lies
+// below the log start, as Kafka drops them when its log start passes them.
+// The log itself keeps their state, so a late retry is still recognised.
 func (l *Log) Producers() []ProducerState {
 	out := make([]ProducerState, 0, len(l.durable))
 	for pid, e := range l.durable {
 		ps := ProducerState{ProducerID: pid, Epoch: e.epoch, LastSequence: -1, LastOffset: -1}
 		if n := len(e.batches); n > 0 {
 			ps.LastSequence, ps.LastOffset = e.batches[n-1].lastSeq, e.batches[n-1].last
+		}
+		if ps.LastOffset < l.logStart {
+			continue
 		}
 		out = append(out, ps)
 	}

@@ -34,7 +34,7 @@ var apiNotes = map[kmsg.Key]string{
 	kmsg.AlterConfigs:      "topics only; replaces the topic's overrides, as Kafka's",
 	kmsg.DescribeLogDirs:   "one log dir, the data directory; size = bytes of log data per partition; offset lag 0, never future; total/usable bytes from statfs (v4); v5 (cordoned dirs) not advertised",
 	kmsg.CreatePartitions:  "",
-	kmsg.DescribeProducers: "idempotent producers known below the high watermark; last timestamp -1 (not kept), coordinator epoch -1, txn start offset -1 (no transactions)",
+	kmsg.DescribeProducers: "idempotent producers known below the high watermark whose last batch is at or above the log start; last timestamp -1 (not kept), coordinator epoch -1, txn start offset -1 (no transactions)",
 
 	kmsg.OffsetCommit:    "consumer groups (served when the broker runs the group coordinator, as strand serve does); v10 names topics by ID",
 	kmsg.OffsetFetch:     "consumer groups; v10 names topics by ID",

@@ -324,8 +324,9 @@ func TestListOffsetsMaxTimestamp(t *testing.T) {
 }
 
 // TestDescribeProducers: an idempotent kgo producer shows up with its id,
-// epoch and last sequence; transaction fields are -1; unknown partitions
-// are UNKNOWN_TOPIC_OR_PARTITION.
+// epoch and last sequence; transaction fields are -1; it is no longer
+// listed once DeleteRecords passes its last batch; unknown partitions are
+// UNKNOWN_TOPIC_OR_PARTITION.
 func TestDescribeProducers(t *testing.T) {
 	n := startNode(t, testDataDir(t), nil)
 	const topic = "dp"
@@ -358,6 +359,18 @@ func TestDescribeProducers(t *testing.T) {
 	}
 	if p1 := ds[topic].Partitions[1]; p1.Err != nil || len(p1.ActiveProducers) != 0 {
 		t.Fatalf("partition 1: %+v", p1)
+	}
+
+	// Once the log start passes its last batch, Kafka no longer lists it.
+	if _, err := adm.DeleteRecords(ctxFor(t, 20*time.Second), offsetsAt(topic, 0, -1)); err != nil {
+		t.Fatal(err)
+	}
+	ds, err = adm.DescribeProducers(ctxFor(t, 20*time.Second), kadm.TopicsSet{topic: {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p0 := ds[topic].Partitions[0]; p0.Err != nil || len(p0.ActiveProducers) != 0 {
+		t.Fatalf("after deleting every record: %+v", p0)
 	}
 
 	rc := dialRaw(t, n.Addr())
