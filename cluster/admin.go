@@ -51,11 +51,12 @@ func (n *Node) pending() *snapshot {
 // form (see publish), so that it can undo the change and what failed is
 // never listed.
 func (n *Node) commit(ctl *coreState, name string, next *snapshot, owners []reactor.CoreID, prepare func(cs *coreState, ready func(error)), done func(err error)) {
-	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+	got, err := n.persist(next)
+	if err != nil {
 		done(fmt.Errorf("persisting metadata: %w", err))
 		return
 	}
-	n.ctlSnap = next
+	n.ctlSnap = got
 	set := map[reactor.CoreID]bool{}
 	for _, o := range owners {
 		set[o] = true
@@ -303,13 +304,13 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 func (n *Node) shrinkTopic(ctl *coreState, t *Topic, from int, done func()) {
 	old := *t
 	old.Cores = t.Cores[:from:from]
-	next := n.pending().with(t.Name, &old)
-	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+	got, err := n.persist(n.pending().with(t.Name, &old))
+	if err != nil {
 		n.log.Error("undoing partitions: persisting metadata", "topic", t.Name, "err", err)
 		done()
 		return
 	}
-	n.ctlSnap = next
+	n.ctlSnap = got
 	n.publish()
 	n.removePartitions(ctl, t, from, func(err error) {
 		if err != nil {

@@ -35,8 +35,8 @@ func (n *Node) deleteTopic(ctl *coreState, name string, id [16]byte, done func(c
 		done(kerr.UnknownTopicOrPartition.Code, "")
 		return
 	}
-	next := s.with(name, nil)
-	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+	next, err := n.persist(s.with(name, nil))
+	if err != nil {
 		n.log.Error("deleting topic: persisting metadata", "topic", name, "err", err)
 		done(kerr.KafkaStorageError.Code, fmt.Sprintf("deleting topic %q: persisting metadata: %v", name, err))
 		return

@@ -462,8 +462,8 @@ const producerIDBlock = 1000
 func (n *Node) nextProducerID() (int64, error) {
 	if n.pidNext >= n.pidLimit {
 		s := n.pending()
-		next := s.withProducerLimit(max(s.pidLimit, n.pidLimit) + producerIDBlock)
-		if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+		next, err := n.persist(s.withProducerLimit(max(s.pidLimit, n.pidLimit) + producerIDBlock))
+		if err != nil {
 			return -1, err
 		}
 		n.ctlSnap = next

@@ -14,6 +14,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/strand-io/strand/cluster/group"
+	"github.com/strand-io/strand/cluster/metaraft"
 	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
@@ -28,6 +29,13 @@ type Config struct {
 	AdvertiseHost     string // default: Listen's host
 	AdvertisePort     int32  // default: the bound port
 	NodeID            int32
+	// NodeIDExplicit: NodeID was asked for, so a data dir of another node
+	// id is refused; otherwise the data dir's id (cluster.json) is used.
+	NodeIDExplicit bool
+	// ClusterID, if not zero, is the cluster this broker must belong to: a
+	// data dir of another cluster is refused. Zero: the data dir's, or a
+	// new random one on its first start.
+	ClusterID uint64
 	CPUs              []int
 	DefaultPartitions int32 // for auto-created topics and CreateTopics with -1; default 1
 	AutoCreateTopics  bool
@@ -92,6 +100,13 @@ type Node struct {
 	// final index and producer-state writes); Close reports it.
 	closeFailures atomic.Int64
 	mode          dma.Mode
+	// id is this broker's identity (cluster.json); raft replicates the
+	// metadata (a group of one voter on a single broker).
+	id   identity
+	raft *metaraft.Host
+	// serving: Start is done with the metadata, and only the controller
+	// core changes it from now on (persist runs there).
+	serving atomic.Bool
 	// ctlSnap is the controller core's newest metadata (see pending).
 	ctlSnap *snapshot
 	// unready counts, per topic, committed changes whose partitions are
@@ -162,10 +177,36 @@ func Start(cfg Config) (*Node, error) {
 	if !probe.Direct {
 		n.log.Warn("file system refuses O_DIRECT: falling back to buffered I/O + fdatasync (durability unchanged, page cache in the data path)", "dir", cfg.DataDir)
 	}
-	_, statErr := os.Stat(filepath.Join(cfg.DataDir, metadataName))
-	snap, err := loadMetadata(cfg.DataDir)
-	if err != nil {
+	if n.id, err = loadIdentity(cfg); err != nil {
 		return nil, err
+	}
+	n.cfg.NodeID = n.id.NodeID
+	cfg.NodeID = n.id.NodeID
+	if n.raft, err = openRaft(cfg, n.id); err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			n.raft.Close()
+		}
+	}()
+	// Metadata comes from the Raft group once metadata.json has been
+	// imported into it; before that (the first start of a new or of
+	// today's data dir, or an import a crash interrupted) from
+	// metadata.json, which importMetadata proposes.
+	_, impErr := os.Stat(filepath.Join(cfg.DataDir, importedName))
+	imported := impErr == nil
+	trusted := imported
+	var snap *snapshot
+	if imported {
+		snap = snapshotOf(n.raft.View(), n.brokerID())
+	} else {
+		_, statErr := os.Stat(filepath.Join(cfg.DataDir, metadataName))
+		trusted = statErr == nil
+		if snap, err = loadMetadata(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	n.meta.Store(snap)
 	if cfg.Limits.MaxConnections == 0 {
@@ -206,7 +247,18 @@ func Start(cfg Config) (*Node, error) {
 	if !probe.Direct {
 		n.mode = dma.ModeBuffered
 	}
+	if !imported {
+		if err := n.importMetadata(snap); err != nil {
+			rt.Stop(context.Background())
+			return nil, err
+		}
+		snap = n.meta.Load()
+	}
 	if err := n.rehome(snap); err != nil {
+		rt.Stop(context.Background())
+		return nil, err
+	}
+	if err := n.registerSelf(len(n.cores), false); err != nil {
 		rt.Stop(context.Background())
 		return nil, err
 	}
@@ -217,7 +269,7 @@ func Start(cfg Config) (*Node, error) {
 	n.ctlSnap = n.meta.Load()
 	// Only metadata read from disk may condemn a directory: without it,
 	// every partition would look deleted.
-	if removed, err := sweepDataDir(cfg.DataDir, n.ctlSnap, statErr == nil, n.log); err != nil {
+	if removed, err := sweepDataDir(cfg.DataDir, n.ctlSnap, trusted, n.log); err != nil {
 		rt.Stop(context.Background())
 		return nil, err
 	} else if removed > 0 {
@@ -230,6 +282,7 @@ func Start(cfg Config) (*Node, error) {
 		n.Close(context.Background())
 		return nil, err
 	}
+	n.serving.Store(true)
 	for _, cs := range n.cores {
 		cs := cs
 		n.rt.Post(cs.core.ID(), func(*reactor.Core) {
@@ -237,8 +290,10 @@ func Start(cfg Config) (*Node, error) {
 			cs.startCoordinators()
 		})
 	}
+	started = true
 	n.log.Info("strand broker ready", "listen", rt.Addr().String(), "cores", len(n.cores),
-		"io", n.mode.String(), "align", probe.Align, "data_dir", cfg.DataDir, "topics", len(n.meta.Load().names))
+		"io", n.mode.String(), "align", probe.Align, "data_dir", cfg.DataDir, "node_id", n.id.NodeID,
+		"cluster_id", fmt.Sprintf("%016x", n.id.ClusterID), "topics", len(n.meta.Load().names))
 	return n, nil
 }
 
@@ -247,6 +302,43 @@ func (n *Node) Addr() string { return n.rt.Addr().String() }
 
 // IOMode says how the data directory performs I/O.
 func (n *Node) IOMode() dma.Mode { return n.mode }
+
+// importedName marks a data dir whose metadata.json was imported into
+// the Raft group: it is that file, renamed once every command of the
+// import was applied. Until it exists, Start imports metadata.json again;
+// the commands are the difference between the applied View and the file,
+// so an import a crash interrupted only proposes what is missing.
+const importedName = metadataName + ".imported"
+
+// importMetadata makes s, the metadata.json of a data dir that has not
+// been imported into the Raft group yet (or an empty snapshot), the
+// group's metadata: this broker registers with at least the cores its
+// partitions are on, and one sequence of commands creates every topic on
+// its recorded cores and allocates the producer ids handed out before.
+func (n *Node) importMetadata(s *snapshot) error {
+	if err := n.registerSelf(max(len(n.cores), coresUsed(s)), true); err != nil {
+		return err
+	}
+	got, err := n.persist(s)
+	if err != nil {
+		return fmt.Errorf("cluster: importing %s: %w", metadataName, err)
+	}
+	// persist wrote metadata.json (the export) first, so it is there.
+	if err := os.Rename(filepath.Join(n.cfg.DataDir, metadataName), filepath.Join(n.cfg.DataDir, importedName)); err != nil {
+		return fmt.Errorf("cluster: importing %s: %w", metadataName, err)
+	}
+	if err := syncDir(n.cfg.DataDir); err != nil {
+		return fmt.Errorf("cluster: importing %s: %w", metadataName, err)
+	}
+	if err := saveMetadata(n.cfg.DataDir, got); err != nil { // the export again
+		return err
+	}
+	if len(s.names) > 0 {
+		n.log.Info("imported metadata.json into the metadata Raft group", "topics", len(s.names), "version", got.version)
+	}
+	n.meta.Store(got)
+	return nil
+}
 
 // rehome moves partitions placed on cores this process does not have (it
 // was restarted with fewer cores) to the least-loaded cores, leaving every
@@ -257,10 +349,11 @@ func (n *Node) rehome(s *snapshot) error {
 		return nil
 	}
 	n.log.Warn("partitions re-placed: fewer cores than when they were created", "cores", len(n.cores))
-	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+	got, err := n.persist(next)
+	if err != nil {
 		return err
 	}
-	n.meta.Store(next)
+	n.meta.Store(got)
 	return nil
 }
 
@@ -275,11 +368,11 @@ func (n *Node) ensureOffsetsTopic() error {
 	t := &Topic{Name: OffsetsTopic, ID: newTopicID(), Internal: true,
 		Configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "16777216", "retention.ms": "-1"},
 		Cores:   placeNew(s, len(n.cores), n.cfg.OffsetsPartitions)}
-	next := s.with(OffsetsTopic, t)
-	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+	got, err := n.persist(s.with(OffsetsTopic, t))
+	if err != nil {
 		return err
 	}
-	n.meta.Store(next)
+	n.meta.Store(got)
 	return nil
 }
 
@@ -374,7 +467,8 @@ func (n *Node) Close(ctx context.Context) error {
 	if f := n.closeFailures.Load(); f > 0 {
 		err = errors.Join(err, fmt.Errorf("cluster: %d partition logs failed to close cleanly (see the log); they recover on the next start", f))
 	}
-	return errors.Join(err, n.rt.Stop(ctx))
+	err = errors.Join(err, n.rt.Stop(ctx))
+	return errors.Join(err, n.raft.Close())
 }
 
 // drain is Close's first step. Its timeout is only logged: the logs are

@@ -33,6 +33,11 @@ type Config struct {
 	// records it in Dir: moving a replica to another address needs a new
 	// Dir and a new ReplicaID.
 	RaftAddress string
+	// ListenAddress, if set, is where the transport listens instead of
+	// RaftAddress (a single voter, which no peer dials, listens on any
+	// free port, so a restart never fails on its recorded port being
+	// taken). Dragonboat refuses port 0.
+	ListenAddress string
 	// ClusterID keeps clusters apart: hosts only talk to hosts with the
 	// same id (Dragonboat's DeploymentID). 0 is allowed but then any two
 	// Strand clusters that can reach each other could exchange messages.
@@ -136,6 +141,7 @@ func Open(cfg Config) (*Host, error) {
 		NodeHostDir:         filepath.Join(cfg.Dir, "nodehost"),
 		RTTMillisecond:      cfg.RTTMillisecond,
 		RaftAddress:         cfg.RaftAddress,
+		ListenAddress:       cfg.ListenAddress,
 		DeploymentID:        cfg.ClusterID,
 		MaxSendQueueSize:    cfg.QueueBytesMax,
 		MaxReceiveQueueSize: cfg.QueueBytesMax,

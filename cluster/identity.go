@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+)
+
+// identityName is the file that ties a data dir to one broker of one
+// cluster. It is written once, at the first start, and only read after.
+const identityName = "cluster.json"
+
+// identity is what a restart needs besides --data-dir.
+type identity struct {
+	// ClusterID is the Raft group's deployment id: replicas of another
+	// cluster never exchange messages with this one.
+	ClusterID uint64 `json:"cluster_id"`
+	NodeID    int32  `json:"node_id"`
+	// RaftAddress is the address recorded for this replica in the Raft
+	// group (Dragonboat keeps it with the log, so it never changes).
+	RaftAddress string `json:"raft_address"`
+}
+
+// replicaID is the broker's Raft replica id: Dragonboat refuses 0, which
+// is a valid (and today's default) Kafka node id.
+func (id identity) replicaID() uint64 { return uint64(id.NodeID) + 1 }
+
+// loadIdentity reads the data dir's identity, or makes and persists one
+// on the first start. A data dir of another cluster or another node id
+// than the one asked for is refused: opening it would mix two clusters'
+// metadata, or serve one broker's partitions under another's id.
+func loadIdentity(cfg Config) (identity, error) {
+	path := filepath.Join(cfg.DataDir, identityName)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		var id identity
+		if err := json.Unmarshal(b, &id); err != nil {
+			return identity{}, fmt.Errorf("cluster: %s: %w", path, err)
+		}
+		if cfg.ClusterID != 0 && id.ClusterID != cfg.ClusterID {
+			return identity{}, fmt.Errorf("cluster: data dir %s belongs to cluster %016x, not %016x: refusing to open it (give it a data dir of its own cluster, or an empty one)",
+				cfg.DataDir, id.ClusterID, cfg.ClusterID)
+		}
+		if cfg.NodeIDExplicit && id.NodeID != cfg.NodeID {
+			return identity{}, fmt.Errorf("cluster: data dir %s belongs to node %d, not %d: refusing to open it (restart with --data-dir alone to keep its id)",
+				cfg.DataDir, id.NodeID, cfg.NodeID)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return identity{}, err
+	}
+	id := identity{ClusterID: cfg.ClusterID, NodeID: cfg.NodeID}
+	for id.ClusterID == 0 {
+		var r [8]byte
+		_, _ = rand.Read(r[:])
+		id.ClusterID = binary.BigEndian.Uint64(r[:])
+	}
+	if id.RaftAddress, err = freeLoopbackAddr(); err != nil {
+		return identity{}, err
+	}
+	b, err = json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return identity{}, err
+	}
+	if err := writeFileDurably(cfg.DataDir, identityName, b); err != nil {
+		return identity{}, fmt.Errorf("cluster: writing %s: %w", path, err)
+	}
+	return id, nil
+}
+
+// freeLoopbackAddr is an address on 127.0.0.1 no one listened on a moment
+// ago. A single voter only records it (it listens on an OS-chosen port),
+// so it need not stay free.
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// writeFileDurably writes dir/name atomically and durably: temp file,
+// fsync, rename, fsync of the directory.
+func writeFileDurably(dir, name string, b []byte) error {
+	tmp := filepath.Join(dir, name+".tmp")
+	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := fh.Write(b); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	if err := fh.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

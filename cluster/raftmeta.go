@@ -1,0 +1,255 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/strand-io/strand/cluster/metadata"
+	"github.com/strand-io/strand/cluster/metaraft"
+	"github.com/strand-io/strand/reactor"
+)
+
+// The broker's metadata lives in a Raft group (cluster/metaraft) even on
+// a single broker, which is a group of one voter. The controller core
+// still decides every change as before (a whole next snapshot), and
+// persist turns the difference between the applied View and that snapshot
+// into commands; what the cores read is then rebuilt from the applied
+// View, so nothing but applied commands ever reaches them.
+
+// raftDirName is the Raft log and snapshots' directory in the data dir.
+const raftDirName = "raft"
+
+// Single-voter timing: no peer can disrupt the group, so a short election
+// (10 ticks of 10 ms) only shortens the start; heartbeats go nowhere.
+const (
+	soloRTTMs       = 10
+	soloElectionRTT = 10
+)
+
+// leaderWait bounds how long Start waits for the group to elect this
+// broker (a single voter elects itself after one election timeout).
+const leaderWait = 30 * time.Second
+
+// openRaft starts this broker's replica of the metadata group and waits
+// until it leads (today's brokers are single voters).
+func openRaft(cfg Config, id identity) (*metaraft.Host, error) {
+	// No peer dials a single voter: it listens wherever is free now, so a
+	// restart never fails because its recorded port was taken meanwhile
+	// (Dragonboat refuses port 0).
+	listen, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
+	h, err := metaraft.Open(metaraft.Config{
+		Dir:            filepath.Join(cfg.DataDir, raftDirName),
+		ReplicaID:      id.replicaID(),
+		RaftAddress:    id.RaftAddress,
+		ListenAddress:  listen,
+		ClusterID:      id.ClusterID,
+		RTTMillisecond: soloRTTMs,
+		ElectionRTT:    soloElectionRTT,
+		HeartbeatRTT:   1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: metadata raft: %w", err)
+	}
+	// Bootstrapping again with the same single member is how a restart
+	// goes too (metaraft allows it), so a crash during the first start
+	// needs nothing special.
+	if err := h.Bootstrap(map[uint64]string{id.replicaID(): id.RaftAddress}); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("cluster: metadata raft: %w", err)
+	}
+	deadline := time.Now().Add(leaderWait)
+	for !h.IsLeader() {
+		if time.Now().After(deadline) {
+			h.Close()
+			return nil, fmt.Errorf("cluster: metadata raft: replica %d not leader after %v", id.replicaID(), leaderWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return h, nil
+}
+
+func (n *Node) brokerID() metadata.BrokerID { return metadata.BrokerID(n.id.NodeID) }
+
+// propose replicates c and fails unless it was applied and accepted.
+func (n *Node) propose(c metadata.Command) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := n.raft.Propose(ctx, c)
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}
+
+// persist makes next, a snapshot the controller decided, the replicated
+// metadata, and returns it as rebuilt from the applied View. It runs on
+// the controller core (or in Start before any client is served) and blocks
+// it for the proposals, as the metadata.json fsync did before.
+//
+// metadata.json is still written, first, as an export of what is being
+// proposed (operators and the single-node tests read it); it is never read
+// once the raft directory holds the metadata. Writing it first keeps the
+// old contract that a change the broker cannot persist changes nothing.
+func (n *Node) persist(next *snapshot) (*snapshot, error) {
+	if n.serving.Load() {
+		n.cores[controller].core.ExpectSlow()
+	}
+	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
+		return nil, err
+	}
+	for _, c := range diffCommands(n.raft.View(), next, n.brokerID()) {
+		if err := n.propose(c); err != nil {
+			// The export may now be ahead of the metadata; put it back.
+			cur := snapshotOf(n.raft.View(), n.brokerID())
+			_ = saveMetadata(n.cfg.DataDir, cur)
+			return nil, fmt.Errorf("proposing %v: %w", c.Kind(), err)
+		}
+	}
+	return snapshotOf(n.raft.View(), n.brokerID()), nil
+}
+
+// registerSelf registers this broker (again, if its address or cores
+// changed) and unfences it. With atLeast, a registration with at least
+// cores cores is kept as it is: an import needs the cores its partitions
+// were on until rehome moves them.
+func (n *Node) registerSelf(cores int, atLeast bool) error {
+	b, ok := n.raft.View().Broker(n.brokerID())
+	addr := n.kafkaAddr()
+	if !ok || b.KafkaAddr != addr || b.RaftAddr != n.id.RaftAddress ||
+		(atLeast && b.Cores < int32(cores)) || (!atLeast && b.Cores != int32(cores)) {
+		if err := n.propose(&metadata.RegisterBroker{ID: n.brokerID(), KafkaAddr: addr, RaftAddr: n.id.RaftAddress,
+			Cores: int32(cores), NowMs: time.Now().UnixMilli()}); err != nil {
+			return fmt.Errorf("cluster: registering broker %d: %w", n.brokerID(), err)
+		}
+	}
+	if b, _ := n.raft.View().Broker(n.brokerID()); b.Fenced {
+		if err := n.propose(&metadata.UnfenceBroker{ID: n.brokerID()}); err != nil {
+			return fmt.Errorf("cluster: unfencing broker %d: %w", n.brokerID(), err)
+		}
+	}
+	return nil
+}
+
+// kafkaAddr is the address clients are told to use.
+func (n *Node) kafkaAddr() string {
+	host, port := n.cfg.AdvertiseHost, n.cfg.AdvertisePort
+	a := n.rt.Addr().String()
+	if h, p, err := splitHostPort(a); err == nil {
+		if host == "" {
+			host = h
+		}
+		if port == 0 {
+			port = p
+		}
+	}
+	return joinHostPort(host, port)
+}
+
+// coresUsed is one more than the highest core any partition of s is on.
+func coresUsed(s *snapshot) int {
+	used := 0
+	for _, t := range s.topics {
+		for _, c := range t.Cores {
+			used = max(used, int(c)+1)
+		}
+	}
+	return used
+}
+
+// snapshotOf is the broker's view of v: every topic with the core each
+// partition's replica on broker b lives on.
+func snapshotOf(v *metadata.View, b metadata.BrokerID) *snapshot {
+	topics := make(map[string]*Topic, v.NumTopics())
+	for _, name := range v.TopicNames() {
+		mt, _ := v.Topic(name)
+		t := &Topic{Name: name, ID: mt.ID, Internal: mt.Internal, Configs: maps.Clone(mt.Configs),
+			Cores: make([]reactor.CoreID, len(mt.Partitions))}
+		if t.Configs == nil {
+			t.Configs = map[string]string{}
+		}
+		for p := range mt.Partitions {
+			c, _ := mt.Partitions[p].CoreOf(b)
+			t.Cores[p] = reactor.CoreID(c)
+		}
+		topics[name] = t
+	}
+	s := newSnapshot(v.Version(), topics)
+	s.pidLimit = v.NextProducerID()
+	return s
+}
+
+// diffCommands are the commands that take v to next for broker b, the
+// only broker holding replicas. A topic that lost partitions (the undo of
+// a failed CreatePartitions) is deleted and created again with its id.
+func diffCommands(v *metadata.View, next *snapshot, b metadata.BrokerID) []metadata.Command {
+	var cmds []metadata.Command
+	recreate := map[string]bool{}
+	for _, name := range v.TopicNames() {
+		t, _ := v.Topic(name)
+		nt := next.topics[name]
+		if nt == nil || metadata.TopicID(nt.ID) != t.ID || len(nt.Cores) < len(t.Partitions) {
+			cmds = append(cmds, &metadata.DeleteTopic{Name: name, ID: t.ID})
+			recreate[name] = nt != nil
+		}
+	}
+	for _, name := range next.names {
+		nt := next.topics[name]
+		t, ok := v.Topic(name)
+		if !ok || recreate[name] {
+			cmds = append(cmds, &metadata.CreateTopic{Name: name, ID: nt.ID, Internal: nt.Internal,
+				Configs: nonEmpty(nt.Configs), Partitions: assignments(nt.Cores, b)})
+			continue
+		}
+		if !maps.Equal(t.Configs, nt.Configs) {
+			cmds = append(cmds, &metadata.AlterTopicConfigs{Name: name, Replace: true, Set: nonEmpty(nt.Configs)})
+		}
+		for p := range t.Partitions {
+			if c, _ := t.Partitions[p].CoreOf(b); c != metadata.CoreID(nt.Cores[p]) {
+				cmds = append(cmds, &metadata.MoveReplicaCore{Topic: name, Partition: int32(p), Broker: b, Core: metadata.CoreID(nt.Cores[p])})
+			}
+		}
+		if len(nt.Cores) > len(t.Partitions) {
+			cmds = append(cmds, &metadata.CreatePartitions{Name: name, ID: t.ID, Partitions: assignments(nt.Cores[len(t.Partitions):], b)})
+		}
+	}
+	for pid := v.NextProducerID(); pid < next.pidLimit; {
+		count := min(next.pidLimit-pid, 1<<20)
+		cmds = append(cmds, &metadata.AllocateProducerIDs{Broker: b, Count: int32(count)})
+		pid += count
+	}
+	return cmds
+}
+
+func nonEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return maps.Clone(m)
+}
+
+func assignments(cores []reactor.CoreID, b metadata.BrokerID) []metadata.Assignment {
+	as := make([]metadata.Assignment, len(cores))
+	for i, c := range cores {
+		as[i] = metadata.Assignment{Replicas: []metadata.BrokerID{b}, Cores: []metadata.CoreID{metadata.CoreID(c)}}
+	}
+	return as
+}
+
+func splitHostPort(a string) (string, int32, error) {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseInt(p, 10, 32)
+	return h, int32(port), err
+}
+
+func joinHostPort(h string, p int32) string { return net.JoinHostPort(h, strconv.Itoa(int(p))) }
