@@ -24,18 +24,18 @@ import (
 
 // Config configures a Node.
 type Config struct {
-	DataDir           string
-	Listen            string // host:port
-	AdvertiseHost     string // default: Listen's host
-	AdvertisePort     int32  // default: the bound port
-	NodeID            int32
+	DataDir       string
+	Listen        string // host:port
+	AdvertiseHost string // default: Listen's host
+	AdvertisePort int32  // default: the bound port
+	NodeID        int32
 	// NodeIDExplicit: NodeID was asked for, so a data dir of another node
 	// id is refused; otherwise the data dir's id (cluster.json) is used.
 	NodeIDExplicit bool
 	// ClusterID, if not zero, is the cluster this broker must belong to: a
 	// data dir of another cluster is refused. Zero: the data dir's, or a
 	// new random one on its first start.
-	ClusterID uint64
+	ClusterID         uint64
 	CPUs              []int
 	DefaultPartitions int32 // for auto-created topics and CreateTopics with -1; default 1
 	AutoCreateTopics  bool

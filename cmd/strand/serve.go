@@ -126,6 +126,9 @@ func serve(args []string) int {
 	}
 	cfg := cluster.Config{
 		DataDir: *dataDir, Listen: *listen, NodeID: int32(*nodeID), CPUs: cpus,
+		// Without --node-id (or node_id in the file) the data dir's id
+		// (cluster.json) is kept, so a restart needs only --data-dir.
+		NodeIDExplicit:   set["node-id"] || *nodeID != 0,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
 		MaxInflightRequests: *maxInflight,
 		Limits: wire.Limits{

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strand-io/strand/cluster"
+	"github.com/strand-io/strand/shard"
+)
+
+// oldDataDir turns dir, closed, into what the broker wrote before the
+// metadata moved into Raft: partition directories and metadata.json only
+// (saveMetadata, which still writes metadata.json, is that code).
+func oldDataDir(t *testing.T, dir string) {
+	t.Helper()
+	for _, name := range []string{"raft", "cluster.json", "metadata.json.imported"} {
+		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestImportsDataDirWithoutRaft: a data dir holding only metadata.json and
+// partition logs opens with the same topics (ids, partition cores,
+// configs) and every record, metadata.json is kept as
+// metadata.json.imported, and a second restart reads the Raft group alone.
+func TestImportsDataDirWithoutRaft(t *testing.T) {
+	dir := testDataDir(t)
+	n := startNode(t, dir, nil)
+	cl := produceClient(t, n.Addr())
+	ctx := ctxFor(t, time.Minute)
+	createTopic(t, cl, "plain", 4)
+	if code, err := createTopicReq(ctx, cl, "configured", 2, map[string]string{"retention.ms": "3600000"}); err != nil || code != 0 {
+		t.Fatalf("create configured: %v %v", code, err)
+	}
+	produceSeq(t, cl, "plain", 4, 300, 2)
+	produceSeq(t, cl, "configured", 2, 200, 1)
+	cl.Close()
+	closeNode(t, n)
+	oldDataDir(t, dir)
+	before := metadataPlacement(t, dir)
+
+	for round := 0; round < 2; round++ {
+		n = startNode(t, dir, nil)
+		if _, err := os.Stat(filepath.Join(dir, "metadata.json.imported")); err != nil {
+			t.Fatalf("round %d: metadata.json not kept as metadata.json.imported: %v", round, err)
+		}
+		if after := metadataPlacement(t, dir); !reflect.DeepEqual(before, after) {
+			t.Fatalf("round %d: metadata changed by the import:\nbefore %+v\nafter  %+v", round, before, after)
+		}
+		cl = produceClient(t, n.Addr())
+		if got := endOffsets(t, cl, "plain", 4); !slicesEqual(got, counts(4, 300)) {
+			t.Fatalf("round %d: plain holds %v", round, got)
+		}
+		if got := endOffsets(t, cl, "configured", 2); !slicesEqual(got, counts(2, 200)) {
+			t.Fatalf("round %d: configured holds %v", round, got)
+		}
+		if recs := consumeAll(t, n.Addr(), "plain", 300); len(recs) != 300 {
+			t.Fatalf("round %d: read %d records of plain/0", round, len(recs))
+		}
+		cl.Close()
+		closeNode(t, n)
+	}
+}
+
+// TestRefusesDataDirOfAnotherCluster: a data dir records its cluster and
+// node id; opening it for another cluster or another node id fails with a
+// message that says so, and a restart with the data dir alone keeps them.
+func TestRefusesDataDirOfAnotherCluster(t *testing.T) {
+	dir := testDataDir(t)
+	n := startNode(t, dir, func(c *cluster.Config) { c.NodeID, c.NodeIDExplicit = 7, true })
+	closeNode(t, n)
+	var id struct {
+		ClusterID uint64 `json:"cluster_id"`
+		NodeID    int32  `json:"node_id"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &id); err != nil || id.ClusterID == 0 || id.NodeID != 7 {
+		t.Fatalf("cluster.json: %s (%v)", b, err)
+	}
+	start := func(tweak func(*cluster.Config)) error {
+		cfg := cluster.Config{DataDir: dir, Listen: "127.0.0.1:0", Log: shard.Config{Preallocate: true},
+			Logger: slog.New(slog.NewTextHandler(newLogBuf(), nil))}
+		tweak(&cfg)
+		n, err := cluster.Start(cfg)
+		if err == nil {
+			closeNode(t, n)
+		}
+		return err
+	}
+	err = start(func(c *cluster.Config) { c.ClusterID = id.ClusterID + 1 })
+	if err == nil || !strings.Contains(err.Error(), "belongs to cluster") {
+		t.Fatalf("opening the data dir for another cluster: %v; want a refusal naming the cluster", err)
+	}
+	err = start(func(c *cluster.Config) { c.NodeID, c.NodeIDExplicit = 8, true })
+	if err == nil || !strings.Contains(err.Error(), "belongs to node 7") {
+		t.Fatalf("opening the data dir as node 8: %v; want a refusal naming node 7", err)
+	}
+	if err := start(func(c *cluster.Config) {}); err != nil {
+		t.Fatalf("restart with the data dir alone: %v", err)
+	}
+	if err := start(func(c *cluster.Config) { c.ClusterID = id.ClusterID }); err != nil {
+		t.Fatalf("restart naming its own cluster: %v", err)
+	}
+}
