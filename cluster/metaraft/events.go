@@ -28,12 +28,17 @@ var (
 )
 
 // quietDragonboat turns Dragonboat's per-package loggers down to warnings:
-// at INFO it logs dozens of lines per start and per election.
+// at INFO it logs dozens of lines per start and per election. Its raft
+// package logs every election step, and config an insecure-transport
+// notice, as warnings, so a one-voter broker printed five of them at every
+// start: those two only log errors.
 func quietDragonboat() {
 	quietOnce.Do(func() {
-		for _, name := range []string{"dragonboat", "raft", "rsm", "transport", "logdb", "config",
+		for _, name := range []string{"dragonboat", "rsm", "transport", "logdb",
 			"settings", "registry", "raftpb", "server", "tan", "gossip", "LogDB", "pebblekv", "metaraft"} {
 			logger.GetLogger(name).SetLevel(logger.WARNING)
 		}
+		logger.GetLogger("raft").SetLevel(logger.ERROR)
+		logger.GetLogger("config").SetLevel(logger.ERROR)
 	})
 }
