@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/strand-io/strand/cluster"
+	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 )
 
@@ -110,5 +112,54 @@ func TestRefusesDataDirOfAnotherCluster(t *testing.T) {
 	}
 	if err := start(func(c *cluster.Config) { c.ClusterID = id.ClusterID }); err != nil {
 		t.Fatalf("restart naming its own cluster: %v", err)
+	}
+}
+
+// TestRestartWithFewerCores: partitions on a core the restarted broker no
+// longer has move to the cores it has (MoveReplicaCore, then the broker
+// re-registers with fewer cores), with every record, both from the Raft
+// group and when importing a pre-Raft data dir.
+func TestRestartWithFewerCores(t *testing.T) {
+	if runtime.NumCPU() < 2 {
+		t.Skip("needs two CPUs to place partitions on two cores")
+	}
+	for _, imported := range []bool{false, true} {
+		dir := testDataDir(t)
+		n := startNode(t, dir, func(c *cluster.Config) { c.CPUs = []int{0, 1} })
+		cl := produceClient(t, n.Addr())
+		createTopic(t, cl, "spread", 4)
+		produceSeq(t, cl, "spread", 4, 100, 2)
+		cl.Close()
+		closeNode(t, n)
+		used := map[reactor.CoreID]bool{}
+		for _, c := range metadataPlacement(t, dir)["spread"].Cores {
+			used[c] = true
+		}
+		if !used[1] {
+			t.Fatalf("no partition on core 1 before the restart: %v", metadataPlacement(t, dir)["spread"].Cores)
+		}
+		if imported {
+			oldDataDir(t, dir)
+		}
+		n = startNode(t, dir, func(c *cluster.Config) { c.CPUs = []int{0} })
+		for p, c := range metadataPlacement(t, dir)["spread"].Cores {
+			if c != 0 {
+				t.Fatalf("imported=%v: partition %d on core %d of a one-core broker", imported, p, c)
+			}
+		}
+		cl = produceClient(t, n.Addr())
+		if got := endOffsets(t, cl, "spread", 4); !slicesEqual(got, counts(4, 100)) {
+			t.Fatalf("imported=%v: spread holds %v", imported, got)
+		}
+		cl.Close()
+		closeNode(t, n)
+		// And back to two cores: nothing has to move.
+		n = startNode(t, dir, func(c *cluster.Config) { c.CPUs = []int{0, 1} })
+		cl = produceClient(t, n.Addr())
+		if got := endOffsets(t, cl, "spread", 4); !slicesEqual(got, counts(4, 100)) {
+			t.Fatalf("imported=%v: back on two cores, spread holds %v", imported, got)
+		}
+		cl.Close()
+		closeNode(t, n)
 	}
 }
