@@ -163,3 +163,55 @@ func TestRestartWithFewerCores(t *testing.T) {
 		closeNode(t, n)
 	}
 }
+
+// TestImportResumesAfterCrash: an import that stopped after some of its
+// commands (here: the Raft group holds the broker and the offsets topic,
+// metadata.json one topic more, and no metadata.json.imported) proposes
+// the rest on the next start, and one that stopped just before the rename
+// proposes nothing twice.
+func TestImportResumesAfterCrash(t *testing.T) {
+	dir := testDataDir(t)
+	closeNode(t, startNode(t, dir, nil))
+	raft, early := filepath.Join(dir, "raft"), filepath.Join(t.TempDir(), "raft-early")
+	if err := os.CopyFS(early, os.DirFS(raft)); err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, dir, nil)
+	cl := produceClient(t, n.Addr())
+	createTopic(t, cl, "late", 3)
+	produceSeq(t, cl, "late", 3, 50, 1)
+	cl.Close()
+	closeNode(t, n)
+	want := metadataPlacement(t, dir)
+
+	// Stopped half way: the group as it was before "late", the file with it.
+	if err := os.RemoveAll(raft); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(raft, os.DirFS(early)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "metadata.json.imported")); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		t.Helper()
+		n := startNode(t, dir, nil)
+		if got := metadataPlacement(t, dir); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: metadata %+v, want %+v", what, got, want)
+		}
+		cl := produceClient(t, n.Addr())
+		if got := endOffsets(t, cl, "late", 3); !slicesEqual(got, counts(3, 50)) {
+			t.Fatalf("%s: late holds %v", what, got)
+		}
+		cl.Close()
+		closeNode(t, n)
+	}
+	check("resumed import")
+
+	// Stopped after every command, before the rename.
+	if err := os.Rename(filepath.Join(dir, "metadata.json.imported"), filepath.Join(dir, "metadata.json")); err != nil {
+		t.Fatal(err)
+	}
+	check("import repeated after its commands")
+}
