@@ -9,9 +9,11 @@
 //     reads it with one atomic load; only the controller core (core 0)
 //     writes it, by publishing a new snapshot after persisting it (with each
 //     topic whose partitions are still opening kept in its published
-//     form: see publish in admin.go). This is
-//     the single-node stand-in for the Dragonboat metadata group; the
-//     snapshot shape is what the Raft state machine will produce.
+//     form: see publish in admin.go). The controller persists a change by
+//     proposing it to the metadata Raft group (cluster/metaraft, one voter
+//     on a single broker; raftmeta.go) and publishes the snapshot rebuilt
+//     from the applied View; cluster.json (identity.go) ties the data dir
+//     to one node of one cluster.
 //   - Each partition's shard.Log, and its fetch watchers, belong to the core
 //     the placement assigns it to. Requests for it arrive from the
 //     connection's core as reactor messages (Core.Send) and the results go
