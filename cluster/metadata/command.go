@@ -23,6 +23,7 @@ const (
 	KindChangePartition     Kind = 10
 	KindMoveReplicaCore     Kind = 11
 	KindAllocateProducerIDs Kind = 12
+	KindShrinkPartitions    Kind = 13
 )
 
 var kindNames = map[Kind]string{
@@ -32,6 +33,7 @@ var kindNames = map[Kind]string{
 	KindDeleteTopic: "DeleteTopic", KindCreatePartitions: "CreatePartitions",
 	KindAlterTopicConfigs: "AlterTopicConfigs", KindChangePartition: "ChangePartition",
 	KindMoveReplicaCore: "MoveReplicaCore", KindAllocateProducerIDs: "AllocateProducerIDs",
+	KindShrinkPartitions: "ShrinkPartitions",
 }
 
 func (k Kind) String() string {
@@ -124,6 +126,8 @@ func newCommand(k Kind) Command {
 		return &MoveReplicaCore{}
 	case KindAllocateProducerIDs:
 		return &AllocateProducerIDs{}
+	case KindShrinkPartitions:
+		return &ShrinkPartitions{}
 	}
 	return nil
 }
@@ -234,6 +238,19 @@ type AllocateProducerIDs struct {
 	Count  int32
 }
 
+// ShrinkPartitions drops a topic's partitions from Count on, keeping the
+// first Count. It exists to undo a CreatePartitions whose partitions could
+// not be opened, in one entry: undoing it as a DeleteTopic and a CreateTopic
+// left a crash point with the topic missing, and a broker removes the data
+// of topics its metadata does not name. Kafka has no such request, so
+// nothing but that undo may propose it. ID must be non-zero and match, and
+// Count must be between 1 and the topic's partitions less one.
+type ShrinkPartitions struct {
+	Topic string
+	ID    TopicID
+	Count int32
+}
+
 func (*RegisterBroker) Kind() Kind      { return KindRegisterBroker }
 func (*BrokerHeartbeat) Kind() Kind     { return KindBrokerHeartbeat }
 func (*FenceBroker) Kind() Kind         { return KindFenceBroker }
@@ -246,6 +263,7 @@ func (*AlterTopicConfigs) Kind() Kind   { return KindAlterTopicConfigs }
 func (*ChangePartition) Kind() Kind     { return KindChangePartition }
 func (*MoveReplicaCore) Kind() Kind     { return KindMoveReplicaCore }
 func (*AllocateProducerIDs) Kind() Kind { return KindAllocateProducerIDs }
+func (*ShrinkPartitions) Kind() Kind    { return KindShrinkPartitions }
 
 func (c *RegisterBroker) encode(e *encoder) {
 	e.broker(c.ID)
@@ -384,5 +402,12 @@ func (c *MoveReplicaCore) decode(d *decoder) {
 func (c *AllocateProducerIDs) encode(e *encoder) { e.broker(c.Broker); e.varint(int64(c.Count)) }
 func (c *AllocateProducerIDs) decode(d *decoder) {
 	c.Broker = d.broker("broker")
+	c.Count = d.int32("count")
+}
+
+func (c *ShrinkPartitions) encode(e *encoder) { e.str(c.Topic); e.id(c.ID); e.varint(int64(c.Count)) }
+func (c *ShrinkPartitions) decode(d *decoder) {
+	c.Topic = d.str("topic")
+	c.ID = d.id("topic id")
 	c.Count = d.int32("count")
 }

@@ -22,6 +22,7 @@ func sampleCommands() []Command {
 		&ChangePartition{Topic: "orders", Partition: 1, LeaderEpoch: 9, PartitionEpoch: 12, Leader: NoLeader, ISR: []BrokerID{2, 1}},
 		&MoveReplicaCore{Topic: "orders", Partition: 0, Broker: 2, Core: 5},
 		&AllocateProducerIDs{Broker: 1, Count: 1000},
+		&ShrinkPartitions{Topic: "orders", ID: tid(7), Count: 3},
 	}
 }
 

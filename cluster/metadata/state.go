@@ -95,6 +95,8 @@ func (s *State) Apply(c Command) Result {
 		r = s.deleteTopic(c)
 	case *CreatePartitions:
 		r = s.createPartitions(c)
+	case *ShrinkPartitions:
+		r = s.shrinkPartitions(c)
 	case *AlterTopicConfigs:
 		r = s.alterConfigs(c)
 	case *ChangePartition:
@@ -513,6 +515,25 @@ func (s *State) createPartitions(c *CreatePartitions) Result {
 	for i := range c.Partitions {
 		nt.Partitions = append(nt.Partitions, s.newPartition(&c.Partitions[i]))
 	}
+	s.putTopic(&nt)
+	return Result{}
+}
+
+func (s *State) shrinkPartitions(c *ShrinkPartitions) Result {
+	// Unlike the other topic commands, a zero id does not mean "any": a
+	// shrink aimed at an earlier incarnation would drop a newer one's data.
+	if c.ID.IsZero() {
+		return reject(ErrInvalidArgument, "topic %s: shrink without a topic id", c.Topic)
+	}
+	t, r, ok := s.lookupTopic(c.Topic, c.ID)
+	if !ok {
+		return r
+	}
+	if c.Count < 1 || int(c.Count) >= len(t.Partitions) {
+		return reject(ErrInvalidArgument, "topic %s: shrink to %d partitions (has %d)", c.Topic, c.Count, len(t.Partitions))
+	}
+	nt := *t
+	nt.Partitions = slices.Clone(t.Partitions[:c.Count])
 	s.putTopic(&nt)
 	return Result{}
 }

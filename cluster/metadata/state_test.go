@@ -43,6 +43,12 @@ func TestCommands(t *testing.T) {
 		mustApply(t, s, register(4, 1, ""))
 		return s
 	}
+	grown4 := func(t testing.TB) *State {
+		s := cluster3(t)
+		mustApply(t, s, &CreatePartitions{Name: "t", ID: tid(1), Partitions: []Assignment{
+			{Replicas: []BrokerID{3}, Cores: []CoreID{1}}, {Replicas: []BrokerID{2}, Cores: []CoreID{0}}}})
+		return s
+	}
 	p0 := []Assignment{{Replicas: []BrokerID{1}, Cores: []CoreID{0}}}
 
 	cases := []struct {
@@ -150,6 +156,27 @@ func TestCommands(t *testing.T) {
 		{"create partitions none", nil, &CreatePartitions{Name: "t"}, ErrInvalidArgument, nil},
 		{"create partitions bad replicas", nil, &CreatePartitions{Name: "t", Partitions: []Assignment{
 			{Replicas: []BrokerID{5}, Cores: []CoreID{0}}}}, ErrInvalidReplicas, nil},
+		{"shrink partitions", grown4, &ShrinkPartitions{Topic: "t", ID: tid(1), Count: 2}, OK, func(t *testing.T, s *State, r Result) {
+			if tp, _ := s.View().Topic("t"); len(tp.Partitions) != 2 {
+				t.Fatalf("%d partitions, want 2", len(tp.Partitions))
+			}
+			if _, ok := s.View().TopicByID(tid(1)); !ok {
+				t.Fatal("the id is gone")
+			}
+		}},
+		{"shrink partitions keeps the first ones untouched", grown4, &ShrinkPartitions{Topic: "t", ID: tid(1), Count: 3}, OK,
+			all(leaderIs("t", 2, 3, 0), isrIs("t", 2, 3), func(t *testing.T, s *State, r Result) {
+				if _, ok := s.View().Partition("t", 3); ok {
+					t.Fatal("t-3 still there")
+				}
+			})},
+		{"shrink partitions without id", grown4, &ShrinkPartitions{Topic: "t", Count: 2}, ErrInvalidArgument, nil},
+		{"shrink partitions other id", grown4, &ShrinkPartitions{Topic: "t", ID: tid(3), Count: 2}, ErrUnknownTopic, nil},
+		{"shrink partitions unknown topic", grown4, &ShrinkPartitions{Topic: "x", ID: tid(1), Count: 1}, ErrUnknownTopic, nil},
+		{"shrink partitions to the same count", grown4, &ShrinkPartitions{Topic: "t", ID: tid(1), Count: 4}, ErrInvalidArgument, nil},
+		{"shrink partitions grows", grown4, &ShrinkPartitions{Topic: "t", ID: tid(1), Count: 5}, ErrInvalidArgument, nil},
+		{"shrink partitions to none", grown4, &ShrinkPartitions{Topic: "t", ID: tid(1), Count: 0}, ErrInvalidArgument, nil},
+		{"shrink partitions negative", grown4, &ShrinkPartitions{Topic: "t", ID: tid(1), Count: -1}, ErrInvalidArgument, nil},
 		{"alter configs merge and delete", nil, &AlterTopicConfigs{Name: "t", Set: map[string]string{"cleanup.policy": "compact"},
 			Delete: []string{"retention.ms"}}, OK, func(t *testing.T, s *State, r Result) {
 			tp, _ := s.View().Topic("t")
