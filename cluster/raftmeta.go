@@ -197,15 +197,20 @@ func snapshotOf(v *metadata.View, b metadata.BrokerID) *snapshot {
 }
 
 // diffCommands are the commands that take v to next for broker b, the
-// only broker holding replicas. A topic that lost partitions (the undo of
-// a failed CreatePartitions) is deleted and created again with its id.
+// only broker holding replicas. Each is applied on its own, so a crash can
+// stop after any of them: no change that must not be seen half done may
+// take two. A topic that lost partitions (the undo of a failed
+// CreatePartitions) is one ShrinkPartitions: as a delete and a create, a
+// crash between them left the topic unnamed, and the next start's sweep
+// removed its data. A name whose id changed is a delete and a create, as
+// the controller decided it (the old incarnation's data goes either way).
 func diffCommands(v *metadata.View, next *snapshot, b metadata.BrokerID) []metadata.Command {
 	var cmds []metadata.Command
 	recreate := map[string]bool{}
 	for _, name := range v.TopicNames() {
 		t, _ := v.Topic(name)
 		nt := next.topics[name]
-		if nt == nil || metadata.TopicID(nt.ID) != t.ID || len(nt.Cores) < len(t.Partitions) {
+		if nt == nil || metadata.TopicID(nt.ID) != t.ID {
 			cmds = append(cmds, &metadata.DeleteTopic{Name: name, ID: t.ID})
 			recreate[name] = nt != nil
 		}
@@ -218,16 +223,21 @@ func diffCommands(v *metadata.View, next *snapshot, b metadata.BrokerID) []metad
 				Configs: nonEmpty(nt.Configs), Partitions: assignments(nt.Cores, b)})
 			continue
 		}
+		parts := t.Partitions // t is the View's: never write to it
+		if len(nt.Cores) < len(parts) {
+			cmds = append(cmds, &metadata.ShrinkPartitions{Topic: name, ID: t.ID, Count: int32(len(nt.Cores))})
+			parts = parts[:len(nt.Cores)]
+		}
 		if !maps.Equal(t.Configs, nt.Configs) {
 			cmds = append(cmds, &metadata.AlterTopicConfigs{Name: name, Replace: true, Set: nonEmpty(nt.Configs)})
 		}
-		for p := range t.Partitions {
-			if c, _ := t.Partitions[p].CoreOf(b); c != metadata.CoreID(nt.Cores[p]) {
+		for p := range parts {
+			if c, _ := parts[p].CoreOf(b); c != metadata.CoreID(nt.Cores[p]) {
 				cmds = append(cmds, &metadata.MoveReplicaCore{Topic: name, Partition: int32(p), Broker: b, Core: metadata.CoreID(nt.Cores[p])})
 			}
 		}
-		if len(nt.Cores) > len(t.Partitions) {
-			cmds = append(cmds, &metadata.CreatePartitions{Name: name, ID: t.ID, Partitions: assignments(nt.Cores[len(t.Partitions):], b)})
+		if len(nt.Cores) > len(parts) {
+			cmds = append(cmds, &metadata.CreatePartitions{Name: name, ID: t.ID, Partitions: assignments(nt.Cores[len(parts):], b)})
 		}
 	}
 	for pid := v.NextProducerID(); pid < next.pidLimit; {
