@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/dma"
+	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -130,5 +132,39 @@ func TestCrashDuringPartitionUndoKeepsRecords(t *testing.T) {
 	}
 	if got[0] != "abc" || got[1] != "abc" {
 		t.Fatalf("records read back: %q; want abc in each partition", got)
+	}
+}
+
+// TestDiffUndoIsOneEntry: the snapshot a failed CreatePartitions goes back
+// to differs from the applied View by a single command, so no crash can
+// land inside the undo.
+func TestDiffUndoIsOneEntry(t *testing.T) {
+	s := metadata.New()
+	id := metadata.TopicID{1}
+	for _, c := range []metadata.Command{
+		&metadata.RegisterBroker{ID: 0, KafkaAddr: "k:1", RaftAddr: "r:1", Cores: 2},
+		&metadata.CreateTopic{Name: "grow", ID: id, Partitions: assignments([]reactor.CoreID{0, 1, 0, 1}, 0)},
+	} {
+		if err := s.Apply(c).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cur := snapshotOf(s.View(), 0)
+	old := *cur.topics["grow"]
+	old.Cores = old.Cores[:2:2]
+	cmds := diffCommands(s.View(), cur.with("grow", &old), 0)
+	want := &metadata.ShrinkPartitions{Topic: "grow", ID: id, Count: 2}
+	if len(cmds) != 1 || !reflect.DeepEqual(cmds[0], want) {
+		var kinds []string
+		for _, c := range cmds {
+			kinds = append(kinds, c.Kind().String())
+		}
+		t.Fatalf("undo proposes %v %+v, want just %+v", kinds, cmds, want)
+	}
+	if err := s.Apply(cmds[0]).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := diffCommands(s.View(), cur.with("grow", &old), 0); len(got) != 0 {
+		t.Fatalf("after the shrink, still to propose: %+v", got)
 	}
 }
