@@ -8,19 +8,21 @@ import (
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// Kafka error codes the backend produces itself.
-const (
-	errUnknownTopic       int16 = 3
-	errLeaderNotAvailable int16 = 5
-	errNotLeader          int16 = 6
-	errInvalidTopic       int16 = 17
-	errTopicExists        int16 = 36
-	errInvalidPartitions  int16 = 37
-	errInvalidReplication int16 = 38
-	errInvalidConfig      int16 = 40
-	errInvalidRequest     int16 = 42
+// Kafka error codes the backend produces itself, by their kerr names (the
+// mapping of domain errors is wire.ErrorCode).
+var (
+	errUnknownTopic       = kerr.UnknownTopicOrPartition.Code
+	errLeaderNotAvailable = kerr.LeaderNotAvailable.Code
+	errNotLeader          = kerr.NotLeaderForPartition.Code
+	errInvalidTopic       = kerr.InvalidTopicException.Code
+	errTopicExists        = kerr.TopicAlreadyExists.Code
+	errInvalidPartitions  = kerr.InvalidPartitions.Code
+	errInvalidReplication = kerr.InvalidReplicationFactor.Code
+	errInvalidConfig      = kerr.InvalidConfig.Code
+	errInvalidRequest     = kerr.InvalidRequest.Code
 )
 
 // backend is the wire.Backend of one core. Every method runs on that core.
@@ -130,14 +132,14 @@ func (b *backend) Append(p wire.PartitionRef, batch []byte, acks int16, cb func(
 		}
 		l := part.log
 		err := l.AppendValidated(batch, time.Now().UnixMilli(), func(r shard.AppendResult, err error) {
-			res := wire.AppendResult{BaseOffset: int64(r.Base), LogAppendTimeMs: r.LogAppendTime, LogStartOffset: int64(l.LogStartOffset()), ErrCode: shard.KafkaCode(err)}
+			res := wire.AppendResult{BaseOffset: int64(r.Base), LogAppendTimeMs: r.LogAppendTime, LogStartOffset: int64(l.LogStartOffset()), ErrCode: wire.ErrorCode(err)}
 			if err != nil {
 				res.BaseOffset, res.ErrMsg = -1, err.Error()
 			}
 			reply(func() { cb(res) })
 		})
 		if err != nil {
-			fail(shard.KafkaCode(err), err.Error())
+			fail(wire.ErrorCode(err), err.Error())
 		}
 	})
 }
@@ -157,7 +159,7 @@ func (b *backend) Fetch(p wire.PartitionRef, offset int64, maxBytes int32, cb fu
 		}
 		part.log.Read(shard.Offset(offset), int(maxBytes), func(r shard.ReadResult, err error) {
 			res := wire.FetchResult{Records: r.Data, HighWatermark: int64(r.HighWatermark), LastStable: int64(r.HighWatermark),
-				LogStartOffset: int64(r.LogStartOffset), ErrCode: shard.KafkaCode(err)}
+				LogStartOffset: int64(r.LogStartOffset), ErrCode: wire.ErrorCode(err)}
 			reply(func() { cb(res) })
 		})
 	})
@@ -212,7 +214,7 @@ func (b *backend) ListOffset(p wire.PartitionRef, ts int64, cb func(wire.ListOff
 			send(wire.ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: errInvalidRequest})
 		default:
 			part.log.OffsetForTime(ts, func(off shard.Offset, at int64, err error) {
-				send(wire.ListOffsetResult{Offset: int64(off), TimestampMs: at, ErrCode: shard.KafkaCode(err)})
+				send(wire.ListOffsetResult{Offset: int64(off), TimestampMs: at, ErrCode: wire.ErrorCode(err)})
 			})
 		}
 	})

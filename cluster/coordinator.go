@@ -12,9 +12,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
+var (
+	errCoordinatorLoading  = kerr.CoordinatorLoadInProgress.Code
+	errCoordinatorNotAvail = kerr.CoordinatorNotAvailable.Code
+)
+
 const (
-	errCoordinatorLoading  int16 = 14
-	errCoordinatorNotAvail int16 = 15
 	// offsetsCompactBytesMin: the offsets log is rewritten (a dump of the
 	// live offsets, then older segments dropped) once it passes this size
 	// and four times the last dump.

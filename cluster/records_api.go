@@ -29,12 +29,12 @@ func (b *backend) DeleteRecords(p wire.PartitionRef, offset int64, cb func(int64
 		if err != nil && !isOutOfRange(err) {
 			part.owner.node.log.Warn("delete records failed", "topic", p.Topic, "partition", p.Partition, "offset", offset, "err", err)
 		}
-		res, code := int64(low), shard.KafkaCode(err)
+		res, code := int64(low), wire.ErrorCode(err)
 		reply(func() { cb(res, code) })
 	})
 }
 
-func isOutOfRange(err error) bool { return shard.KafkaCode(err) == kerr.OffsetOutOfRange.Code }
+func isOutOfRange(err error) bool { return wire.ErrorCode(err) == kerr.OffsetOutOfRange.Code }
 
 func (b *backend) MaxTimestamp(p wire.PartitionRef, cb func(wire.ListOffsetResult)) {
 	owner, code := b.owner(p)
@@ -46,7 +46,7 @@ func (b *backend) MaxTimestamp(p wire.PartitionRef, cb func(wire.ListOffsetResul
 		r := wire.ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: kerr.LeaderNotAvailable.Code}
 		if part != nil {
 			off, ts, err := part.log.MaxTimestamp()
-			r = wire.ListOffsetResult{Offset: int64(off), TimestampMs: ts, ErrCode: shard.KafkaCode(err)}
+			r = wire.ListOffsetResult{Offset: int64(off), TimestampMs: ts, ErrCode: wire.ErrorCode(err)}
 		}
 		reply(func() { cb(r) })
 	})

@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// Errors returned by the log. The wire layer maps them to Kafka codes with
-// KafkaCode.
+// Errors returned by the log. The protocol edge maps them to Kafka codes
+// (wire.ErrorCode); storage knows no Kafka numbers.
 var (
 	ErrShortBatch       = errors.New("shard: truncated record batch")
 	ErrInvalidBatch     = errors.New("shard: invalid record batch")
@@ -34,30 +34,3 @@ func (e *CorruptionError) Error() string {
 }
 
 func (e *CorruptionError) Unwrap() error { return e.Err }
-
-// KafkaCode maps a log error to a Kafka protocol error code.
-func KafkaCode(err error) int16 {
-	var ce *CorruptionError
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, ErrCorruptBatch), errors.Is(err, ErrShortBatch), errors.As(err, &ce):
-		return 2 // CORRUPT_MESSAGE
-	case errors.Is(err, ErrOffsetOutOfRange):
-		return 1 // OFFSET_OUT_OF_RANGE
-	case errors.Is(err, ErrBatchTooLarge):
-		return 10 // MESSAGE_TOO_LARGE
-	case errors.Is(err, ErrInvalidBatch):
-		return 87 // INVALID_RECORD
-	case errors.Is(err, ErrOutOfOrderSequence):
-		return 45 // OUT_OF_ORDER_SEQUENCE_NUMBER
-	case errors.Is(err, ErrProducerFenced):
-		return 47 // INVALID_PRODUCER_EPOCH
-	case errors.Is(err, ErrNoSpace):
-		return 56 // KAFKA_STORAGE_ERROR, but the log itself stays up
-	case errors.Is(err, ErrBacklogFull):
-		return 7 // REQUEST_TIMED_OUT: retriable, the client backs off
-	default:
-		return 56 // KAFKA_STORAGE_ERROR
-	}
-}

@@ -26,7 +26,7 @@ import (
 // can be snapshotted at any moment. Recovery loads the newest snapshot at or
 // below the recovered end and replays the batches after it.
 
-// Producer errors, mapped to Kafka codes by KafkaCode.
+// Producer errors; the protocol edge maps them to Kafka codes.
 var (
 	ErrOutOfOrderSequence = errors.New("shard: out of order sequence number")
 	ErrProducerFenced     = errors.New("shard: producer epoch is older than the current one")

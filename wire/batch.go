@@ -2,12 +2,9 @@ package wire
 
 import (
 	"encoding/binary"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strand-io/strand/shard"
 )
@@ -81,21 +78,9 @@ func validateProduceBatch(records []byte, maxDecompressed int) (int16, string) {
 	// storage format's rules: shard owns them, and the log trusts batches
 	// checked here.
 	if _, err := shard.ValidateRecords(records, 0, maxDecompressed); err != nil {
-		return batchErrorCode(err), err.Error()
+		return ErrorCode(err), err.Error()
 	}
 	return errNone, ""
-}
-
-// batchErrorCode maps shard's batch and record errors to Kafka codes.
-func batchErrorCode(err error) int16 {
-	switch {
-	case errors.Is(err, shard.ErrRecordsTooLarge), errors.Is(err, shard.ErrBatchTooLarge):
-		return kerr.MessageTooLarge.Code
-	case errors.Is(err, shard.ErrInvalidBatch):
-		return kerr.InvalidRecord.Code
-	default: // ErrCorruptBatch, ErrShortBatch, ErrCorruptRecords
-		return kerr.CorruptMessage.Code
-	}
 }
 
 // decompressLogAt rate-limits logDecompressLimit to a line a second for

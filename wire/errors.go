@@ -2,8 +2,10 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 
+	"github.com/strand-io/strand/shard"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -29,6 +31,40 @@ const (
 	errInvalidRecord            int16 = 87
 	errUnknownTopicID           int16 = 100
 )
+
+// ErrorCode is the one mapping from the broker's domain errors to Kafka
+// error codes: storage (shard) returns Go errors and knows no Kafka numbers,
+// as Redpanda maps storage errors only in its Kafka handlers. An error that
+// already is a Kafka error (kerr, as the replication protocol answers with)
+// keeps its code. Anything unknown is a storage failure: the client retries
+// or surfaces it, and the broker's log line names the cause.
+func ErrorCode(err error) int16 {
+	var ce *shard.CorruptionError
+	var ke *kerr.Error
+	switch {
+	case err == nil:
+		return errNone
+	case errors.As(err, &ke):
+		return ke.Code
+	case errors.Is(err, shard.ErrCorruptBatch), errors.Is(err, shard.ErrShortBatch),
+		errors.Is(err, shard.ErrCorruptRecords), errors.As(err, &ce):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, shard.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, shard.ErrBatchTooLarge), errors.Is(err, shard.ErrRecordsTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, shard.ErrInvalidBatch):
+		return kerr.InvalidRecord.Code
+	case errors.Is(err, shard.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, shard.ErrProducerFenced):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, shard.ErrBacklogFull):
+		return kerr.RequestTimedOut.Code // retriable: the client backs off
+	default: // ErrNoSpace (the log stays up), ErrLogFailed, ErrClosed, I/O errors
+		return kerr.KafkaStorageError.Code
+	}
+}
 
 // errName is the Kafka name of code, for logs and error messages.
 func errName(code int16) string {

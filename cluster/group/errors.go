@@ -1,19 +1,22 @@
 package group
 
-// Kafka error codes the coordinator answers with.
-const (
-	errNone                    int16 = 0
-	ErrCoordinatorNotAvailable int16 = 15
-	ErrIllegalGeneration       int16 = 22
-	ErrInconsistentProtocol    int16 = 23
-	ErrUnknownMember           int16 = 25
-	ErrInvalidSessionTimeout   int16 = 26
-	ErrRebalanceInProgress     int16 = 27
-	ErrGroupIDNotFound         int16 = 69
-	ErrNonEmptyGroup           int16 = 68
-	ErrGroupMaxSize            int16 = 81
-	ErrMemberIDRequired        int16 = 79
-	ErrFencedInstanceID        int16 = 82
-	ErrInvalidGroupID          int16 = 24
-	ErrUnknownTopicOrPartition int16 = 3
+import "github.com/twmb/franz-go/pkg/kerr"
+
+// Kafka error codes the coordinator answers with, by their kerr names: the
+// group protocol is Kafka's, and its answers are spelled once, in kerr.
+var (
+	errNone                    int16
+	ErrCoordinatorNotAvailable = kerr.CoordinatorNotAvailable.Code
+	ErrIllegalGeneration       = kerr.IllegalGeneration.Code
+	ErrInconsistentProtocol    = kerr.InconsistentGroupProtocol.Code
+	ErrUnknownMember           = kerr.UnknownMemberID.Code
+	ErrInvalidSessionTimeout   = kerr.InvalidSessionTimeout.Code
+	ErrRebalanceInProgress     = kerr.RebalanceInProgress.Code
+	ErrGroupIDNotFound         = kerr.GroupIDNotFound.Code
+	ErrNonEmptyGroup           = kerr.NonEmptyGroup.Code
+	ErrGroupMaxSize            = kerr.GroupMaxSizeReached.Code
+	ErrMemberIDRequired        = kerr.MemberIDRequired.Code
+	ErrFencedInstanceID        = kerr.FencedInstanceID.Code
+	ErrInvalidGroupID          = kerr.InvalidGroupID.Code
+	ErrUnknownTopicOrPartition = kerr.UnknownTopicOrPartition.Code
 )
