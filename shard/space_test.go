@@ -283,7 +283,7 @@ func TestQuiesceDoesNotWaitForSpace(t *testing.T) {
 	if !quiesced {
 		t.Fatal("Quiesce waits for space that may never come")
 	}
-	if aerr == nil || !strings.Contains(aerr.Error(), "disk full on") || !errors.Is(aerr, ErrNoSpace) {
+	if aerr == nil || !strings.Contains(aerr.Error(), "disk full on") || !errors.Is(aerr, ErrLogFailed) {
 		t.Fatalf("the stalled append got %v, want the disk-full error", aerr)
 	}
 	if err := l.Close(); err != nil {
