@@ -209,9 +209,53 @@ func errorResponse(req kmsg.Request, code int16) kmsg.Response {
 			rc.Key, rc.ErrorCode, rc.NodeID = k, code, -1
 			r.Coordinators = append(r.Coordinators, rc)
 		}
+	case *kmsg.OffsetCommitRequest:
+		r := resp.(*kmsg.OffsetCommitResponse)
+		for _, t := range q.Topics {
+			rt := kmsg.NewOffsetCommitResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetCommitResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+		}
+	case *kmsg.OffsetFetchRequest:
+		r := resp.(*kmsg.OffsetFetchResponse)
+		r.ErrorCode = code // v2-v7
+		for _, t := range q.Topics {
+			rt := kmsg.NewOffsetFetchResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetFetchResponseTopicPartition()
+				rp.Partition, rp.Offset, rp.ErrorCode = p, -1, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+		}
+		for _, g := range q.Groups { // v8+
+			rg := kmsg.NewOffsetFetchResponseGroup()
+			rg.Group, rg.ErrorCode = g.Group, code
+			r.Groups = append(r.Groups, rg)
+		}
+	case *kmsg.DescribeGroupsRequest:
+		r := resp.(*kmsg.DescribeGroupsResponse)
+		for _, g := range q.Groups {
+			rg := kmsg.NewDescribeGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, code
+			r.Groups = append(r.Groups, rg)
+		}
+	case *kmsg.DeleteGroupsRequest:
+		r := resp.(*kmsg.DeleteGroupsResponse)
+		for _, g := range q.Groups {
+			rg := kmsg.NewDeleteGroupsResponseGroup()
+			rg.Group, rg.ErrorCode = g, code
+			r.Groups = append(r.Groups, rg)
+		}
 	default:
-		// Group APIs: set a top-level ErrorCode where the response has
-		// one; the others (per-partition or per-group codes only) close.
+		// The other APIs: set a top-level ErrorCode where the response
+		// has one; the rest (per-entry codes only) close.
 		f := reflect.ValueOf(resp).Elem().FieldByName("ErrorCode")
 		if !f.IsValid() || f.Kind() != reflect.Int16 {
 			return nil

@@ -135,3 +135,52 @@ func TestGroupRequestBytesDetached(t *testing.T) {
 		t.Fatalf("kept SyncGroup assignment reads %q: it aliases the input buffer", got)
 	}
 }
+
+// TestOffsetCommitUnsupportedVersion: an OffsetCommit above the advertised
+// range (v10 adds topic ids, which Strand does not serve) is answered with
+// UNSUPPORTED_VERSION in every partition, never a closed connection, and
+// never reaches the group backend.
+func TestOffsetCommitUnsupportedVersion(t *testing.T) {
+	h, gs := newGroupHarness()
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group = "g"
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = "t"
+	rp := kmsg.NewOffsetCommitRequestTopicPartition()
+	rp.Partition, rp.Offset = 0, 5
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, ok := h.do(t, req, 10).(*kmsg.OffsetCommitResponse)
+	if !ok || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("OffsetCommit v10 answered %#v", resp)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnsupportedVersion.Code {
+		t.Fatalf("OffsetCommit v10: %s, want UNSUPPORTED_VERSION", errName(code))
+	}
+	if len(gs.reqs) != 0 {
+		t.Fatalf("the group backend saw %d requests", len(gs.reqs))
+	}
+}
+
+// TestEveryAPIAboveItsRangeAnswered: a request one version above what the
+// broker advertises, for every key it serves (groups included), gets a
+// response, not a closed connection, whenever kmsg can still parse that
+// version. (TestOffsetCommitUnsupportedVersion checks the per-partition
+// codes of a request that names partitions.)
+func TestEveryAPIAboveItsRangeAnswered(t *testing.T) {
+	for _, a := range append(append([]apiRange(nil), advertised...), groupAdvertised...) {
+		req := kmsg.RequestForKey(a.key)
+		v := a.max + 1
+		if req == nil || v > req.MaxVersion() {
+			continue
+		}
+		t.Run(kmsg.NameForKey(a.key), func(t *testing.T) {
+			h, _ := newGroupHarness()
+			h.broker.createTopic("t", 1, nil)
+			resp := h.do(t, req, v)
+			if resp.GetVersion() != v {
+				t.Fatalf("answered at v%d, want v%d", resp.GetVersion(), v)
+			}
+		})
+	}
+}
