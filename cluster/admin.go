@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/wire"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -129,18 +130,6 @@ func (n *Node) publish() {
 	n.meta.Store(next)
 }
 
-func validTopicName(name string) bool {
-	if name == "" || name == "." || name == ".." || len(name) > 249 {
-		return false
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 func (b *backend) CreateTopic(t wire.NewTopic, validateOnly bool, cb func(int16, string)) {
 	b.onController(func(ctl *coreState, reply func(func())) {
 		answer := func(code int16, msg string) { reply(func() { cb(code, msg) }) }
@@ -157,7 +146,7 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 		parts = n.cfg.DefaultPartitions
 	}
 	switch {
-	case !validTopicName(t.Name):
+	case !metadata.ValidTopicName(t.Name):
 		answer(errInvalidTopic, fmt.Sprintf("invalid topic name %q", t.Name))
 		return
 	case s.topics[t.Name] != nil:

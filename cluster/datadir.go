@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/strand-io/strand/cluster/metadata"
 )
 
 // tombstoneSuffix ends the name of a directory being deleted. A partition
@@ -81,7 +83,7 @@ func parsePartitionDir(name string) (topic string, p int, ok bool) {
 	}
 	topic, num := name[:i], name[i+1:]
 	p, err := strconv.Atoi(num)
-	if err != nil || p < 0 || strconv.Itoa(p) != num || !validTopicName(topic) {
+	if err != nil || p < 0 || strconv.Itoa(p) != num || !metadata.ValidTopicName(topic) {
 		return "", 0, false
 	}
 	return topic, p, true

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -38,7 +39,7 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
 		ti, exists := c.be.Topic(t.Topic)
-		if !exists && autoCreate && !badAcks && validTopicName(t.Topic) == "" {
+		if !exists && autoCreate && !badAcks && metadata.TopicNameProblem(t.Topic) == "" {
 			// The client learns the partitions from Metadata and retries;
 			// UNKNOWN_TOPIC_OR_PARTITION is retriable.
 			c.be.CreateTopic(NewTopic{Name: t.Topic, Partitions: -1, ReplicationFactor: -1, Implicit: true}, false, func(int16, string) {})

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -27,7 +28,7 @@ func (c *conn) handleMetadata(s *slot, req *kmsg.MetadataRequest) {
 		if t.Topic == nil {
 			continue
 		}
-		if _, ok := c.be.Topic(*t.Topic); !ok && validTopicName(*t.Topic) == "" {
+		if _, ok := c.be.Topic(*t.Topic); !ok && metadata.TopicNameProblem(*t.Topic) == "" {
 			missing = append(missing, *t.Topic)
 		}
 	}
@@ -130,7 +131,7 @@ func (c *conn) metadataResponse(req *kmsg.MetadataRequest, all bool) *kmsg.Metad
 		switch {
 		case rt.Topic == nil:
 			mt.ErrorCode = errUnknownTopicID
-		case validTopicName(*rt.Topic) != "":
+		case metadata.TopicNameProblem(*rt.Topic) != "":
 			mt.ErrorCode = errInvalidTopic
 		default:
 			mt.ErrorCode = errUnknownTopicOrPartition

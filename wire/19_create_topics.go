@@ -1,33 +1,11 @@
 package wire
 
 import (
-	"strconv"
-
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // maxTopicNameLen is Kafka's limit (255 minus room for partition suffixes).
-const maxTopicNameLen = 249
-
-// validTopicName returns why name is not a legal Kafka topic name, or "".
-func validTopicName(name string) string {
-	switch {
-	case name == "":
-		return "topic name is empty"
-	case name == "." || name == "..":
-		return "topic name cannot be \".\" or \"..\""
-	case len(name) > maxTopicNameLen:
-		return "topic name is longer than " + strconv.Itoa(maxTopicNameLen)
-	}
-	for i := 0; i < len(name); i++ {
-		ch := name[i]
-		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '_' || ch == '-') {
-			return "topic name may contain only ASCII letters, digits, '.', '_' and '-'"
-		}
-	}
-	return ""
-}
-
 // handleCreateTopics validates each topic here (name, counts, configs) and
 // leaves existence and placement to the backend. Topics named twice in one
 // request all fail with INVALID_REQUEST, as in Kafka.
@@ -81,8 +59,8 @@ func validateNewTopic(t *kmsg.CreateTopicsRequestTopic, seen int) (int16, string
 	switch {
 	case seen > 1:
 		return errInvalidRequest, "topic named more than once in the request"
-	case validTopicName(t.Topic) != "":
-		return errInvalidTopic, validTopicName(t.Topic)
+	case metadata.TopicNameProblem(t.Topic) != "":
+		return errInvalidTopic, metadata.TopicNameProblem(t.Topic)
 	case len(t.ReplicaAssignment) > 0:
 		return errInvalidReplicaAssignment, "manual replica assignment is not supported"
 	case t.NumPartitions == 0 || t.NumPartitions < -1:

@@ -373,17 +373,28 @@ func (s *State) removeBroker(id BrokerID) Result {
 
 // ValidTopicName reports whether name is a legal Kafka topic name: 1 to 249
 // characters from [a-zA-Z0-9._-], and neither "." nor "..".
-func ValidTopicName(name string) bool {
-	if name == "" || len(name) > topicNameLenMax || name == "." || name == ".." {
-		return false
+func ValidTopicName(name string) bool { return TopicNameProblem(name) == "" }
+
+// TopicNameProblem says why name is not a legal Kafka topic name, or ""
+// when it is. It is the one definition of the rule: the protocol edge
+// answers INVALID_TOPIC_EXCEPTION with its words, the controller and the
+// data-dir sweep use it, and the state machine rejects commands by it.
+func TopicNameProblem(name string) string {
+	switch {
+	case name == "":
+		return "topic name is empty"
+	case name == "." || name == "..":
+		return "topic name cannot be \".\" or \"..\""
+	case len(name) > topicNameLenMax:
+		return "topic name is longer than " + strconv.Itoa(topicNameLenMax)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
+			return "topic name may contain only ASCII letters, digits, '.', '_' and '-'"
 		}
 	}
-	return true
+	return ""
 }
 
 func checkConfigs(m map[string]string) (Result, bool) {
