@@ -87,7 +87,9 @@ func (c *Core) bind(el gnet.EventLoop) error {
 	if err != nil {
 		return fmt.Errorf("dma engine: %w", err)
 	}
-	c.io = io
+	// Timed counts and times every operation on plain fields of this
+	// core (read by message, see Core.IOStats).
+	c.io = dma.Timed(io)
 	if c.rpr, err = startReaper(c); err != nil {
 		_ = io.Close()
 		c.io = nil

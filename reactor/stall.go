@@ -50,6 +50,9 @@ type stallState struct {
 	suppressed     int
 	suppressedMax  time.Duration
 	suppressedWhat stallKind
+	// busy sums the time of every timed piece of work: the numerator of
+	// the core's busy fraction (see Core.Busy).
+	busy time.Duration
 }
 
 // checkStall reports work that began at start and ran past the threshold,
@@ -60,6 +63,7 @@ func (c *Core) checkStall(start time.Time, what stallKind, fn any) time.Time {
 	took := now.Sub(start)
 	expected := c.stall.expected
 	c.stall.expected = false
+	c.stall.busy += took
 	if took <= c.stall.threshold {
 		return now
 	}
