@@ -58,6 +58,7 @@ type conn struct {
 	nc  netConn
 	be  Backend
 	gb  GroupBackend // be, if it also serves groups; nil otherwise
+	pr  RequestProbe // be, if it counts requests; nil otherwise
 	log *slog.Logger
 
 	queue       []*slot // in-flight requests, oldest first
@@ -91,6 +92,7 @@ type conn struct {
 func newConn(srv *Server, nc netConn, be Backend) *conn {
 	c := &conn{srv: srv, nc: nc, be: be, log: srv.log}
 	c.gb, _ = be.(GroupBackend)
+	c.pr, _ = be.(RequestProbe)
 	if addr := nc.RemoteAddr(); addr != nil {
 		c.log = srv.log.With("remote", addr.String())
 	}
@@ -290,6 +292,9 @@ func (c *conn) handleFrame(frame []byte) {
 		c.protocolError("truncated request header", "len", len(frame))
 		return
 	}
+	if c.pr != nil {
+		c.pr.ObserveRequest(h.key, len(frame)+4)
+	}
 	min, max, known := versionRange(h.key, c.gb != nil)
 	if h.key == kmsg.ApiVersions.Int16() && h.version > max {
 		// KIP-511: answer in v0, which every client can read, without
@@ -409,6 +414,9 @@ func (c *conn) completeSized(s *slot, resp kmsg.Response, sizeHint int) {
 	}
 	s.frame = appendResponse(buf, s.h.corr, resp)
 	s.done = true
+	if c.pr != nil {
+		c.pr.ObserveResponse(s.h.key, len(s.frame))
+	}
 	c.scheduleFlush()
 }
 
