@@ -135,6 +135,8 @@ func (b *backend) Append(p wire.PartitionRef, batch []byte, acks int16, cb func(
 			res := wire.AppendResult{BaseOffset: int64(r.Base), LogAppendTimeMs: r.LogAppendTime, LogStartOffset: int64(l.LogStartOffset()), ErrCode: wire.ErrorCode(err)}
 			if err != nil {
 				res.BaseOffset, res.ErrMsg = -1, err.Error()
+			} else {
+				part.probe.appended(r, len(batch))
 			}
 			reply(func() { cb(res) })
 		})
@@ -160,6 +162,7 @@ func (b *backend) Fetch(p wire.PartitionRef, offset int64, maxBytes int32, cb fu
 		part.log.Read(shard.Offset(offset), int(maxBytes), func(r shard.ReadResult, err error) {
 			res := wire.FetchResult{Records: r.Data, HighWatermark: int64(r.HighWatermark), LastStable: int64(r.HighWatermark),
 				LogStartOffset: int64(r.LogStartOffset), ErrCode: wire.ErrorCode(err)}
+			part.probe.read(r.Data)
 			reply(func() { cb(res) })
 		})
 	})

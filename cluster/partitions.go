@@ -34,6 +34,8 @@ type coreState struct {
 	topicsCache []wire.TopicInfo
 	// coords are the group coordinators of the offsets partitions here.
 	coords map[int32]*hostedCoord
+	// probe counts this core's requests (see Node.Snapshot).
+	probe coreProbe
 }
 
 // partition is one partition owned by this core.
@@ -42,6 +44,7 @@ type partition struct {
 	log      *shard.Log
 	owner    *coreState
 	watchers []*watch
+	probe    partProbe
 }
 
 // watch is a fetch long-poll waiting for a partition's high watermark to
