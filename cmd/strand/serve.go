@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/strand-io/strand/cluster"
+	"github.com/strand-io/strand/cluster/adminapi"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
@@ -94,6 +95,7 @@ func serve(args []string) int {
 	maxParts := fs.Int("max-partitions", 10000, "partitions the broker may hold, all topics together; CreateTopics/CreatePartitions past it are refused (POLICY_VIOLATION); -1: only the descriptor budget")
 	reservedFDs := fs.Int("reserved-fds", 0, "file descriptors kept for connections and everything but partitions; the rest of the limit bounds the partitions (0: a fifth of the limit, at least 256)")
 	autoPerReq := fs.Int("auto-create-max-per-request", 16, "topics one Metadata request may create implicitly; the rest are answered LEADER_NOT_AVAILABLE; -1: no bound")
+	adminListen := fs.String("admin-listen", "127.0.0.1:9644", "address of the admin HTTP API (/v1/, /metrics, /debug/pprof/); empty disables it")
 	autoPerSec := fs.Int("auto-create-per-second", 32, "topics created implicitly (Metadata, Produce) per second, broker-wide; -1: no bound")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish before the logs close anyway")
 	stallThreshold := fs.Duration("stall-threshold", reactor.DefaultStallThreshold, "warn when one reactor callback holds its core longer than this (start-up and shutdown work excepted)")
@@ -159,10 +161,25 @@ func serve(args []string) int {
 		}
 		cfg.AdvertiseHost, cfg.AdvertisePort = host, int32(p)
 	}
+	// The admin API comes up first, so an orchestrator sees the broker
+	// live (and not ready) while logs are recovered.
+	var admin *adminapi.Server
+	if *adminListen != "" {
+		if admin, err = adminapi.Listen(adminapi.Config{Listen: *adminListen, Logger: logger}); err != nil {
+			logger.Error("admin API failed to start", "err", err, "hint", "free the port or pass --admin-listen '' to disable it")
+			return 1
+		}
+	}
 	node, err := cluster.Start(cfg)
 	if err != nil {
 		logger.Error("broker failed to start", "err", err)
+		if admin != nil {
+			admin.Close(context.Background())
+		}
 		return 1
+	}
+	if admin != nil {
+		admin.SetBroker(node)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -170,7 +187,14 @@ func serve(args []string) int {
 	logger.Info("shutting down: finishing in-flight requests and syncing logs", "signal", s.String())
 	ctx, cancel := context.WithTimeout(context.Background(), *drainTimeout+30*time.Second)
 	defer cancel()
-	if err := node.Close(ctx); err != nil {
+	if admin != nil {
+		admin.Drain()
+	}
+	err = node.Close(ctx)
+	if admin != nil {
+		admin.Close(ctx)
+	}
+	if err != nil {
 		logger.Error("unclean shutdown", "err", err)
 		return 1
 	}
