@@ -3,6 +3,7 @@ package adminapi
 import (
 	"fmt"
 	"net/http"
+	"sort"
 
 	"github.com/strand-io/strand/cluster"
 )
@@ -209,6 +210,7 @@ func (s *Server) groups(w http.ResponseWriter, r *http.Request, b Broker) {
 				Members: len(gj.Members), Coordinator: gj.Coordinator, Lag: gj.Lag})
 		}
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Group < out[j].Group })
 	writeJSON(w, http.StatusOK, map[string]any{"groups": out})
 }
 
