@@ -79,9 +79,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if b == nil {
 		return // starting: no series rather than an error
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.SnapshotTimeout)
-	defer cancel()
-	snap, err := (*b).Snapshot(ctx)
+	snap, err := c.s.takeSnapshot(context.Background(), *b)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descBusy, err)
 		return

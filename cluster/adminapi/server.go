@@ -33,7 +33,8 @@ type Config struct {
 	Listen string // host:port
 	Logger *slog.Logger
 	// SnapshotTimeout bounds how long a request or scrape waits for the
-	// cores to report. Default 2s.
+	// cores to report; past it the request answers 503 and the scrape
+	// fails. Default 2s.
 	SnapshotTimeout time.Duration
 }
 
@@ -47,6 +48,28 @@ type Server struct {
 	broker   atomic.Pointer[Broker]
 	draining atomic.Bool
 	done     chan struct{}
+	// lastTimeoutLog rate-limits the warning of a core that did not
+	// report in time (unix nanoseconds).
+	lastTimeoutLog atomic.Int64
+}
+
+// timeoutLogInterval: at most one "core did not report" warning per this.
+const timeoutLogInterval = 10 * time.Second
+
+// takeSnapshot is Broker.Snapshot bounded by Config.SnapshotTimeout, with a
+// rate-limited warning when it bites.
+func (s *Server) takeSnapshot(ctx context.Context, b Broker) ([]cluster.CoreSnapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.SnapshotTimeout)
+	defer cancel()
+	snap, err := b.Snapshot(ctx)
+	if err != nil {
+		now, last := time.Now().UnixNano(), s.lastTimeoutLog.Load()
+		if now-last >= int64(timeoutLogInterval) && s.lastTimeoutLog.CompareAndSwap(last, now) {
+			s.log.Warn("admin API: a core did not report its state in time; answering 503 (see --admin-snapshot-timeout)",
+				"err", err, "timeout", s.cfg.SnapshotTimeout)
+		}
+	}
+	return snap, err
 }
 
 // Listen binds cfg.Listen and serves on a goroutine of its own.
@@ -107,7 +130,8 @@ func (s *Server) routes() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s))
 	mux.Handle("/metrics", get(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorHandling: promhttp.ContinueOnError, ErrorLog: slogErrorLog{s.log},
+		// A failed snapshot is logged, rate-limited, by takeSnapshot.
+		ErrorHandling: promhttp.ContinueOnError,
 	}).ServeHTTP))
 	// Go's profiler, on this mux only (not http.DefaultServeMux).
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -117,11 +141,6 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
-
-// slogErrorLog adapts the logger to promhttp's error log.
-type slogErrorLog struct{ l *slog.Logger }
-
-func (e slogErrorLog) Println(v ...any) { e.l.Warn("metrics scrape", "err", v) }
 
 // get admits GET and HEAD only, answering anything else with a JSON 405.
 func get(h http.HandlerFunc) http.HandlerFunc {
@@ -153,9 +172,7 @@ func (s *Server) withBroker(h func(http.ResponseWriter, *http.Request, Broker)) 
 // snapshot takes the cores' snapshot for a request, answering 503 itself
 // when a core does not report in time.
 func (s *Server) snapshot(w http.ResponseWriter, r *http.Request, b Broker) ([]cluster.CoreSnapshot, bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.SnapshotTimeout)
-	defer cancel()
-	snap, err := b.Snapshot(ctx)
+	snap, err := s.takeSnapshot(r.Context(), b)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error(),
 			"a core is stalled, overloaded or stopping: check the log for 'reactor stall' and strand_core_busy_seconds_total; retry")

@@ -3,6 +3,8 @@ package adminapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -204,5 +206,41 @@ func TestPprofIsServed(t *testing.T) {
 	code, body := call(t, testAdmin, http.MethodGet, "/debug/pprof/")
 	if code != 200 || !strings.Contains(string(body), "goroutine") {
 		t.Fatalf("pprof index: %d %.200s", code, body)
+	}
+}
+
+// stalledBroker is the test broker with a core that never reports.
+type stalledBroker struct{ *cluster.Node }
+
+func (stalledBroker) Snapshot(ctx context.Context) ([]cluster.CoreSnapshot, error) {
+	<-ctx.Done()
+	return nil, fmt.Errorf("%w: %v", cluster.ErrSnapshotTimeout, ctx.Err())
+}
+
+func TestSnapshotTimeoutAnswers503AndWarnsOnce(t *testing.T) {
+	var logs lockedBuffer
+	s, err := Listen(Config{Listen: "127.0.0.1:0", SnapshotTimeout: 20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	s.SetBroker(stalledBroker{testNode})
+	for _, path := range []string{"/v1/topics", "/v1/groups", "/v1/groups/g", "/v1/topics/" + cluster.OffsetsTopic} {
+		code, body := call(t, s, http.MethodGet, path)
+		var e apiError
+		if err := json.Unmarshal(body, &e); err != nil || code != 503 || !strings.Contains(e.Error, "did not report") || !strings.Contains(e.Hint, "stalled") {
+			t.Fatalf("GET %s with a stalled core: %d %s", path, code, body)
+		}
+	}
+	if code, body := call(t, s, http.MethodGet, "/metrics"); code != 500 || !strings.Contains(string(body), "did not report") {
+		t.Fatalf("scrape with a stalled core: %d %s", code, body)
+	}
+	// What needs no snapshot still answers.
+	if code, _ := call(t, s, http.MethodGet, "/v1/brokers"); code != 200 {
+		t.Fatalf("brokers with a stalled core: %d", code)
+	}
+	if n := strings.Count(logs.String(), "msg=\"admin API: a core did not report"); n != 1 {
+		t.Fatalf("%d warnings for 5 timeouts within the rate limit, want 1:\n%s", n, logs.String())
 	}
 }

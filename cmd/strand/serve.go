@@ -96,6 +96,7 @@ func serve(args []string) int {
 	reservedFDs := fs.Int("reserved-fds", 0, "file descriptors kept for connections and everything but partitions; the rest of the limit bounds the partitions (0: a fifth of the limit, at least 256)")
 	autoPerReq := fs.Int("auto-create-max-per-request", 16, "topics one Metadata request may create implicitly; the rest are answered LEADER_NOT_AVAILABLE; -1: no bound")
 	adminListen := fs.String("admin-listen", "127.0.0.1:9644", "address of the admin HTTP API (/v1/, /metrics, /debug/pprof/); empty disables it")
+	adminTimeout := fs.Duration("admin-snapshot-timeout", 2*time.Second, "how long an admin API request or metrics scrape waits for every core to report its state; past it: 503, or a failed scrape")
 	autoPerSec := fs.Int("auto-create-per-second", 32, "topics created implicitly (Metadata, Produce) per second, broker-wide; -1: no bound")
 	drainTimeout := fs.Duration("drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish before the logs close anyway")
 	stallThreshold := fs.Duration("stall-threshold", reactor.DefaultStallThreshold, "warn when one reactor callback holds its core longer than this (start-up and shutdown work excepted)")
@@ -165,7 +166,7 @@ func serve(args []string) int {
 	// live (and not ready) while logs are recovered.
 	var admin *adminapi.Server
 	if *adminListen != "" {
-		if admin, err = adminapi.Listen(adminapi.Config{Listen: *adminListen, Logger: logger}); err != nil {
+		if admin, err = adminapi.Listen(adminapi.Config{Listen: *adminListen, Logger: logger, SnapshotTimeout: *adminTimeout}); err != nil {
 			logger.Error("admin API failed to start", "err", err, "hint", "free the port or pass --admin-listen '' to disable it")
 			return 1
 		}
