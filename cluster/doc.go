@@ -20,6 +20,11 @@
 //     back the same way; when the connection is on the owning core the call
 //     is direct.
 //
+// Observability: Node.Snapshot (snapshot.go) asks every core by message
+// for a copy of its partitions, groups and counters (probe.go: plain
+// fields each core owns); the admin HTTP server in cluster/adminapi reads
+// only that.
+//
 // Dependencies point one way: cluster -> wire (implements its Backend),
 // reactor, shard, dma. Nothing below imports cluster.
 package cluster

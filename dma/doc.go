@@ -15,6 +15,9 @@
 //   - syscallEngine: pwrite/pread/fdatasync, used where io_uring is disabled
 //     (sysctl kernel.io_uring_disabled, seccomp). Ops are queued and executed
 //     in Poll, so callers see the same "callback later, on my thread" contract.
+//   - TimedEngine (timed.go): wraps any engine to count operations and
+//     keep fixed-bucket latency histograms in plain fields of its core;
+//     the reactor wraps every core's engine with it.
 //   - MemFS + its engine (tests): enforces O_DIRECT alignment, can reorder
 //     completions, inject faults (ENOSPC, failed fsync, short writes) and
 //     simulate a crash that keeps only synced bytes plus a torn subset of the

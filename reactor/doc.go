@@ -20,7 +20,9 @@
 // # Main types
 //
 //   - Runtime: Start / Stop, the core table, Post (from any goroutine).
-//   - Core: ID, IO, Send, After, Flush, AssertOwned, Stats.
+//   - Core: ID, IO, Send, After, Flush, AssertOwned, Stats; Busy and
+//     IOStats (busy time, I/O counts and latencies: plain fields, read on
+//     the core's thread, e.g. by a message posted to it).
 //   - CoreOf(conn): the core owning a gnet connection.
 //
 // # Start-up: finding the loops

@@ -48,6 +48,8 @@
 //	groups.go       consumer-group keys and InitProducerID, passed to the
 //	                GroupBackend (group_backend.go) when the Backend has one
 //	shape_groups.go request layouts of those keys for the pre-check
+//	probe.go        RequestProbe: per-request counting by a Backend that
+//	                implements it, on the connection's core
 //
 // # Non-obvious
 //
