@@ -259,7 +259,9 @@ func (p *proc) tryStart() error {
 		return errors.New("proc.start: already running")
 	}
 	p.starts++
-	args := append([]string{"serve", "--data-dir", p.dir, "--listen", p.addr}, p.extra...)
+	// A free admin port: brokers of parallel tests (and of other test
+	// runs on the machine) would all want the default 9644.
+	args := append([]string{"serve", "--data-dir", p.dir, "--listen", p.addr, "--admin-listen", "127.0.0.1:0"}, p.extra...)
 	cmd := exec.Command(p.bin, args...)
 	if len(p.wrap) > 0 {
 		cmd = exec.Command(p.wrap[0], append(append(p.wrap[1:len(p.wrap):len(p.wrap)], p.bin), args...)...)
