@@ -36,7 +36,8 @@ var (
 	descPending   = prometheus.NewDesc("strand_core_overflow_pending", "Messages waiting in this core's overflow lists now.", coreLabels, nil)
 	descInboxMax  = prometheus.NewDesc("strand_core_inbox_depth_max", "Largest backlog one inbound ring held when drained.", coreLabels, nil)
 	descWakeups   = prometheus.NewDesc("strand_core_wakeups_total", "Service tasks run (wake-ups for messages, timers and completions).", coreLabels, nil)
-	descStalls    = prometheus.NewDesc("strand_core_stalls_total", "Pieces of loop work that ran past the stall threshold.", coreLabels, nil)
+	descStalls    = prometheus.NewDesc("strand_core_stalls_total", "Pieces of loop work that ran past the stall threshold (--stall-threshold), start-up and shutdown work included.", coreLabels, nil)
+	descExpStalls = prometheus.NewDesc("strand_core_expected_stalls_total", "Of strand_core_stalls_total, the start-up and shutdown work that is long by nature (not warned about).", coreLabels, nil)
 	descIOOps     = prometheus.NewDesc("strand_io_ops_total", "I/O operations the core submitted to its engine (io_uring unless the broker fell back), by op.", []string{"core", "op"}, nil)
 	descIOLatency = prometheus.NewDesc("strand_io_latency_seconds", "Submission to completion of the core's I/O; op=sync is an fdatasync, or a linked write+fdatasync: what an acks=all produce waits for.", []string{"core", "op"}, nil)
 	descCoreParts = prometheus.NewDesc("strand_core_partitions", "Partitions open on the core.", coreLabels, nil)
@@ -55,7 +56,7 @@ var (
 	descLag          = prometheus.NewDesc("strand_group_lag", "High watermark minus the group's committed offset (records the group has yet to consume and commit).", []string{"group", "topic", "partition"}, nil)
 
 	allDescs = []*prometheus.Desc{descCoreInfo, descRequests, descBytesIn, descBytesOut, descBusy, descSent, descReceived,
-		descOverflow, descPending, descInboxMax, descWakeups, descStalls, descIOOps, descIOLatency, descCoreParts,
+		descOverflow, descPending, descInboxMax, descWakeups, descStalls, descExpStalls, descIOOps, descIOLatency, descCoreParts,
 		descRecordsIn, descPBytesIn, descRecordsOut, descPBytesOut, descEndOffset, descHW, descStart, descSize,
 		descGroupMembers, descCommitted, descLag}
 )
@@ -125,6 +126,7 @@ func collectCore(ch chan<- prometheus.Metric, cs cluster.CoreSnapshot) {
 	gauge(descInboxMax, r.InboxDepthMax)
 	counter(descWakeups, r.Services)
 	counter(descStalls, r.Stalls)
+	counter(descExpStalls, r.ExpectedStalls)
 	gauge(descCoreParts, uint64(len(cs.Partitions)))
 	for _, op := range []struct {
 		name string
