@@ -107,9 +107,14 @@ func (s *Server) SetBroker(b Broker) { s.broker.Store(&b) }
 // so load balancers and orchestrators stop sending it work.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-// Close stops the server, waiting for requests in flight until ctx ends.
+// Close stops the server, waiting for requests in flight until ctx ends
+// and then cutting off the rest (a 30 s CPU profile must not hold a
+// shutdown).
 func (s *Server) Close(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
+	if err != nil {
+		err = errors.Join(err, s.http.Close())
+	}
 	<-s.done
 	return err
 }

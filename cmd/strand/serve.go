@@ -193,7 +193,9 @@ func serve(args []string) int {
 	}
 	err = node.Close(ctx)
 	if admin != nil {
-		admin.Close(ctx)
+		actx, acancel := context.WithTimeout(context.Background(), time.Second)
+		admin.Close(actx)
+		acancel()
 	}
 	if err != nil {
 		logger.Error("unclean shutdown", "err", err)
