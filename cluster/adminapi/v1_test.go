@@ -3,9 +3,12 @@ package adminapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -243,4 +246,50 @@ func TestSnapshotTimeoutAnswers503AndWarnsOnce(t *testing.T) {
 	if n := strings.Count(logs.String(), "msg=\"admin API: a core did not report"); n != 1 {
 		t.Fatalf("%d warnings for 5 timeouts within the rate limit, want 1:\n%s", n, logs.String())
 	}
+}
+
+// Close waits for requests only until its context ends, then cuts them
+// off: a 30 s CPU profile in flight must not hold a broker's shutdown.
+func TestCloseCutsOffSlowRequests(t *testing.T) {
+	s, err := Listen(Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + s.Addr() + "/debug/pprof/profile?seconds=30")
+		if err == nil {
+			_, err = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				err = fmt.Errorf("profile completed: %s", resp.Status)
+			}
+		}
+		got <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(goroutines(), "net/http/pprof.Profile") {
+		if time.Now().After(deadline) {
+			t.Fatal("the profile request never reached its handler")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with a profile in flight: %v, want the deadline", err)
+	}
+	select {
+	case err := <-got:
+		if strings.Contains(err.Error(), "profile completed") {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the profile request still runs after Close returned")
+	}
+}
+
+func goroutines() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
 }
