@@ -108,3 +108,22 @@ func BenchmarkSnapshot(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSnapshotPartitions is Snapshot's cost with many partitions: each
+// core copies every partition it owns while the snapshot message runs, so
+// this bounds how long a scrape holds a core.
+func BenchmarkSnapshotPartitions(b *testing.B) {
+	manyOnce.Do(func() { createTopic(b, uniq("bench-many"), 2000) })
+	b.ResetTimer()
+	BenchmarkSnapshot(b)
+}
+
+// manyOnce: the benchmark function runs once per b.N tried.
+var manyOnce sync.Once
+
+// BenchmarkScrapePartitions is one scrape with 2,000 more partitions.
+func BenchmarkScrapePartitions(b *testing.B) {
+	manyOnce.Do(func() { createTopic(b, uniq("bench-many"), 2000) })
+	b.ResetTimer()
+	BenchmarkScrape(b)
+}
