@@ -26,7 +26,7 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// Broker is GET /v1/brokers' element.
+// brokerJSON is an element of GET /v1/brokers.
 type brokerJSON struct {
 	NodeID    int32      `json:"node_id"`
 	Listen    string     `json:"listen"`
