@@ -72,6 +72,14 @@ func (b *backend) Topic(name string) (wire.TopicInfo, bool) {
 	return b.topicInfo(t), true
 }
 
+func (b *backend) PartitionCount(name string) (int32, bool) {
+	t, ok := b.node.meta.Load().topics[name]
+	if !ok {
+		return 0, false
+	}
+	return t.Partitions(), true
+}
+
 func (b *backend) topicInfo(t *Topic) wire.TopicInfo {
 	id := b.node.cfg.NodeID
 	ti := wire.TopicInfo{Name: t.Name, ID: t.ID, Internal: t.Internal, Partitions: make([]wire.PartitionInfo, len(t.Cores))}

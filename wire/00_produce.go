@@ -38,7 +38,7 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 		*rt = kmsg.NewProduceResponseTopic()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(t.Partitions))
-		ti, exists := c.be.Topic(t.Topic)
+		nparts, exists := c.be.PartitionCount(t.Topic)
 		if !exists && autoCreate && !badAcks && metadata.TopicNameProblem(t.Topic) == "" {
 			// The client learns the partitions from Metadata and retries;
 			// UNKNOWN_TOPIC_OR_PARTITION is retriable.
@@ -60,7 +60,7 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 			case badAcks:
 				fail(errInvalidRequiredAcks, "acks must be 0, 1 or -1")
 				continue
-			case !exists || p.Partition < 0 || int(p.Partition) >= len(ti.Partitions):
+			case !exists || p.Partition < 0 || p.Partition >= nparts:
 				fail(errUnknownTopicOrPartition, "")
 				continue
 			}

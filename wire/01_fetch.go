@@ -38,7 +38,7 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 		*rt = kmsg.NewFetchResponseTopic()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.FetchResponseTopicPartition, len(t.Partitions))
-		ti, exists := c.be.Topic(t.Topic)
+		nparts, exists := c.be.PartitionCount(t.Topic)
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
 			rp := &rt.Partitions[j]
@@ -52,7 +52,7 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 				maxBytes: min(max(p.PartitionMaxBytes, 0), int32(min(lim.MaxPartitionFetchBytes, math.MaxInt32))),
 				rp:       rp,
 			}
-			if !exists || p.Partition < 0 || int(p.Partition) >= len(ti.Partitions) {
+			if !exists || p.Partition < 0 || p.Partition >= nparts {
 				fp.res.ErrCode = errUnknownTopicOrPartition
 			} else {
 				fp.active = true

@@ -24,12 +24,12 @@ func (c *conn) handleDescribeProducers(s *slot, req *kmsg.DescribeProducersReque
 		*rt = kmsg.NewDescribeProducersResponseTopic()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.DescribeProducersResponseTopicPartition, len(t.Partitions))
-		ti, exists := c.be.Topic(t.Topic)
+		nparts, exists := c.be.PartitionCount(t.Topic)
 		for j, part := range t.Partitions {
 			rp := &rt.Partitions[j]
 			*rp = kmsg.NewDescribeProducersResponseTopicPartition()
 			rp.Partition = part
-			if !exists || part < 0 || int(part) >= len(ti.Partitions) {
+			if !exists || part < 0 || part >= nparts {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}

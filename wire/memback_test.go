@@ -144,6 +144,11 @@ func (s *memSession) Topics() []TopicInfo {
 	return out
 }
 
+func (s *memSession) PartitionCount(name string) (int32, bool) {
+	t, ok := s.Topic(name)
+	return int32(len(t.Partitions)), ok
+}
+
 func (s *memSession) Topic(name string) (TopicInfo, bool) {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
