@@ -58,6 +58,21 @@ type Config struct {
 	// invariants builds (-tags invariants, or -race) only.
 	AssertOwner func()
 	Logger      *slog.Logger
+
+	// Compaction (compact.go). Cleanup is cleanup.policy; the rest are
+	// Kafka's topic configs of the same names (0: Kafka's default).
+	Cleanup                CleanupPolicy
+	DeleteRetentionMs      int64   // tombstones kept this long after their first cleaning; default 1 day
+	MinCompactionLagMs     int64   // records younger than this are not cleaned; default 0
+	MaxCompactionLagMs     int64   // dirty records older than this force a pass; <= 0 unlimited
+	MinCleanableDirtyRatio float64 // dirty share of the cleanable log that starts a pass; default 0.5
+	// CleanBytesPerTick bounds the log read by the cleaner per Tick;
+	// CleanBudget, when set, is the core's budget shared by its logs.
+	CleanBytesPerTick int64
+	CleanBudget       *CleanBudget
+	// CleanMapBytes bounds a pass's key map; a pass cleans only as much
+	// of the dirty log as its keys fit. Default 64 MiB.
+	CleanMapBytes int64
 }
 
 func (c *Config) fill() {
@@ -98,6 +113,7 @@ func (c *Config) fill() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	fillCompaction(c)
 }
 
 // AppendResult is what an acknowledged append reports.
@@ -223,6 +239,8 @@ type Log struct {
 	// kickQueued: a kick is deferred to the engine's next Poll (see append).
 	kickQueued bool
 	kickFn     func()
+
+	clean cleaner // compaction state (compact.go)
 }
 
 type recentBatch struct {
@@ -775,6 +793,7 @@ func (l *Log) Tick(nowMs int64) {
 		l.kick()
 	}
 	l.ApplyRetention(nowMs)
+	l.tickClean(nowMs)
 	l.shrinkIdleBuffer(nowMs)
 	l.retryStalled()
 }
@@ -817,6 +836,7 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closed = true
+	l.closeCleanIO()
 	l.files.forget(l)
 	var first error
 	if l.failed == nil && l.active != nil {

@@ -345,6 +345,7 @@ func (l *Log) replay(from Offset, fn func(h *BatchHeader)) error {
 			e = seg.index.lookup(uint32(from - Offset(seg.base)))
 		}
 		st := l.newScan(int64(e.pos), Offset(seg.base)+Offset(e.rel))
+		st.gaps = seg != l.active // cleaned segments have offset gaps
 		st.onBatch = func(h *BatchHeader, _ int64) {
 			if h.BaseOffset >= from {
 				fn(h)

@@ -201,7 +201,9 @@ func (r *diskRead) onRead(n int, err error) {
 			r.finish(r.corrupt(err))
 			return
 		}
-		if h.BaseOffset != r.next {
+		if h.BaseOffset != r.next && (h.BaseOffset < r.next || r.seg == r.l.active || h.LastOffset() > r.seg.last) {
+			// A sealed segment the cleaner rewrote has gaps between
+			// batches, but never offsets outside the segment.
 			// baseOffset lies outside the CRC: only the sequence vouches for it.
 			r.finish(r.corrupt(fmt.Errorf("%w: base offset %d, expected %d", ErrCorruptBatch, h.BaseOffset, r.next)))
 			return

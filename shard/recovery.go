@@ -65,6 +65,9 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	if names, err = l.recoverSwaps(names); err != nil {
+		return nil, err
+	}
 	var bases []SegmentBase
 	for _, n := range names {
 		if b, ok := parseSegmentName(n); ok {
@@ -91,6 +94,14 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 			seg.last = Offset(bases[i+1]) - 1
 		}
 		l.segs = append(l.segs, seg)
+		if i+1 < len(bases) && !fs.Exists(seg.path(indexExt)) {
+			// Sealing writes both indexes before the next segment exists:
+			// only a cleaner swap cut short after its rename lacks them.
+			if err := l.rebuildIndexes(seg); err != nil {
+				l.closeSegs()
+				return nil, fmt.Errorf("shard: rebuild indexes of %s: %w", seg.path(logExt), err)
+			}
+		}
 	}
 	l.active = l.segs[len(l.segs)-1]
 	if err := l.recoverTail(); err != nil {

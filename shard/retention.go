@@ -71,6 +71,9 @@ func (l *Log) releaseRead(seg *segment) {
 }
 
 func (l *Log) expired(seg *segment, nowMs int64) bool {
+	if !l.cfg.Cleanup.deletes() {
+		return false // cleanup.policy=compact: only the cleaner removes records
+	}
 	if l.cfg.RetentionBytes > 0 && l.sizeBytes()-seg.size >= l.cfg.RetentionBytes {
 		return true
 	}
@@ -223,6 +226,7 @@ func (l *Log) findBoundary(seg *segment, offset Offset) (int64, Offset, error) {
 	var pos int64 = int64(e.pos)
 	last := Offset(seg.base) + Offset(e.rel) - 1
 	st := l.newScan(pos, last+1)
+	st.gaps = true // a cleaned segment has offset gaps
 	st.onBatch = func(h *BatchHeader, p int64) {
 		if h.BaseOffset <= offset && h.LastOffset() < offset {
 			pos, last = p+int64(h.Size()), h.LastOffset()
@@ -251,6 +255,13 @@ func (l *Log) Reconfigure(c Config) {
 	l.cfg.SegmentBytes, l.cfg.SegmentMs = c.SegmentBytes, c.SegmentMs
 	l.cfg.RetentionBytes, l.cfg.RetentionMs = c.RetentionBytes, c.RetentionMs
 	l.cfg.LogAppendTime = c.LogAppendTime
+	l.cfg.Cleanup, l.cfg.DeleteRetentionMs = c.Cleanup, c.DeleteRetentionMs
+	l.cfg.MinCompactionLagMs, l.cfg.MaxCompactionLagMs = c.MinCompactionLagMs, c.MaxCompactionLagMs
+	l.cfg.MinCleanableDirtyRatio = c.MinCleanableDirtyRatio
+	fillCompaction(&l.cfg)
+	if !l.cfg.Cleanup.compacts() {
+		l.abortClean()
+	}
 	if max := (l.cfg.BufferBytes - 2*dma.DefaultAlign) / 2; c.MaxBatchBytes > max {
 		c.MaxBatchBytes = max
 	}

@@ -33,9 +33,12 @@ type scanState struct {
 	checkEpochs bool
 	maxEpoch    Epoch
 	lastEpoch   Epoch
-	onBatch     func(h *BatchHeader, pos int64)
-	stop        stopReason
-	stopDetail  string
+	// gaps accepts a base offset past the expected one, as in a segment
+	// the cleaner rewrote (never in the active segment's recovery).
+	gaps       bool
+	onBatch    func(h *BatchHeader, pos int64)
+	stop       stopReason
+	stopDetail string
 }
 
 // scan walks whole batches in buf, which holds file bytes starting at
@@ -74,7 +77,7 @@ func (s *scanState) scan(buf []byte, bufPos int64, atEOF bool) {
 			s.stop, s.stopDetail = stopCorrupt, fmt.Sprintf("base offset %d", h.BaseOffset)
 			return
 		}
-		if s.next >= 0 && h.BaseOffset != s.next {
+		if s.next >= 0 && h.BaseOffset != s.next && !(s.gaps && h.BaseOffset > s.next) {
 			s.stop, s.stopDetail = stopDiscontig, fmt.Sprintf("base offset %d, expected %d", h.BaseOffset, s.next)
 			return
 		}
