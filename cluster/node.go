@@ -81,6 +81,13 @@ type Config struct {
 	// open for reads (shard.FileCache). An open partition holds
 	// shard.DescriptorsPerLog more. Default 256.
 	SegmentFilesPerCore int
+	// CleanerBytesPerRound bounds the log each core's cleaner reads per
+	// round, all its compacted partitions together (shard.CleanBudget).
+	// Default 1 MiB.
+	CleanerBytesPerRound int64
+	// CleanerInterval is the time between a core's cleaning rounds.
+	// Default 100ms.
+	CleanerInterval time.Duration
 }
 
 // Node is one running broker.
@@ -143,6 +150,12 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = time.Second
+	}
+	if cfg.CleanerBytesPerRound <= 0 {
+		cfg.CleanerBytesPerRound = 1 << 20
+	}
+	if cfg.CleanerInterval <= 0 {
+		cfg.CleanerInterval = 100 * time.Millisecond
 	}
 	if cfg.OffsetsPartitions <= 0 {
 		cfg.OffsetsPartitions = 8
@@ -234,7 +247,7 @@ func Start(cfg Config) (*Node, error) {
 	for _, c := range rt.Cores() {
 		n.cores = append(n.cores, &coreState{node: n, core: c, parts: map[wire.PartitionRef]*partition{},
 			queues: map[wire.PartitionRef][]func(next func()){}, readPool: dma.NewPool(readPoolPerClass),
-			files: shard.NewFileCache(cfg.SegmentFilesPerCore)})
+			files: shard.NewFileCache(cfg.SegmentFilesPerCore), clean: shard.NewCleanBudget(cfg.CleanerBytesPerRound)})
 	}
 	// The budget needs the core count: each core's file cache is part of it.
 	n.fdLimit = soft
@@ -287,6 +300,7 @@ func Start(cfg Config) (*Node, error) {
 		cs := cs
 		n.rt.Post(cs.core.ID(), func(*reactor.Core) {
 			cs.startTicking()
+			cs.startCleaning()
 			cs.startCoordinators()
 		})
 	}

@@ -23,6 +23,8 @@ type coreState struct {
 	// files holds the open files of the sealed segments of every log on
 	// this core, at most Config.SegmentFilesPerCore.
 	files *shard.FileCache
+	// clean is the cleaning budget of the compacted partitions here.
+	clean *shard.CleanBudget
 	// queues serialises the slow lifecycle steps of each partition (open
 	// off the core, quiesce and close, remove the directory): a step
 	// starts when the one before it has called next. See serially.
@@ -65,6 +67,8 @@ func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
 	cfg.ReadPool = cs.readPool
 	cfg.FileCache = cs.files
 	cfg.AssertOwner = cs.core.AssertOwned
+	cfg.CleanBudget = cs.clean
+	cfg.CleanBytesPerTick = cs.node.cfg.CleanerBytesPerRound
 	return cfg
 }
 
@@ -284,4 +288,18 @@ func (cs *coreState) startTicking() {
 		p.log.Tick(now)
 	}
 	cs.core.After(cs.node.cfg.TickInterval, cs.startTicking)
+}
+
+// startCleaning runs a cleaning round of the core's compacted partitions
+// every CleanerInterval: small rounds (CleanerBytesPerRound for the whole
+// core) keep the core's other work waiting at most one round.
+func (cs *coreState) startCleaning() {
+	if cs.closing {
+		return
+	}
+	now := time.Now().UnixMilli()
+	for _, p := range cs.parts {
+		p.log.Clean(now)
+	}
+	cs.core.After(cs.node.cfg.CleanerInterval, cs.startCleaning)
 }

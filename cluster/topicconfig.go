@@ -41,5 +41,16 @@ func logConfig(base shard.Config, dir string, overrides map[string]string) shard
 	c.RetentionMs = configInt(overrides, "retention.ms")
 	c.MaxBatchBytes = int(configInt(overrides, "max.message.bytes"))
 	c.LogAppendTime = configValue(overrides, "message.timestamp.type") == "LogAppendTime"
+	// Compaction settings: a key with no value here leaves shard's
+	// default, which is Kafka's.
+	c.Cleanup = shard.ParseCleanupPolicy(configValue(overrides, "cleanup.policy"))
+	c.DeleteRetentionMs = configInt(overrides, "delete.retention.ms")
+	c.MinCompactionLagMs = configInt(overrides, "min.compaction.lag.ms")
+	c.MaxCompactionLagMs = configInt(overrides, "max.compaction.lag.ms")
+	if r, err := strconv.ParseFloat(configValue(overrides, "min.cleanable.dirty.ratio"), 64); err == nil {
+		// Kafka allows 0 (clean whenever anything is dirty); shard reads 0
+		// as its default, so 0 becomes the smallest positive ratio.
+		c.MinCleanableDirtyRatio = max(r, 1e-9)
+	}
 	return c
 }

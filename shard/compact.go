@@ -37,13 +37,15 @@ import (
 //     the cleanable bytes, when the oldest dirty record is older than
 //     MaxCompactionLagMs, or when a delete horizon has passed.
 //
-// Budget: the cleaner runs from Tick, in steps of at most CleanBudget's
-// bytes per tick for all the logs of a core (or CleanBytesPerTick for a
-// log on its own), reading and writing its files with plain synchronous
-// calls: a step costs a bounded, small amount of core time (one chunk of
-// a page-cache file), and the core's producers wait at most one step.
-// The fsync and renames of a segment swap are the unbounded part; they
-// happen once per cleaned segment.
+// Budget: the cleaner runs in rounds (Clean, called by Tick and by the
+// core's cleaning timer), each reading at most CleanBytesPerTick of log,
+// shared by all the logs of a core through CleanBudget. It reads and
+// writes its files with plain synchronous calls in steps of at most one
+// batch past the budget: a round costs a bounded amount of core time
+// (budget bytes of page-cache reads, decompression and buffered writes),
+// and the core's producers and consumers wait at most one round between
+// their own callbacks. The fsyncs and renames of a segment swap are not
+// bounded by the budget; they come once per cleaned segment.
 //
 // Crash safety: a cleaned segment is written to <base>.cleaned (buffered,
 // not O_DIRECT), fsynced, renamed to <base>.swap and the directory fsynced:
@@ -186,6 +188,7 @@ type cleaner struct {
 	horizonMs   int64 // earliest horizon seen in this pass
 	bytesIn     int64
 	bytesOut    int64
+	throttled   bool // the budget-bound log line was written for this pass
 
 	// Passes counts finished passes (tests, metrics).
 	passes int
@@ -197,8 +200,9 @@ func (l *Log) CleanerPasses() int { return l.clean.passes }
 // Cleaning reports whether a compaction pass is under way.
 func (l *Log) Cleaning() bool { return l.clean.phase != cleanIdle }
 
-// tickClean runs the cleaner for one tick's budget.
-func (l *Log) tickClean(nowMs int64) {
+// Clean runs the cleaner for one round's budget: Tick calls it, and a
+// core may call it more often to spread cleaning into smaller steps.
+func (l *Log) Clean(nowMs int64) {
 	if !l.cfg.Cleanup.compacts() || l.failed != nil || l.closed {
 		return
 	}
@@ -211,13 +215,19 @@ func (l *Log) tickClean(nowMs int64) {
 		budget = l.cfg.CleanBudget.take(nowMs, budget)
 	}
 	for budget > 0 && c.phase != cleanIdle {
-		n, err := l.cleanStep()
+		n, err := l.cleanStep(budget)
 		if err != nil {
 			l.abortClean()
 			l.storageError(nowMs, fmt.Errorf("log cleaner: %w", err))
 			return
 		}
 		budget -= n
+	}
+	if c.phase != cleanIdle && !c.throttled {
+		// Once per pass: the budget, not the work, ends this round.
+		c.throttled = true
+		l.cfg.Logger.Info("log cleaner pass continues over several rounds (cleaning budget per round used)",
+			"dir", l.cfg.Dir, "bytes_per_round", l.cfg.CleanBytesPerTick)
 	}
 }
 
@@ -271,7 +281,7 @@ func (l *Log) planClean(nowMs int64) bool {
 
 // cleanStep does one bounded piece of the pass and returns the bytes of
 // log it read.
-func (l *Log) cleanStep() (int64, error) {
+func (l *Log) cleanStep(budget int64) (int64, error) {
 	c := &l.clean
 	if c.truncations != l.truncations {
 		// A truncation may have cut or re-created the segments this pass
@@ -304,7 +314,7 @@ func (l *Log) cleanStep() (int64, error) {
 		}
 	}
 	start := c.in.pos
-	for c.in.pos-start < cleanChunkBytes {
+	for c.in.pos-start < min(cleanChunkBytes, budget) {
 		b, h, err := c.in.next()
 		if err != nil {
 			return c.in.pos - start, err

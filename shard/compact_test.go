@@ -1,10 +1,13 @@
 package shard
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"log/slog"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/strand-io/strand/dma"
@@ -364,5 +367,53 @@ func TestCompactDeletePolicy(t *testing.T) {
 		if policy == PolicyCompactDelete && olds != 0 {
 			t.Fatalf("compact,delete: %d old keys left past retention.ms", olds)
 		}
+	}
+}
+
+// TestCompactBudgetShared: two logs of one core share its cleaning budget;
+// no round reads more than the budget plus one batch, a pass spans many
+// rounds, and the log says so once per pass.
+func TestCompactBudgetShared(t *testing.T) {
+	fs := dma.NewMemFS(512, 4)
+	budget := NewCleanBudget(3000)
+	var logBuf bytes.Buffer
+	var logs []*Log
+	var engs []dma.Engine
+	for i := 0; i < 2; i++ {
+		cfg := compactConfig(PolicyCompact)
+		cfg.Dir = fmt.Sprint("/data/b-", i)
+		cfg.CleanBudget = budget
+		cfg.CleanBytesPerTick = 3000
+		cfg.Logger = slog.New(slog.NewTextHandler(&logBuf, nil))
+		l, eng := memLog(t, fs, cfg)
+		now := int64(1000)
+		for j := 0; j < 300; j++ {
+			appendWait(t, l, eng, keyedBatch(t, []kv{{[]byte(fmt.Sprint("k", j%7)), bytes.Repeat([]byte("v"), 40)}}, now, codecNone, -1, 0), now)
+		}
+		logs, engs = append(logs, l), append(engs, eng)
+	}
+	read := func() int64 { return logs[0].clean.bytesIn + logs[1].clean.bytesIn }
+	rounds := 0
+	for now := int64(2000); logs[0].CleanerPasses() == 0 || logs[1].CleanerPasses() == 0; now++ {
+		before := read()
+		p0, p1 := logs[0].CleanerPasses(), logs[1].CleanerPasses()
+		for i, l := range logs {
+			l.Clean(now)
+			drainLog(t, l, engs[i])
+		}
+		if logs[0].CleanerPasses() == p0 && logs[1].CleanerPasses() == p1 {
+			if got := read() - before; got > 3000+200 {
+				t.Fatalf("round at %d read %d bytes, budget 3000", now, got)
+			}
+		}
+		if rounds++; rounds > 10000 {
+			t.Fatal("passes never finished")
+		}
+	}
+	if rounds < 10 {
+		t.Fatalf("cleaning %d bytes took %d rounds at 3000 bytes each", logs[0].SizeBytes(), rounds)
+	}
+	if n := strings.Count(logBuf.String(), "continues over several rounds"); n != 2 {
+		t.Fatalf("budget log line written %d times for 2 passes", n)
 	}
 }

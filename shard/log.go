@@ -793,7 +793,7 @@ func (l *Log) Tick(nowMs int64) {
 		l.kick()
 	}
 	l.ApplyRetention(nowMs)
-	l.tickClean(nowMs)
+	l.Clean(nowMs)
 	l.shrinkIdleBuffer(nowMs)
 	l.retryStalled()
 }

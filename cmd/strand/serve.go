@@ -102,6 +102,8 @@ func serve(args []string) int {
 	stallThreshold := fs.Duration("stall-threshold", reactor.DefaultStallThreshold, "warn when one reactor callback holds its core longer than this (start-up and shutdown work excepted)")
 	diskReserve := fs.Int64("disk-reserve-bytes", defaultDiskReserveBytes, "free space produce never takes, kept for metadata writes, topic deletion and a clean shutdown on a full disk")
 	segFiles := fs.Int("segment-files-per-core", 256, "sealed segment files each core keeps open for reads (the rest are reopened on demand)")
+	cleanerBytes := fs.Int64("cleaner-bytes-per-round", 1<<20, "log each core's cleaner reads per round for its compacted partitions (cleanup.policy=compact); a pass spans as many rounds as it needs")
+	cleanerInterval := fs.Duration("cleaner-interval", 100*time.Millisecond, "time between a core's cleaning rounds")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -143,7 +145,12 @@ func serve(args []string) int {
 		DrainTimeout:  *drainTimeout,
 		MaxPartitions: *maxParts, ReservedFDs: *reservedFDs,
 		AutoCreateMaxPerRequest: *autoPerReq, AutoCreatePerSecond: *autoPerSec,
-		SegmentFilesPerCore: *segFiles,
+		SegmentFilesPerCore:  *segFiles,
+		CleanerBytesPerRound: *cleanerBytes, CleanerInterval: *cleanerInterval,
+	}
+	if *cleanerBytes <= 0 || *cleanerInterval <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --cleaner-bytes-per-round and --cleaner-interval must be positive")
+		return 2
 	}
 	if *drainTimeout <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --drain-timeout must be positive")
