@@ -821,3 +821,7 @@ func (o *cleanOutput) flush() error {
 	o.pending = o.pending[:0]
 	return nil
 }
+
+// ActiveBase is the first offset of the active segment, which the cleaner
+// never touches: below it a compacted log holds at most one record per key.
+func (l *Log) ActiveBase() Offset { return Offset(l.active.base) }
