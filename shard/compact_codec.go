@@ -19,6 +19,22 @@ import (
 // a batch was at most MaxBatchBytes when produced and decompresses to at
 // most cleanDecompressMax (below), or the batch is kept as it is.
 
+// lz4 readers and writers hold megabytes of block buffers: pooled, so a
+// round of many small batches does not allocate them per batch.
+var (
+	lz4Readers = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+	lz4Writers = sync.Pool{New: func() any {
+		// 64 KiB blocks, as the Java client writes: a reader allocates
+		// the frame's block size, and the default (4 MiB) per batch
+		// dominates the cost of a small batch.
+		w := lz4.NewWriter(nil)
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb)); err != nil {
+			panic(err) // constant option
+		}
+		return w
+	}}
+)
+
 var (
 	zstdOnce sync.Once
 	zstdDec  *zstd.Decoder
@@ -35,7 +51,9 @@ func zstdCodecs() (*zstd.Decoder, *zstd.Encoder) {
 		if err != nil {
 			panic(err) // constant options
 		}
-		zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+		// A batch is small: a small window keeps both sides' memory
+		// (and the decoder's allocation per batch) small.
+		zstdEnc, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
 		if err != nil {
 			panic(err)
 		}
@@ -76,7 +94,10 @@ func decompressRecords(codec int16, body []byte, limit int64) ([]byte, error) {
 		}
 		return out, nil
 	case codecLZ4:
-		r = lz4.NewReader(bytes.NewReader(body))
+		lr := lz4Readers.Get().(*lz4.Reader)
+		defer lz4Readers.Put(lr)
+		lr.Reset(bytes.NewReader(body))
+		r = lr
 	case codecZstd:
 		dec, _ := zstdCodecs()
 		out, err := dec.DecodeAll(body, nil)
@@ -131,7 +152,9 @@ func compressRecords(codec int16, raw []byte) ([]byte, error) {
 			raw = raw[n:]
 		}
 	case codecLZ4:
-		w := lz4.NewWriter(&buf)
+		w := lz4Writers.Get().(*lz4.Writer)
+		defer lz4Writers.Put(w)
+		w.Reset(&buf)
 		if _, err := w.Write(raw); err != nil {
 			return nil, err
 		}
