@@ -417,3 +417,54 @@ func TestCompactBudgetShared(t *testing.T) {
 		t.Fatalf("budget log line written %d times for 2 passes", n)
 	}
 }
+
+// TestCompactKeepsProducerState: an idempotent producer's batches whose
+// records are all superseded go, except its last, kept empty (Kafka's
+// RETAIN_EMPTY) with its offsets, so after a restart a retry of that batch
+// is still answered as a duplicate.
+func TestCompactKeepsProducerState(t *testing.T) {
+	fs := dma.NewMemFS(512, 5)
+	cfg := compactConfig(PolicyCompact)
+	l, eng := memLog(t, fs, cfg)
+	now := int64(1_000_000)
+	var last []byte
+	var lastRes AppendResult
+	for i := 0; i < 20; i++ {
+		b := keyedBatch(t, []kv{{[]byte(fmt.Sprint("k", i%3)), []byte("idem")}}, now, codecNone, 7, int32(i))
+		lastRes, last = appendWait(t, l, eng, b, now), b
+	}
+	for i := 0; i < 100; i++ { // supersede every key, and seal it all
+		appendWait(t, l, eng, keyedBatch(t, []kv{{[]byte(fmt.Sprint("k", i%3)), []byte("plain")}}, now, codecNone, -1, 0), now)
+	}
+	tickUntilClean(t, l, eng, now)
+	var empties, pidBatches int
+	for off := Offset(0); off < l.HighWatermark(); {
+		r, err := readOnce(t, l, eng, off, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for b := r.Data; len(b) > 0; {
+			h, _ := ParseBatchHeader(b)
+			if h.ProducerID == 7 {
+				pidBatches++
+				if h.RecordCount == 0 && h.BaseOffset == lastRes.Base && h.LastOffset() == lastRes.Last {
+					empties++
+				}
+			}
+			off = h.LastOffset() + 1
+			b = b[h.Size():]
+		}
+	}
+	if pidBatches != 1 || empties != 1 {
+		t.Fatalf("producer 7 has %d batches left (%d the empty last one), want only its last batch, empty", pidBatches, empties)
+	}
+	drainLog(t, l, eng)
+	abandon(l)
+	l2, eng2 := memLog(t, fs, cfg)
+	next := l2.NextOffset()
+	res := appendWait(t, l2, eng2, last, now)
+	if res.Base != lastRes.Base || l2.NextOffset() != next {
+		t.Fatalf("retry of the last batch after cleaning and restart: got offset %d (next %d -> %d), want the duplicate answer %d",
+			res.Base, next, l2.NextOffset(), lastRes.Base)
+	}
+}
