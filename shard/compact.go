@@ -38,8 +38,9 @@ import (
 //     MaxCompactionLagMs, or when a delete horizon has passed.
 //
 // Budget: the cleaner runs in rounds (Clean, called by Tick and by the
-// core's cleaning timer), each reading at most CleanBytesPerTick of log,
-// shared by all the logs of a core through CleanBudget. It reads and
+// core's cleaning timer), each reading at most CleanBytesPerTick of log
+// (a compressed batch counts its decompressed size too), shared by all the
+// logs of a core through CleanBudget. It reads and
 // writes its files with plain synchronous calls in steps of at most one
 // batch past the budget: a round costs a bounded amount of core time
 // (budget bytes of page-cache reads, decompression and buffered writes),
@@ -313,23 +314,30 @@ func (l *Log) cleanStep(budget int64) (int64, error) {
 			c.out = out
 		}
 	}
-	start := c.in.pos
-	for c.in.pos-start < min(cleanChunkBytes, budget) {
+	// work counts the bytes read plus, for compressed batches, the bytes
+	// they inflate to: decompression is most of a compressed round's cost.
+	start, work := c.in.pos, int64(0)
+	for work < min(cleanChunkBytes, budget) {
 		b, h, err := c.in.next()
 		if err != nil {
-			return c.in.pos - start, err
+			return work, err
 		}
 		if b == nil {
 			break
 		}
+		var raw int
 		if c.phase == cleanMap {
-			l.mapBatch(b, &h)
-		} else if err := l.copyBatch(b, &h); err != nil {
-			return c.in.pos - start, err
+			raw = l.mapBatch(b, &h)
+		} else if raw, err = l.copyBatch(b, &h); err != nil {
+			return work, err
+		}
+		work += int64(len(b))
+		if h.Attributes&0x07 != codecNone {
+			work += int64(raw)
 		}
 	}
-	n := c.in.pos - start
-	c.bytesIn += n
+	c.bytesIn += c.in.pos - start
+	n := work
 	if !c.in.done() {
 		return n, nil
 	}
@@ -363,18 +371,19 @@ func (l *Log) holds(seg *segment) bool {
 	return false
 }
 
-// mapBatch records the batch's keys at their offsets.
-func (l *Log) mapBatch(b []byte, h *BatchHeader) {
+// mapBatch records the batch's keys at their offsets and returns the
+// size of its records decompressed.
+func (l *Log) mapBatch(b []byte, h *BatchHeader) int {
 	c := &l.clean
 	if h.ProducerID >= 0 {
 		c.pids[h.ProducerID] = h.BaseOffset
 	}
 	if h.Attributes&attrControl != 0 {
-		return
+		return 0
 	}
-	recs, err := batchRecords(b, h)
+	recs, raw, err := batchRecords(b, h)
 	if err != nil {
-		return // kept whole by copyBatch, so its keys need no entry
+		return 0 // kept whole by copyBatch, so its keys need no entry
 	}
 	for i := range recs {
 		r := &recs[i]
@@ -386,42 +395,44 @@ func (l *Log) mapBatch(b []byte, h *BatchHeader) {
 		}
 		c.keys[string(r.key)] = h.BaseOffset + Offset(r.offsetDelta)
 	}
+	return raw
 }
 
-func batchRecords(b []byte, h *BatchHeader) ([]cleanRecord, error) {
+// batchRecords decodes a batch's records; it also returns their size
+// decompressed.
+func batchRecords(b []byte, h *BatchHeader) ([]cleanRecord, int, error) {
 	raw, err := decompressRecords(h.Attributes&0x07, b[BatchHeaderSize:], cleanDecompressMax)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return parseRecords(raw, h.RecordCount)
+	recs, err := parseRecords(raw, h.RecordCount)
+	return recs, len(raw), err
 }
 
-// copyBatch writes what survives of the batch to the pass's output.
-func (l *Log) copyBatch(b []byte, h *BatchHeader) error {
-	nb, err := l.filterBatch(b, h)
-	if err != nil {
-		return err
-	}
-	if nb == nil {
-		return nil
+// copyBatch writes what survives of the batch to the pass's output and
+// returns the size of its records decompressed.
+func (l *Log) copyBatch(b []byte, h *BatchHeader) (int, error) {
+	nb, raw, err := l.filterBatch(b, h)
+	if err != nil || nb == nil {
+		return raw, err
 	}
 	nh, _ := ParseBatchHeader(nb)
-	return l.clean.out.add(nb, &nh, l.cfg.IndexIntervalBytes)
+	return raw, l.clean.out.add(nb, &nh, l.cfg.IndexIntervalBytes)
 }
 
 // filterBatch returns the batch with only its surviving records (b itself
 // if all survive), or nil when nothing of it is to be kept.
-func (l *Log) filterBatch(b []byte, h *BatchHeader) ([]byte, error) {
+func (l *Log) filterBatch(b []byte, h *BatchHeader) ([]byte, int, error) {
 	c := &l.clean
 	if h.Attributes&attrControl != 0 {
-		return b, nil
+		return b, 0, nil
 	}
-	recs, err := batchRecords(b, h)
+	recs, rawLen, err := batchRecords(b, h)
 	if err != nil {
 		// Valid by its CRC, so it was accepted once; keep it rather than
 		// lose records the cleaner cannot read.
 		l.cfg.Logger.Warn("log cleaner keeps a batch it cannot decode", "dir", l.cfg.Dir, "offset", h.BaseOffset, "err", err)
-		return b, nil
+		return b, 0, nil
 	}
 	horizonSet := h.Attributes&attrDeleteHorizon != 0
 	expired := horizonSet && c.nowMs >= h.BaseTimestamp
@@ -454,13 +465,13 @@ func (l *Log) filterBatch(b []byte, h *BatchHeader) ([]byte, error) {
 		}
 	}
 	if len(keep) == len(recs) && newBase == h.BaseTimestamp {
-		return b, nil
+		return b, rawLen, nil
 	}
 	if len(keep) == 0 {
 		if h.ProducerID >= 0 && c.pids[h.ProducerID] <= h.BaseOffset {
-			return emptyBatch(b), nil
+			return emptyBatch(b), rawLen, nil
 		}
-		return nil, nil
+		return nil, rawLen, nil
 	}
 	var raw []byte
 	for i := range keep {
@@ -468,7 +479,7 @@ func (l *Log) filterBatch(b []byte, h *BatchHeader) ([]byte, error) {
 	}
 	body, err := compressRecords(h.Attributes&0x07, raw)
 	if err != nil {
-		return nil, err
+		return nil, rawLen, err
 	}
 	nb := make([]byte, BatchHeaderSize+len(body))
 	copy(nb, b[:BatchHeaderSize])
@@ -486,7 +497,7 @@ func (l *Log) filterBatch(b []byte, h *BatchHeader) ([]byte, error) {
 	be.PutUint64(nb[27:], uint64(newBase))
 	be.PutUint32(nb[57:], uint32(len(keep)))
 	be.PutUint32(nb[17:], crc32.Checksum(nb[21:], castagnoli))
-	return nb, nil
+	return nb, rawLen, nil
 }
 
 // emptyBatch is b's header alone, with no records and no codec, as Kafka

@@ -109,7 +109,7 @@ func readRecords(t testing.TB, l *Log, eng dma.Engine) []gotRecord {
 			if h.LastOffset() < off {
 				t.Fatalf("read at %d served batch %d-%d", off, h.BaseOffset, h.LastOffset())
 			}
-			recs, err := batchRecords(b[:h.Size()], &h)
+			recs, _, err := batchRecords(b[:h.Size()], &h)
 			if err != nil {
 				t.Fatalf("batch %d: %v", h.BaseOffset, err)
 			}
