@@ -570,6 +570,11 @@ func (l *Log) swapCleaned(old *segment) error {
 			idx = i
 		}
 	}
+	if idx < 0 {
+		// Gone meanwhile (cleanStep checks before every step, so this is
+		// only a guard): nothing to replace.
+		return l.fs.Remove(out.path)
+	}
 	if out.pos == 0 && idx > 0 {
 		_ = l.fs.Remove(out.path)
 		if err := l.removeSegment(old); err != nil {
