@@ -81,6 +81,8 @@ var hostilePhases = []hostilePhase{
 	{name: "slowloris: partial frames and silent connections", start: slowloris, check: slowlorisClosed},
 	{name: "200 pipelined fetches never read, twice", start: unreadFetches, settle: unreadFetchesHeld},
 	{name: "huge max_bytes fetches", start: hugeFetches},
+	{name: "mass auto-create through Metadata", start: massAutoCreate},
+	{name: "poison records of each kind", start: poisonRecords},
 }
 
 type hostileRun struct {
