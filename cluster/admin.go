@@ -160,6 +160,7 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 		return
 	}
 	if msg := n.overBudget(s, parts); msg != "" {
+		n.partsRefused.Add(1)
 		n.budgetLog.Warn(n.log, "refusing topic: partition budget exhausted", "topic", t.Name, "partitions", parts, "why", msg)
 		answer(kerr.PolicyViolation.Code, msg)
 		return
@@ -258,6 +259,7 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 			return
 		}
 		if msg := n.overBudget(s, total-t.Partitions()); msg != "" {
+			n.partsRefused.Add(1)
 			n.budgetLog.Warn(n.log, "refusing partitions: partition budget exhausted", "topic", name, "partitions", total-t.Partitions(), "why", msg)
 			answer(kerr.PolicyViolation.Code, msg)
 			return

@@ -93,6 +93,7 @@ func (n *Node) takeAutoCreate() (bool, string) {
 		n.autoTokens--
 		return true, ""
 	}
+	n.autoThrottled.Add(1)
 	n.autoLog.Warn(n.log, "auto-create rate limit reached: topics named by Metadata or Produce are not created", "per_second", rate, "flag", "--auto-create-per-second")
 	return false, fmt.Sprintf("auto-creation is limited to %d topics per second (--auto-create-per-second)", rate)
 }

@@ -136,6 +136,9 @@ type Node struct {
 	autoTokens float64
 	autoLast   time.Time
 	autoLog    rateLog
+	// Counters of what those limits refused, for metrics (Limits). Admin
+	// paths only, never the data path.
+	partsRefused, autoThrottled atomic.Int64
 }
 
 // Start opens the data directory, starts one reactor per core with the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
+	"github.com/strand-io/strand/wire"
 )
 
 // CoreSnapshot is one core's state as that core reported it: its counters
@@ -194,6 +195,23 @@ func (n *Node) Info() BrokerInfo {
 		bi.Cores = append(bi.Cores, CoreInfo{ID: cs.core.ID(), CPU: cs.core.CPU(), TID: cs.core.TID()})
 	}
 	return bi
+}
+
+// LimitStats counts what the broker's limits did (docs/RELIABILITY.md),
+// for metrics. Safe from any goroutine.
+type LimitStats struct {
+	Wire wire.Stats
+	// PartitionsRefused counts CreateTopics topics and CreatePartitions
+	// refused by the partition or descriptor budget.
+	PartitionsRefused int64
+	// AutoCreateThrottled counts implicit creations refused by
+	// --auto-create-per-second.
+	AutoCreateThrottled int64
+}
+
+// Limits returns the limit counters. Safe from any goroutine.
+func (n *Node) Limits() LimitStats {
+	return LimitStats{Wire: n.srv.Stats(), PartitionsRefused: n.partsRefused.Load(), AutoCreateThrottled: n.autoThrottled.Load()}
 }
 
 // Ready reports whether the broker serves clients: true from the return of

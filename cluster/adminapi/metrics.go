@@ -51,14 +51,27 @@ var (
 	descStart      = prometheus.NewDesc("strand_partition_log_start_offset", "The partition's first offset still kept.", partLabels, nil)
 	descSize       = prometheus.NewDesc("strand_partition_log_size_bytes", "Bytes the partition's segments hold on disk.", partLabels, nil)
 
-	descGroupMembers = prometheus.NewDesc("strand_group_members", "Members of the consumer group.", []string{"group"}, nil)
-	descCommitted    = prometheus.NewDesc("strand_group_committed_offset", "The group's committed offset for a partition.", []string{"group", "topic", "partition"}, nil)
-	descLag          = prometheus.NewDesc("strand_group_lag", "High watermark minus the group's committed offset (records the group has yet to consume and commit).", []string{"group", "topic", "partition"}, nil)
+	descConnsOpen     = prometheus.NewDesc("strand_connections_open", "Client connections open now.", nil, nil)
+	descConnsRefused  = prometheus.NewDesc("strand_connections_refused_total", "Connections closed on open by --max-connections, --max-connections-per-ip or the descriptor guard.", nil, nil)
+	descIdleClosed    = prometheus.NewDesc("strand_connections_idle_closed_total", "Connections closed by --idle-timeout.", nil, nil)
+	descReqTimeouts   = prometheus.NewDesc("strand_connections_request_timeouts_total", "Connections closed because a started request frame did not complete within --request-timeout.", nil, nil)
+	descSlowReaders   = prometheus.NewDesc("strand_connections_slow_readers_closed_total", "Connections closed for sending past --max-connection-buffered-bytes while their responses went unread.", nil, nil)
+	descProtoErrors   = prometheus.NewDesc("strand_protocol_errors_total", "Connections closed for a malformed or unsupported frame.", nil, nil)
+	descPanics        = prometheus.NewDesc("strand_handler_panics_total", "Protocol handler panics recovered (each closed its connection).", nil, nil)
+	descFetchMemory   = prometheus.NewDesc("strand_fetch_memory_bytes", "Fetch response memory reserved now, against --fetch-memory-bytes.", nil, nil)
+	descFetchWaits    = prometheus.NewDesc("strand_fetch_memory_waits_total", "Fetches that waited for the fetch memory budget.", nil, nil)
+	descPartsRefused  = prometheus.NewDesc("strand_partitions_refused_total", "Topics or partition additions refused by --max-partitions or the descriptor budget.", nil, nil)
+	descAutoThrottled = prometheus.NewDesc("strand_auto_create_throttled_total", "Implicit topic creations refused by --auto-create-per-second.", nil, nil)
+	descGroupMembers  = prometheus.NewDesc("strand_group_members", "Members of the consumer group.", []string{"group"}, nil)
+	descCommitted     = prometheus.NewDesc("strand_group_committed_offset", "The group's committed offset for a partition.", []string{"group", "topic", "partition"}, nil)
+	descLag           = prometheus.NewDesc("strand_group_lag", "High watermark minus the group's committed offset (records the group has yet to consume and commit).", []string{"group", "topic", "partition"}, nil)
 
 	allDescs = []*prometheus.Desc{descCoreInfo, descRequests, descBytesIn, descBytesOut, descBusy, descSent, descReceived,
 		descOverflow, descPending, descInboxMax, descWakeups, descStalls, descExpStalls, descIOOps, descIOLatency, descCoreParts,
 		descRecordsIn, descPBytesIn, descRecordsOut, descPBytesOut, descEndOffset, descHW, descStart, descSize,
-		descGroupMembers, descCommitted, descLag}
+		descGroupMembers, descCommitted, descLag,
+		descConnsOpen, descConnsRefused, descIdleClosed, descReqTimeouts, descSlowReaders, descProtoErrors, descPanics,
+		descFetchMemory, descFetchWaits, descPartsRefused, descAutoThrottled}
 )
 
 // collector gathers every metric at scrape time from one cluster.Node
@@ -88,6 +101,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, cs := range snap {
 		collectCore(ch, cs)
 	}
+	collectLimits(ch, (*b).Limits())
 	parts := partIndex(snap)
 	for _, cs := range snap {
 		for _, g := range cs.Groups {
@@ -101,6 +115,28 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
+}
+
+// collectLimits exports what the broker's limits did: each limit in
+// docs/RELIABILITY.md logs when it bites and counts here.
+func collectLimits(ch chan<- prometheus.Metric, l cluster.LimitStats) {
+	c := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	g := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	g(descConnsOpen, l.Wire.OpenConnections)
+	c(descConnsRefused, l.Wire.Refused)
+	c(descIdleClosed, l.Wire.IdleClosed)
+	c(descReqTimeouts, l.Wire.RequestTimeouts)
+	c(descSlowReaders, l.Wire.SlowReaders)
+	c(descProtoErrors, l.Wire.ProtocolErrors)
+	c(descPanics, l.Wire.Panics)
+	g(descFetchMemory, l.Wire.FetchMemoryBytes)
+	c(descFetchWaits, l.Wire.BudgetWaits)
+	c(descPartsRefused, l.PartitionsRefused)
+	c(descAutoThrottled, l.AutoCreateThrottled)
 }
 
 func collectCore(ch chan<- prometheus.Metric, cs cluster.CoreSnapshot) {

@@ -108,7 +108,12 @@ func TestMetricsUnderLoad(t *testing.T) {
 		"strand_partition_end_offset": {"core", "partition", "topic"}, "strand_partition_high_watermark": {"core", "partition", "topic"},
 		"strand_partition_log_start_offset": {"core", "partition", "topic"}, "strand_partition_log_size_bytes": {"core", "partition", "topic"},
 		"strand_group_members": {"group"}, "strand_group_committed_offset": {"group", "partition", "topic"},
-		"strand_group_lag": {"group", "partition", "topic"},
+		"strand_group_lag":        {"group", "partition", "topic"},
+		"strand_connections_open": {}, "strand_connections_refused_total": {},
+		"strand_connections_idle_closed_total": {}, "strand_connections_request_timeouts_total": {},
+		"strand_connections_slow_readers_closed_total": {}, "strand_protocol_errors_total": {},
+		"strand_handler_panics_total": {}, "strand_fetch_memory_bytes": {}, "strand_fetch_memory_waits_total": {},
+		"strand_partitions_refused_total": {}, "strand_auto_create_throttled_total": {},
 	}
 	for name, labels := range want {
 		f := fams[name]

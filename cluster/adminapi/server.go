@@ -24,6 +24,7 @@ type Broker interface {
 	Topics() []cluster.TopicLayout
 	Info() cluster.BrokerInfo
 	Ready() bool
+	Limits() cluster.LimitStats
 }
 
 var _ Broker = (*cluster.Node)(nil)
