@@ -1,0 +1,190 @@
+package topicconfig
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/strand-io/strand/shard"
+)
+
+// Every key with one value Kafka accepts and one it refuses. The test
+// fails if a key of the table has no case here, so a new key cannot
+// land unvalidated.
+var validationCases = map[string]struct{ good, bad []string }{
+	"cleanup.policy":                          {[]string{"delete", "compact", "compact,delete", "delete, compact"}, []string{"", "remove", "compact,", "Delete"}},
+	"compression.gzip.level":                  {[]string{"-1", "1", "9"}, []string{"0", "10", "x"}},
+	"compression.lz4.level":                   {[]string{"1", "9", "17"}, []string{"0", "18", "-1"}},
+	"compression.type":                        {[]string{"producer", "uncompressed", "zstd", "lz4", "snappy", "gzip"}, []string{"none", "GZIP", ""}},
+	"compression.zstd.level":                  {[]string{"-131072", "3", "22"}, []string{"23", "-131073", "1.5"}},
+	"delete.retention.ms":                     {[]string{"0", "86400000"}, []string{"-1", "x"}},
+	"file.delete.delay.ms":                    {[]string{"0", "60000"}, []string{"-1"}},
+	"flush.messages":                          {[]string{"1", maxLong}, []string{"0", "9223372036854775808"}},
+	"flush.ms":                                {[]string{"0", maxLong}, []string{"-1"}},
+	"follower.replication.throttled.replicas": {[]string{"", "*", "0:1", "0:1,1:2"}, []string{"0", "a:1", "0:1,"}},
+	"index.interval.bytes":                    {[]string{"0", "4096"}, []string{"-1", "4294967296"}},
+	"leader.replication.throttled.replicas":   {[]string{"*", "3:0"}, []string{"x"}},
+	"local.retention.bytes":                   {[]string{"-2", "-1", "0", "100"}, []string{"-3"}},
+	"local.retention.ms":                      {[]string{"-2", "1000"}, []string{"-3"}},
+	"max.compaction.lag.ms":                   {[]string{"1", maxLong}, []string{"0"}},
+	"max.message.bytes":                       {[]string{"0", "1048588", " 2048 "}, []string{"-1", "2147483648", "1MB"}},
+	"message.downconversion.enable":           {[]string{"true", "false", "TRUE"}, []string{"yes", "1"}},
+	"message.format.version":                  {[]string{"0.8.0", "0.10.2-IV0", "2.8", "3.0-IV1", "3.9"}, []string{"0.7.0", "4.0", "v2", "3.0-IVx", "3"}},
+	"message.timestamp.after.max.ms":          {[]string{"0", "3600000"}, []string{"-1"}},
+	"message.timestamp.before.max.ms":         {[]string{"0", maxLong}, []string{"-1"}},
+	"message.timestamp.difference.max.ms":     {[]string{"0"}, []string{"-5"}},
+	"message.timestamp.type":                  {[]string{"CreateTime", "LogAppendTime"}, []string{"createtime", "Now"}},
+	"min.cleanable.dirty.ratio":               {[]string{"0", "0.5", "1"}, []string{"-0.1", "1.01", "NaN", "half"}},
+	"min.compaction.lag.ms":                   {[]string{"0", "1000"}, []string{"-1"}},
+	"min.insync.replicas":                     {[]string{"1", "2"}, []string{"0", "-1"}},
+	"preallocate":                             {[]string{"true", "false"}, []string{"on"}},
+	"remote.log.copy.disable":                 {[]string{"true", "false"}, []string{"1"}},
+	"remote.log.delete.on.disable":            {[]string{"true", "false"}, []string{"no"}},
+	"remote.storage.enable":                   {[]string{"false", "FALSE"}, []string{"maybe"}},
+	"retention.bytes":                         {[]string{"-1", "0", "-100", "1073741824"}, []string{"1GB", ""}},
+	"retention.ms":                            {[]string{"-1", "0", "604800000"}, []string{"-2", "7d"}},
+	"segment.bytes":                           {[]string{"14", "1048576", "1073741824"}, []string{"13", "2147483648"}},
+	"segment.index.bytes":                     {[]string{"4", "10485760"}, []string{"3"}},
+	"segment.jitter.ms":                       {[]string{"0", "1000"}, []string{"-1"}},
+	"segment.ms":                              {[]string{"1", "604800000"}, []string{"0"}},
+	"unclean.leader.election.enable":          {[]string{"true", "false"}, []string{"t"}},
+}
+
+func TestValidateEveryKey(t *testing.T) {
+	for _, k := range Keys() {
+		c, ok := validationCases[k.Name]
+		if !ok {
+			t.Errorf("%s: no validation case", k.Name)
+			continue
+		}
+		if err := Validate(k.Name, &k.Default); err != nil {
+			t.Errorf("%s: default %q refused: %v", k.Name, k.Default, err)
+		}
+		if err := Validate(k.Name, nil); err != nil {
+			t.Errorf("%s: nil (back to default) refused: %v", k.Name, err)
+		}
+		for _, v := range c.good {
+			if err := Validate(k.Name, &v); err != nil {
+				t.Errorf("%s=%q refused: %v", k.Name, v, err)
+			}
+		}
+		for _, v := range c.bad {
+			err := Validate(k.Name, &v)
+			if !errors.Is(err, ErrInvalidValue) {
+				t.Errorf("%s=%q: got %v, want ErrInvalidValue", k.Name, v, err)
+				continue
+			}
+			if !strings.Contains(err.Error(), k.Name) {
+				t.Errorf("%s=%q: message %q does not name the key", k.Name, v, err)
+			}
+		}
+	}
+	for name := range validationCases {
+		if _, ok := Lookup(name); !ok {
+			t.Errorf("case for %s, which the table lacks", name)
+		}
+	}
+}
+
+func TestValidateUnknownKey(t *testing.T) {
+	v := "1"
+	for _, name := range []string{"min.insync.replica", "log.retention.ms", "", "Retention.ms"} {
+		err := Validate(name, &v)
+		if !errors.Is(err, ErrUnknownKey) || !strings.Contains(err.Error(), `"`+name+`"`) {
+			t.Errorf("%q: got %v, want ErrUnknownKey naming the key", name, err)
+		}
+	}
+}
+
+func TestRemoteStorageRefused(t *testing.T) {
+	for _, v := range []string{"true", "True", " true"} {
+		err := Validate("remote.storage.enable", &v)
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "tiered storage is not supported") ||
+			!strings.Contains(err.Error(), "remote.storage.enable") {
+			t.Errorf("%q: got %v", v, err)
+		}
+	}
+}
+
+func TestValidateSetCompactionLags(t *testing.T) {
+	if err := ValidateSet(map[string]string{"min.compaction.lag.ms": "10", "max.compaction.lag.ms": "5"}); !errors.Is(err, ErrInvalidValue) ||
+		!strings.Contains(err.Error(), "max.compaction.lag.ms") {
+		t.Fatalf("min > max: got %v", err)
+	}
+	if err := ValidateSet(map[string]string{"min.compaction.lag.ms": "5", "max.compaction.lag.ms": "5"}); err != nil {
+		t.Fatalf("min == max: %v", err)
+	}
+	if err := ValidateSet(map[string]string{"max.compaction.lag.ms": "1"}); err != nil {
+		t.Fatalf("default min (0) with max 1: %v", err)
+	}
+}
+
+func TestTableShape(t *testing.T) {
+	for _, k := range Keys() {
+		if k.Type == 0 || k.Doc == "" || k.Strand == "" {
+			t.Errorf("%s: type, doc and Strand's treatment are required", k.Name)
+		}
+		if k.Applied != (k.apply != nil) {
+			t.Errorf("%s: Applied=%v but apply set=%v", k.Name, k.Applied, k.apply != nil)
+		}
+		if !k.Applied && !strings.HasPrefix(k.Strand, "accepted and reported; ") && k.Name != "remote.storage.enable" {
+			t.Errorf("%s: not applied, so Strand must say it is accepted and reported and why", k.Name)
+		}
+	}
+}
+
+// The keys that changed the log before this table keep doing so, with
+// Kafka's defaults when not overridden.
+func TestLogConfig(t *testing.T) {
+	base := shard.Config{BufferBytes: 1 << 20, Preallocate: true, IndexIntervalBytes: 512}
+	def := LogConfig(base, "/d", nil)
+	want := base
+	want.Dir, want.SegmentBytes, want.SegmentMs = "/d", 1<<30, 604800000
+	want.RetentionBytes, want.RetentionMs, want.MaxBatchBytes = -1, 604800000, 1048588
+	if def != want {
+		t.Fatalf("defaults:\n got %+v\nwant %+v", def, want)
+	}
+	got := LogConfig(base, "/d", map[string]string{
+		"segment.bytes": "1048576", "segment.ms": "500", "retention.bytes": "4096", "retention.ms": "2000",
+		"max.message.bytes": "2048", "message.timestamp.type": "LogAppendTime",
+		"flush.messages": "1", "min.insync.replicas": "2", "compression.type": "zstd", "preallocate": "false",
+		"index.interval.bytes": "100",
+	})
+	want.SegmentBytes, want.SegmentMs, want.RetentionBytes, want.RetentionMs = 1048576, 500, 4096, 2000
+	want.MaxBatchBytes, want.LogAppendTime = 2048, true
+	if got != want {
+		t.Fatalf("overrides:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestBrokerEntries(t *testing.T) {
+	s := BrokerSettings{NodeID: 3, Listeners: "PLAINTEXT://127.0.0.1:9092", AdvertisedListeners: "PLAINTEXT://h:9092",
+		LogDirs: "/data", NumPartitions: 4, AutoCreateTopics: true, SocketRequestBytes: 100 << 20, OffsetsPartitions: 8,
+		IndexIntervalBytes: 4096, Static: map[string]bool{"broker.id": true, "node.id": true, "log.dirs": true}}
+	got := map[string]BrokerEntry{}
+	for _, e := range Broker(s) {
+		got[e.Name] = e
+	}
+	want := map[string]string{
+		"log.retention.ms": "604800000", "log.retention.hours": "168", "log.retention.bytes": "-1",
+		"log.segment.bytes": "1073741824", "log.roll.ms": "604800000", "log.roll.hours": "168",
+		"num.partitions": "4", "auto.create.topics.enable": "true", "message.max.bytes": "1048588",
+		"min.insync.replicas": "1", "default.replication.factor": "1", "compression.type": "producer",
+		"log.cleanup.policy": "delete", "broker.id": "3", "node.id": "3", "listeners": "PLAINTEXT://127.0.0.1:9092",
+		"advertised.listeners": "PLAINTEXT://h:9092", "log.dirs": "/data", "socket.request.max.bytes": "104857600",
+	}
+	for name, v := range want {
+		e, ok := got[name]
+		if !ok || e.Value != v {
+			t.Errorf("%s: got %+v, want value %q", name, e, v)
+		}
+	}
+	for name, e := range got {
+		if wantStatic := s.Static[name]; e.Static != wantStatic {
+			t.Errorf("%s: static %v, want %v", name, e.Static, wantStatic)
+		}
+		if e.Type == 0 || e.Doc == "" {
+			t.Errorf("%s: type and doc are required", name)
+		}
+	}
+}
