@@ -23,14 +23,6 @@ type BrokerSettings struct {
 	Static              map[string]bool
 }
 
-// BrokerEntry is one broker config as DescribeConfigs reports it.
-type BrokerEntry struct {
-	Name   string
-	Type   Type
-	Value  string
-	Static bool // set explicitly (STATIC_BROKER_CONFIG), else DEFAULT_CONFIG
-	Doc    string
-}
 
 // brokerTopicDefaults are broker settings that are the server defaults of
 // topic keys: their value is the topic key's default in this table, so
@@ -50,7 +42,7 @@ var brokerTopicDefaults = []struct{ broker, topic string }{
 
 // BrokerNames lists every broker config DescribeConfigs(BROKER) reports.
 func BrokerNames() []string {
-	entries := Broker(BrokerSettings{})
+	entries := Broker(BrokerSettings{}, nil)
 	out := make([]string, len(entries))
 	for i, e := range entries {
 		out[i] = e.Name
@@ -58,11 +50,13 @@ func BrokerNames() []string {
 	return out
 }
 
-// Broker returns the broker's configs, sorted by name.
-func Broker(s BrokerSettings) []BrokerEntry {
+// Broker returns the broker's configs named in names (nil: all), sorted
+// by name. IsDefault is false for those set explicitly
+// (STATIC_BROKER_CONFIG).
+func Broker(s BrokerSettings, names []string) []Entry {
 	i32 := func(n int32) string { return strconv.FormatInt(int64(n), 10) }
 	hours := func(topic string) string { return strconv.FormatInt(toInt(Value(nil, topic))/3_600_000, 10) }
-	out := []BrokerEntry{
+	out := []Entry{
 		{Name: "advertised.listeners", Type: TypeString, Value: s.AdvertisedListeners, Doc: "the address clients are told to connect to (-advertise)"},
 		{Name: "auto.create.topics.enable", Type: TypeBoolean, Value: strconv.FormatBool(s.AutoCreateTopics), Doc: "create unknown topics on produce or metadata (-auto-create-topics)"},
 		{Name: "broker.id", Type: TypeInt, Value: i32(s.NodeID), Doc: "this broker's id (-node-id)"},
@@ -80,15 +74,11 @@ func Broker(s BrokerSettings) []BrokerEntry {
 	}
 	for _, d := range brokerTopicDefaults {
 		k, _ := Lookup(d.topic)
-		out = append(out, BrokerEntry{Name: d.broker, Type: k.Type, Value: k.Default, Doc: "server default of topic config " + d.topic})
+		out = append(out, Entry{Name: d.broker, Type: k.Type, Value: k.Default, Doc: "server default of topic config " + d.topic})
 	}
 	for i := range out {
-		out[i].Static = s.Static[out[i].Name]
+		out[i].IsDefault = !s.Static[out[i].Name]
 	}
-	sortEntries(out)
-	return out
-}
-
-func sortEntries(es []BrokerEntry) {
-	sort.Slice(es, func(i, j int) bool { return es[i].Name < es[j].Name })
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return filter(out, names)
 }

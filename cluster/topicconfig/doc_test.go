@@ -37,7 +37,7 @@ func docTables() string {
 	b.WriteString("\n### Broker configs\n\n")
 	b.WriteString("DescribeConfigs for a broker lists these, read-only, with source STATIC_BROKER_CONFIG when set by a `strand serve` flag or config file and DEFAULT_CONFIG otherwise.\n\n")
 	b.WriteString("| key | type | what it reports |\n|---|---|---|\n")
-	for _, e := range Broker(BrokerSettings{}) {
+	for _, e := range Broker(BrokerSettings{}, nil) {
 		b.WriteString("| `" + e.Name + "` | " + e.Type.String() + " | " + cell(e.Doc) + " |\n")
 	}
 	return b.String()

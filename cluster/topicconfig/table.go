@@ -204,6 +204,48 @@ func Value(overrides map[string]string, name string) string {
 	return ""
 }
 
+// Entry is one config as DescribeConfigs reports it: its effective value
+// and whether that is the default.
+type Entry struct {
+	Name      string
+	Value     string
+	IsDefault bool
+	Type      Type
+	Doc       string
+}
+
+// Describe returns a topic's effective configs for names (nil: every key),
+// sorted by name. Names the table lacks are left out, as Kafka does.
+func Describe(overrides map[string]string, names []string) []Entry {
+	out := make([]Entry, len(keys))
+	for i := range keys {
+		k := &keys[i]
+		v, set := overrides[k.Name]
+		if !set {
+			v = k.Default
+		}
+		out[i] = Entry{Name: k.Name, Value: v, IsDefault: !set, Type: k.Type, Doc: k.Doc}
+	}
+	return filter(out, names)
+}
+
+func filter(es []Entry, names []string) []Entry {
+	if names == nil {
+		return es
+	}
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	out := es[:0]
+	for _, e := range es {
+		if want[e.Name] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // LogConfig derives a partition log's settings from the broker's base
 // settings (buffers, preallocation, index interval) and the topic's
 // overrides, applying every Applied key's effective value.

@@ -161,8 +161,8 @@ func TestBrokerEntries(t *testing.T) {
 	s := BrokerSettings{NodeID: 3, Listeners: "PLAINTEXT://127.0.0.1:9092", AdvertisedListeners: "PLAINTEXT://h:9092",
 		LogDirs: "/data", NumPartitions: 4, AutoCreateTopics: true, SocketRequestBytes: 100 << 20, OffsetsPartitions: 8,
 		IndexIntervalBytes: 4096, Static: map[string]bool{"broker.id": true, "node.id": true, "log.dirs": true}}
-	got := map[string]BrokerEntry{}
-	for _, e := range Broker(s) {
+	got := map[string]Entry{}
+	for _, e := range Broker(s, nil) {
 		got[e.Name] = e
 	}
 	want := map[string]string{
@@ -180,11 +180,35 @@ func TestBrokerEntries(t *testing.T) {
 		}
 	}
 	for name, e := range got {
-		if wantStatic := s.Static[name]; e.Static != wantStatic {
-			t.Errorf("%s: static %v, want %v", name, e.Static, wantStatic)
+		if wantStatic := s.Static[name]; e.IsDefault == wantStatic {
+			t.Errorf("%s: default %v, want static %v", name, e.IsDefault, wantStatic)
 		}
 		if e.Type == 0 || e.Doc == "" {
 			t.Errorf("%s: type and doc are required", name)
 		}
+	}
+}
+
+func TestDescribe(t *testing.T) {
+	all := Describe(map[string]string{"compression.type": "zstd"}, nil)
+	if len(all) != len(Keys()) {
+		t.Fatalf("%d entries for %d keys", len(all), len(Keys()))
+	}
+	for _, e := range all {
+		k, _ := Lookup(e.Name)
+		if e.Name == "compression.type" {
+			if e.Value != "zstd" || e.IsDefault {
+				t.Errorf("override: %+v", e)
+			}
+		} else if e.Value != k.Default || !e.IsDefault || e.Type != k.Type || e.Doc != k.Doc {
+			t.Errorf("default: %+v", e)
+		}
+	}
+	some := Describe(nil, []string{"segment.ms", "no.such.key", "cleanup.policy"})
+	if len(some) != 2 || some[0].Name != "cleanup.policy" || some[1].Name != "segment.ms" {
+		t.Fatalf("named: %+v", some)
+	}
+	if b := Broker(BrokerSettings{}, []string{"log.dirs", "nope"}); len(b) != 1 || b[0].Name != "log.dirs" {
+		t.Fatalf("broker named: %+v", b)
 	}
 }
