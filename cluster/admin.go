@@ -3,9 +3,10 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"strconv"
 
 	"github.com/strand-io/strand/cluster/metadata"
+	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/wire"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -316,23 +317,29 @@ func (b *backend) DescribeConfigs(topic string, keys []string) ([]wire.ConfigEnt
 	if !ok {
 		return nil, errUnknownTopic
 	}
-	if keys == nil {
-		keys = wire.TopicConfigKeys()
+	return configEntries(topicconfig.Describe(t.Configs, keys), false), 0
+}
+
+// DescribeBrokerConfigs answers for this broker only, by its node id, as
+// Kafka does (an empty name asks for cluster-wide dynamic defaults, which
+// Strand has none of).
+func (b *backend) DescribeBrokerConfigs(name string, keys []string) ([]wire.ConfigEntry, int16) {
+	switch name {
+	case "":
+		return nil, 0
+	case strconv.Itoa(int(b.node.cfg.NodeID)):
+		return configEntries(topicconfig.Broker(b.node.brokerSettings(), keys), true), 0
 	}
-	out := make([]wire.ConfigEntry, 0, len(keys))
-	for _, k := range keys {
-		def, known := configDefaults[k]
-		if !known {
-			continue
-		}
-		v, set := t.Configs[k]
-		if !set {
-			v = def
-		}
-		out = append(out, wire.ConfigEntry{Name: k, Value: &v, IsDefault: !set})
+	return nil, errInvalidRequest
+}
+
+func configEntries(es []topicconfig.Entry, broker bool) []wire.ConfigEntry {
+	out := make([]wire.ConfigEntry, len(es))
+	for i, e := range es {
+		v := e.Value
+		out[i] = wire.ConfigEntry{Name: e.Name, Value: &v, IsDefault: e.IsDefault, ReadOnly: broker, Broker: broker, Type: e.Type, Doc: e.Doc}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, 0
+	return out
 }
 
 func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnly bool, cb func(int16)) {
@@ -371,7 +378,7 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 				pending++
 				cs.serially(ref, func(next func()) {
 					if part := cs.parts[ref]; part != nil {
-						part.log.Reconfigure(logConfig(n.cfg.Log, part.log.Dir(), nt.Configs))
+						part.log.Reconfigure(topicconfig.LogConfig(n.cfg.Log, part.log.Dir(), nt.Configs))
 					}
 					next()
 					release()

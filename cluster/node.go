@@ -88,6 +88,11 @@ type Config struct {
 	// CleanerInterval is the time between a core's cleaning rounds.
 	// Default 100ms.
 	CleanerInterval time.Duration
+	// StaticConfigs names, in Kafka's broker config names (log.dirs,
+	// num.partitions, ...), the settings given explicitly by flag or
+	// config file: DescribeConfigs reports them as STATIC_BROKER_CONFIG,
+	// the others as DEFAULT_CONFIG.
+	StaticConfigs []string
 }
 
 // Node is one running broker.
@@ -177,6 +182,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.SegmentFilesPerCore <= 0 {
 		cfg.SegmentFilesPerCore = 256
+	}
+	if cfg.MaxRequestBytes <= 0 {
+		cfg.MaxRequestBytes = 100 << 20 // wire's default, made explicit so DescribeConfigs can report it
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}}
 	before, soft, hard, err := raiseFDLimit()

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
@@ -62,7 +63,7 @@ type watch struct {
 var openLog = shard.Open
 
 func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
-	cfg := logConfig(cs.node.cfg.Log, cs.node.partitionDir(t.Name, p), t.Configs)
+	cfg := topicconfig.LogConfig(cs.node.cfg.Log, cs.node.partitionDir(t.Name, p), t.Configs)
 	cfg.Logger = cs.node.log.With("partition", fmt.Sprintf("%s-%d", t.Name, p), "core", cs.core.ID())
 	cfg.ReadPool = cs.readPool
 	cfg.FileCache = cs.files

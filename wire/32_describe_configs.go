@@ -1,11 +1,14 @@
 package wire
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"strconv"
 
-// handleDescribeConfigs serves topic configs from the backend. Broker
-// resources get an empty list (Strand exposes no broker configs yet), which
-// keeps admin tools that describe the broker working; other resource types
-// are INVALID_REQUEST.
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// handleDescribeConfigs serves topic and broker configs from the backend.
+// Broker loggers get an empty list, which keeps admin tools that describe
+// them working; other resource types are INVALID_REQUEST.
 func (c *conn) handleDescribeConfigs(s *slot, req *kmsg.DescribeConfigsRequest) {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, r := range req.Resources {
@@ -18,7 +21,15 @@ func (c *conn) handleDescribeConfigs(s *slot, req *kmsg.DescribeConfigsRequest) 
 			if code == errNone {
 				rr.Configs = describeEntries(entries, req)
 			}
-		case kmsg.ConfigResourceTypeBroker, kmsg.ConfigResourceTypeBrokerLogger:
+		case kmsg.ConfigResourceTypeBroker:
+			entries, code := c.be.DescribeBrokerConfigs(r.ResourceName, r.ConfigNames)
+			rr.ErrorCode = code
+			if code == errNone {
+				rr.Configs = describeEntries(entries, req)
+			} else {
+				rr.ErrorMessage = kmsg.StringPtr("unexpected broker id " + strconv.Quote(r.ResourceName))
+			}
+		case kmsg.ConfigResourceTypeBrokerLogger:
 		default:
 			rr.ErrorCode = errInvalidRequest
 			rr.ErrorMessage = kmsg.StringPtr("unsupported config resource type")
@@ -35,11 +46,9 @@ func describeEntries(entries []ConfigEntry, req *kmsg.DescribeConfigsRequest) []
 		rc.Name, rc.Value, rc.ReadOnly, rc.IsSensitive = e.Name, e.Value, e.ReadOnly, e.Sensitive
 		rc.IsDefault = e.IsDefault
 		rc.Source = configSource(e)
-		if tc, ok := lookupTopicConfig(e.Name); ok {
-			rc.ConfigType = tc.typ
-			if req.IncludeDocumentation {
-				rc.Documentation = kmsg.StringPtr(tc.doc)
-			}
+		rc.ConfigType = configType(e.Type)
+		if req.IncludeDocumentation && e.Doc != "" {
+			rc.Documentation = kmsg.StringPtr(e.Doc)
 		}
 		if req.IncludeSynonyms {
 			syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
@@ -51,11 +60,14 @@ func describeEntries(entries []ConfigEntry, req *kmsg.DescribeConfigsRequest) []
 	return out
 }
 
-// configSource maps an entry to Kafka's config source (v1+): a topic
-// override or the default.
+// configSource maps an entry to Kafka's config source (v1+): the default,
+// the broker's static config, or a topic override.
 func configSource(e ConfigEntry) kmsg.ConfigSource {
-	if e.IsDefault {
+	switch {
+	case e.IsDefault:
 		return kmsg.ConfigSourceDefaultConfig
+	case e.Broker:
+		return kmsg.ConfigSourceStaticBrokerConfig
 	}
 	return kmsg.ConfigSourceDynamicTopicConfig
 }

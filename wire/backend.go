@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/strand-io/strand/cluster/topicconfig"
 )
 
 // Attach binds a new connection to the broker. The server calls it once per
@@ -49,8 +50,8 @@ type Backend interface {
 	AutoCreateTopics() bool
 
 	// CreateTopic creates a topic. Partitions and ReplicationFactor of -1
-	// mean the broker defaults. Configs holds only keys from
-	// TopicConfigKeys with values that ValidateTopicConfig accepted. With
+	// mean the broker defaults. Configs holds only keys and values that
+	// cluster/topicconfig's Validate and ValidateSet accepted. With
 	// validateOnly nothing is created; the callback says whether it would
 	// have worked. The backend bounds the partition count (the request may
 	// ask for 2^31-1). Error codes: TOPIC_ALREADY_EXISTS (36),
@@ -65,6 +66,10 @@ type Backend interface {
 	// DescribeConfigs returns the topic's configs for keys (nil = all known
 	// keys), including defaults, and an error code (3 for an unknown topic).
 	DescribeConfigs(topic string, keys []string) ([]ConfigEntry, int16)
+	// DescribeBrokerConfigs returns the configs of broker name (its node
+	// id, as Kafka's BROKER resource names it) for keys (nil = all), or
+	// INVALID_REQUEST (42) for another broker.
+	DescribeBrokerConfigs(name string, keys []string) ([]ConfigEntry, int16)
 	// AlterConfigs REPLACES the topic's overrides with set (AlterConfigs is
 	// not incremental: keys not in set return to their defaults). Keys and
 	// values are already validated by the wire layer.
@@ -179,13 +184,16 @@ type NewTopic struct {
 	Implicit bool
 }
 
-// ConfigEntry is one topic config as DescribeConfigs reports it.
+// ConfigEntry is one topic or broker config as DescribeConfigs reports it.
 type ConfigEntry struct {
 	Name      string
 	Value     *string
-	IsDefault bool // false: set on the topic (an override)
+	IsDefault bool // false: set on the topic (an override), or in the broker's static config
 	ReadOnly  bool
 	Sensitive bool
+	Broker    bool // a broker config: not default means STATIC_BROKER_CONFIG
+	Type      topicconfig.Type
+	Doc       string
 }
 
 // AppendResult completes Backend.Append.

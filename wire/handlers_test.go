@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -213,8 +214,28 @@ func TestAdminAPIs(t *testing.T) {
 			found = *c.Value == "1000" && c.Source == kmsg.ConfigSourceDynamicTopicConfig && c.ConfigType == kmsg.ConfigTypeLong
 		}
 	}
-	if !found || len(d.Resources[0].Configs) != len(topicConfigs) {
+	if !found || len(d.Resources[0].Configs) != len(topicconfig.Keys()) {
 		t.Fatalf("describe: %+v", d.Resources[0].Configs)
+	}
+
+	bc := kmsg.NewPtrDescribeConfigsRequest()
+	for _, name := range []string{"1", "9"} {
+		br := kmsg.NewDescribeConfigsRequestResource()
+		br.ResourceType, br.ResourceName = kmsg.ConfigResourceTypeBroker, name
+		bc.Resources = append(bc.Resources, br)
+	}
+	bd := h.do(t, bc, 4).(*kmsg.DescribeConfigsResponse)
+	if len(bd.Resources[0].Configs) != len(topicconfig.BrokerNames()) || bd.Resources[1].ErrorCode != errInvalidRequest {
+		t.Fatalf("describe brokers: %d configs, other broker %s", len(bd.Resources[0].Configs), errName(bd.Resources[1].ErrorCode))
+	}
+	for _, c := range bd.Resources[0].Configs {
+		want := kmsg.ConfigSourceDefaultConfig
+		if c.Name == "broker.id" {
+			want = kmsg.ConfigSourceStaticBrokerConfig
+		}
+		if c.Source != want || !c.ReadOnly || c.ConfigType == kmsg.ConfigTypeUnknown {
+			t.Errorf("broker config %s: source %v read-only %v type %v", c.Name, c.Source, c.ReadOnly, c.ConfigType)
+		}
 	}
 
 	ac := kmsg.NewPtrAlterConfigsRequest()

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/strand-io/strand/shard"
 
 	"github.com/panjf2000/gnet/v2"
@@ -71,16 +73,6 @@ func (b *memBroker) attachGnet(c gnet.Conn) Backend {
 // memMaxPartitions bounds topic size, as any real backend must: the wire
 // layer passes counts through (a request may ask for 2^31-1 partitions).
 const memMaxPartitions = 10_000
-
-var memDefaults = map[string]string{
-	"cleanup.policy":         "delete",
-	"max.message.bytes":      "1048588",
-	"message.timestamp.type": "CreateTime",
-	"retention.bytes":        "-1",
-	"retention.ms":           "604800000",
-	"segment.bytes":          "1073741824",
-	"segment.ms":             "604800000",
-}
 
 // createTopic is also used directly by tests to set up fixtures.
 func (b *memBroker) createTopic(name string, parts int32, configs map[string]*string) int16 {
@@ -218,22 +210,30 @@ func (s *memSession) DescribeConfigs(topic string, keys []string) ([]ConfigEntry
 	if !ok {
 		return nil, errUnknownTopicOrPartition
 	}
-	if keys == nil {
-		keys = TopicConfigKeys()
-	}
-	var out []ConfigEntry
-	for _, k := range keys {
-		def, known := memDefaults[k]
-		if !known {
-			continue
+	overrides := map[string]string{}
+	for k, v := range t.configs {
+		if v != nil {
+			overrides[k] = *v
 		}
-		if v, set := t.configs[k]; set && v != nil {
-			out = append(out, ConfigEntry{Name: k, Value: v})
-			continue
-		}
-		out = append(out, ConfigEntry{Name: k, Value: &def, IsDefault: true})
 	}
-	return out, errNone
+	return memEntries(topicconfig.Describe(overrides, keys), false), errNone
+}
+
+func (s *memSession) DescribeBrokerConfigs(name string, keys []string) ([]ConfigEntry, int16) {
+	if name != strconv.Itoa(int(s.b.nodeID)) {
+		return nil, errInvalidRequest
+	}
+	bs := topicconfig.BrokerSettings{NodeID: s.b.nodeID, Static: map[string]bool{"broker.id": true}}
+	return memEntries(topicconfig.Broker(bs, keys), true), errNone
+}
+
+func memEntries(es []topicconfig.Entry, broker bool) []ConfigEntry {
+	out := make([]ConfigEntry, len(es))
+	for i, e := range es {
+		v := e.Value
+		out[i] = ConfigEntry{Name: e.Name, Value: &v, IsDefault: e.IsDefault, ReadOnly: broker, Broker: broker, Type: e.Type, Doc: e.Doc}
+	}
+	return out
 }
 
 func (s *memSession) AlterConfigs(topic string, set map[string]*string, validateOnly bool, cb func(int16)) {

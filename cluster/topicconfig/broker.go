@@ -23,7 +23,6 @@ type BrokerSettings struct {
 	Static              map[string]bool
 }
 
-
 // brokerTopicDefaults are broker settings that are the server defaults of
 // topic keys: their value is the topic key's default in this table, so
 // the two can never disagree.

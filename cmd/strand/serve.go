@@ -147,6 +147,7 @@ func serve(args []string) int {
 		AutoCreateMaxPerRequest: *autoPerReq, AutoCreatePerSecond: *autoPerSec,
 		SegmentFilesPerCore:  *segFiles,
 		CleanerBytesPerRound: *cleanerBytes, CleanerInterval: *cleanerInterval,
+		StaticConfigs: staticConfigs(set),
 	}
 	if *cleanerBytes <= 0 || *cleanerInterval <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --cleaner-bytes-per-round and --cleaner-interval must be positive")
@@ -218,6 +219,28 @@ func serve(args []string) int {
 // producer-state snapshot (a few KiB each, so some 30 MiB for 6,000).
 const defaultDiskReserveBytes = 64 << 20
 
+// brokerConfigNames maps serve's flags (and config-file keys) onto the
+// Kafka broker configs they set, for DescribeConfigs' STATIC_BROKER_CONFIG.
+var brokerConfigNames = map[string][]string{
+	"data-dir":           {"log.dirs"},
+	"listen":             {"listeners"},
+	"advertise":          {"advertised.listeners"},
+	"node-id":            {"broker.id", "node.id"},
+	"auto-create-topics": {"auto.create.topics.enable"},
+	"default-partitions": {"num.partitions"},
+	"max-request-bytes":  {"socket.request.max.bytes"},
+}
+
+func staticConfigs(set map[string]bool) []string {
+	var out []string
+	for flag, names := range brokerConfigNames {
+		if set[flag] {
+			out = append(out, names...)
+		}
+	}
+	return out
+}
+
 func applyConfigFile(path string, set map[string]bool, dataDir, listen, advertise, cores *string, nodeID *int, autoCreate *bool, defParts, maxReq *int, level *string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -232,6 +255,7 @@ func applyConfigFile(path string, set map[string]bool, dataDir, listen, advertis
 	str := func(name string, dst *string, v string) {
 		if !set[name] && v != "" {
 			*dst = v
+			set[name] = true
 		}
 	}
 	str("data-dir", dataDir, c.DataDir)
@@ -240,16 +264,16 @@ func applyConfigFile(path string, set map[string]bool, dataDir, listen, advertis
 	str("cores", cores, c.Cores)
 	str("log-level", level, c.LogLevel)
 	if !set["node-id"] && c.NodeID != 0 {
-		*nodeID = int(c.NodeID)
+		*nodeID, set["node-id"] = int(c.NodeID), true
 	}
 	if !set["auto-create-topics"] && c.AutoCreateTopics != nil {
-		*autoCreate = *c.AutoCreateTopics
+		*autoCreate, set["auto-create-topics"] = *c.AutoCreateTopics, true
 	}
 	if !set["default-partitions"] && c.DefaultPartitions > 0 {
-		*defParts = int(c.DefaultPartitions)
+		*defParts, set["default-partitions"] = int(c.DefaultPartitions), true
 	}
 	if !set["max-request-bytes"] && c.MaxRequestBytes > 0 {
-		*maxReq = c.MaxRequestBytes
+		*maxReq, set["max-request-bytes"] = c.MaxRequestBytes, true
 	}
 	return nil
 }
