@@ -41,7 +41,7 @@
 //	batch.go        record batch v2 header, validation, KIP-74 trimming
 //	versions.go     advertised API versions and why
 //	errors.go       Kafka error codes, UNSUPPORTED_VERSION responses
-//	topicconfig.go  supported topic configs and their validation
+//	configs.go      cluster/topicconfig's table onto the protocol (types, INVALID_CONFIG)
 //	autocreate.go   the per-request bound on topics Metadata creates, and
 //	                the rate-limited log lines of auto-creation
 //	NN_name.go      one handler per API key, numbered like kfake
