@@ -34,8 +34,19 @@ const (
 // keys is the table, sorted by name.
 var keys = []Key{
 	{Name: "cleanup.policy", Type: TypeList, Default: "delete", check: listOf("compact", "delete"),
-		Doc:    "delete removes old segments by retention.ms and retention.bytes; compact keeps the latest record of each key",
-		Strand: "accepted and reported; " + noCompaction + ", and retention.ms and retention.bytes delete its old segments whatever the policy"},
+		Doc:     "delete removes old segments by retention.ms and retention.bytes; compact keeps the latest record of each key",
+		Applied: true,
+		Strand: "without delete (compact alone), retention.ms and retention.bytes delete nothing, as in Kafka; " + noCompaction +
+			", so such a topic keeps every record. An empty list is refused (Kafka 3.x reads it as no cleanup)",
+		apply: func(c *shard.Config, v string) {
+			// Kafka applies retention only with the delete policy. Deleting a
+			// compact-only topic's segments by age would lose the latest value
+			// of keys never rewritten; keeping everything is what Kafka does
+			// for such a topic until its cleaner runs.
+			if !hasElement(v, "delete") {
+				c.RetentionMs, c.RetentionBytes = 0, 0
+			}
+		}},
 	{Name: "compression.gzip.level", Type: TypeInt, Default: "-1", check: levelOr(1, 9, -1),
 		Doc: "gzip level when compression.type is gzip", Strand: "accepted and reported; " + noRecompress},
 	{Name: "compression.lz4.level", Type: TypeInt, Default: "9", check: levelOr(1, 17, 9),
@@ -68,7 +79,7 @@ var keys = []Key{
 	{Name: "max.compaction.lag.ms", Type: TypeLong, Default: maxLong, check: atLeast(1),
 		Doc: "longest a record stays uncompacted", Strand: "accepted and reported; " + noCompaction},
 	{Name: "max.message.bytes", Type: TypeInt, Default: "1048588", check: atLeast(0),
-		Doc: "largest record batch the topic accepts", Applied: true, Strand: "shard.Config.MaxBatchBytes: larger batches get MESSAGE_TOO_LARGE",
+		Doc: "largest record batch the topic accepts", Applied: true, Strand: "shard.Config.MaxBatchBytes: larger batches get MESSAGE_TOO_LARGE; 0 means the default",
 		apply: func(c *shard.Config, v string) { c.MaxBatchBytes = int(toInt(v)) }},
 	{Name: "message.downconversion.enable", Type: TypeBoolean, Default: "true", check: validator{},
 		Doc: "down-convert fetched batches for old consumers (Kafka 3.x; a no-op in 4.x)", Strand: "accepted and reported; Strand serves only v2 batches and never down-converts"},
@@ -124,6 +135,15 @@ func init() {
 			panic("topicconfig: keys not sorted at " + keys[i].Name)
 		}
 	}
+}
+
+func hasElement(list, want string) bool {
+	for _, e := range strings.Split(list, ",") {
+		if strings.TrimSpace(e) == want {
+			return true
+		}
+	}
+	return false
 }
 
 func toInt(v string) int64 {
@@ -249,13 +269,19 @@ func filter(es []Entry, names []string) []Entry {
 // LogConfig derives a partition log's settings from the broker's base
 // settings (buffers, preallocation, index interval) and the topic's
 // overrides, applying every Applied key's effective value.
+// cleanup.policy goes last: it can turn off what retention.* set.
 func LogConfig(base shard.Config, dir string, overrides map[string]string) shard.Config {
 	c := base
 	c.Dir = dir
+	var policy *Key
 	for i := range keys {
-		if keys[i].apply != nil {
+		switch {
+		case keys[i].Name == "cleanup.policy":
+			policy = &keys[i]
+		case keys[i].apply != nil:
 			keys[i].apply(&c, Value(overrides, keys[i].Name))
 		}
 	}
+	policy.apply(&c, Value(overrides, policy.Name))
 	return c
 }

@@ -157,6 +157,27 @@ func TestLogConfig(t *testing.T) {
 	}
 }
 
+// A compact-only topic is never cleaned by retention, as in Kafka: with no
+// cleaner yet, deleting its old segments by age would lose the latest value
+// of every key not rewritten within retention.ms (issue 11's reproduction:
+// cleanup.policy=compact, retention.ms=2000).
+func TestLogConfigCompactKeepsEverything(t *testing.T) {
+	for _, tc := range []struct {
+		policy          string
+		retMs, retBytes int64
+	}{
+		{"compact", 0, 0},
+		{"compact,delete", 2000, 4096},
+		{"delete, compact", 2000, 4096},
+		{"delete", 2000, 4096},
+	} {
+		c := LogConfig(shard.Config{}, "/d", map[string]string{"cleanup.policy": tc.policy, "retention.ms": "2000", "retention.bytes": "4096", "segment.ms": "500"})
+		if c.RetentionMs != tc.retMs || c.RetentionBytes != tc.retBytes || c.SegmentMs != 500 {
+			t.Errorf("%s: retention %d ms %d bytes (segment.ms %d), want %d ms %d bytes", tc.policy, c.RetentionMs, c.RetentionBytes, c.SegmentMs, tc.retMs, tc.retBytes)
+		}
+	}
+}
+
 func TestBrokerEntries(t *testing.T) {
 	s := BrokerSettings{NodeID: 3, Listeners: "PLAINTEXT://127.0.0.1:9092", AdvertisedListeners: "PLAINTEXT://h:9092",
 		LogDirs: "/data", NumPartitions: 4, AutoCreateTopics: true, SocketRequestBytes: 100 << 20, OffsetsPartitions: 8,
