@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/strand-io/strand/cluster"
 	"github.com/strand-io/strand/cluster/topicconfig"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -213,5 +215,45 @@ func TestCompactTopicKeepsRecords(t *testing.T) {
 	}
 	if start := listOffsets(t, cl, "compact", 1, -2)[0]; start != 0 {
 		t.Fatalf("compact topic's log start offset %d: retention deleted records of a compact-only topic", start)
+	}
+}
+
+// TestTopicConfigsKadm: the same through franz-go's admin client, as
+// tools built on it (and Terraform providers) call it.
+func TestTopicConfigsKadm(t *testing.T) {
+	n := startNode(t, testDataDir(t), nil)
+	adm := kadm.NewClient(newClient(t, n.Addr()))
+	ctx := ctxFor(t, 30*time.Second)
+	set := map[string]*string{"min.insync.replicas": kmsg.StringPtr("2"), "compression.type": kmsg.StringPtr("lz4"), "segment.jitter.ms": kmsg.StringPtr("100")}
+	created, err := adm.CreateTopic(ctx, 2, 1, set, "kadm-configs")
+	if err != nil {
+		t.Fatalf("CreateTopic: %v (%s)", err, created.ErrMessage)
+	}
+	if c := created.Configs["compression.type"]; c.MaybeValue() != "lz4" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+		t.Errorf("CreateTopics' own config report: compression.type %+v", c)
+	}
+	rcs, err := adm.DescribeTopicConfigs(ctx, "kadm-configs")
+	if err != nil || len(rcs) != 1 || rcs[0].Err != nil {
+		t.Fatalf("DescribeTopicConfigs: %v %+v", err, rcs)
+	}
+	if len(rcs[0].Configs) != len(topicconfig.Keys()) {
+		t.Errorf("described %d configs, the table has %d", len(rcs[0].Configs), len(topicconfig.Keys()))
+	}
+	for _, c := range rcs[0].Configs {
+		v, override := set[c.Key]
+		switch {
+		case override && (c.MaybeValue() != *v || c.Source != kmsg.ConfigSourceDynamicTopicConfig):
+			t.Errorf("%s: %q source %v, want %q DYNAMIC_TOPIC_CONFIG", c.Key, c.MaybeValue(), c.Source, *v)
+		case !override && c.Source != kmsg.ConfigSourceDefaultConfig:
+			t.Errorf("%s: source %v, want DEFAULT_CONFIG", c.Key, c.Source)
+		}
+	}
+	bad, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"remote.storage.enable": kmsg.StringPtr("true")}, "kadm-tiered")
+	if !errors.Is(err, kerr.InvalidConfig) || !strings.Contains(bad.ErrMessage, "tiered storage is not supported") {
+		t.Errorf("remote.storage.enable=true: %v %q, want INVALID_CONFIG saying tiered storage is not supported", err, bad.ErrMessage)
+	}
+	brokers, err := adm.DescribeBrokerConfigs(ctx, 0)
+	if err != nil || len(brokers) != 1 || brokers[0].Err != nil || len(brokers[0].Configs) != len(topicconfig.BrokerNames()) {
+		t.Fatalf("DescribeBrokerConfigs: %v %+v", err, brokers)
 	}
 }
