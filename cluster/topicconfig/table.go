@@ -94,7 +94,7 @@ var keys = []Key{
 		Doc: "largest difference between a CreateTime timestamp and the broker's clock (deprecated; Kafka 3.x)", Strand: "accepted and reported; not enforced yet (the append path has no timestamp bound)"},
 	{Name: "message.timestamp.type", Type: TypeString, Default: "CreateTime", check: oneOf("CreateTime", "LogAppendTime"),
 		Doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock", Applied: true, Strand: "shard.Config.LogAppendTime",
-		apply: func(c *shard.Config, v string) { c.LogAppendTime = v == "LogAppendTime" }},
+		apply: func(c *shard.Config, v string) { c.LogAppendTime = strings.TrimSpace(v) == "LogAppendTime" }},
 	{Name: "min.cleanable.dirty.ratio", Type: TypeDouble, Default: "0.5", check: between(0, 1),
 		Doc: "dirty share of the log that triggers cleaning", Strand: "accepted and reported; " + noCompaction},
 	{Name: "min.compaction.lag.ms", Type: TypeLong, Default: "0", check: atLeast(0),

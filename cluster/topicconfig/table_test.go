@@ -15,7 +15,7 @@ var validationCases = map[string]struct{ good, bad []string }{
 	"cleanup.policy":                          {[]string{"delete", "compact", "compact,delete", "delete, compact"}, []string{"", "remove", "compact,", "Delete"}},
 	"compression.gzip.level":                  {[]string{"-1", "1", "9"}, []string{"0", "10", "x"}},
 	"compression.lz4.level":                   {[]string{"1", "9", "17"}, []string{"0", "18", "-1"}},
-	"compression.type":                        {[]string{"producer", "uncompressed", "zstd", "lz4", "snappy", "gzip"}, []string{"none", "GZIP", ""}},
+	"compression.type":                        {[]string{"producer", "uncompressed", "zstd", "lz4", "snappy", "gzip", " zstd "}, []string{"none", "GZIP", ""}},
 	"compression.zstd.level":                  {[]string{"-131072", "3", "22"}, []string{"23", "-131073", "1.5"}},
 	"delete.retention.ms":                     {[]string{"0", "86400000"}, []string{"-1", "x"}},
 	"file.delete.delay.ms":                    {[]string{"0", "60000"}, []string{"-1"}},
@@ -33,7 +33,7 @@ var validationCases = map[string]struct{ good, bad []string }{
 	"message.timestamp.after.max.ms":          {[]string{"0", "3600000"}, []string{"-1"}},
 	"message.timestamp.before.max.ms":         {[]string{"0", maxLong}, []string{"-1"}},
 	"message.timestamp.difference.max.ms":     {[]string{"0"}, []string{"-5"}},
-	"message.timestamp.type":                  {[]string{"CreateTime", "LogAppendTime"}, []string{"createtime", "Now"}},
+	"message.timestamp.type":                  {[]string{"CreateTime", "LogAppendTime", " LogAppendTime "}, []string{"createtime", "Now"}},
 	"min.cleanable.dirty.ratio":               {[]string{"0", "0.5", "1"}, []string{"-0.1", "1.01", "NaN", "half"}},
 	"min.compaction.lag.ms":                   {[]string{"0", "1000"}, []string{"-1"}},
 	"min.insync.replicas":                     {[]string{"1", "2"}, []string{"0", "-1"}},
@@ -146,7 +146,7 @@ func TestLogConfig(t *testing.T) {
 	}
 	got := LogConfig(base, "/d", map[string]string{
 		"segment.bytes": "1048576", "segment.ms": "500", "retention.bytes": "4096", "retention.ms": "2000",
-		"max.message.bytes": "2048", "message.timestamp.type": "LogAppendTime",
+		"max.message.bytes": "2048", "message.timestamp.type": " LogAppendTime",
 		"flush.messages": "1", "min.insync.replicas": "2", "compression.type": "zstd", "preallocate": "false",
 		"index.interval.bytes": "100",
 	})

@@ -143,11 +143,13 @@ func levelOr(lo, hi, sentinel int64) validator {
 	}
 }
 
-// oneOf is Kafka's ValidString.in: exact, case-sensitive.
+// oneOf is Kafka's ValidString.in: case-sensitive, on the value Kafka's
+// parser trimmed.
 func oneOf(opts ...string) validator {
 	return validator{
 		text: "[" + strings.Join(opts, ", ") + "]",
 		check: func(v string, _ float64) string {
+			v = strings.TrimSpace(v)
 			for _, o := range opts {
 				if v == o {
 					return ""
