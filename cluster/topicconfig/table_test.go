@@ -38,6 +38,8 @@ var validationCases = map[string]struct{ good, bad []string }{
 	"min.compaction.lag.ms":                   {[]string{"0", "1000"}, []string{"-1"}},
 	"min.insync.replicas":                     {[]string{"1", "2"}, []string{"0", "-1"}},
 	"preallocate":                             {[]string{"true", "false"}, []string{"on"}},
+	"remote.copy.lag.bytes":                   {[]string{"-1", "0", "1048576"}, []string{"-2"}},
+	"remote.copy.lag.ms":                      {[]string{"-1", "0", "60000"}, []string{"-2", "soon"}},
 	"remote.log.copy.disable":                 {[]string{"true", "false"}, []string{"1"}},
 	"remote.log.delete.on.disable":            {[]string{"true", "false"}, []string{"no"}},
 	"remote.storage.enable":                   {[]string{"false", "FALSE"}, []string{"maybe"}},
