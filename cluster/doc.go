@@ -26,5 +26,6 @@
 // only that.
 //
 // Dependencies point one way: cluster -> wire (implements its Backend),
-// reactor, shard, dma. Nothing below imports cluster.
+// reactor, shard, dma. Nothing below imports cluster; wire imports only
+// the leaf cluster/topicconfig, the config table both of them use.
 package cluster
