@@ -36,8 +36,8 @@ var keys = []Key{
 	{Name: "cleanup.policy", Type: TypeList, Default: "delete", check: listOf("compact", "delete"),
 		Doc:     "delete removes old segments by retention.ms and retention.bytes; compact keeps the latest record of each key",
 		Applied: true,
-		Strand: "without delete (compact alone), retention.ms and retention.bytes delete nothing, as in Kafka; " + noCompaction +
-			", so such a topic keeps every record. An empty list is refused (Kafka 3.x reads it as no cleanup)",
+		Strand: "without delete (compact alone, or the empty list), retention.ms and retention.bytes delete nothing, as in Kafka; " + noCompaction +
+			", so such a topic keeps every record",
 		apply: func(c *shard.Config, v string) {
 			// Kafka applies retention only with the delete policy. Deleting a
 			// compact-only topic's segments by age would lose the latest value

@@ -12,7 +12,7 @@ import (
 // fails if a key of the table has no case here, so a new key cannot
 // land unvalidated.
 var validationCases = map[string]struct{ good, bad []string }{
-	"cleanup.policy":                          {[]string{"delete", "compact", "compact,delete", "delete, compact"}, []string{"", "remove", "compact,", "Delete"}},
+	"cleanup.policy":                          {[]string{"delete", "compact", "compact,delete", "delete, compact", ""}, []string{"remove", "compact,", "Delete"}},
 	"compression.gzip.level":                  {[]string{"-1", "1", "9"}, []string{"0", "10", "x"}},
 	"compression.lz4.level":                   {[]string{"1", "9", "17"}, []string{"0", "18", "-1"}},
 	"compression.type":                        {[]string{"producer", "uncompressed", "zstd", "lz4", "snappy", "gzip", " zstd "}, []string{"none", "GZIP", ""}},
@@ -169,6 +169,7 @@ func TestLogConfigCompactKeepsEverything(t *testing.T) {
 		retMs, retBytes int64
 	}{
 		{"compact", 0, 0},
+		{"", 0, 0},
 		{"compact,delete", 2000, 4096},
 		{"delete, compact", 2000, 4096},
 		{"delete", 2000, 4096},

@@ -160,15 +160,16 @@ func oneOf(opts ...string) validator {
 	}
 }
 
-// listOf is Kafka's ValidList.in over a comma-separated list. An empty
-// list is refused: a topic with no cleanup policy has no defined meaning.
+// listOf is Kafka 3.x's ValidList.in over a comma-separated list: every
+// element one of opts. The empty list is valid (for cleanup.policy it
+// means no cleanup at all).
 func listOf(opts ...string) validator {
 	in := oneOf(opts...)
 	return validator{
 		text: in.text,
 		check: func(v string, _ float64) string {
 			if strings.TrimSpace(v) == "" {
-				return "must list at least one of " + strings.Join(opts, ", ")
+				return ""
 			}
 			for _, p := range strings.Split(v, ",") {
 				if in.check(strings.TrimSpace(p), 0) != "" {
