@@ -13,11 +13,10 @@ type Key struct {
 	Name    string
 	Type    Type
 	Default string // Kafka's default, which is Strand's (there are no broker overrides)
-	Valid   string // Kafka's valid values, as its documentation writes them
 	Doc     string
-	// Applied: the value changes the partition log (through apply, or
-	// in cluster as Strand says). Otherwise the key is accepted and
-	// reported, and Strand says why it has no effect here.
+	// Applied: the value changes the partition log, through LogConfig.
+	// Otherwise the key is accepted and reported, and Strand says why it
+	// has no effect here.
 	Applied bool
 	Strand  string
 	check   validator
