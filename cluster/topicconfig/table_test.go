@@ -2,6 +2,7 @@ package topicconfig
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -143,7 +144,7 @@ func TestLogConfig(t *testing.T) {
 	want := base
 	want.Dir, want.SegmentBytes, want.SegmentMs = "/d", 1<<30, 604800000
 	want.RetentionBytes, want.RetentionMs, want.MaxBatchBytes = -1, 604800000, 1048588
-	if def != want {
+	if !reflect.DeepEqual(def, want) { // func fields are nil in both
 		t.Fatalf("defaults:\n got %+v\nwant %+v", def, want)
 	}
 	got := LogConfig(base, "/d", map[string]string{
@@ -154,7 +155,7 @@ func TestLogConfig(t *testing.T) {
 	})
 	want.SegmentBytes, want.SegmentMs, want.RetentionBytes, want.RetentionMs = 1048576, 500, 4096, 2000
 	want.MaxBatchBytes, want.LogAppendTime = 2048, true
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("overrides:\n got %+v\nwant %+v", got, want)
 	}
 }
