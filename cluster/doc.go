@@ -26,6 +26,6 @@
 // only that.
 //
 // Dependencies point one way: cluster -> wire (implements its Backend),
-// reactor, shard, dma. Nothing below imports cluster; wire imports only
-// the leaf cluster/topicconfig, the config table both of them use.
+// reactor, shard, dma. Nothing below imports cluster itself; wire uses
+// leaf subpackages of it (cluster/topicconfig, the config table both use).
 package cluster
