@@ -25,7 +25,6 @@ type Key struct {
 
 const (
 	noReplication = "Strand keeps one replica per partition (no replication yet)"
-	noCompaction  = "log compaction is not implemented yet; a compacted topic is not cleaned"
 	noTiered      = "Strand has no tiered storage"
 	noRecompress  = "Strand stores batches as the producer compressed them and never recompresses"
 )
@@ -35,13 +34,13 @@ var keys = []Key{
 	{Name: "cleanup.policy", Type: TypeList, Default: "delete", check: listOf("compact", "delete"),
 		Doc:     "delete removes old segments by retention.ms and retention.bytes; compact keeps the latest record of each key",
 		Applied: true,
-		Strand: "without delete (compact alone, or the empty list), retention.ms and retention.bytes delete nothing, as in Kafka; " + noCompaction +
-			", so such a topic keeps every record",
+		Strand: "shard.Config.Cleanup: compact keys are cleaned by each core's cleaner (shard/compact.go); without delete " +
+			"(compact alone, or the empty list) retention.ms and retention.bytes delete nothing, as in Kafka",
 		apply: func(c *shard.Config, v string) {
-			// Kafka applies retention only with the delete policy. Deleting a
-			// compact-only topic's segments by age would lose the latest value
-			// of keys never rewritten; keeping everything is what Kafka does
-			// for such a topic until its cleaner runs.
+			c.Cleanup = shard.ParseCleanupPolicy(v)
+			// Kafka applies retention only with the delete policy (shard's
+			// retention checks Cleanup too; zeroing here keeps the log's
+			// config honest for anything else that reads it).
 			if !hasElement(v, "delete") {
 				c.RetentionMs, c.RetentionBytes = 0, 0
 			}
@@ -55,7 +54,8 @@ var keys = []Key{
 	{Name: "compression.zstd.level", Type: TypeInt, Default: "3", check: levelOr(-131072, 22, 3),
 		Doc: "zstd level when compression.type is zstd", Strand: "accepted and reported; " + noRecompress},
 	{Name: "delete.retention.ms", Type: TypeLong, Default: "86400000", check: atLeast(0),
-		Doc: "how long tombstones stay in a compacted topic", Strand: "accepted and reported; " + noCompaction},
+		Doc: "how long tombstones stay in a compacted topic", Applied: true, Strand: "shard.Config.DeleteRetentionMs",
+		apply: func(c *shard.Config, v string) { c.DeleteRetentionMs = toInt(v) }},
 	{Name: "file.delete.delay.ms", Type: TypeLong, Default: "60000", check: atLeast(0),
 		Doc:    "delay before a deleted segment's files are removed",
 		Strand: "accepted and reported; Strand removes a segment's files when retention drops it, or when the last read still using it ends"},
@@ -76,7 +76,8 @@ var keys = []Key{
 	{Name: "local.retention.ms", Type: TypeLong, Default: "-2", check: atLeast(-2),
 		Doc: "local age cap when tiered storage is on; -2 means retention.ms", Strand: "accepted and reported; " + noTiered},
 	{Name: "max.compaction.lag.ms", Type: TypeLong, Default: maxLong, check: atLeast(1),
-		Doc: "longest a record stays uncompacted", Strand: "accepted and reported; " + noCompaction},
+		Doc: "longest a record stays uncompacted", Applied: true, Strand: "shard.Config.MaxCompactionLagMs",
+		apply: func(c *shard.Config, v string) { c.MaxCompactionLagMs = toInt(v) }},
 	{Name: "max.message.bytes", Type: TypeInt, Default: "1048588", check: atLeast(0),
 		Doc: "largest record batch the topic accepts", Applied: true, Strand: "shard.Config.MaxBatchBytes: larger batches get MESSAGE_TOO_LARGE; 0 means the default",
 		apply: func(c *shard.Config, v string) { c.MaxBatchBytes = int(toInt(v)) }},
@@ -95,9 +96,15 @@ var keys = []Key{
 		Doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock", Applied: true, Strand: "shard.Config.LogAppendTime",
 		apply: func(c *shard.Config, v string) { c.LogAppendTime = strings.TrimSpace(v) == "LogAppendTime" }},
 	{Name: "min.cleanable.dirty.ratio", Type: TypeDouble, Default: "0.5", check: between(0, 1),
-		Doc: "dirty share of the log that triggers cleaning", Strand: "accepted and reported; " + noCompaction},
+		Doc: "dirty share of the log that triggers cleaning", Applied: true, Strand: "shard.Config.MinCleanableDirtyRatio (0 becomes the smallest positive ratio: shard reads 0 as its default)",
+		apply: func(c *shard.Config, v string) {
+			if r, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				c.MinCleanableDirtyRatio = max(r, 1e-9)
+			}
+		}},
 	{Name: "min.compaction.lag.ms", Type: TypeLong, Default: "0", check: atLeast(0),
-		Doc: "shortest time a record stays uncompacted", Strand: "accepted and reported; " + noCompaction},
+		Doc: "shortest time a record stays uncompacted", Applied: true, Strand: "shard.Config.MinCompactionLagMs",
+		apply: func(c *shard.Config, v string) { c.MinCompactionLagMs = toInt(v) }},
 	{Name: "min.insync.replicas", Type: TypeInt, Default: "1", check: atLeast(1),
 		Doc: "replicas that must have a write for acks=all to succeed", Strand: "accepted and reported; " + noReplication + ", and every acknowledged write is already synced to its disk"},
 	{Name: "preallocate", Type: TypeBoolean, Default: "false", check: validator{},

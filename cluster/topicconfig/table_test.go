@@ -2,6 +2,7 @@ package topicconfig
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -144,6 +145,8 @@ func TestLogConfig(t *testing.T) {
 	want := base
 	want.Dir, want.SegmentBytes, want.SegmentMs = "/d", 1<<30, 604800000
 	want.RetentionBytes, want.RetentionMs, want.MaxBatchBytes = -1, 604800000, 1048588
+	want.Cleanup, want.DeleteRetentionMs, want.MinCleanableDirtyRatio = shard.PolicyDelete, 86400000, 0.5
+	want.MinCompactionLagMs, want.MaxCompactionLagMs = 0, math.MaxInt64
 	if !reflect.DeepEqual(def, want) { // func fields are nil in both
 		t.Fatalf("defaults:\n got %+v\nwant %+v", def, want)
 	}
@@ -168,15 +171,16 @@ func TestLogConfigCompactKeepsEverything(t *testing.T) {
 	for _, tc := range []struct {
 		policy          string
 		retMs, retBytes int64
+		cleanup         shard.CleanupPolicy
 	}{
-		{"compact", 0, 0},
-		{"", 0, 0},
-		{"compact,delete", 2000, 4096},
-		{"delete, compact", 2000, 4096},
-		{"delete", 2000, 4096},
+		{"compact", 0, 0, shard.PolicyCompact},
+		{"", 0, 0, shard.PolicyDelete},
+		{"compact,delete", 2000, 4096, shard.PolicyCompactDelete},
+		{"delete, compact", 2000, 4096, shard.PolicyCompactDelete},
+		{"delete", 2000, 4096, shard.PolicyDelete},
 	} {
 		c := LogConfig(shard.Config{}, "/d", map[string]string{"cleanup.policy": tc.policy, "retention.ms": "2000", "retention.bytes": "4096", "segment.ms": "500"})
-		if c.RetentionMs != tc.retMs || c.RetentionBytes != tc.retBytes || c.SegmentMs != 500 {
+		if c.RetentionMs != tc.retMs || c.RetentionBytes != tc.retBytes || c.SegmentMs != 500 || c.Cleanup != tc.cleanup {
 			t.Errorf("%s: retention %d ms %d bytes (segment.ms %d), want %d ms %d bytes", tc.policy, c.RetentionMs, c.RetentionBytes, c.SegmentMs, tc.retMs, tc.retBytes)
 		}
 	}
