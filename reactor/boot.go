@@ -39,7 +39,7 @@ func (r *Runtime) openDuringBoot(c gnet.Conn) ([]byte, gnet.Action) {
 	delete(r.bootDials, key)
 	r.bootMu.Unlock()
 	if !ok {
-		return nil, gnet.Close // an early client
+		return refuse(c) // an early client
 	}
 	reply <- r.adopt(c.EventLoop())
 	return nil, gnet.None // the prober closes its end; OnClose is swallowed

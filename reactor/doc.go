@@ -34,7 +34,7 @@
 // it with sched_setaffinity(0, {cpu}), records its tid, creates the
 // dma.Engine and starts the reaper. Probes are recognised by the local port
 // they bound before connect(2), so there is no race with real clients; until
-// every core is up, real clients are closed at once and the protocol handler
+// every core is up, real clients are reset at once and the protocol handler
 // never sees a probe. Client connections are then spread round-robin.
 //
 // # Wake-ups

@@ -46,7 +46,7 @@ func (w *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return w.r.openDuringBoot(c)
 	case phaseStopping:
 		c.SetContext(internalConn{})
-		return nil, gnet.Close
+		return refuse(c)
 	}
 	core := w.r.byLoop[c.EventLoop()]
 	start := time.Now()
@@ -81,3 +81,14 @@ func (w *handler) OnClose(c gnet.Conn, err error) gnet.Action {
 // OnTick runs on a plain goroutine (not a loop), so it is passed through
 // untimed.
 func (w *handler) OnTick() (time.Duration, gnet.Action) { return w.h.OnTick() }
+
+// refuse closes a connection the protocol never sees (a client arriving
+// before boot is done or after a shutdown began) with a reset, not a FIN:
+// to a client a FIN before any answer looks like a protocol mismatch, which
+// franz-go does not retry (it reports "is TLS missing?" and ends a group
+// session, so the member rejoins: a rebalance), whereas a reset, like a
+// refused dial, is a network error every client retries.
+func refuse(c gnet.Conn) ([]byte, gnet.Action) {
+	_ = c.SetLinger(0)
+	return nil, gnet.Close
+}

@@ -197,7 +197,7 @@ func (r *Runtime) Post(to CoreID, fn Message) error {
 	return nil
 }
 
-// StopAccepting makes the runtime close every connection opened from now
+// StopAccepting makes the runtime reset every connection opened from now
 // on at once, unseen by the protocol, while the connections already open
 // are served as usual: the first step of a graceful shutdown. Stop does it
 // too. Safe from any goroutine.
@@ -206,7 +206,7 @@ func (r *Runtime) StopAccepting() {
 }
 
 // Stop shuts the runtime down: it stops accepting (connections opened from
-// now on are closed at once, unseen by the protocol), lets each core finish its in-flight I/O,
+// now on are reset at once, unseen by the protocol), lets each core finish its in-flight I/O,
 // queued messages and overflow (bounded by ctx; traffic that keeps coming
 // keeps a core busy), stops the reapers, stops the gnet engine (clients get
 // OnClose on their core), then closes every ring once the loops have
@@ -220,7 +220,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 
 func (r *Runtime) shutdown(ctx context.Context, drain bool) error {
 	var errs []error
-	r.phase.Store(phaseStopping) // new connections are closed from now on
+	r.phase.Store(phaseStopping) // new connections are reset from now on
 	bound := r.closeBoot()
 	if drain {
 		if err := r.quiesce(ctx, bound); err != nil {

@@ -482,7 +482,7 @@ func TestStartFailsCleanly(t *testing.T) {
 
 // TestStopRefusesNewClients keeps core 0 busy (a message that re-sends
 // itself) so Stop stays in its drain phase, and checks that a client
-// connecting meanwhile is closed without the protocol ever seeing it.
+// connecting meanwhile is reset without the protocol ever seeing it.
 func TestStopRefusesNewClients(t *testing.T) {
 	h := newEchoHandler()
 	r, err := Start(Config{Listen: "127.0.0.1:0", Logger: quietLogger()}, h)
@@ -506,14 +506,21 @@ func TestStopRefusesNewClients(t *testing.T) {
 		stopped <- r.Stop(ctx)
 	}()
 	eventually(t, "Stop to begin", func() bool { return r.phase.Load() == phaseStopping })
+	// A reset, not a clean close: franz-go takes an EOF before the first
+	// answer for a TLS mismatch and does not retry it (a consumer group
+	// member then rejoins), but retries a reset like any network error.
+	// The reset may already fail the dial on loopback.
 	conn, err := net.Dial("tcp", r.Addr().String())
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
+		var n int
+		if n, err = conn.Read(make([]byte, 1)); n > 0 {
+			t.Fatalf("late client read %d bytes", n)
+		}
 	}
-	defer conn.Close()
-	_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
-	if n, err := conn.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("late client read %d bytes, err %v: want the server to close it", n, err)
+	if !errors.Is(err, unix.ECONNRESET) {
+		t.Fatalf("late client: err %v, want the server to reset it", err)
 	}
 	select {
 	case err := <-stopped:
