@@ -249,8 +249,8 @@ func Start(cfg Config) (*Node, error) {
 	// broker's side of those connections sits in TIME_WAIT on the listen
 	// port for a minute; without it the restarted broker cannot bind.
 	rt, err := reactor.Start(reactor.Config{Listen: cfg.Listen, CPUs: cfg.CPUs, Logger: cfg.Logger,
-		StallThreshold: cfg.StallThreshold,
-		Options:        []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
+		StallThreshold: cfg.StallThreshold, HoldClients: true,
+		Options: []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
 	if err != nil {
 		return nil, err
 	}
@@ -316,6 +316,11 @@ func Start(cfg Config) (*Node, error) {
 		})
 	}
 	started = true
+	// Clients reach the node only now: before, they would have raced the
+	// cores' setup above (n.cores, the logs, the coordinators) or been
+	// closed with a FIN, which franz-go does not retry. Until now they are
+	// reset, which every client retries.
+	n.rt.Serve()
 	n.log.Info("strand broker ready", "listen", rt.Addr().String(), "cores", len(n.cores),
 		"io", n.mode.String(), "align", probe.Align, "data_dir", cfg.DataDir, "node_id", n.id.NodeID,
 		"cluster_id", fmt.Sprintf("%016x", n.id.ClusterID), "topics", len(n.meta.Load().names))

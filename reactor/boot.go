@@ -119,7 +119,11 @@ func (r *Runtime) boot() error {
 		}
 	}
 	register(r.cores)
-	r.phase.CompareAndSwap(phaseBoot, phaseRunning)
+	if r.cfg.HoldClients {
+		r.phase.CompareAndSwap(phaseBoot, phaseHeld)
+	} else {
+		r.phase.CompareAndSwap(phaseBoot, phaseRunning)
+	}
 	return nil
 }
 

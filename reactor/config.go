@@ -50,6 +50,10 @@ type Config struct {
 	// BootTimeout bounds how long Start waits for every loop to be discovered,
 	// pinned and given its ring (default 10s).
 	BootTimeout time.Duration
+	// HoldClients keeps resetting client connections after boot, as during
+	// it, until Runtime.Serve: for a server that has more to set up on
+	// its cores before it can answer anyone.
+	HoldClients bool
 	// Options are extra gnet options (buffer sizes, keep-alive, ...). The
 	// reactor's own options (loop count, LockOSThread, ReusePort=false,
 	// RoundRobin, logger) are applied after them and win.

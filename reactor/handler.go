@@ -44,7 +44,7 @@ func (w *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	switch w.r.phase.Load() {
 	case phaseBoot:
 		return w.r.openDuringBoot(c)
-	case phaseStopping:
+	case phaseHeld, phaseStopping:
 		c.SetContext(internalConn{})
 		return refuse(c)
 	}

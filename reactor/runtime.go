@@ -17,9 +17,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Runtime phases, in order. OnOpen serves clients only in phaseRunning.
+// Runtime phases, in order. OnOpen serves clients only in phaseRunning;
+// phaseHeld (Config.HoldClients) lasts from boot until Serve.
 const (
 	phaseBoot int32 = iota
+	phaseHeld
 	phaseRunning
 	phaseStopping
 )
@@ -38,14 +40,15 @@ type Runtime struct {
 	runDone chan struct{} // closed when gnet.Run returns
 	runErr  error
 
-	// Boot state, guarded by bootMu until phase becomes phaseRunning; byLoop
-	// is read-only afterwards (that store publishes it).
+	// Boot state, guarded by bootMu until boot ends (phaseHeld or
+	// phaseRunning); byLoop is read-only afterwards (that store publishes
+	// it).
 	bootMu     sync.Mutex
 	bootDials  map[netip.AddrPort]chan error
 	byLoop     map[gnet.EventLoop]*Core
 	adopted    int
 	bootClosed bool
-	phase      atomic.Int32 // phaseBoot → phaseRunning → phaseStopping
+	phase      atomic.Int32 // phaseBoot → (phaseHeld →) phaseRunning → phaseStopping
 
 	// gate orders goroutines that are not loop threads (reapers, timer
 	// callbacks, Post) against Stop: once closed, they no longer touch loops.
@@ -197,12 +200,21 @@ func (r *Runtime) Post(to CoreID, fn Message) error {
 	return nil
 }
 
+// Serve starts handing client connections to the handler when
+// Config.HoldClients held them back after boot; until then they are reset.
+// Safe from any goroutine.
+func (r *Runtime) Serve() {
+	r.phase.CompareAndSwap(phaseHeld, phaseRunning)
+}
+
 // StopAccepting makes the runtime reset every connection opened from now
 // on at once, unseen by the protocol, while the connections already open
 // are served as usual: the first step of a graceful shutdown. Stop does it
 // too. Safe from any goroutine.
 func (r *Runtime) StopAccepting() {
-	r.phase.CompareAndSwap(phaseRunning, phaseStopping)
+	if !r.phase.CompareAndSwap(phaseRunning, phaseStopping) {
+		r.phase.CompareAndSwap(phaseHeld, phaseStopping)
+	}
 }
 
 // Stop shuts the runtime down: it stops accepting (connections opened from

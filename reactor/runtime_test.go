@@ -536,6 +536,45 @@ func TestStopRefusesNewClients(t *testing.T) {
 	}
 }
 
+// TestHeldClientsAreResetUntilServe: with HoldClients, a client connecting
+// after boot but before Serve is reset (which clients retry) and the
+// handler never sees it; after Serve clients are served. Before, a broker
+// handed clients to its handler as soon as the loops were up, while it was
+// still setting its cores up (a data race on the node's core list).
+func TestHeldClientsAreResetUntilServe(t *testing.T) {
+	h := newEchoHandler()
+	r, _ := startRuntime(t, Config{HoldClients: true}, h)
+	conn, err := net.Dial("tcp", r.Addr().String())
+	if err == nil {
+		_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
+		var n int
+		if n, err = conn.Read(make([]byte, 1)); n > 0 {
+			t.Fatalf("held client read %d bytes", n)
+		}
+		conn.Close()
+	}
+	if !errors.Is(err, unix.ECONNRESET) {
+		t.Fatalf("held client: err %v, want the server to reset it", err)
+	}
+	if _, total, _ := h.snapshot(); total != 0 {
+		t.Fatalf("handler saw %d opens before Serve; want none", total)
+	}
+	r.Serve()
+	conn, err = net.Dial("tcp", r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := conn.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2)
+	if _, err := io.ReadFull(conn, got); err != nil || string(got) != "hi" {
+		t.Fatalf("after Serve: echo %q, err %v", got, err)
+	}
+}
+
 // shutdownOnTraffic stops the engine from inside a callback.
 type shutdownOnTraffic struct{ gnet.BuiltinEventEngine }
 
