@@ -52,7 +52,8 @@ func equalInts(a, b []int64) bool {
 // TestFetchLongPollWakesOnProduce: a consumer long-polling with a 10 s max
 // wait receives a record produced while it waits, well before the max wait
 // (< 5 s). Rounds alternate partitions so that the partition is sometimes
-// on the consumer connection's core and sometimes on another one.
+// on the consumer connection's core and sometimes on another one. Rounds
+// begin once the consumer fetches every partition (see the warm-up).
 func TestFetchLongPollWakesOnProduce(t *testing.T) {
 	const parts = 8
 	n := startNode(t, testDataDir(t), nil)
@@ -77,7 +78,30 @@ func TestFetchLongPollWakesOnProduce(t *testing.T) {
 			fs.EachRecord(func(r *kgo.Record) { got <- r })
 		}
 	}()
+	// Warm up: one record in every partition, all consumed, before any
+	// round. The consumer lists its start offsets first and may send its
+	// first fetch (long-polling 10 s) naming only the partitions resolved
+	// so far; a round producing to another one then waits for that fetch
+	// to expire, whatever the broker does. Once every partition has been
+	// consumed from, every fetch names all of them.
 	seq := make([]int64, parts)
+	for p := range int32(parts) {
+		rec := &kgo.Record{Topic: "poll", Partition: p, Key: recKey(p, 0), Value: recValue(p, 0)}
+		if err := prod.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatalf("warm-up produce: %v", err)
+		}
+	}
+	for range parts {
+		select {
+		case r := <-got:
+			if r.Offset != seq[r.Partition] {
+				t.Fatalf("warm-up: got %d/%d, want offset %d", r.Partition, r.Offset, seq[r.Partition])
+			}
+			seq[r.Partition]++
+		case <-ctx.Done():
+			t.Fatalf("warm-up: records of partitions %v not consumed", seq)
+		}
+	}
 	for round := range 6 {
 		p := int32(round*3) % parts
 		for hook.writes.Load() <= hook.reads.Load() {
