@@ -118,31 +118,7 @@ func saveMetadata(dir string, s *snapshot) (err error) {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, metadataName+".tmp")
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := fh.Write(b); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Sync(); err != nil {
-		fh.Close()
-		return err
-	}
-	if err := fh.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, metadataName)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return writeFileDurably(dir, metadataName, b)
 }
 
 // metadataWriteError names the cause of a failed metadata write; on a full
