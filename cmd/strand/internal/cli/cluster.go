@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 func clusterCmd(g *globals) *cobra.Command {
@@ -11,12 +12,7 @@ func clusterCmd(g *globals) *cobra.Command {
 		Use:   "info",
 		Short: "Show the brokers, the controller, the cluster id and the topic count",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			adm, err := g.adminClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: runAdmin(g, func(cmd *cobra.Command, _ []string, adm *kadm.Client) error {
 			md, err := adm.Metadata(cmd.Context())
 			if err != nil {
 				return err

@@ -24,12 +24,7 @@ func groupListCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List consumer groups",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			adm, err := g.adminClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: runAdmin(g, func(cmd *cobra.Command, _ []string, adm *kadm.Client) error {
 			ls, err := adm.ListGroups(cmd.Context())
 			if err != nil {
 				return err
@@ -88,12 +83,7 @@ func groupDescribeCmd(g *globals) *cobra.Command {
 		Use:   "describe GROUP...",
 		Short: "Show groups' members, assignments, committed offsets and lag",
 		Args:  minArgs(1, "at least one GROUP"),
-		RunE: run(func(cmd *cobra.Command, groups []string) error {
-			adm, err := g.adminClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: runAdmin(g, func(cmd *cobra.Command, groups []string, adm *kadm.Client) error {
 			lags, err := adm.Lag(cmd.Context(), groups...)
 			if err != nil {
 				return err
@@ -367,12 +357,7 @@ func groupDeleteCmd(g *globals) *cobra.Command {
 		Use:   "delete GROUP...",
 		Short: "Delete stopped groups and their committed offsets",
 		Args:  minArgs(1, "at least one GROUP"),
-		RunE: run(func(cmd *cobra.Command, groups []string) error {
-			adm, err := g.adminClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: runAdmin(g, func(cmd *cobra.Command, groups []string, adm *kadm.Client) error {
 			resps, err := adm.DeleteGroups(cmd.Context(), groups...)
 			if err != nil {
 				return err

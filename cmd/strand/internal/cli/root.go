@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // Exit codes; see the package doc.
@@ -168,6 +169,20 @@ var errSilent = errors.New("")
 
 // run adapts a command body to cobra: errors it returns without an exit
 // code are classified (unreachable broker or failed operation).
+// runAdmin is run for a command that needs an admin client: it connects
+// (failing fast with exit 3 when no broker answers) and closes the client
+// when f returns.
+func runAdmin(g *globals, f func(cmd *cobra.Command, args []string, adm *kadm.Client) error) func(*cobra.Command, []string) error {
+	return run(func(cmd *cobra.Command, args []string) error {
+		adm, err := g.adminClient(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer adm.Close()
+		return f(cmd, args, adm)
+	})
+}
+
 func run(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		err := f(cmd, args)

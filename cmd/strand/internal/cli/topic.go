@@ -99,12 +99,7 @@ func topicListCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List topics",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			adm, err := g.adminClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: runAdmin(g, func(cmd *cobra.Command, _ []string, adm *kadm.Client) error {
 			td, err := adm.ListTopics(cmd.Context())
 			if err != nil {
 				return err
@@ -166,12 +161,7 @@ func topicDescribeCmd(g *globals) *cobra.Command {
 		Use:   "describe TOPIC...",
 		Short: "Show topics' partitions, leaders, offsets and configs",
 		Args:  minArgs(1, "at least one TOPIC"),
-		RunE: run(func(cmd *cobra.Command, topics []string) error {
-			adm, err := g.adminClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: runAdmin(g, func(cmd *cobra.Command, topics []string, adm *kadm.Client) error {
 			out, err := describeTopics(cmd.Context(), adm, topics)
 			if err != nil {
 				return err
@@ -301,12 +291,7 @@ func topicDeleteCmd(g *globals) *cobra.Command {
 		Use:   "delete TOPIC...",
 		Short: "Delete topics and their data",
 		Args:  minArgs(1, "at least one TOPIC"),
-		RunE: run(func(cmd *cobra.Command, topics []string) error {
-			adm, err := g.adminClient(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer adm.Close()
+		RunE: runAdmin(g, func(cmd *cobra.Command, topics []string, adm *kadm.Client) error {
 			resps, err := adm.DeleteTopics(cmd.Context(), topics...)
 			if err != nil {
 				return err
