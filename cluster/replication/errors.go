@@ -3,7 +3,8 @@ package replication
 import "github.com/twmb/franz-go/pkg/kerr"
 
 // The errors this package answers with are Kafka's own kerr values, so the
-// wiring maps them to protocol codes with KafkaCode and never spells a number.
+// protocol edge's one mapping (wire.ErrorCode) passes their codes through and
+// nothing here spells a number.
 var (
 	ErrNotLeader              error = kerr.NotLeaderForPartition // NOT_LEADER_OR_FOLLOWER
 	ErrNotEnoughReplicas      error = kerr.NotEnoughReplicas
@@ -22,15 +23,3 @@ var (
 	ErrDuplicateRegistration  error = kerr.DuplicateBrokerRegistration
 	ErrOffsetNotAvailable     error = kerr.OffsetNotAvailable
 )
-
-// KafkaCode is the protocol error code of err (0 for nil); errors not from
-// this package are UNKNOWN_SERVER_ERROR.
-func KafkaCode(err error) int16 {
-	if err == nil {
-		return 0
-	}
-	if ke, ok := err.(*kerr.Error); ok {
-		return ke.Code
-	}
-	return kerr.UnknownServerError.Code
-}
