@@ -76,6 +76,10 @@ func (r *run) backlogResult() *BacklogStats {
 	}
 	out.BuiltBytes = b.bytesAtDrain - b.bytesAtPause
 	out.BuildSeconds = (b.drainStart - b.pausedAt).Seconds()
+	for s := range b.readAtDrain {
+		out.ReadWhileBuilding += b.readAtDrain[s] - b.readAtPause[s]
+		out.BehindAtDrain += b.drainGoal[s] - b.readAtDrain[s]
+	}
 	if ph != backlogDone {
 		return out
 	}

@@ -118,7 +118,8 @@ type backlogState struct {
 	// transitions order; read after the run.
 	pausedAt, drainStart, drainEnd time.Duration
 	bytesAtPause, bytesAtDrain     int64
-	readAtDrain, drainGoal         []int64 // per subscription
+	readAtPause, readAtDrain       []int64 // per subscription
+	drainGoal                      []int64
 	readAtEnd                      []int64
 }
 
@@ -129,6 +130,9 @@ func (r *run) pause() {
 	b.bytesAtPause = r.ackedBytes.Load()
 	for _, c := range r.consumers {
 		c.cl.PauseFetchTopics(r.topics...)
+	}
+	for s := range b.readAtPause {
+		b.readAtPause[s] = r.subConsumed[s].Load()
 	}
 	b.phase.Store(backlogBuilding)
 }

@@ -102,14 +102,21 @@ type ConsumeStats struct {
 // BacklogStats covers a consumerBacklogSizeGB run: producers fill a backlog
 // while consumers are paused, then consumers resume and drain it.
 type BacklogStats struct {
-	TargetBytes     int64   `json:"target_bytes"`
-	BuiltBytes      int64   `json:"built_bytes"` // acked while consumers were paused
-	BuildSeconds    float64 `json:"build_seconds"`
-	Drained         bool    `json:"drained"` // false: the run ended first
-	DrainSeconds    float64 `json:"drain_seconds"`
-	DrainMessages   int64   `json:"drain_messages"` // read during the drain, all subscriptions
-	DrainMsgsPerSec float64 `json:"drain_msgs_per_sec"`
-	DrainMBPerSec   float64 `json:"drain_mb_per_sec"`
+	TargetBytes   int64   `json:"target_bytes"`
+	BuiltBytes    int64   `json:"built_bytes"` // acked while consumers were paused
+	BuildSeconds  float64 `json:"build_seconds"`
+	Drained       bool    `json:"drained"` // false: the run ended first
+	DrainSeconds  float64 `json:"drain_seconds"`
+	DrainMessages int64   `json:"drain_messages"` // read during the drain, all subscriptions
+	// BehindAtDrain is what the subscriptions had still to read when the
+	// drain started: the drain's goal, all subscriptions.
+	BehindAtDrain int64 `json:"behind_at_drain_messages"`
+	// ReadWhileBuilding counts messages consumers still delivered after
+	// the pause, from fetches already in flight; the drain does not count
+	// them, so DrainMessages can fall short of the built backlog by this.
+	ReadWhileBuilding int64   `json:"read_while_building_messages"`
+	DrainMsgsPerSec   float64 `json:"drain_msgs_per_sec"`
+	DrainMBPerSec     float64 `json:"drain_mb_per_sec"`
 	// ProducersDuringDrain: at a fixed rate producers keep going while the
 	// backlog drains (as OMB does); at max rate they stop, or the drain
 	// would race them.

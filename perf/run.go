@@ -93,6 +93,7 @@ func execute(ctx context.Context, p runParams) (*Result, error) {
 	r.subConsumed = make([]atomic.Int64, w.SubscriptionsPerTopic)
 	if w.BacklogBytes() > 0 && !p.noBacklog {
 		r.backlog = &backlogState{target: w.BacklogBytes(), drained: make(chan struct{}),
+			readAtPause: make([]int64, w.SubscriptionsPerTopic),
 			readAtDrain: make([]int64, w.SubscriptionsPerTopic), drainGoal: make([]int64, w.SubscriptionsPerTopic),
 			readAtEnd: make([]int64, w.SubscriptionsPerTopic)}
 	}
