@@ -28,7 +28,7 @@ type logState struct {
 	sizeBytes        int64
 }
 
-func partitionLogState(t *testing.T, n *Node, ref wire.PartitionRef) (logState, bool) {
+func partitionLogState(t testing.TB, n *Node, ref wire.PartitionRef) (logState, bool) {
 	t.Helper()
 	for _, cs := range n.cores {
 		got := make(chan logState, 1)
