@@ -17,13 +17,7 @@ var (
 	errCoordinatorNotAvail = kerr.CoordinatorNotAvailable.Code
 )
 
-const (
-	// offsetsCompactBytesMin: the offsets log is rewritten (a dump of the
-	// live offsets, then older segments dropped) once it passes this size
-	// and four times the last dump.
-	offsetsCompactBytesMin = 64 << 20
-	groupTickInterval      = 100 * time.Millisecond
-)
+const groupTickInterval = 100 * time.Millisecond
 
 // hostedCoord is the group coordinator for one partition of the offsets
 // topic, on the core that owns that partition. It is the group.Store of
@@ -34,64 +28,17 @@ type hostedCoord struct {
 	coord   *group.Coordinator
 	loading bool
 	// afterLoad runs once loading ends (purges asked for meanwhile).
-	afterLoad  []func()
-	compacting bool
-	dumpBytes  int64
+	afterLoad []func()
 }
 
+// Persist appends the records to the offsets partition. Its log is
+// compacted by the core's log cleaner like any compacted topic (the
+// records are keyed by group and partition, a deletion is a tombstone), so
+// the log stays near the size of the live offsets.
 func (h *hostedCoord) Persist(recs []group.Record, done func(error)) {
 	now := time.Now().UnixMilli()
-	err := h.part.log.Append(encodeBatch(recs, now), now, func(_ shard.AppendResult, err error) {
+	if err := h.part.log.Append(encodeBatch(recs, now), now, func(_ shard.AppendResult, err error) { done(err) }); err != nil {
 		done(err)
-		if err == nil {
-			h.maybeCompact()
-		}
-	})
-	if err != nil {
-		done(err)
-	}
-}
-
-// maybeCompact keeps the offsets log near the size of the live offsets:
-// write every live offset again, then drop the sealed segments before that
-// dump, which it supersedes.
-func (h *hostedCoord) maybeCompact() {
-	l := h.part.log
-	if h.compacting || l.SizeBytes() < max(offsetsCompactBytesMin, 4*h.dumpBytes) {
-		return
-	}
-	h.compacting = true
-	recs := h.coord.Dump()
-	start := l.NextOffset()
-	const perBatch = 2000
-	pending, size := 0, int64(0)
-	failed := false
-	finish := func() {
-		h.compacting = false
-		if failed {
-			return
-		}
-		h.dumpBytes = size
-		n := l.DeleteBefore(start)
-		h.cs.node.log.Info("compacted offsets log", "partition", h.part.ref, "offsets", len(recs), "segments_deleted", n)
-	}
-	now := time.Now().UnixMilli()
-	for i := 0; i < len(recs); i += perBatch {
-		batch := encodeBatch(recs[i:min(i+perBatch, len(recs))], now)
-		size += int64(len(batch))
-		pending++
-		if err := l.Append(batch, now, func(_ shard.AppendResult, err error) {
-			failed = failed || err != nil
-			if pending--; pending == 0 {
-				finish()
-			}
-		}); err != nil {
-			failed = true
-			pending--
-		}
-	}
-	if pending == 0 {
-		finish()
 	}
 }
 

@@ -388,8 +388,8 @@ func (n *Node) rehome(s *snapshot) error {
 }
 
 // ensureOffsetsTopic creates the internal offsets topic on first start.
-// Its segments are small so that compaction (a dump of the live offsets,
-// then deleting what it supersedes) can drop them soon.
+// It is compacted by the log cleaner; its segments are small so that the
+// cleaner, which cleans only sealed segments, gets to commits soon.
 func (n *Node) ensureOffsetsTopic() error {
 	s := n.meta.Load()
 	if _, ok := s.topics[OffsetsTopic]; ok {

@@ -391,32 +391,6 @@ func (c *Coordinator) Load(r Record, nowMs int64) {
 	g.offsets[r.TP] = *r.Offset
 }
 
-// Dump returns every group's persisted membership and committed offsets as
-// records: what a compaction of the offsets log must keep.
-func (c *Coordinator) Dump() []Record {
-	var out []Record
-	ids := make([]string, 0, len(c.groups))
-	for id := range c.groups {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		g := c.groups[id]
-		if g.lastMeta != nil {
-			out = append(out, Record{Group: id, IsMeta: true, Meta: g.lastMeta})
-		}
-		tps := make([]TopicPartition, 0, len(g.offsets))
-		for tp := range g.offsets {
-			tps = append(tps, tp)
-		}
-		sort.Slice(tps, func(i, j int) bool { return lessTP(tps[i], tps[j]) })
-		for _, tp := range tps {
-			o := g.offsets[tp]
-			out = append(out, Record{Group: id, TP: tp, Offset: &o})
-		}
-	}
-	return out
-}
 
 // Tick runs every group's timers and offset retention, and returns when it
 // next needs to run (0: nothing scheduled).
