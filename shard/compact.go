@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"hash/maphash"
 	"io"
 	"os"
 	"strings"
 
 	"github.com/strand-io/strand/dma"
+	"golang.org/x/sys/unix"
 )
 
 // Log compaction (cleanup.policy=compact), with Kafka's LogCleaner rules:
@@ -59,6 +61,22 @@ import (
 // in the same atomically swapped segment), every prefix of a pass leaves
 // the latest value of each key in the log; and a tombstone is dropped only
 // in a pass after the one that removed the older values of its key.
+
+// keyHash stands for a record key in the cleaner's key map, as Kafka's
+// SkimpyOffsetMap keeps an MD5 of each key: a fixed-size, pointer-free
+// entry, so a map of millions of keys costs no allocation per key and
+// nothing for the garbage collector to scan (with string keys, scanning
+// the map held the core for hundreds of milliseconds per round). Two
+// 64-bit hashes with independent random seeds make a collision, which
+// would drop the older of two different keys, a 2^-128 event per pair;
+// the seeds are per process, so keys cannot be crafted to collide.
+type keyHash [2]uint64
+
+var keySeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
+
+func hashKey(k []byte) keyHash {
+	return keyHash{maphash.Bytes(keySeeds[0], k), maphash.Bytes(keySeeds[1], k)}
+}
 
 // CleanupPolicy is a topic's cleanup.policy.
 type CleanupPolicy uint8
@@ -128,8 +146,9 @@ const (
 	// cleanDecompressMax bounds one batch's records decompressed; a batch
 	// past it is kept whole rather than cleaned.
 	cleanDecompressMax = 64 << 20
-	// keyEntryOverhead is what one map entry costs besides its key bytes.
-	keyEntryOverhead = 48
+	// keyEntryBytes is what one key map entry costs: the 16-byte key hash,
+	// the 8-byte offset and the map's own overhead.
+	keyEntryBytes = 40
 	// attrDeleteHorizon is KIP-534's batch attribute: baseTimestamp holds
 	// the time after which the batch's tombstones may go.
 	attrDeleteHorizon = 0x40
@@ -181,7 +200,7 @@ type cleaner struct {
 	segs        []*segment // the segments this pass rewrites, oldest first
 	mapFrom     int        // index in segs of the first dirty segment
 	i           int        // segment being mapped or copied
-	keys        map[string]Offset
+	keys        map[keyHash]Offset
 	keyBytes    int64
 	pids        map[int64]Offset // last batch base offset per producer id
 	in          *batchReader
@@ -273,7 +292,7 @@ func (l *Log) planClean(nowMs int64) bool {
 	}
 	*c = cleaner{cleanedTo: c.cleanedTo, passes: c.passes, phase: cleanMap, nowMs: nowMs, truncations: l.truncations,
 		segs: append([]*segment(nil), l.segs[:end]...), mapFrom: mapFrom, i: mapFrom,
-		keys: map[string]Offset{}, pids: map[int64]Offset{}}
+		keys: map[keyHash]Offset{}, pids: map[int64]Offset{}}
 	if mapFrom == end {
 		c.phase, c.i = cleanCopy, 0
 	}
@@ -390,10 +409,11 @@ func (l *Log) mapBatch(b []byte, h *BatchHeader) int {
 		if r.nullKey {
 			continue
 		}
-		if _, ok := c.keys[string(r.key)]; !ok {
-			c.keyBytes += int64(len(r.key)) + keyEntryOverhead
+		k := hashKey(r.key)
+		if _, ok := c.keys[k]; !ok {
+			c.keyBytes += keyEntryBytes
 		}
-		c.keys[string(r.key)] = h.BaseOffset + Offset(r.offsetDelta)
+		c.keys[k] = h.BaseOffset + Offset(r.offsetDelta)
 	}
 	return raw
 }
@@ -444,7 +464,7 @@ func (l *Log) filterBatch(b []byte, h *BatchHeader) ([]byte, int, error) {
 			continue
 		}
 		off := h.BaseOffset + Offset(r.offsetDelta)
-		if latest, ok := c.keys[string(r.key)]; ok && latest > off {
+		if latest, ok := c.keys[hashKey(r.key)]; ok && latest > off {
 			continue
 		}
 		if r.nullValue {
@@ -832,6 +852,14 @@ func (o *cleanOutput) flush() error {
 	}
 	if err != nil {
 		return err
+	}
+	// Start the writeback of what was just written, without waiting
+	// for it: the fsync that commits the cleaned segment then finds most
+	// pages clean, instead of holding the core while a whole segment's
+	// worth of dirty pages reaches the disk. Only a hint: fsync is still
+	// the durability point, so an error here is ignored.
+	if fd := o.f.Fd(); fd >= 0 {
+		_ = unix.SyncFileRange(fd, o.pos, int64(n), unix.SYNC_FILE_RANGE_WRITE)
 	}
 	o.pos += int64(n)
 	o.pending = o.pending[:0]

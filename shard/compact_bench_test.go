@@ -14,18 +14,21 @@ import (
 // BenchmarkCompactPass measures the cleaner on the real file system: a log
 // of STRAND_BENCH_COMPACT_MIB (default 64) MiB of 100-byte values (half
 // random, so about 2:1 compressible) over
-// 10,000 keys in 100-record batches (codec STRAND_BENCH_COMPACT_CODEC,
-// default 0: none), cleaned in rounds of the default budget (1 MiB, as
+// STRAND_BENCH_COMPACT_KEYS (default 10,000) keys in 100-record batches
+// (codec STRAND_BENCH_COMPACT_CODEC, default 0: none), in segments of
+// STRAND_BENCH_COMPACT_SEGMENT_MIB (default 8) MiB, cleaned in rounds of the default budget (1 MiB, as
 // cluster uses). It reports the dirty log cleaned per second of round
 // time, and the time one round holds the core (p50, p99, max), which is
 // what a producer on the cleaning core waits at worst.
 func BenchmarkCompactPass(b *testing.B) {
 	mib := envInt("STRAND_BENCH_COMPACT_MIB", 64)
 	codec := int16(envInt("STRAND_BENCH_COMPACT_CODEC", 0))
+	keys := envInt("STRAND_BENCH_COMPACT_KEYS", 10000)
+	segMiB := envInt("STRAND_BENCH_COMPACT_SEGMENT_MIB", 8)
 	for it := 0; it < b.N; it++ {
 		dir := benchDir(b)
 		eng := benchEngine(b)
-		cfg := Config{Dir: dir, SegmentBytes: 8 << 20, Cleanup: PolicyCompact, CleanBytesPerTick: 1 << 20,
+		cfg := Config{Dir: dir, SegmentBytes: int64(segMiB) << 20, Cleanup: PolicyCompact, CleanBytesPerTick: 1 << 20,
 			Logger: quietLogger(), MinCleanableDirtyRatio: 0.5}
 		l, err := Open(cfg, dma.OSFS(), eng)
 		if err != nil {
@@ -39,7 +42,7 @@ func BenchmarkCompactPass(b *testing.B) {
 		for l.SizeBytes() < int64(mib)<<20 {
 			recs := make([]kv, 100)
 			for j := range recs {
-				recs[j] = kv{[]byte(fmt.Sprintf("key-%05d", (i*100+j)%10000)), value}
+				recs[j] = kv{[]byte(fmt.Sprintf("key-%08d", (i*100+j)%keys)), value}
 			}
 			for {
 				err := l.Append(keyedBatch(b, recs, now, codec, -1, 0), now, func(AppendResult, error) {})

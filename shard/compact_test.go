@@ -286,6 +286,60 @@ func TestCompactKeepsLatestPerKey(t *testing.T) {
 	}
 }
 
+// TestCompactMapFull: a pass maps only as many keys as CleanMapBytes
+// holds and cleans up to there; the passes that follow clean the rest,
+// and every prefix of them keeps each key's latest value. With 20 keys'
+// room and 200 keys written, one pass cannot do it all.
+func TestCompactMapFull(t *testing.T) {
+	fs := dma.NewMemFS(512, 1)
+	cfg := compactConfig(PolicyCompact)
+	cfg.RetentionMs = 1
+	cfg.CleanMapBytes = 20 * keyEntryBytes
+	l, eng := memLog(t, fs, cfg)
+	w := newWritten()
+	rng := rand.New(rand.NewSource(7))
+	now := int64(1_000_000)
+	for i := 0; i < 600; i++ {
+		recs := []kv{{[]byte(fmt.Sprintf("key%d", rng.Intn(200))), []byte(fmt.Sprintf("v%d", i))}}
+		w.add(appendWait(t, l, eng, keyedBatch(t, recs, now, codecNone, -1, 0), now), recs)
+		now++
+	}
+	sizes := []int64{l.SizeBytes()}
+	for {
+		// Tick until a pass ends, or until none starts: all is clean.
+		before := l.CleanerPasses()
+		for i := 0; i < 1000 && (l.CleanerPasses() == before || l.Cleaning()); i++ {
+			l.Tick(now)
+			drainLog(t, l, eng)
+			if l.Err() != nil {
+				t.Fatal(l.Err())
+			}
+		}
+		if l.CleanerPasses() == before {
+			break
+		}
+		// Every key's latest value is there after every pass.
+		present := map[Offset]bool{}
+		for _, g := range readRecords(t, l, eng) {
+			present[g.off] = true
+		}
+		for k, off := range w.latest {
+			if !present[off] {
+				t.Fatalf("after pass %d: latest value of %q (offset %d) is gone", l.CleanerPasses(), k, off)
+			}
+		}
+		sizes = append(sizes, l.SizeBytes())
+		if len(sizes) > 500 {
+			t.Fatalf("still cleaning after %d passes: sizes %v", len(sizes), sizes)
+		}
+	}
+	t.Logf("%d passes, sizes %v", l.CleanerPasses(), sizes)
+	checkCompacted(t, readRecords(t, l, eng), w, activeBase(l), false)
+	if l.CleanerPasses() < 3 {
+		t.Fatalf("%d passes: the map bound did not split the work", l.CleanerPasses())
+	}
+}
+
 // TestCompactTombstonesExpire: a tombstone survives the first pass, which
 // stamps its delete horizon, and goes at the first pass after
 // delete.retention.ms; the deleted key never comes back.
