@@ -391,7 +391,6 @@ func (c *Coordinator) Load(r Record, nowMs int64) {
 	g.offsets[r.TP] = *r.Offset
 }
 
-
 // Tick runs every group's timers and offset retention, and returns when it
 // next needs to run (0: nothing scheduled).
 func (c *Coordinator) Tick(nowMs int64) int64 {
