@@ -10,7 +10,6 @@ import (
 	"sort"
 	"syscall"
 
-	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -138,15 +137,6 @@ func metadataWriteError(dir string, err error) error {
 func (n *Node) metadataFailed(op string, err error) int16 {
 	n.log.Error("metadata change refused: it could not be persisted", "op", op, "err", err)
 	return kerr.KafkaStorageError.Code
-}
-
-func sortTPs(tps []group.TopicPartition) {
-	sort.Slice(tps, func(i, j int) bool {
-		if tps[i].Topic != tps[j].Topic {
-			return tps[i].Topic < tps[j].Topic
-		}
-		return tps[i].Partition < tps[j].Partition
-	})
 }
 
 func newTopicID() [16]byte {

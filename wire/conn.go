@@ -381,10 +381,8 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 		c.handleDescribeLogDirs(s, q)
 	case *kmsg.DescribeProducersRequest:
 		c.handleDescribeProducers(s, q)
-	case *kmsg.InitProducerIDRequest:
-		c.handleInitProducerID(s, q)
 	default: // versionRange admits only the keys above and, with gb, groups
-		c.handleGroup(s, req, clientID)
+		c.dispatchGroup(s, req, clientID)
 	}
 }
 

@@ -19,8 +19,9 @@
 //   - Server: the gnet handler; Config sets limits and the advertised address.
 //   - Limits: connection, timeout and fetch memory limits (limits.go).
 //   - Backend / Attach: what the broker implements (backend.go); a Backend
-//     that also implements GroupBackend gets the group APIs advertised and
-//     routed to it.
+//     that also implements GroupBackend (group_backend.go) gets the group
+//     APIs advertised and routed to it. Both take typed values: every kmsg
+//     request is translated here, at the protocol edge.
 //   - conn: per-connection state machine: framing, dispatch, ordering,
 //     in-flight bound, backpressure (conn.go).
 //   - slot: one request awaiting its response; slots leave in request order.
@@ -45,8 +46,10 @@
 //	autocreate.go   the per-request bound on topics Metadata creates, and
 //	                the rate-limited log lines of auto-creation
 //	NN_name.go      one handler per API key, numbered like kfake
-//	groups.go       consumer-group keys and InitProducerID, passed to the
-//	                GroupBackend (group_backend.go) when the Backend has one
+//	group_backend.go GroupBackend: the consumer-group APIs and InitProducerID
+//	                as typed requests and results, for a Backend that has them
+//	groups.go       dispatch of those keys (NN_name.go files: 08-16, 22, 42,
+//	                47), the client info the coordinator records
 //	shape_groups.go request layouts of those keys for the pre-check
 //	probe.go        RequestProbe: per-request counting by a Backend that
 //	                implements it, on the connection's core

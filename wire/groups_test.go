@@ -8,31 +8,95 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// groupSession adds a scripted GroupBackend to the memory backend.
+// groupSession adds a scripted GroupBackend to the memory backend. It
+// records every typed request it gets and answers with the zero result,
+// or with what the test scripted.
 type groupSession struct {
 	*memSession
 	clients []ClientInfo
-	reqs    []kmsg.Request
-	wrongV  bool // answer with a mismatched version
+	reqs    []any
+	// Scripted answers (nil: success).
+	commitErrs  []error
+	fetched     []CommitOffset
+	deleteErr   error
+	leaveErrs   []error
+	coordinator error
 }
 
-func (g *groupSession) GroupRequest(ci ClientInfo, req kmsg.Request, cb func(kmsg.Response)) {
-	g.clients, g.reqs = append(g.clients, ci), append(g.reqs, req)
-	resp := req.ResponseKind()
-	if g.wrongV {
-		resp.SetVersion(req.GetVersion() + 1)
-	}
-	if jr, ok := resp.(*kmsg.JoinGroupResponse); ok {
-		jr.MemberID = "m-1"
-	}
-	cb(resp)
+func (g *groupSession) seen(c ClientInfo, r any) {
+	g.clients, g.reqs = append(g.clients, c), append(g.reqs, r)
 }
 
-func (g *groupSession) InitProducerID(req *kmsg.InitProducerIDRequest, cb func(*kmsg.InitProducerIDResponse)) {
-	g.reqs = append(g.reqs, req)
-	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
-	resp.ProducerID, resp.ProducerEpoch = 42, 0
-	cb(resp)
+func (g *groupSession) FindCoordinator(key string) (BrokerInfo, error) {
+	g.reqs = append(g.reqs, key)
+	return BrokerInfo{NodeID: 7, Host: "h", Port: 9}, g.coordinator
+}
+
+func (g *groupSession) JoinGroup(c ClientInfo, r JoinGroupRequest, cb func(JoinGroupResult)) {
+	g.seen(c, r)
+	cb(JoinGroupResult{MemberID: "m-1"})
+}
+
+func (g *groupSession) SyncGroup(c ClientInfo, r SyncGroupRequest, cb func(SyncGroupResult)) {
+	g.seen(c, r)
+	cb(SyncGroupResult{})
+}
+
+func (g *groupSession) Heartbeat(c ClientInfo, r HeartbeatRequest, cb func(error)) {
+	g.seen(c, r)
+	cb(nil)
+}
+
+func (g *groupSession) LeaveGroup(c ClientInfo, group string, ms []LeaveMember, cb func(error, []error)) {
+	g.seen(c, ms)
+	errs := g.leaveErrs
+	if errs == nil {
+		errs = make([]error, len(ms))
+	}
+	cb(nil, errs)
+}
+
+func (g *groupSession) OffsetCommit(c ClientInfo, r OffsetCommitRequest, cb func([]error)) {
+	g.seen(c, r)
+	errs := g.commitErrs
+	if errs == nil {
+		errs = make([]error, len(r.Offsets))
+	}
+	cb(errs)
+}
+
+func (g *groupSession) OffsetFetch(c ClientInfo, groups []OffsetFetchGroup, cb func([]OffsetFetchResult)) {
+	g.seen(c, groups)
+	res := make([]OffsetFetchResult, len(groups))
+	for i := range res {
+		res[i].Offsets = g.fetched
+	}
+	cb(res)
+}
+
+func (g *groupSession) DescribeGroups(c ClientInfo, groups []string, cb func([]GroupDescription)) {
+	g.seen(c, groups)
+	cb(make([]GroupDescription, len(groups)))
+}
+
+func (g *groupSession) ListGroups(c ClientInfo, cb func([]GroupListing)) {
+	g.seen(c, nil)
+	cb(nil)
+}
+
+func (g *groupSession) DeleteGroups(c ClientInfo, groups []string, cb func([]error)) {
+	g.seen(c, groups)
+	cb(make([]error, len(groups)))
+}
+
+func (g *groupSession) OffsetDelete(c ClientInfo, group string, tps []PartitionRef, cb func(error)) {
+	g.seen(c, tps)
+	cb(g.deleteErr)
+}
+
+func (g *groupSession) InitProducerID(r InitProducerIDRequest, cb func(InitProducerIDResult)) {
+	g.reqs = append(g.reqs, r)
+	cb(InitProducerIDResult{ProducerID: 42})
 }
 
 type addrConn struct{ *fakeConn }
@@ -104,17 +168,6 @@ func TestGroupRouting(t *testing.T) {
 	}
 }
 
-func TestGroupMismatchedResponseCloses(t *testing.T) {
-	h, gs := newGroupHarness()
-	gs.wrongV = true
-	if !h.traffic(encodeRequest(versioned(kmsg.NewPtrHeartbeatRequest(), 2), 1, "c"), 10) {
-		t.Fatal("mismatched response version did not close the connection")
-	}
-	if len(h.fc.out) != 0 {
-		t.Fatal("a mismatched response was written")
-	}
-}
-
 // TestGroupRequestBytesDetached: the coordinator keeps JoinGroup protocol
 // metadata and SyncGroup assignments, so they must not alias the input
 // buffer (the fake poisons consumed input).
@@ -129,10 +182,10 @@ func TestGroupRequestBytesDetached(t *testing.T) {
 	sg.GroupAssignment = []kmsg.SyncGroupRequestGroupAssignment{{MemberID: "m-1", MemberAssignment: []byte("assignment")}}
 	h.do(t, sg, 3)
 	h.do(t, kmsg.NewPtrHeartbeatRequest(), 3) // more input through the same buffer
-	if got := string(gs.reqs[0].(*kmsg.JoinGroupRequest).Protocols[0].Metadata); got != "member metadata" {
+	if got := string(gs.reqs[0].(JoinGroupRequest).Protocols[0].Metadata); got != "member metadata" {
 		t.Fatalf("kept JoinGroup metadata reads %q: it aliases the input buffer", got)
 	}
-	if got := string(gs.reqs[1].(*kmsg.SyncGroupRequest).GroupAssignment[0].MemberAssignment); got != "assignment" {
+	if got := string(gs.reqs[1].(SyncGroupRequest).Assignments[0].Assignment); got != "assignment" {
 		t.Fatalf("kept SyncGroup assignment reads %q: it aliases the input buffer", got)
 	}
 }
@@ -183,5 +236,120 @@ func TestEveryAPIAboveItsRangeAnswered(t *testing.T) {
 				t.Fatalf("answered at v%d, want v%d", resp.GetVersion(), v)
 			}
 		})
+	}
+}
+
+// TestGroupTranslation: the version rules that wire applies on the way to
+// the typed GroupBackend and back (they lived in cluster before).
+func TestGroupTranslation(t *testing.T) {
+	h, gs := newGroupHarness()
+	last := func() any { return gs.reqs[len(gs.reqs)-1] }
+
+	jg := kmsg.NewPtrJoinGroupRequest()
+	jg.Group, jg.RebalanceTimeoutMillis, jg.SessionTimeoutMillis = "g", 9000, 6000
+	h.do(t, jg, 0)
+	if r := last().(JoinGroupRequest); r.RebalanceTimeoutMs != -1 || r.RequireKnownMemberID {
+		t.Fatalf("join v0: %+v", r)
+	}
+	h.do(t, jg, 4)
+	if r := last().(JoinGroupRequest); r.RebalanceTimeoutMs != 9000 || !r.RequireKnownMemberID {
+		t.Fatalf("join v4: %+v", r)
+	}
+
+	oc := kmsg.NewPtrOffsetCommitRequest()
+	oc.Group, oc.Generation, oc.MemberID = "g", 3, "m"
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic = "t"
+	for p := int32(0); p < 2; p++ {
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset, rp.LeaderEpoch = p, 10+int64(p), 4
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	oc.Topics = append(oc.Topics, rt)
+	gs.commitErrs = []error{nil, kerr.UnknownTopicOrPartition}
+	resp := h.do(t, oc, 0).(*kmsg.OffsetCommitResponse)
+	if r := last().(OffsetCommitRequest); r.Generation != -1 || r.MemberID != "" || r.Offsets[1].LeaderEpoch != -1 || r.Offsets[1].Offset != 11 {
+		t.Fatalf("commit v0: %+v", r)
+	}
+	if ps := resp.Topics[0].Partitions; ps[0].ErrorCode != 0 || ps[1].ErrorCode != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("commit v0 answered %+v", ps)
+	}
+	h.do(t, oc, 6)
+	if r := last().(OffsetCommitRequest); r.Generation != 3 || r.MemberID != "m" || r.Offsets[0].LeaderEpoch != 4 {
+		t.Fatalf("commit v6: %+v", r)
+	}
+
+	// OffsetFetch: asked partitions in order, -1 where nothing is
+	// committed; a nil topic list gets every committed offset, sorted.
+	gs.fetched = []CommitOffset{
+		{PartitionRef: PartitionRef{Topic: "b", Partition: 0}, Offset: 7, LeaderEpoch: 1},
+		{PartitionRef: PartitionRef{Topic: "a", Partition: 1}, Offset: 5, LeaderEpoch: 1},
+	}
+	of := kmsg.NewPtrOffsetFetchRequest()
+	of.Group = "g"
+	of.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "b", Partitions: []int32{1, 0}}}
+	fr := h.do(t, of, 1).(*kmsg.OffsetFetchResponse)
+	if ps := fr.Topics[0].Partitions; len(fr.Topics) != 1 || len(ps) != 2 || ps[0].Offset != -1 || ps[0].LeaderEpoch != -1 || ps[1].Offset != 7 {
+		t.Fatalf("fetch asked: %+v", fr.Topics)
+	}
+	of.Topics = nil
+	fr = h.do(t, of, 7).(*kmsg.OffsetFetchResponse)
+	if len(fr.Topics) != 2 || fr.Topics[0].Topic != "a" || fr.Topics[1].Topic != "b" {
+		t.Fatalf("fetch all: %+v", fr.Topics)
+	}
+	if r := last().([]OffsetFetchGroup); r[0].Partitions != nil {
+		t.Fatalf("fetch all asked for %v", r[0].Partitions)
+	}
+
+	// OffsetDelete: GROUP_SUBSCRIBED_TO_TOPIC per partition, anything
+	// else for the whole request.
+	od := kmsg.NewPtrOffsetDeleteRequest()
+	od.Group = "g"
+	od.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+	gs.deleteErr = kerr.GroupSubscribedToTopic
+	if r := h.do(t, od, 0).(*kmsg.OffsetDeleteResponse); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != kerr.GroupSubscribedToTopic.Code {
+		t.Fatalf("offset delete, subscribed: %+v", r)
+	}
+	gs.deleteErr = kerr.GroupIDNotFound
+	if r := h.do(t, od, 0).(*kmsg.OffsetDeleteResponse); r.ErrorCode != kerr.GroupIDNotFound.Code || len(r.Topics) != 0 {
+		t.Fatalf("offset delete, no group: %+v", r)
+	}
+
+	// LeaveGroup before v3 answers its one member's error at the top.
+	lg := kmsg.NewPtrLeaveGroupRequest()
+	lg.Group, lg.MemberID = "g", "m"
+	gs.leaveErrs = []error{kerr.UnknownMemberID}
+	if r := h.do(t, lg, 2).(*kmsg.LeaveGroupResponse); r.ErrorCode != kerr.UnknownMemberID.Code {
+		t.Fatalf("leave v2: %s", errName(r.ErrorCode))
+	}
+	if ms := last().([]LeaveMember); len(ms) != 1 || ms[0].MemberID != "m" {
+		t.Fatalf("leave v2 members %+v", ms)
+	}
+
+	// InitProducerID carries the id to bump only from v3.
+	ip := kmsg.NewPtrInitProducerIDRequest()
+	ip.ProducerID, ip.ProducerEpoch = 5, 2
+	h.do(t, ip, 3)
+	if r := last().(InitProducerIDRequest); r.ProducerID != 5 || r.ProducerEpoch != 2 {
+		t.Fatalf("init producer id v3: %+v", r)
+	}
+	h.do(t, ip, 2)
+	if r := last().(InitProducerIDRequest); r.ProducerID != -1 || r.ProducerEpoch != -1 {
+		t.Fatalf("init producer id v2: %+v", r)
+	}
+
+	// FindCoordinator: one key before v4, a batch after; an error
+	// answers node -1.
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey, fc.CoordinatorKeys = "g", []string{"g", "h"}
+	if r := h.do(t, fc, 3).(*kmsg.FindCoordinatorResponse); r.NodeID != 7 || r.Host != "h" || r.Port != 9 {
+		t.Fatalf("find coordinator v3: %+v", r)
+	}
+	if r := h.do(t, fc, 4).(*kmsg.FindCoordinatorResponse); len(r.Coordinators) != 2 || r.Coordinators[1].Key != "h" || r.Coordinators[1].NodeID != 7 {
+		t.Fatalf("find coordinator v4: %+v", r.Coordinators)
+	}
+	gs.coordinator = kerr.CoordinatorNotAvailable
+	if r := h.do(t, fc, 3).(*kmsg.FindCoordinatorResponse); r.ErrorCode != kerr.CoordinatorNotAvailable.Code || r.NodeID != -1 {
+		t.Fatalf("find coordinator failing: %+v", r)
 	}
 }

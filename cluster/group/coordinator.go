@@ -282,7 +282,7 @@ func (c *Coordinator) DeleteOffsets(groupID string, tps []TopicPartition, done f
 		done(ErrGroupIDNotFound)
 		return
 	case len(g.members) > 0:
-		done(86) // GROUP_SUBSCRIBED_TO_TOPIC
+		done(ErrGroupSubscribedToTopic)
 		return
 	}
 	var recs []Record

@@ -19,4 +19,5 @@ var (
 	ErrFencedInstanceID        = kerr.FencedInstanceID.Code
 	ErrInvalidGroupID          = kerr.InvalidGroupID.Code
 	ErrUnknownTopicOrPartition = kerr.UnknownTopicOrPartition.Code
+	ErrGroupSubscribedToTopic  = kerr.GroupSubscribedToTopic.Code
 )
