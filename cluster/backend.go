@@ -84,10 +84,17 @@ func (b *backend) topicInfo(t *Topic) wire.TopicInfo {
 	id := b.node.cfg.NodeID
 	ti := wire.TopicInfo{Name: t.Name, ID: t.ID, Internal: t.Internal, Partitions: make([]wire.PartitionInfo, len(t.Cores))}
 	for p := range t.Cores {
-		ti.Partitions[p] = wire.PartitionInfo{ID: int32(p), Leader: id, Replicas: []int32{id}, ISR: []int32{id}}
+		ti.Partitions[p] = wire.PartitionInfo{ID: int32(p), Leader: id, LeaderEpoch: b.leaderEpoch(wire.PartitionRef{Topic: t.Name, Partition: int32(p)}),
+			Replicas: []int32{id}, ISR: []int32{id}}
 	}
 	return ti
 }
+
+// leaderEpoch is p's leader epoch as Metadata and ListOffsets report it.
+// This broker leads every partition from its creation and never hands
+// leadership over, so the epoch stays 0; both answers take it from here so
+// that they change together once leadership can move.
+func (b *backend) leaderEpoch(wire.PartitionRef) int32 { return 0 }
 
 // owner finds the core that owns p, or the error code for why none does.
 // Every partition request enters through it, on the connection's core,
@@ -212,8 +219,9 @@ func (b *backend) ListOffset(p wire.PartitionRef, ts int64, cb func(wire.ListOff
 		cb(wire.ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: code})
 		return
 	}
+	epoch := b.leaderEpoch(p)
 	b.onOwner(owner, p, func(part *partition, reply func(func())) {
-		send := func(r wire.ListOffsetResult) { reply(func() { cb(r) }) }
+		send := func(r wire.ListOffsetResult) { r.LeaderEpoch = epoch; reply(func() { cb(r) }) }
 		switch {
 		case part == nil:
 			send(wire.ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: errLeaderNotAvailable})

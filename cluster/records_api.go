@@ -42,11 +42,12 @@ func (b *backend) MaxTimestamp(p wire.PartitionRef, cb func(wire.ListOffsetResul
 		cb(wire.ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: code})
 		return
 	}
+	epoch := b.leaderEpoch(p)
 	b.onOwner(owner, p, func(part *partition, reply func(func())) {
 		r := wire.ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: kerr.LeaderNotAvailable.Code}
 		if part != nil {
 			off, ts, err := part.log.MaxTimestamp()
-			r = wire.ListOffsetResult{Offset: int64(off), TimestampMs: ts, ErrCode: wire.ErrorCode(err)}
+			r = wire.ListOffsetResult{Offset: int64(off), TimestampMs: ts, LeaderEpoch: epoch, ErrCode: wire.ErrorCode(err)}
 		}
 		reply(func() { cb(r) })
 	})

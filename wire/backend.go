@@ -216,9 +216,12 @@ type FetchResult struct {
 	ErrCode        int16 // e.g. OFFSET_OUT_OF_RANGE (1), NOT_LEADER (6)
 }
 
-// ListOffsetResult completes Backend.ListOffset.
+// ListOffsetResult completes Backend.ListOffset and Backend.MaxTimestamp.
 type ListOffsetResult struct {
 	Offset      int64
 	TimestampMs int64 // -1 for latest/earliest
+	// LeaderEpoch is the partition's leader epoch, as Metadata reports
+	// it (ListOffsets v4+ returns it with the offset).
+	LeaderEpoch int32
 	ErrCode     int16
 }

@@ -137,6 +137,42 @@ func TestListOffsets(t *testing.T) {
 	}
 }
 
+// TestListOffsetsNoTopicDescription: ListOffsets checks partitions by
+// count and takes the leader epoch from each answer, without building the
+// topic's description (about 2,000 allocations for a 1,000-partition
+// topic).
+func TestListOffsetsNoTopicDescription(t *testing.T) {
+	h := newHarness(Config{})
+	h.broker.leaderEpoch = 3
+	h.broker.createTopic("t", 2, nil)
+	h.do(t, produceReq("t", 1, 1, makeBatch([]byte("a"))), 8)
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = "t"
+	for _, ts := range []int64{-1, -3} {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = 1, ts
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp = 2, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	h.broker.described = 0
+	ps := h.do(t, req, 7).(*kmsg.ListOffsetsResponse).Topics[0].Partitions
+	for _, p := range ps[:2] {
+		if p.ErrorCode != 0 || p.LeaderEpoch != 3 {
+			t.Fatalf("partition 1: %s, leader epoch %d, want 3", errName(p.ErrorCode), p.LeaderEpoch)
+		}
+	}
+	if ps[2].ErrorCode != errUnknownTopicOrPartition {
+		t.Fatalf("partition 2 of 2: %s", errName(ps[2].ErrorCode))
+	}
+	if h.broker.described != 0 {
+		t.Fatalf("ListOffsets built %d topic descriptions", h.broker.described)
+	}
+}
+
 func TestMetadata(t *testing.T) {
 	h := newHarness(Config{})
 	h.broker.createTopic("b", 2, nil)

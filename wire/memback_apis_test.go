@@ -40,7 +40,7 @@ func (s *memSession) MaxTimestamp(p PartitionRef, cb func(ListOffsetResult)) {
 		cb(ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: kerr.UnknownTopicOrPartition.Code})
 		return
 	}
-	r := ListOffsetResult{Offset: -1, TimestampMs: -1}
+	r := ListOffsetResult{Offset: -1, TimestampMs: -1, LeaderEpoch: s.b.leaderEpoch}
 	for i, b := range mp.batches {
 		if h, _ := shard.ParseBatchHeader(b); h.MaxTimestamp > r.TimestampMs {
 			r.Offset, r.TimestampMs = max(mp.bases[i], mp.logStart), h.MaxTimestamp

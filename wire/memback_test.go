@@ -28,6 +28,11 @@ type memBroker struct {
 	defParts   int32
 	topics     map[string]*memTopic
 	nextID     byte
+	// leaderEpoch is every partition's leader epoch (Metadata, ListOffsets).
+	leaderEpoch int32
+	// described counts Topic calls: the hot paths must not build topic
+	// descriptions.
+	described int
 
 	// watchAdded, if set, receives a value each time a WatchAppend is
 	// registered (tests use it to know a fetch is long-polling).
@@ -94,7 +99,7 @@ func (b *memBroker) addPartitionsLocked(t *memTopic, total int32) {
 	}
 	infos := make([]PartitionInfo, total) // fresh slice: readers may hold the old one
 	for i := range infos {
-		infos[i] = PartitionInfo{ID: int32(i), Leader: b.nodeID, Replicas: []int32{b.nodeID}, ISR: []int32{b.nodeID}}
+		infos[i] = PartitionInfo{ID: int32(i), Leader: b.nodeID, LeaderEpoch: b.leaderEpoch, Replicas: []int32{b.nodeID}, ISR: []int32{b.nodeID}}
 	}
 	t.info.Partitions = infos
 }
@@ -137,13 +142,19 @@ func (s *memSession) Topics() []TopicInfo {
 }
 
 func (s *memSession) PartitionCount(name string) (int32, bool) {
-	t, ok := s.Topic(name)
-	return int32(len(t.Partitions)), ok
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	t, ok := s.b.topics[name]
+	if !ok {
+		return 0, false
+	}
+	return int32(len(t.info.Partitions)), true
 }
 
 func (s *memSession) Topic(name string) (TopicInfo, bool) {
 	s.b.mu.Lock()
 	defer s.b.mu.Unlock()
+	s.b.described++
 	t, ok := s.b.topics[name]
 	if !ok {
 		return TopicInfo{}, false
@@ -362,7 +373,7 @@ func (s *memSession) ListOffset(p PartitionRef, ts int64, cb func(ListOffsetResu
 		cb(ListOffsetResult{Offset: -1, TimestampMs: -1, ErrCode: errUnknownTopicOrPartition})
 		return
 	}
-	r := ListOffsetResult{Offset: -1, TimestampMs: -1}
+	r := ListOffsetResult{Offset: -1, TimestampMs: -1, LeaderEpoch: s.b.leaderEpoch}
 	switch ts {
 	case listLatest:
 		r.Offset = mp.hwm
