@@ -123,7 +123,7 @@ func (b *backend) onOwner(owner reactor.CoreID, p wire.PartitionRef, fn func(par
 	})
 }
 
-func (b *backend) Append(p wire.PartitionRef, batch []byte, acks int16, cb func(wire.AppendResult)) {
+func (b *backend) Append(p wire.PartitionRef, batch []byte, cb func(wire.AppendResult)) {
 	owner, code := b.owner(p)
 	if code != 0 {
 		cb(wire.AppendResult{BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, ErrCode: code})

@@ -72,7 +72,7 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 				continue
 			}
 			pending++
-			c.be.Append(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Records, acks, func(r AppendResult) {
+			c.be.Append(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Records, func(r AppendResult) {
 				defer c.recoverPanic()
 				if r.ErrCode != errNone {
 					fail(r.ErrCode, r.ErrMsg)

@@ -80,10 +80,15 @@ type Backend interface {
 	// buffer and is valid only until Append returns. A backend that keeps it
 	// past the call (to hand it to another core, say) copies it; one that
 	// consumes it at once (a log that copies it into its own buffer) does not,
-	// so each produced byte is copied once on its way to the log. acks is 0, 1
-	// or -1 (all); the callback fires when the batch is durable as acks
-	// requires (for acks 0 the result is only logged).
-	Append(p PartitionRef, batch []byte, acks int16, cb func(AppendResult))
+	// so each produced byte is copied once on its way to the log. The
+	// callback fires once the batch is durable (fsynced), whatever the
+	// producer's acks: with one broker, acks=1 and acks=all both mean the
+	// leader's synced copy, and acks=0 changes only what the wire layer
+	// sends back (nothing, or a closed connection after a failure), so the
+	// backend is not told acks. Replication will need it again: there,
+	// acks=1 waits for the leader's copy and acks=all for the in-sync
+	// replicas'.
+	Append(p PartitionRef, batch []byte, cb func(AppendResult))
 	// Fetch reads whole batches starting with the batch that holds offset,
 	// up to maxBytes, except that the first batch is returned whole even when
 	// it is larger (KIP-74). Records must stay unmodified after the callback
