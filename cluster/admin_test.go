@@ -30,20 +30,19 @@ func TestCreateTopicDoesNotBlockCores(t *testing.T) {
 	var gate atomic.Pointer[chan struct{}] // opens of "slow" topics wait on it
 	gate.Store(&release)
 	var held atomic.Int32
-	orig := openLog
-	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+	openLog := func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
 		// Held after the files exist, so a delete that did not wait for
 		// the open would rename them away under it.
-		l, err := orig(cfg, fs, io)
+		l, err := shard.Open(cfg, fs, io)
 		if strings.Contains(cfg.Dir, "slow") {
 			held.Add(1)
 			<-*gate.Load()
 		}
 		return l, err
 	}
-	defer func() { openLog = orig }()
 	dataDir := t.TempDir()
-	n, err := Start(Config{DataDir: dataDir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	n, err := Start(Config{DataDir: dataDir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		hooks: testHooks{openLog: openLog}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,16 +170,15 @@ func TestCreateTopicDoesNotBlockCores(t *testing.T) {
 // answered success with the partition missing.
 func TestFailedOpenFailsCreate(t *testing.T) {
 	var failing atomic.Pointer[string] // the partition directory whose open fails
-	orig := openLog
-	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+	openLog := func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
 		if f := failing.Load(); f != nil && filepath.Base(cfg.Dir) == *f {
 			return nil, errors.New("injected: too many open files")
 		}
-		return orig(cfg, fs, io)
+		return shard.Open(cfg, fs, io)
 	}
-	defer func() { openLog = orig }()
 	dataDir := t.TempDir()
-	n, err := Start(Config{DataDir: dataDir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	n, err := Start(Config{DataDir: dataDir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		hooks: testHooks{openLog: openLog}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,16 +319,15 @@ func TestLateOpenDoesNotResurrect(t *testing.T) {
 	let := sync.OnceFunc(func() { close(release) })
 	defer let()
 	var held atomic.Int32
-	orig := openLog
-	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+	openLog := func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
 		if strings.Contains(cfg.Dir, "held") {
 			held.Add(1)
 			<-release
 		}
-		return orig(cfg, fs, io)
+		return shard.Open(cfg, fs, io)
 	}
-	defer func() { openLog = orig }()
-	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		hooks: testHooks{openLog: openLog}})
 	if err != nil {
 		t.Fatal(err)
 	}

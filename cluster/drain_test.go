@@ -41,20 +41,18 @@ func TestDrainTimeoutBites(t *testing.T) {
 	let := sync.OnceFunc(func() { close(release) })
 	defer let()
 	held := make(chan struct{}, 1)
-	orig := openLog
-	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
-		l, err := orig(cfg, fs, io)
+	openLog := func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+		l, err := shard.Open(cfg, fs, io)
 		if strings.Contains(cfg.Dir, "stuck") {
 			held <- struct{}{}
 			<-release
 		}
 		return l, err
 	}
-	defer func() { openLog = orig }()
 	logs := &syncBuf{}
 	const drain = 300 * time.Millisecond
 	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", DrainTimeout: drain,
-		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), hooks: testHooks{openLog: openLog}})
 	if err != nil {
 		t.Fatal(err)
 	}

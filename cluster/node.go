@@ -93,6 +93,8 @@ type Config struct {
 	// config file: DescribeConfigs reports them as STATIC_BROKER_CONFIG,
 	// the others as DEFAULT_CONFIG.
 	StaticConfigs []string
+
+	hooks testHooks // tests only (hooks.go)
 }
 
 // Node is one running broker.

@@ -59,9 +59,6 @@ type watch struct {
 	cancelled bool
 }
 
-// openLog is shard.Open; tests replace it to make opening slow.
-var openLog = shard.Open
-
 func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
 	cfg := topicconfig.LogConfig(cs.node.cfg.Log, cs.node.partitionDir(t.Name, p), t.Configs)
 	cfg.Logger = cs.node.log.With("partition", fmt.Sprintf("%s-%d", t.Name, p), "core", cs.core.ID())
@@ -84,7 +81,7 @@ func (cs *coreState) open(t *Topic, p int32) error {
 	if _, ok := cs.parts[ref]; ok {
 		return nil
 	}
-	l, err := openLog(cs.logConfigFor(t, p), dma.OSFS(), cs.core.IO())
+	l, err := cs.node.openLog(cs.logConfigFor(t, p), dma.OSFS(), cs.core.IO())
 	if err != nil {
 		return fmt.Errorf("cluster: open %s-%d: %w", t.Name, p, err)
 	}
@@ -147,7 +144,7 @@ func (cs *coreState) openAsync(t *Topic, p int32, fresh bool, done func(error)) 
 				err = removeLeftover(cfg.Dir, log)
 			}
 			if err == nil {
-				l, err = openLog(cfg, dma.OSFS(), io)
+				l, err = cs.node.openLog(cfg, dma.OSFS(), io)
 			}
 			if err != nil {
 				err = fmt.Errorf("cluster: open %s-%d: %w", t.Name, p, err)

@@ -35,9 +35,8 @@ func TestCommitsPublishOutOfOrder(t *testing.T) {
 		defer lets[name]() // on a failure, before Close waits for the held opens
 	}
 	var held atomic.Int32
-	orig := openLog
-	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
-		l, err := orig(cfg, fs, io)
+	openLog := func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+		l, err := shard.Open(cfg, fs, io)
 		for name, ch := range gates {
 			if strings.Contains(cfg.Dir, name) {
 				held.Add(1)
@@ -46,8 +45,8 @@ func TestCommitsPublishOutOfOrder(t *testing.T) {
 		}
 		return l, err
 	}
-	defer func() { openLog = orig }()
-	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		hooks: testHooks{openLog: openLog}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,11 +76,6 @@ func openRaft(cfg Config, id identity) (*metaraft.Host, error) {
 	return h, nil
 }
 
-// afterProposal, when set (tests only), runs after each command persist
-// proposes is applied; an error stops persist right there, as a crash
-// between two entries would.
-var afterProposal func(metadata.Command) error
-
 func (n *Node) brokerID() metadata.BrokerID { return metadata.BrokerID(n.id.NodeID) }
 
 // propose replicates c and fails unless it was applied and accepted.
@@ -117,8 +112,8 @@ func (n *Node) persist(next *snapshot) (*snapshot, error) {
 			_ = saveMetadata(n.cfg.DataDir, cur)
 			return nil, fmt.Errorf("proposing %v: %w", c.Kind(), err)
 		}
-		if afterProposal != nil {
-			if err := afterProposal(c); err != nil {
+		if hook := n.cfg.hooks.afterProposal; hook != nil {
+			if err := hook(c); err != nil {
 				return nil, err // a crash here proposes nothing more either
 			}
 		}

@@ -28,19 +28,17 @@ import (
 // the metadata, and the restart's sweep removed its partitions' data.
 func TestCrashDuringPartitionUndoKeepsRecords(t *testing.T) {
 	var failing atomic.Bool // grow-3 fails to open
-	orig := openLog
-	openLog = func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
+	openLog := func(cfg shard.Config, fs dma.FS, io dma.Engine) (*shard.Log, error) {
 		if failing.Load() && filepath.Base(cfg.Dir) == "grow-3" {
 			return nil, errors.New("injected: too many open files")
 		}
-		return orig(cfg, fs, io)
+		return shard.Open(cfg, fs, io)
 	}
-	defer func() { openLog = orig }()
 	// After the CreatePartitions entry, the next entry (the undo's first)
 	// is the last one this broker ever applies.
 	var grown, crashed atomic.Bool
 	var undoFirst atomic.Pointer[string]
-	afterProposal = func(c metadata.Command) error {
+	afterProposal := func(c metadata.Command) error {
 		switch {
 		case crashed.Load():
 			return errors.New("injected: crashed")
@@ -54,10 +52,10 @@ func TestCrashDuringPartitionUndoKeepsRecords(t *testing.T) {
 		}
 		return nil
 	}
-	defer func() { afterProposal = nil }()
 
 	dataDir := t.TempDir()
-	cfg := Config{DataDir: dataDir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := Config{DataDir: dataDir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		hooks: testHooks{openLog: openLog, afterProposal: afterProposal}}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	n, err := Start(cfg)
@@ -102,7 +100,7 @@ func TestCrashDuringPartitionUndoKeepsRecords(t *testing.T) {
 	t.Logf("stopped after the undo's first entry, %s", *undoFirst.Load())
 	n.Close(context.Background())
 
-	afterProposal = nil
+	cfg.hooks.afterProposal = nil
 	failing.Store(false)
 	n, err = Start(cfg)
 	if err != nil {

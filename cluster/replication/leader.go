@@ -2,11 +2,6 @@ package replication
 
 import "slices"
 
-// plantBugHWBeforeFsync, set only by the simulator's planted-bug test,
-// makes the leader count a follower's fetch offset instead of its durable
-// offset toward the high watermark: the bug the simulation must find.
-var plantBugHWBeforeFsync = false
-
 // leaderState is what a leader keeps for its epoch.
 type leaderState struct {
 	epochStart Offset // log end when this epoch began (KIP-101)
@@ -203,7 +198,7 @@ func (r *Replica) isrDurable() Offset {
 			return 0
 		}
 		d := f.durable
-		if plantBugHWBeforeFsync {
+		if r.cfg.plantBugHWBeforeFsync {
 			d = f.fetchOffset
 		}
 		hw = min(hw, d)

@@ -25,6 +25,13 @@ type ReplicaConfig struct {
 	ProduceTimeoutMs Millis
 	// FetchBatchesMax bounds the batches in one fetch answer.
 	FetchBatchesMax int
+
+	// plantBugHWBeforeFsync, set only by the simulator's planted-bug test,
+	// makes the leader count a follower's fetch offset instead of its
+	// durable offset toward the high watermark: the bug the simulation
+	// must find. A field, not a package variable, so that tests running
+	// side by side cannot plant it in each other's replicas.
+	plantBugHWBeforeFsync bool
 }
 
 // Role is what a replica currently does for its partition.

@@ -209,6 +209,9 @@ type sim struct {
 	chk     *checker
 	trace   []string // last events, only when tracing
 	doTrace bool
+	// plantBug plants ReplicaConfig's HW-before-fsync bug in every
+	// replica (TestSimulationFindsPlantedBug).
+	plantBug bool
 }
 
 func newSim(seed uint64, trace bool) *sim {
@@ -263,7 +266,7 @@ func (s *sim) now() Millis { return Millis(s.tick) * tickMs }
 
 func (s *sim) replicaConfig(b BrokerID, p PartitionID) ReplicaConfig {
 	return ReplicaConfig{Broker: b, Partition: p, MinISR: s.cfg.minISR, LagMaxMs: 10 * tickMs,
-		RetryMs: 3 * tickMs, ProduceTimeoutMs: 30 * tickMs, FetchBatchesMax: 3}
+		RetryMs: 3 * tickMs, ProduceTimeoutMs: 30 * tickMs, FetchBatchesMax: 3, plantBugHWBeforeFsync: s.plantBug}
 }
 
 // start begins a new incarnation of b: it registers before it runs any
