@@ -125,6 +125,11 @@ type outLane[T any] struct {
 	lane     *lane[T]
 	overflow []T
 	ohead    int // overflow[ohead:] is pending
+	// flushRaceHook, set only by tests, runs inside flush's race window
+	// (after the failed push, before waiting is published). Overflow path
+	// only. A field, not a package variable, so that no other lane (or
+	// test) sees it.
+	flushRaceHook func()
 }
 
 // send queues v and never blocks or drops. spilled reports that v could not
@@ -153,18 +158,14 @@ func (o *outLane[T]) flush() int {
 	if o.pending() == 0 {
 		return moved
 	}
-	if flushRaceHook != nil {
-		flushRaceHook()
+	if o.flushRaceHook != nil {
+		o.flushRaceHook()
 	}
 	o.lane.waiting.Store(true)
 	// Retry after publishing waiting: the consumer may have drained between
 	// our failed push and the store, and then it will not look again.
 	return moved + o.moveOverflow()
 }
-
-// flushRaceHook, set only by tests, runs inside flush's race window (after
-// the failed push, before waiting is published). Overflow path only.
-var flushRaceHook func()
 
 func (o *outLane[T]) moveOverflow() int {
 	var zero T

@@ -110,8 +110,8 @@ func TestOverflowRaceWindow(t *testing.T) {
 	o.send(0)
 	o.send(1)
 	var drained []int
-	flushRaceHook = func() {
-		flushRaceHook = nil
+	o.flushRaceHook = func() {
+		o.flushRaceHook = nil
 		for {
 			v, ok := o.lane.ring.pop()
 			if !ok {
@@ -123,7 +123,6 @@ func TestOverflowRaceWindow(t *testing.T) {
 			t.Error("waiting was set before the producer published it")
 		}
 	}
-	defer func() { flushRaceHook = nil }()
 	if spilled, pushed := o.send(2); !spilled || pushed != 1 {
 		t.Fatalf("send(2): spilled %v pushed %d, want the retry to push it", spilled, pushed)
 	}
