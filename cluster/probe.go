@@ -3,8 +3,6 @@ package cluster
 import (
 	"encoding/binary"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
 )
@@ -14,9 +12,9 @@ import (
 // a reader elsewhere asks the core for a copy by message (see
 // Node.Snapshot), so counting costs an increment and no atomic.
 type coreProbe struct {
-	requests          [kmsg.MaxKey + 1]uint64
+	requests          [wire.MaxAPIKey + 1]uint64
 	bytesIn, bytesOut uint64
-	unknownKeys       uint64 // requests for keys past kmsg.MaxKey
+	unknownKeys       uint64 // requests for keys past wire.MaxAPIKey
 }
 
 var _ wire.RequestProbe = (*backend)(nil)

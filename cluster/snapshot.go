@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/wire"
@@ -109,7 +107,7 @@ func (cs *coreState) snapshot() CoreSnapshot {
 		Requests: map[string]uint64{}, BytesIn: cs.probe.bytesIn, BytesOut: cs.probe.bytesOut}
 	for k, v := range cs.probe.requests {
 		if v > 0 {
-			s.Requests[kmsg.NameForKey(int16(k))] = v
+			s.Requests[wire.APIName(int16(k))] = v
 		}
 	}
 	if cs.probe.unknownKeys > 0 {
