@@ -29,8 +29,12 @@ type GroupBackend interface {
 	// FindCoordinator names the broker coordinating the group or
 	// transactional id key.
 	FindCoordinator(key string) (BrokerInfo, error)
+	// JoinGroup adds a member to the group's next generation; the answer
+	// may wait for the rebalance to complete.
 	JoinGroup(c ClientInfo, r JoinGroupRequest, cb func(JoinGroupResult))
+	// SyncGroup hands the member its assignment once the leader sent them.
 	SyncGroup(c ClientInfo, r SyncGroupRequest, cb func(SyncGroupResult))
+	// Heartbeat keeps the member's session alive.
 	Heartbeat(c ClientInfo, r HeartbeatRequest, cb func(error))
 	// LeaveGroup removes members; the callback gets an error for the whole
 	// request and one per member (nil when the whole request failed).
@@ -51,6 +55,8 @@ type GroupBackend interface {
 	// OffsetDelete deletes committed offsets of a group that is not
 	// subscribed to their topics (kerr.GroupSubscribedToTopic if it is).
 	OffsetDelete(c ClientInfo, group string, partitions []PartitionRef, cb func(error))
+	// InitProducerID hands out a producer id, or bumps the epoch of the
+	// one the request names.
 	InitProducerID(r InitProducerIDRequest, cb func(InitProducerIDResult))
 }
 
