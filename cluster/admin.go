@@ -178,7 +178,7 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 		answer(0, "")
 		return
 	}
-	topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: map[string]string{}, Cores: placeNew(s, len(n.cores), parts)}
+	topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: map[string]string{}, Cores: n.placeNewByLoad(s, parts)}
 	for k, v := range t.Configs {
 		if v != nil {
 			topic.Configs[k] = *v
@@ -271,7 +271,7 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 		}
 		nt := *t
 		from := len(t.Cores)
-		nt.Cores = append(append([]reactor.CoreID(nil), t.Cores...), placeNew(s, len(n.cores), total-t.Partitions())...)
+		nt.Cores = append(append([]reactor.CoreID(nil), t.Cores...), n.placeNewByLoad(s, total-t.Partitions())...)
 		n.commit(ctl, name, s.with(name, &nt), nt.Cores[from:], func(cs *coreState, ready func(error)) { openOwned(cs, &nt, from, ready) }, func(err error) {
 			if err == nil {
 				answer(0, "")

@@ -160,6 +160,24 @@ func placementOf(s *snapshot, cores int) *Placement {
 	return p
 }
 
+// placeNewByLoad is placeNew guided by the load measured over the last
+// window: new partitions go to the least-loaded cores, each expected to
+// bring the average partition's load. With nothing measured yet (or an
+// idle broker) it is placeNew. Controller core.
+func (n *Node) placeNewByLoad(s *snapshot, count int32) []reactor.CoreID {
+	p := placementOf(s, len(n.cores))
+	v := n.Placement()
+	loads, total := make([]float64, len(v.Cores)), 0.0
+	for i, c := range v.Cores {
+		loads[i] = c.Load()
+		total += c.Load()
+	}
+	if total > 0 && len(v.Partitions) > 0 {
+		p.Weigh(loads, total/float64(len(v.Partitions)))
+	}
+	return p.Assign("\x00new", count)
+}
+
 // placeNew spreads n new partitions over cores, least-loaded first, given
 // the current snapshot's load.
 func placeNew(s *snapshot, cores int, n int32) []reactor.CoreID {

@@ -93,6 +93,17 @@ type Config struct {
 	// config file: DescribeConfigs reports them as STATIC_BROKER_CONFIG,
 	// the others as DEFAULT_CONFIG.
 	StaticConfigs []string
+	// LoadWindow is how far back placement's measured load looks
+	// (DefaultLoadWindow when zero); LoadSampleInterval how often the
+	// cores' counters are sampled for it (DefaultLoadSampleInterval).
+	LoadWindow, LoadSampleInterval time.Duration
+	// AutoRebalance moves partitions between cores every
+	// AutoRebalanceInterval (DefaultAutoRebalanceInterval) when that lowers
+	// the hottest core's load by RebalanceMargin (DefaultRebalanceMargin),
+	// as Rebalance does on request.
+	AutoRebalance         bool
+	AutoRebalanceInterval time.Duration
+	RebalanceMargin       float64
 
 	hooks testHooks // tests only (hooks.go)
 }
@@ -146,6 +157,10 @@ type Node struct {
 	// Counters of what those limits refused, for metrics (Limits). Admin
 	// paths only, never the data path.
 	partsRefused, autoThrottled atomic.Int64
+	// live is the load sampler and rebalancer (live.go); moving, the
+	// partitions being moved between cores (controller core, move.go).
+	live   *live
+	moving map[wire.PartitionRef]bool
 }
 
 // Start opens the data directory, starts one reactor per core with the
@@ -184,6 +199,18 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.SegmentFilesPerCore <= 0 {
 		cfg.SegmentFilesPerCore = 256
+	}
+	if cfg.LoadWindow <= 0 {
+		cfg.LoadWindow = DefaultLoadWindow
+	}
+	if cfg.LoadSampleInterval <= 0 {
+		cfg.LoadSampleInterval = DefaultLoadSampleInterval
+	}
+	if cfg.AutoRebalanceInterval <= 0 {
+		cfg.AutoRebalanceInterval = DefaultAutoRebalanceInterval
+	}
+	if cfg.RebalanceMargin <= 0 {
+		cfg.RebalanceMargin = DefaultRebalanceMargin
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 100 << 20 // wire's default, made explicit so DescribeConfigs can report it
@@ -309,6 +336,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.serving.Store(true)
+	n.startLive()
 	for _, cs := range n.cores {
 		cs := cs
 		n.rt.Post(cs.core.ID(), func(*reactor.Core) {
@@ -478,6 +506,7 @@ func (n *Node) Close(ctx context.Context) error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	n.stopLive()
 	n.drain(ctx)
 	n.closingLogs.Store(true)
 	var wg sync.WaitGroup

@@ -21,6 +21,10 @@ type Placement struct {
 	owner   map[wire.PartitionRef]reactor.CoreID
 	load    []int // partitions per core
 	version uint64
+	// weight, once Weigh set it, is each core's measured load, and unit
+	// the load a new partition is expected to bring.
+	weight []float64
+	unit   float64
 }
 
 // NewPlacement returns an empty placement over cores cores (at least 1).
@@ -66,6 +70,9 @@ func (p *Placement) Assign(topic string, partitions int32) []reactor.CoreID {
 		if !ok {
 			c = p.leastLoaded()
 			p.set(k, c)
+			if p.weight != nil {
+				p.weight[c] += p.unit
+			}
 		}
 		out = append(out, c)
 	}
@@ -115,9 +122,25 @@ func (p *Placement) set(k wire.PartitionRef, c reactor.CoreID) {
 	p.version++
 }
 
+// Weigh makes Assign place new partitions by measured load: on the core
+// with the least of loads (one per core), then the fewest partitions; each
+// placed partition adds unit to its core's load, so that several new ones
+// spread rather than all landing on the idlest core.
+func (p *Placement) Weigh(loads []float64, unit float64) {
+	p.weight = make([]float64, p.cores)
+	copy(p.weight, loads)
+	p.unit = unit
+}
+
 func (p *Placement) leastLoaded() reactor.CoreID {
 	best := 0
 	for c := 1; c < p.cores; c++ {
+		if p.weight != nil && p.weight[c] != p.weight[best] {
+			if p.weight[c] < p.weight[best] {
+				best = c
+			}
+			continue
+		}
 		if p.load[c] < p.load[best] {
 			best = c
 		}

@@ -1,0 +1,197 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/strand-io/strand/reactor"
+	"github.com/strand-io/strand/wire"
+)
+
+// A live move of one partition from core S to core T of this broker, while
+// clients produce and fetch. Every step is a message; the controller core
+// sequences them:
+//
+//  1. controller: check the move and mark the partition moving.
+//  2. S: take the partition out of its table, so requests reaching S from
+//     now on get LEADER_NOT_AVAILABLE (retriable: every client refreshes
+//     metadata, finds this same broker and retries); release its fetch
+//     long-polls; let the log finish every append already staged (each is
+//     acknowledged after its fdatasync, as always); close the log, which
+//     writes its index and producer-state snapshot.
+//  3. controller: persist the new core through the metadata Raft group
+//     (persistPlacement: one MoveReplicaCore command) and publish it, so
+//     requests route to T.
+//  4. T: open the log from the same directory, off the core, as at start-up
+//     (shard.Open recovers the producer state from the snapshot S wrote),
+//     and install it; until then T answers LEADER_NOT_AVAILABLE too.
+//
+// An append is either staged on S before step 2, and so durable and in the
+// log T opens, or refused with a retriable error and never written; an
+// idempotent producer's retry of a batch S wrote is recognised as a
+// duplicate on T from the producer state that moved with the log. Committed
+// offsets live in the group coordinators (the __consumer_offsets
+// partitions), not with the partition, so they are untouched; the offsets
+// partitions themselves host coordinators and are not moved.
+//
+// A crash at any point leaves the partition on S (before step 3) or on T
+// (after): restart opens it where the metadata says.
+
+// Errors of MovePartition and Rebalance; wrapped with the details.
+var (
+	// ErrUnknownPartition: no such topic or partition.
+	ErrUnknownPartition = errors.New("cluster: no such topic or partition")
+	// ErrUnknownCore: the broker has no such core.
+	ErrUnknownCore = errors.New("cluster: no such core")
+	// ErrNotMovable: the partition cannot move (an internal topic's
+	// partitions host the group coordinators).
+	ErrNotMovable = errors.New("cluster: partition cannot be moved")
+	// ErrPlacementBusy: the partition or its topic is changing (being
+	// created, moved, deleted); retry.
+	ErrPlacementBusy = errors.New("cluster: partition is changing")
+)
+
+// MovePartition moves topic/partition to core while clients use it, and
+// returns the core it was on. Moving it to the core it is on does
+// nothing. Safe from any goroutine; it waits for the move until ctx ends
+// (the move itself then still completes).
+func (n *Node) MovePartition(ctx context.Context, topic string, partition int32, core reactor.CoreID) (reactor.CoreID, error) {
+	type result struct {
+		from reactor.CoreID
+		err  error
+	}
+	ch := make(chan result, 1)
+	ref := wire.PartitionRef{Topic: topic, Partition: partition}
+	if err := n.rt.Post(controller, func(*reactor.Core) {
+		n.startMove(n.cores[controller], ref, core, func(from reactor.CoreID, err error) { ch <- result{from, err} })
+	}); err != nil {
+		return 0, err
+	}
+	select {
+	case r := <-ch:
+		if r.err == nil && r.from != core {
+			n.live.moved(ref)
+			n.log.Info("partition moved", "topic", topic, "partition", partition, "from_core", r.from, "to_core", core)
+		}
+		return r.from, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// startMove runs on the controller; done runs there too.
+func (n *Node) startMove(ctl *coreState, ref wire.PartitionRef, to reactor.CoreID, done func(reactor.CoreID, error)) {
+	s := n.pending()
+	t := s.topics[ref.Topic]
+	switch {
+	case t == nil || ref.Partition < 0 || ref.Partition >= t.Partitions():
+		done(0, fmt.Errorf("%w: %s/%d", ErrUnknownPartition, ref.Topic, ref.Partition))
+		return
+	case uint(to) >= uint(len(n.cores)):
+		done(0, fmt.Errorf("%w: core %d; this broker has cores 0 to %d", ErrUnknownCore, to, len(n.cores)-1))
+		return
+	case t.Internal:
+		done(0, fmt.Errorf("%w: %s is internal; its partitions host the group coordinators", ErrNotMovable, ref.Topic))
+		return
+	}
+	from := t.Cores[ref.Partition]
+	if from == to {
+		done(from, nil)
+		return
+	}
+	if n.moving[ref] || n.unready[ref.Topic] > 0 || n.deleting[ref.Topic] > 0 || n.meta.Load().topics[ref.Topic] != t {
+		done(from, fmt.Errorf("%w: %s/%d is being created, moved or deleted", ErrPlacementBusy, ref.Topic, ref.Partition))
+		return
+	}
+	if n.moving == nil {
+		n.moving = map[wire.PartitionRef]bool{}
+	}
+	n.moving[ref] = true
+	finish := func(err error) {
+		delete(n.moving, ref)
+		done(from, err)
+	}
+	id := t.ID
+	ctl.core.Send(from, func(c *reactor.Core) {
+		n.cores[from].detach(ref, func() {
+			c.Send(controller, func(*reactor.Core) { n.placeMoved(ctl, ref, id, from, to, finish) })
+		})
+	})
+}
+
+// placeMoved is step 3, on the controller, once S has closed the log.
+func (n *Node) placeMoved(ctl *coreState, ref wire.PartitionRef, id [16]byte, from, to reactor.CoreID, finish func(error)) {
+	s := n.pending()
+	t := s.topics[ref.Topic]
+	if t == nil || t.ID != id || ref.Partition >= t.Partitions() {
+		// Deleted meanwhile: the deletion removes the closed log.
+		finish(fmt.Errorf("%w: %s/%d was deleted during the move", ErrPlacementBusy, ref.Topic, ref.Partition))
+		return
+	}
+	got, err := n.persistPlacement(s, ref, to)
+	if err != nil {
+		n.log.Error("moving partition: persisting its core failed; reopening it where it was", "partition", ref, "core", from, "err", err)
+		n.openMoved(ctl, from, t, ref, func(rerr error) {
+			finish(errors.Join(fmt.Errorf("persisting the new core: %w", err), rerr))
+		})
+		return
+	}
+	n.ctlSnap = got
+	n.publish()
+	n.openMoved(ctl, to, got.topics[ref.Topic], ref, finish)
+}
+
+// persistPlacement records that ref lives on core from now on, through
+// persist like every metadata change (diffCommands turns it into one
+// MoveReplicaCore command), and returns the persisted snapshot. It is the
+// one place a live move writes metadata.
+func (n *Node) persistPlacement(s *snapshot, ref wire.PartitionRef, core reactor.CoreID) (*snapshot, error) {
+	t := s.topics[ref.Topic]
+	nt := *t
+	nt.Cores = slices.Clone(t.Cores)
+	nt.Cores[ref.Partition] = core
+	return n.persist(s.with(ref.Topic, &nt))
+}
+
+// openMoved opens ref's existing log on core on, and calls done on the
+// controller with the outcome.
+func (n *Node) openMoved(ctl *coreState, on reactor.CoreID, t *Topic, ref wire.PartitionRef, done func(error)) {
+	ctl.core.Send(on, func(c *reactor.Core) {
+		n.cores[on].openAsync(t, ref.Partition, false, func(err error) {
+			if err != nil {
+				n.log.Error("moving partition: opening it on its new core failed", "partition", ref, "core", on, "err", err)
+			}
+			c.Send(controller, func(*reactor.Core) { done(err) })
+		})
+	})
+}
+
+// detach is step 2, on the source core: the partition leaves the core's
+// table at once, and done runs once its log is closed (or was not open).
+// It runs behind any open of ref still in progress.
+func (cs *coreState) detach(ref wire.PartitionRef, done func()) {
+	cs.serially(ref, func(next func()) {
+		part, ok := cs.parts[ref]
+		if !ok {
+			done()
+			next()
+			return
+		}
+		delete(cs.parts, ref)
+		for _, w := range part.watchers {
+			part.fire(w)
+		}
+		part.watchers = nil
+		part.log.Quiesce(func() {
+			// A failed close leaves what a crash would: the new core's
+			// open recovers the log, and nothing acknowledged is lost.
+			if err := part.log.Close(); err != nil {
+				cs.node.log.Error("moving partition: closing its log", "partition", ref, "err", err)
+			}
+			done()
+			next()
+		})
+	})
+}
