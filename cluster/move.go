@@ -92,13 +92,14 @@ func (n *Node) startMove(ctl *coreState, ref wire.PartitionRef, to reactor.CoreI
 	case uint(to) >= uint(len(n.cores)):
 		done(0, fmt.Errorf("%w: core %d; this broker has cores 0 to %d", ErrUnknownCore, to, len(n.cores)-1))
 		return
-	case t.Internal:
-		done(0, fmt.Errorf("%w: %s is internal; its partitions host the group coordinators", ErrNotMovable, ref.Topic))
-		return
 	}
 	from := t.Cores[ref.Partition]
-	if from == to {
+	switch {
+	case from == to:
 		done(from, nil)
+		return
+	case t.Internal:
+		done(from, fmt.Errorf("%w: %s is internal; its partitions host the group coordinators", ErrNotMovable, ref.Topic))
 		return
 	}
 	if n.moving[ref] || n.unready[ref.Topic] > 0 || n.deleting[ref.Topic] > 0 || n.meta.Load().topics[ref.Topic] != t {

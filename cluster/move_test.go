@@ -1,0 +1,207 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strand-io/strand/reactor"
+)
+
+func startTwoCores(t *testing.T, dir string, logs *syncBuf) *Node {
+	t.Helper()
+	n, err := Start(Config{DataDir: dir, Listen: "127.0.0.1:0", LoadSampleInterval: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(n.cores) < 2 {
+		n.Close(context.Background())
+		t.Fatalf("moving partitions between cores needs two cores; this machine gives the broker %d", len(n.cores))
+	}
+	return n
+}
+
+func coreOf(n *Node, topic string, p int32) reactor.CoreID {
+	for _, t := range n.Topics() {
+		if t.Name == topic {
+			return t.Cores[p]
+		}
+	}
+	return -1
+}
+
+// TestMovePartitionLive moves a partition between two cores again and
+// again while an idempotent acks=all producer writes to it: every
+// acknowledged record is in the log exactly once and in order, the
+// producer sees at most retriable errors, and the last core survives a
+// restart.
+func TestMovePartitionLive(t *testing.T) {
+	dir, logs := t.TempDir(), &syncBuf{}
+	n := startTwoCores(t, dir, logs)
+	defer func() { n.Close(context.Background()) }()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.DefaultProduceTopic("moving"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0), kgo.MaxBufferedRecords(256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, "moving"); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	acked := map[int]bool{}
+	var produceErr error
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			i := i
+			cl.Produce(ctx, &kgo.Record{Partition: 0, Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil && produceErr == nil {
+					produceErr = err
+				}
+				if err == nil {
+					acked[i] = true
+				}
+			})
+		}
+	}()
+	ackedCount := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	waitAcks := func(atLeast int) {
+		for deadline := time.Now().Add(30 * time.Second); ackedCount() < atLeast; {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d records acknowledged, waiting for %d", ackedCount(), atLeast)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for i := range 6 {
+		waitAcks((i + 1) * 200)
+		from := coreOf(n, "moving", 0)
+		to := 1 - from
+		got, err := n.MovePartition(ctx, "moving", 0, to)
+		if err != nil || got != from {
+			t.Fatalf("move %d: from %d, %v; want from %d", i, got, err, from)
+		}
+		if c := coreOf(n, "moving", 0); c != to {
+			t.Fatalf("move %d: metadata says core %d, want %d", i, c, to)
+		}
+	}
+	waitAcks(7 * 200)
+	close(stop)
+	wg.Wait()
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if produceErr != nil {
+		t.Fatalf("a produce failed, where a move should cost only retries: %v", produceErr)
+	}
+	want := len(acked)
+	mu.Unlock()
+	final := coreOf(n, "moving", 0)
+
+	// Every acknowledged record exactly once, at consecutive offsets.
+	readAll := func(addr string) map[int]int {
+		c, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+			"moving": {0: kgo.NewOffset().AtStart()}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		seen := map[int]int{}
+		next := int64(0)
+		for len(seen) < want {
+			fs := c.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("read %d of %d records", len(seen), want)
+			}
+			fs.EachError(func(_ string, _ int32, err error) { t.Logf("fetch: %v", err) })
+			fs.EachRecord(func(r *kgo.Record) {
+				if r.Offset != next {
+					t.Errorf("offset %d after %d", r.Offset, next-1)
+				}
+				next = r.Offset + 1
+				v, _ := strconv.Atoi(string(r.Value))
+				seen[v]++
+			})
+		}
+		return seen
+	}
+	check := func(seen map[int]int) {
+		t.Helper()
+		mu.Lock()
+		defer mu.Unlock()
+		for v, k := range seen {
+			if k != 1 {
+				t.Errorf("record %d is in the log %d times", v, k)
+			}
+		}
+		for v := range acked {
+			if seen[v] != 1 {
+				t.Errorf("acknowledged record %d is not in the log", v)
+			}
+		}
+	}
+	check(readAll(n.Addr()))
+
+	// The core survives a restart.
+	if err := n.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n = startTwoCores(t, dir, logs)
+	if c := coreOf(n, "moving", 0); c != final {
+		t.Fatalf("after restart on core %d, want %d", c, final)
+	}
+	check(readAll(n.Addr()))
+}
+
+// TestMovePartitionRefusals: errors say what went wrong and nothing moves.
+func TestMovePartitionRefusals(t *testing.T) {
+	logs := &syncBuf{}
+	n := startTwoCores(t, t.TempDir(), logs)
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	cases := []struct {
+		topic string
+		p     int32
+		core  reactor.CoreID
+		want  error
+	}{
+		{"nope", 0, 1, ErrUnknownPartition},
+		{OffsetsTopic, 0, 1, ErrNotMovable},
+		{OffsetsTopic, 99, 1, ErrUnknownPartition},
+		{OffsetsTopic, 0, 7, ErrUnknownCore},
+	}
+	for _, c := range cases {
+		if _, err := n.MovePartition(ctx, c.topic, c.p, c.core); !errors.Is(err, c.want) {
+			t.Errorf("move %s/%d to %d: %v, want %v", c.topic, c.p, c.core, err, c.want)
+		}
+	}
+	// Moving to the core it is on does nothing.
+	c := coreOf(n, OffsetsTopic, 0)
+	if from, err := n.MovePartition(ctx, OffsetsTopic, 0, c); err != nil || from != c {
+		t.Fatalf("no-op move: %d, %v", from, err)
+	}
+}
