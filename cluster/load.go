@@ -144,10 +144,10 @@ type LoadReport struct {
 // was), so a move shows at once; Busy is the fraction of the window the
 // core itself spent working, connections and all.
 type CoreLoad struct {
-	Core                         reactor.CoreID
+	Core                          reactor.CoreID
 	BytesInPerSec, BytesOutPerSec float64
-	Busy                         float64
-	Partitions                   int
+	Busy                          float64
+	Partitions                    int
 }
 
 // Load is what placement balances: bytes in and out per second.
