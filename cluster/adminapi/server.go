@@ -129,9 +129,12 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("/v1/topics/{name}", get(s.withBroker(s.topic)))
 	mux.Handle("/v1/groups", get(s.withBroker(s.groups)))
 	mux.Handle("/v1/groups/{id}", get(s.withBroker(s.group)))
+	mux.Handle("/v1/placement", get(s.withBroker(s.placement)))
+	mux.Handle("/v1/placement/move", post(s.withBroker(s.move)))
+	mux.Handle("/v1/placement/rebalance", post(s.withBroker(s.rebalance)))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path,
-			"the API has /v1/health, /v1/ready, /v1/brokers, /v1/topics[/{name}], /v1/groups[/{id}]; metrics are at /metrics")
+			"the API has /v1/health, /v1/ready, /v1/brokers, /v1/topics[/{name}], /v1/groups[/{id}], /v1/placement[/move, /rebalance]; metrics are at /metrics")
 	})
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s))
@@ -154,7 +157,20 @@ func get(h http.HandlerFunc) http.HandlerFunc {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path,
-				"the admin API is read-only: use GET")
+				"use GET; only /v1/placement/move and /v1/placement/rebalance take POST")
+			return
+		}
+		h(w, r)
+	}
+}
+
+// post admits POST only, answering anything else with a JSON 405.
+func post(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path,
+				"this endpoint changes the placement: use POST")
 			return
 		}
 		h(w, r)
