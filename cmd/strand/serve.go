@@ -104,6 +104,10 @@ func serve(args []string) int {
 	segFiles := fs.Int("segment-files-per-core", 256, "sealed segment files each core keeps open for reads (the rest are reopened on demand)")
 	cleanerBytes := fs.Int64("cleaner-bytes-per-round", 1<<20, "log each core's cleaner reads per round for its compacted partitions (cleanup.policy=compact); a pass spans as many rounds as it needs")
 	cleanerInterval := fs.Duration("cleaner-interval", 100*time.Millisecond, "time between a core's cleaning rounds")
+	autoRebalance := fs.Bool("auto-rebalance", false, "move partitions between cores on their own, every --auto-rebalance-interval, when that lowers the hottest core's load by --rebalance-margin (one move a round; a moved partition stays a --load-window)")
+	autoRebalanceEvery := fs.Duration("auto-rebalance-interval", cluster.DefaultAutoRebalanceInterval, "time between automatic rebalances (--auto-rebalance)")
+	rebalanceMargin := fs.Float64("rebalance-margin", cluster.DefaultRebalanceMargin, "a rebalance moves a partition only when that lowers the hottest core's load (bytes in+out per second) by at least this fraction of it")
+	loadWindow := fs.Duration("load-window", cluster.DefaultLoadWindow, "how far back the measured per-core and per-partition load looks (GET /v1/placement, rebalancing, new partitions' cores)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -148,6 +152,12 @@ func serve(args []string) int {
 		SegmentFilesPerCore:  *segFiles,
 		CleanerBytesPerRound: *cleanerBytes, CleanerInterval: *cleanerInterval,
 		StaticConfigs: staticConfigs(set),
+		AutoRebalance: *autoRebalance, AutoRebalanceInterval: *autoRebalanceEvery,
+		RebalanceMargin: *rebalanceMargin, LoadWindow: *loadWindow,
+	}
+	if *autoRebalanceEvery <= 0 || *loadWindow <= 0 || *rebalanceMargin <= 0 || *rebalanceMargin >= 1 {
+		fmt.Fprintln(os.Stderr, "strand: --auto-rebalance-interval and --load-window must be positive, --rebalance-margin between 0 and 1")
+		return 2
 	}
 	if *cleanerBytes <= 0 || *cleanerInterval <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --cleaner-bytes-per-round and --cleaner-interval must be positive")
