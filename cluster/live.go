@@ -23,10 +23,10 @@ const DefaultRebalanceMargin = 0.10
 // DefaultAutoRebalanceInterval is the time between automatic rebalances.
 const DefaultAutoRebalanceInterval = 30 * time.Second
 
-// autoMinBytesPerSec: automatic rebalancing leaves a broker whose hottest
-// core moves less than this alone; at that rate no core is hot, and
-// moving would only follow noise.
-const autoMinBytesPerSec = 64 << 10
+// minRebalanceBytesPerSec: rebalancing leaves a broker whose hottest core
+// moves less than this alone; at that rate no core is hot, and moving
+// would only follow noise.
+const minRebalanceBytesPerSec = 64 << 10
 
 // maxMovesPerRebalance bounds one rebalance's moves; the automatic one
 // makes one move per round, so each round sees the effect of the last.
@@ -135,16 +135,8 @@ func (n *Node) runSampler() {
 }
 
 // autoRebalance is one automatic round: at most one move, none for a
-// partition moved within the last window, none below autoMinBytesPerSec.
+// partition moved within the last window.
 func (n *Node) autoRebalance() {
-	v := n.Placement()
-	hottest := 0.0
-	for _, c := range v.Cores {
-		hottest = max(hottest, c.Load())
-	}
-	if hottest < autoMinBytesPerSec {
-		return
-	}
 	since := time.Now().Add(-n.cfg.LoadWindow)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -226,13 +218,21 @@ func (n *Node) rebalance(ctx context.Context, dryRun bool, maxMoves int, movable
 	for _, t := range n.Topics() {
 		internal[t.Name] = t.Internal
 	}
-	plan := planRebalance(n.Placement(), n.cfg.RebalanceMargin, maxMoves, func(p PartitionLoad) bool {
+	v := n.Placement()
+	hottest := 0.0
+	for _, c := range v.Cores {
+		hottest = max(hottest, c.Load())
+	}
+	if hottest < minRebalanceBytesPerSec {
+		return []Move{}, nil
+	}
+	plan := planRebalance(v, n.cfg.RebalanceMargin, maxMoves, func(p PartitionLoad) bool {
 		return !internal[p.Topic] && (movable == nil || movable(p))
 	})
 	if dryRun {
 		return plan, nil
 	}
-	var done []Move
+	done := []Move{}
 	for _, m := range plan {
 		if _, err := n.MovePartition(ctx, m.Topic, m.Partition, m.To); err != nil {
 			return done, fmt.Errorf("moving %s/%d from core %d to %d: %w", m.Topic, m.Partition, m.From, m.To, err)

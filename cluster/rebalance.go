@@ -32,7 +32,7 @@ func planRebalance(view PlacementView, margin float64, maxMoves int, movable fun
 	// Heaviest first, so that of equal improvements the bigger move wins
 	// and ties resolve the same way every time.
 	slices.SortStableFunc(parts, func(a, b PartitionLoad) int { return cmp.Compare(b.Load(), a.Load()) })
-	var moves []Move
+	moves := []Move{}
 	for len(moves) < maxMoves && len(loads) > 1 {
 		hot := 0
 		for c := range loads {

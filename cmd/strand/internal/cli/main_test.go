@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/strand-io/strand/cluster"
+	"github.com/strand-io/strand/cluster/adminapi"
 	"github.com/strand-io/strand/cluster/group"
 	"github.com/strand-io/strand/shard"
 )
@@ -22,6 +23,9 @@ import (
 // CLI against. Topics are not auto-created, so unknown-topic paths are
 // real errors, as an operator sees them on a default broker.
 var testBroker string
+
+// testAdmin is the URL of the test broker's admin API.
+var testAdmin string
 
 // brokerLog keeps the broker's warnings; a failing test prints them.
 var brokerLog lockedBuffer
@@ -60,7 +64,16 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testBroker = node.Addr()
+	admin, err := adminapi.Listen(adminapi.Config{Listen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(&brokerLog, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the admin API:", err)
+		os.Exit(1)
+	}
+	admin.SetBroker(node)
+	testAdmin = "http://" + admin.Addr()
 	code := m.Run()
+	admin.Close(context.Background())
 	if code != 0 {
 		fmt.Fprintf(os.Stderr, "broker log:\n%s", brokerLog.String())
 	}
