@@ -68,18 +68,21 @@ const placementWindow = 4 * time.Second
 // an idempotent acks=all producer writes to both at one rate and a group
 // consumer reads them. It returns once the load shows one hot core.
 type hotCores struct {
-	node   *cluster.Node
-	admin  string
-	topic  string
-	hot    int
-	logs   *logBuf
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	acked  map[string]bool
-	seen   map[string]int
-	errs   []error
-	cancel context.CancelFunc
+	node  *cluster.Node
+	admin string
+	topic string
+	hot   int
+	logs  *logBuf
+	prod  *kgo.Client
+	// produced closes when the producer loop has returned.
+	produced chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	acked    map[string]bool
+	seen     map[string]int
+	errs     []error
+	cancel   context.CancelFunc
 }
 
 func startHotCores(t *testing.T, auto bool) *hotCores {
@@ -99,7 +102,7 @@ func startHotCores(t *testing.T, auto bool) *hotCores {
 	}
 	t.Cleanup(func() { srv.Close(context.Background()) })
 	srv.SetBroker(n)
-	h := &hotCores{node: n, logs: logs, admin: "http://" + srv.Addr(), topic: fmt.Sprintf("hot-%v", auto),
+	h := &hotCores{node: n, logs: logs, produced: make(chan struct{}), admin: "http://" + srv.Addr(), topic: fmt.Sprintf("hot-%v", auto),
 		stop: make(chan struct{}), acked: map[string]bool{}, seen: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
@@ -122,6 +125,7 @@ func startHotCores(t *testing.T, auto bool) *hotCores {
 		t.Fatal(err)
 	}
 	t.Cleanup(prod.Close)
+	h.prod = prod
 	cons, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.ConsumeTopics(h.topic),
 		kgo.ConsumerGroup("placement-"+h.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
@@ -135,6 +139,7 @@ func startHotCores(t *testing.T, auto bool) *hotCores {
 	h.wg.Add(2)
 	go func() {
 		defer h.wg.Done()
+		defer close(h.produced)
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		pad := make([]byte, 1000)
@@ -213,6 +218,13 @@ func (h *hotCores) balanced(t *testing.T) {
 // acknowledged record, and checks that it read each exactly once.
 func (h *hotCores) exactlyOnce(t *testing.T) {
 	close(h.stop)
+	<-h.produced
+	// Every record produced is acknowledged (or failed) before the reads
+	// are checked: one read before its acknowledgement arrived is not one
+	// read without it.
+	if err := h.prod.Flush(ctxFor(t, 60*time.Second)); err != nil {
+		t.Fatalf("flushing the producer: %v", err)
+	}
 	waitFor(t, 60*time.Second, "the consumer to read every acknowledged record", func() (bool, string) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
