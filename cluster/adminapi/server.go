@@ -136,6 +136,7 @@ func (s *Server) routes() http.Handler {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path,
 			"the API has /v1/health, /v1/ready, /v1/brokers, /v1/topics[/{name}], /v1/groups[/{id}], /v1/placement[/move, /rebalance]; metrics are at /metrics")
 	})
+	mux.Handle("/", get(s.index))
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s))
 	mux.Handle("/metrics", get(promhttp.HandlerFor(reg, promhttp.HandlerOpts{
