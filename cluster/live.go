@@ -23,14 +23,16 @@ const DefaultRebalanceMargin = 0.10
 // DefaultAutoRebalanceInterval is the time between automatic rebalances.
 const DefaultAutoRebalanceInterval = 30 * time.Second
 
-// minRebalanceBytesPerSec: rebalancing leaves a broker whose hottest core
-// moves less than this alone; at that rate no core is hot, and moving
-// would only follow noise.
-const minRebalanceBytesPerSec = 64 << 10
+// DefaultRebalanceMinBytesPerSec: rebalancing leaves a broker whose
+// hottest core moves less than this alone; at that rate no core is hot,
+// and moving would only follow noise.
+const DefaultRebalanceMinBytesPerSec = 64 << 10
 
-// maxMovesPerRebalance bounds one rebalance's moves; the automatic one
-// makes one move per round, so each round sees the effect of the last.
-const maxMovesPerRebalance = 64
+// DefaultRebalanceMaxMoves bounds one requested rebalance's moves, so one
+// request cannot pause hundreds of partitions in a row; the automatic
+// rebalance makes one move per round, so each round sees the effect of the
+// last.
+const DefaultRebalanceMaxMoves = 64
 
 // PlacementView is every partition's core, from the metadata, with the
 // load measured over the last window.
@@ -50,6 +52,9 @@ type live struct {
 	// the sampler): admin paths only.
 	mu        sync.Mutex
 	lastMoved map[wire.PartitionRef]time.Time
+	// cutLog and idleLog rate-limit the lines of a rebalance stopped by
+	// Config.RebalanceMaxMoves or RebalanceMinBytesPerSec.
+	cutLog, idleLog rateLog
 }
 
 type rebalanceReq struct {
@@ -127,7 +132,7 @@ func (n *Node) runSampler() {
 				n.autoRebalance()
 			}
 		case req := <-l.reqs:
-			moves, err := n.rebalance(req.ctx, req.dryRun, maxMovesPerRebalance, nil)
+			moves, err := n.rebalance(req.ctx, req.dryRun, n.cfg.RebalanceMaxMoves, nil)
 			req.reply <- rebalanceRes{moves, err}
 			sample() // the next view shows the moves
 		}
@@ -223,12 +228,21 @@ func (n *Node) rebalance(ctx context.Context, dryRun bool, maxMoves int, movable
 	for _, c := range v.Cores {
 		hottest = max(hottest, c.Load())
 	}
-	if hottest < minRebalanceBytesPerSec {
+	auto := movable != nil
+	if hottest < n.cfg.RebalanceMinBytesPerSec {
+		if !auto {
+			n.live.idleLog.Warn(n.log, "rebalance: no core is hot enough to move anything (see --rebalance-min-bytes-per-sec)",
+				"hottest_core_bytes_per_sec", int64(hottest), "min_bytes_per_sec", int64(n.cfg.RebalanceMinBytesPerSec))
+		}
 		return []Move{}, nil
 	}
-	plan := planRebalance(v, n.cfg.RebalanceMargin, maxMoves, func(p PartitionLoad) bool {
+	plan, cut := planRebalance(v, n.cfg.RebalanceMargin, maxMoves, func(p PartitionLoad) bool {
 		return !internal[p.Topic] && (movable == nil || movable(p))
 	})
+	if cut && !auto {
+		n.live.cutLog.Warn(n.log, "rebalance: stopped at --rebalance-max-moves; the placement is better but not balanced: rebalance again",
+			"max_moves", maxMoves)
+	}
 	if dryRun {
 		return plan, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,5 +204,78 @@ func TestMovePartitionRefusals(t *testing.T) {
 	c := coreOf(n, OffsetsTopic, 0)
 	if from, err := n.MovePartition(ctx, OffsetsTopic, 0, c); err != nil || from != c {
 		t.Fatalf("no-op move: %d, %v", from, err)
+	}
+}
+
+// TestRebalanceLimits drives past --rebalance-min-bytes-per-sec (an idle
+// broker: nothing moves, and the log says why) and --rebalance-max-moves
+// (four busy partitions on one core of two, one move allowed: one is made
+// and the log says to rebalance again).
+func TestRebalanceLimits(t *testing.T) {
+	logs := &syncBuf{}
+	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", LoadWindow: 2 * time.Second,
+		LoadSampleInterval: 100 * time.Millisecond, RebalanceMaxMoves: 1,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	if len(n.cores) < 2 {
+		t.Fatalf("needs two cores; the broker has %d", len(n.cores))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.DefaultProduceTopic("busy"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 4, 1, nil, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	if moves, err := n.Rebalance(ctx, false); err != nil || len(moves) != 0 {
+		t.Fatalf("idle broker: moves %+v, %v", moves, err)
+	}
+	if !strings.Contains(logs.String(), "--rebalance-min-bytes-per-sec") {
+		t.Fatalf("no log line for an idle rebalance:\n%s", logs.String())
+	}
+	for p := range int32(4) {
+		if _, err := n.MovePartition(ctx, "busy", p, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		v := make([]byte, 4000)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			for p := range int32(4) {
+				cl.Produce(ctx, &kgo.Record{Partition: p, Value: v}, nil)
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+	for deadline := time.Now().Add(30 * time.Second); n.Placement().Cores[0].Load() < 4*DefaultRebalanceMinBytesPerSec; {
+		if time.Now().After(deadline) {
+			t.Fatalf("core 0 never got busy: %+v", n.Placement().Cores)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	moves, err := n.Rebalance(ctx, false)
+	if err != nil || len(moves) != 1 || moves[0].To != 1 {
+		t.Fatalf("max one move: %+v, %v", moves, err)
+	}
+	if !strings.Contains(logs.String(), "stopped at --rebalance-max-moves") {
+		t.Fatalf("no log line for a rebalance cut short:\n%s", logs.String())
 	}
 }

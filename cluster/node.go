@@ -104,6 +104,12 @@ type Config struct {
 	AutoRebalance         bool
 	AutoRebalanceInterval time.Duration
 	RebalanceMargin       float64
+	// RebalanceMaxMoves bounds the moves of one requested rebalance
+	// (DefaultRebalanceMaxMoves); RebalanceMinBytesPerSec is the hottest
+	// core's load below which nothing is moved
+	// (DefaultRebalanceMinBytesPerSec).
+	RebalanceMaxMoves       int
+	RebalanceMinBytesPerSec float64
 
 	hooks testHooks // tests only (hooks.go)
 }
@@ -211,6 +217,12 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.RebalanceMargin <= 0 {
 		cfg.RebalanceMargin = DefaultRebalanceMargin
+	}
+	if cfg.RebalanceMaxMoves <= 0 {
+		cfg.RebalanceMaxMoves = DefaultRebalanceMaxMoves
+	}
+	if cfg.RebalanceMinBytesPerSec <= 0 {
+		cfg.RebalanceMinBytesPerSec = DefaultRebalanceMinBytesPerSec
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 100 << 20 // wire's default, made explicit so DescribeConfigs can report it

@@ -21,9 +21,10 @@ type Move struct {
 // cores by at least margin (a fraction of it), make the move that lowers
 // it most. The margin is the hysteresis: a placement near balance is
 // left alone, so measurement noise does not make partitions flap. movable
-// says which partitions may move; at most maxMoves are planned. It is
-// deterministic for a given view.
-func planRebalance(view PlacementView, margin float64, maxMoves int, movable func(PartitionLoad) bool) []Move {
+// says which partitions may move; at most maxMoves are planned, and cut
+// says a further move would have qualified. It is deterministic for a
+// given view.
+func planRebalance(view PlacementView, margin float64, maxMoves int, movable func(PartitionLoad) bool) (moves []Move, cut bool) {
 	loads := make([]float64, len(view.Cores))
 	for i, c := range view.Cores {
 		loads[i] = c.Load()
@@ -32,8 +33,8 @@ func planRebalance(view PlacementView, margin float64, maxMoves int, movable fun
 	// Heaviest first, so that of equal improvements the bigger move wins
 	// and ties resolve the same way every time.
 	slices.SortStableFunc(parts, func(a, b PartitionLoad) int { return cmp.Compare(b.Load(), a.Load()) })
-	moves := []Move{}
-	for len(moves) < maxMoves && len(loads) > 1 {
+	moves = []Move{}
+	for len(loads) > 1 {
 		hot := 0
 		for c := range loads {
 			if loads[c] > loads[hot] {
@@ -57,13 +58,16 @@ func planRebalance(view PlacementView, margin float64, maxMoves int, movable fun
 		if best < 0 || bestMax > loads[hot]*(1-margin) {
 			break
 		}
+		if len(moves) == maxMoves {
+			return moves, true
+		}
 		p := &parts[best]
 		moves = append(moves, Move{Topic: p.Topic, Partition: p.Partition, From: p.Core, To: reactor.CoreID(bestTo), Load: p.Load()})
 		loads[hot] -= p.Load()
 		loads[bestTo] += p.Load()
 		p.Core = reactor.CoreID(bestTo)
 	}
-	return moves
+	return moves, false
 }
 
 // maxAfter is the hottest load once load moves from core from to core to.

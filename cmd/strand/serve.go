@@ -107,6 +107,8 @@ func serve(args []string) int {
 	autoRebalance := fs.Bool("auto-rebalance", false, "move partitions between cores on their own, every --auto-rebalance-interval, when that lowers the hottest core's load by --rebalance-margin (one move a round; a moved partition stays a --load-window)")
 	autoRebalanceEvery := fs.Duration("auto-rebalance-interval", cluster.DefaultAutoRebalanceInterval, "time between automatic rebalances (--auto-rebalance)")
 	rebalanceMargin := fs.Float64("rebalance-margin", cluster.DefaultRebalanceMargin, "a rebalance moves a partition only when that lowers the hottest core's load (bytes in+out per second) by at least this fraction of it")
+	rebalanceMaxMoves := fs.Int("rebalance-max-moves", cluster.DefaultRebalanceMaxMoves, "moves one requested rebalance makes at most; past it, it stops (logged) and can be run again")
+	rebalanceMinBytes := fs.Float64("rebalance-min-bytes-per-sec", cluster.DefaultRebalanceMinBytesPerSec, "a rebalance moves nothing while the hottest core's load (bytes in+out per second) is below this")
 	loadWindow := fs.Duration("load-window", cluster.DefaultLoadWindow, "how far back the measured per-core and per-partition load looks (GET /v1/placement, rebalancing, new partitions' cores)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -154,9 +156,11 @@ func serve(args []string) int {
 		StaticConfigs: staticConfigs(set),
 		AutoRebalance: *autoRebalance, AutoRebalanceInterval: *autoRebalanceEvery,
 		RebalanceMargin: *rebalanceMargin, LoadWindow: *loadWindow,
+		RebalanceMaxMoves: *rebalanceMaxMoves, RebalanceMinBytesPerSec: *rebalanceMinBytes,
 	}
-	if *autoRebalanceEvery <= 0 || *loadWindow <= 0 || *rebalanceMargin <= 0 || *rebalanceMargin >= 1 {
-		fmt.Fprintln(os.Stderr, "strand: --auto-rebalance-interval and --load-window must be positive, --rebalance-margin between 0 and 1")
+	if *autoRebalanceEvery <= 0 || *loadWindow <= 0 || *rebalanceMargin <= 0 || *rebalanceMargin >= 1 ||
+		*rebalanceMaxMoves <= 0 || *rebalanceMinBytes <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --auto-rebalance-interval, --load-window, --rebalance-max-moves and --rebalance-min-bytes-per-sec must be positive, --rebalance-margin between 0 and 1")
 		return 2
 	}
 	if *cleanerBytes <= 0 || *cleanerInterval <= 0 {
