@@ -55,6 +55,9 @@ type live struct {
 	// cutLog and idleLog rate-limit the lines of a rebalance stopped by
 	// Config.RebalanceMaxMoves or RebalanceMinBytesPerSec.
 	cutLog, idleLog rateLog
+	// slowLog rate-limits the warning of a core that did not report its
+	// counters within 2 s (a stalled core; the sample is skipped).
+	slowLog rateLog
 }
 
 type rebalanceReq struct {
@@ -112,7 +115,7 @@ func (n *Node) runSampler() {
 		defer cancel()
 		s, err := n.sampleLoad(ctx)
 		if err != nil {
-			n.log.Warn("placement: a core did not report its load in time", "err", err)
+			l.slowLog.Warn(n.log, "placement: a core did not report its load in time; the load shown is older", "err", err)
 			return
 		}
 		meter.observe(s)
