@@ -17,6 +17,9 @@
 //     record and times every response.
 //
 // Tests: produce_test.go (1,000,000 records, long-poll wake-up),
+// placement_test.go (two busy partitions on one core rebalanced by `strand
+// placement rebalance` and by `strand serve --auto-rebalance` under an
+// idempotent producer and a group consumer: exactly once, cores within 20%),
 // kcat_test.go, crash_test.go (SIGKILL and SIGTERM while producing),
 // garbage_test.go (bad frames next to a producer), hostile_test.go (a table
 // of hostile-client phases against one broker process under a descriptor

@@ -18,7 +18,6 @@ import (
 
 	"github.com/strand-io/strand/cluster"
 	"github.com/strand-io/strand/cluster/adminapi"
-	"github.com/strand-io/strand/reactor"
 )
 
 // placementJSON is GET /v1/placement, the fields these tests read.
@@ -68,7 +67,6 @@ const placementWindow = 4 * time.Second
 // an idempotent acks=all producer writes to both at one rate and a group
 // consumer reads them. It returns once the load shows one hot core.
 type hotCores struct {
-	node  *cluster.Node
 	admin string
 	topic string
 	hot   int
@@ -85,38 +83,63 @@ type hotCores struct {
 	cancel   context.CancelFunc
 }
 
+// startHotCores starts the broker in this process, or with auto as the
+// strand binary with --auto-rebalance (the flag is what is under test
+// then).
 func startHotCores(t *testing.T, auto bool) *hotCores {
-	logs := newLogBuf()
-	logs.dumpOnFailure(t, "broker")
-	n := startNode(t, testDataDir(t), func(c *cluster.Config) {
-		c.LoadWindow, c.LoadSampleInterval = placementWindow, 200*time.Millisecond
-		c.AutoRebalance, c.AutoRebalanceInterval = auto, time.Second
-		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	})
-	if got := len(n.Info().Cores); got < 2 {
+	h := &hotCores{produced: make(chan struct{}), topic: fmt.Sprintf("hot-%v", auto),
+		stop: make(chan struct{}), acked: map[string]bool{}, seen: map[string]int{}}
+	var addr string
+	if auto {
+		adminAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		p := startProc(t, testDataDir(t), "--admin-listen", adminAddr, "--auto-rebalance",
+			"--auto-rebalance-interval", "1s", "--load-window", placementWindow.String())
+		h.logs, h.admin, addr = p.logs, "http://"+adminAddr, p.addr
+		waitFor(t, 30*time.Second, "the admin API to be ready", func() (bool, string) {
+			resp, err := http.Get(h.admin + "/v1/ready")
+			if err != nil {
+				return false, err.Error()
+			}
+			resp.Body.Close()
+			return resp.StatusCode == 200, resp.Status
+		})
+	} else {
+		h.logs = newLogBuf()
+		h.logs.dumpOnFailure(t, "broker")
+		n := startNode(t, testDataDir(t), func(c *cluster.Config) {
+			c.LoadWindow, c.LoadSampleInterval = placementWindow, 200*time.Millisecond
+			c.Logger = slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		})
+		srv, err := adminapi.Listen(adminapi.Config{Listen: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close(context.Background()) })
+		srv.SetBroker(n)
+		h.admin, addr = "http://"+srv.Addr(), n.Addr()
+	}
+	if got := len(getPlacement(t, h.admin).Cores); got < 2 {
 		t.Fatalf("the placement test needs a broker of two cores; this machine gives it %d", got)
 	}
-	srv, err := adminapi.Listen(adminapi.Config{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close(context.Background()) })
-	srv.SetBroker(n)
-	h := &hotCores{node: n, logs: logs, produced: make(chan struct{}), admin: "http://" + srv.Addr(), topic: fmt.Sprintf("hot-%v", auto),
-		stop: make(chan struct{}), acked: map[string]bool{}, seen: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	t.Cleanup(h.halt)
 
-	admin := newClient(t, n.Addr())
+	admin := newClient(t, addr)
 	createTopic(t, admin, h.topic, 2)
 	// Both partitions on one core, the other core idle.
 	h.hot = getPlacement(t, h.admin).coreOf(h.topic, 0)
-	if _, err := n.MovePartition(ctxFor(t, 30*time.Second), h.topic, 1, reactorCore(h.hot)); err != nil {
+	body := fmt.Sprintf(`{"topic": %q, "partition": 1, "core": %d}`, h.topic, h.hot)
+	resp, err := http.Post(h.admin+"/v1/placement/move", "application/json", strings.NewReader(body))
+	if err != nil {
 		t.Fatal(err)
 	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("moving %s/1 to core %d: %s", h.topic, h.hot, resp.Status)
+	}
 
-	prod, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.RequiredAcks(kgo.AllISRAcks()),
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.DefaultProduceTopic(h.topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		// Uncompressed, so that the bytes the broker counts are the
 		// bytes the test meant to send.
@@ -126,7 +149,7 @@ func startHotCores(t *testing.T, auto bool) *hotCores {
 	}
 	t.Cleanup(prod.Close)
 	h.prod = prod
-	cons, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.ConsumeTopics(h.topic),
+	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(h.topic),
 		kgo.ConsumerGroup("placement-"+h.topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -188,8 +211,6 @@ func startHotCores(t *testing.T, auto bool) *hotCores {
 	})
 	return h
 }
-
-func reactorCore(c int) reactor.CoreID { return reactor.CoreID(c) }
 
 // halt stops the producer and consumer.
 func (h *hotCores) halt() {
@@ -299,8 +320,8 @@ func TestPlacementRebalance(t *testing.T) {
 	h.exactlyOnce(t)
 }
 
-// TestPlacementAutoRebalance is TestPlacementRebalance with
-// --auto-rebalance and no command: the broker makes the one move itself,
+// TestPlacementAutoRebalance is TestPlacementRebalance with `strand serve
+// --auto-rebalance` and no command: the broker makes the one move itself,
 // says so in its log, and makes no other.
 func TestPlacementAutoRebalance(t *testing.T) {
 	h := startHotCores(t, true)
