@@ -174,16 +174,21 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 			return
 		}
 	}
-	if validateOnly {
-		answer(0, "")
-		return
-	}
-	topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: map[string]string{}, Cores: n.placeNewByLoad(s, parts)}
+	topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: map[string]string{}}
 	for k, v := range t.Configs {
 		if v != nil {
 			topic.Configs[k] = *v
 		}
 	}
+	if msg := pinProblem(topic.Configs, len(n.cores)); msg != "" {
+		answer(errInvalidConfig, msg)
+		return
+	}
+	if validateOnly {
+		answer(0, "")
+		return
+	}
+	topic.Cores = n.placeNewByLoad(s, parts, topic.Configs)
 	n.commit(ctl, t.Name, s.with(t.Name, topic), topic.Cores, func(cs *coreState, ready func(error)) {
 		openOwned(cs, topic, 0, ready)
 	}, func(err error) {
@@ -271,7 +276,7 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 		}
 		nt := *t
 		from := len(t.Cores)
-		nt.Cores = append(append([]reactor.CoreID(nil), t.Cores...), n.placeNewByLoad(s, total-t.Partitions())...)
+		nt.Cores = append(append([]reactor.CoreID(nil), t.Cores...), n.placeNewByLoad(s, total-t.Partitions(), t.Configs)...)
 		n.commit(ctl, name, s.with(name, &nt), nt.Cores[from:], func(cs *coreState, ready func(error)) { openOwned(cs, &nt, from, ready) }, func(err error) {
 			if err == nil {
 				answer(0, "")
@@ -351,16 +356,20 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 			reply(func() { cb(errUnknownTopic) })
 			return
 		}
-		if validateOnly {
-			reply(func() { cb(0) })
-			return
-		}
 		nt := *t
 		nt.Configs = map[string]string{}
 		for k, v := range set {
 			if v != nil {
 				nt.Configs[k] = *v
 			}
+		}
+		if pinProblem(nt.Configs, len(n.cores)) != "" {
+			reply(func() { cb(errInvalidConfig) })
+			return
+		}
+		if validateOnly {
+			reply(func() { cb(0) })
+			return
 		}
 		n.commit(ctl, topic, s.with(topic, &nt), nt.Cores, func(cs *coreState, ready func(error)) {
 			// Behind any open still in progress, which used the old configs.

@@ -222,10 +222,7 @@ func (n *Node) Rebalance(ctx context.Context, dryRun bool) ([]Move, error) {
 // rebalance runs on the sampler goroutine. movable, if set, further
 // limits which partitions may move.
 func (n *Node) rebalance(ctx context.Context, dryRun bool, maxMoves int, movable func(PartitionLoad) bool) ([]Move, error) {
-	internal := map[string]bool{}
-	for _, t := range n.Topics() {
-		internal[t.Name] = t.Internal
-	}
+	topics := n.meta.Load().topics
 	v := n.Placement()
 	hottest := 0.0
 	for _, c := range v.Cores {
@@ -239,8 +236,9 @@ func (n *Node) rebalance(ctx context.Context, dryRun bool, maxMoves int, movable
 		}
 		return []Move{}, nil
 	}
-	plan, cut := planRebalance(v, n.cfg.RebalanceMargin, maxMoves, func(p PartitionLoad) bool {
-		return !internal[p.Topic] && (movable == nil || movable(p))
+	plan, cut := planRebalance(v, n.cfg.RebalanceMargin, maxMoves, func(p PartitionLoad, to reactor.CoreID) bool {
+		t := topics[p.Topic]
+		return t != nil && !t.Internal && pinAllows(t.Configs, to) && (movable == nil || movable(p))
 	})
 	if cut && !auto {
 		n.live.cutLog.Warn(n.log, "rebalance: stopped at --rebalance-max-moves; the placement is better but not balanced: rebalance again",

@@ -91,7 +91,7 @@ func pl(topic string, core reactor.CoreID, load float64) PartitionLoad {
 }
 
 func TestPlanRebalance(t *testing.T) {
-	all := func(PartitionLoad) bool { return true }
+	all := func(PartitionLoad, reactor.CoreID) bool { return true }
 	// Two busy partitions on core 0, cores 1 and 2 idle: one moves, to the
 	// lowest idle core, and the plan stops once balanced.
 	got, _ := planRebalance(view(pl("a", 0, 100), pl("b", 0, 100)), 0.1, 10, all)
@@ -123,9 +123,14 @@ func TestPlanRebalance(t *testing.T) {
 		t.Fatalf("four partitions on three cores: loads %v after %+v", loads, got)
 	}
 	// A partition that may not move stays; the limit on moves holds.
-	got, _ = planRebalance(view(pl("a", 0, 100), pl("b", 0, 100)), 0.1, 10, func(p PartitionLoad) bool { return p.Topic != "a" })
+	got, _ = planRebalance(view(pl("a", 0, 100), pl("b", 0, 100)), 0.1, 10, func(p PartitionLoad, _ reactor.CoreID) bool { return p.Topic != "a" })
 	if len(got) != 1 || got[0].Topic != "b" {
 		t.Fatalf("with a pinned: %+v", got)
+	}
+	// A partition that may not go to core 1 goes to core 2.
+	got, _ = planRebalance(view(pl("a", 0, 100), pl("b", 0, 100)), 0.1, 10, func(_ PartitionLoad, to reactor.CoreID) bool { return to != 1 })
+	if len(got) != 1 || got[0].To != 2 {
+		t.Fatalf("core 1 excluded: %+v", got)
 	}
 	// Past maxMoves: the plan stops and says a move was left.
 	if got, cut := planRebalance(view(pl("a", 0, 40), pl("b", 0, 30), pl("c", 0, 20)), 0.1, 1, all); len(got) != 1 || !cut {

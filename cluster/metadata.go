@@ -163,9 +163,11 @@ func placementOf(s *snapshot, cores int) *Placement {
 // placeNewByLoad is placeNew guided by the load measured over the last
 // window: new partitions go to the least-loaded cores, each expected to
 // bring the average partition's load. With nothing measured yet (or an
-// idle broker) it is placeNew. Controller core.
-func (n *Node) placeNewByLoad(s *snapshot, count int32) []reactor.CoreID {
+// idle broker) it is placeNew. A topic pinned to cores (configs'
+// strand.cores) gets only those. Controller core.
+func (n *Node) placeNewByLoad(s *snapshot, count int32, configs map[string]string) []reactor.CoreID {
 	p := placementOf(s, len(n.cores))
+	p.Restrict(pinnedCores(configs))
 	v := n.Placement()
 	loads, total := make([]float64, len(v.Cores)), 0.0
 	for i, c := range v.Cores {

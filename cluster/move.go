@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/wire"
 )
@@ -100,6 +101,10 @@ func (n *Node) startMove(ctl *coreState, ref wire.PartitionRef, to reactor.CoreI
 		return
 	case t.Internal:
 		done(from, fmt.Errorf("%w: %s is internal; its partitions host the group coordinators", ErrNotMovable, ref.Topic))
+		return
+	case !pinAllows(t.Configs, to):
+		done(from, fmt.Errorf("%w: %s is pinned to cores %s (topic config %s)", ErrNotMovable, ref.Topic,
+			t.Configs[topicconfig.PinnedCoresKey], topicconfig.PinnedCoresKey))
 		return
 	}
 	if n.moving[ref] || n.unready[ref.Topic] > 0 || n.deleting[ref.Topic] > 0 || n.meta.Load().topics[ref.Topic] != t {

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strand-io/strand/reactor"
 )
@@ -277,5 +279,54 @@ func TestRebalanceLimits(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "stopped at --rebalance-max-moves") {
 		t.Fatalf("no log line for a rebalance cut short:\n%s", logs.String())
+	}
+}
+
+// TestPinnedTopic: a topic with strand.cores gets its partitions, new ones
+// too, only on those cores, cannot be moved off them, and a pin naming a
+// core the broker lacks is refused.
+func TestPinnedTopic(t *testing.T) {
+	n := startTwoCores(t, t.TempDir(), &syncBuf{})
+	defer n.Close(context.Background())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pin := func(v string) map[string]*string { return map[string]*string{"strand.cores": &v} }
+	if r, err := adm.CreateTopic(ctx, 4, 1, pin("1"), "pinned"); err != nil || r.Err != nil {
+		t.Fatalf("create pinned: %v %v", err, r.Err)
+	}
+	if _, err := adm.CreatePartitions(ctx, 2, "pinned"); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(6) {
+		if c := coreOf(n, "pinned", p); c != 1 {
+			t.Fatalf("pinned/%d on core %d, want 1", p, c)
+		}
+	}
+	if _, err := n.MovePartition(ctx, "pinned", 0, 0); !errors.Is(err, ErrNotMovable) || !strings.Contains(err.Error(), "strand.cores") {
+		t.Fatalf("moving off the pin: %v", err)
+	}
+	r, err := adm.CreateTopic(ctx, 1, 1, pin("0,7"), "pinned-nowhere")
+	if err == nil {
+		err = r.Err
+	}
+	if !errors.Is(err, kerr.InvalidConfig) || !strings.Contains(r.ErrMessage, "core 7") {
+		t.Fatalf("a pin to a missing core: %v (%q)", err, r.ErrMessage)
+	}
+	rs, err := adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{{Name: "strand.cores", Value: kmsg.StringPtr("9")}}, "pinned")
+	if err != nil || len(rs) != 1 || !errors.Is(rs[0].Err, kerr.InvalidConfig) {
+		t.Fatalf("altering the pin to a missing core: %v %+v", err, rs)
+	}
+	// Widening the pin allows the move.
+	if _, err := adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{{Name: "strand.cores", Value: kmsg.StringPtr("0,1")}}, "pinned"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.MovePartition(ctx, "pinned", 0, 0); err != nil {
+		t.Fatalf("moving within the widened pin: %v", err)
 	}
 }

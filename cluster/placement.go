@@ -2,6 +2,10 @@ package cluster
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/strand-io/strand/cluster/topicconfig"
 
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/wire"
@@ -25,6 +29,8 @@ type Placement struct {
 	// the load a new partition is expected to bring.
 	weight []float64
 	unit   float64
+	// allowed, once Restrict set it, is the cores Assign may use.
+	allowed []bool
 }
 
 // NewPlacement returns an empty placement over cores cores (at least 1).
@@ -132,9 +138,32 @@ func (p *Placement) Weigh(loads []float64, unit float64) {
 	p.unit = unit
 }
 
+// Restrict makes Assign place new partitions only on cores (a topic's
+// strand.cores); cores this placement does not span are ignored, and a
+// list naming none of its cores restricts nothing.
+func (p *Placement) Restrict(cores []reactor.CoreID) {
+	allowed, any := make([]bool, p.cores), false
+	for _, c := range cores {
+		if uint(c) < uint(p.cores) {
+			allowed[c], any = true, true
+		}
+	}
+	if any {
+		p.allowed = allowed
+	}
+}
+
 func (p *Placement) leastLoaded() reactor.CoreID {
 	best := 0
-	for c := 1; c < p.cores; c++ {
+	if p.allowed != nil {
+		for !p.allowed[best] {
+			best++
+		}
+	}
+	for c := best + 1; c < p.cores; c++ {
+		if p.allowed != nil && !p.allowed[c] {
+			continue
+		}
 		if p.weight != nil && p.weight[c] != p.weight[best] {
 			if p.weight[c] < p.weight[best] {
 				best = c
@@ -146,4 +175,45 @@ func (p *Placement) leastLoaded() reactor.CoreID {
 		}
 	}
 	return reactor.CoreID(best)
+}
+
+// pinnedCores is a topic's strand.cores: the cores its partitions may live
+// on, nil for any. The value was validated on its way in.
+func pinnedCores(configs map[string]string) []reactor.CoreID {
+	v := strings.TrimSpace(configs[topicconfig.PinnedCoresKey])
+	if v == "" {
+		return nil
+	}
+	var out []reactor.CoreID
+	for _, f := range strings.Split(v, ",") {
+		if c, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
+			out = append(out, reactor.CoreID(c))
+		}
+	}
+	return out
+}
+
+// pinProblem says why a topic's strand.cores cannot be honoured on a
+// broker of cores cores ("" if it can).
+func pinProblem(configs map[string]string, cores int) string {
+	for _, c := range pinnedCores(configs) {
+		if int(c) >= cores {
+			return fmt.Sprintf("%s names core %d; this broker has cores 0 to %d", topicconfig.PinnedCoresKey, c, cores-1)
+		}
+	}
+	return ""
+}
+
+// pinAllows says whether a topic with configs may live on core.
+func pinAllows(configs map[string]string, core reactor.CoreID) bool {
+	pins := pinnedCores(configs)
+	if pins == nil {
+		return true
+	}
+	for _, c := range pins {
+		if c == core {
+			return true
+		}
+	}
+	return false
 }

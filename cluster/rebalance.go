@@ -21,10 +21,11 @@ type Move struct {
 // cores by at least margin (a fraction of it), make the move that lowers
 // it most. The margin is the hysteresis: a placement near balance is
 // left alone, so measurement noise does not make partitions flap. movable
-// says which partitions may move; at most maxMoves are planned, and cut
+// says which partitions may move to which cores; at most maxMoves are
+// planned, and cut
 // says a further move would have qualified. It is deterministic for a
 // given view.
-func planRebalance(view PlacementView, margin float64, maxMoves int, movable func(PartitionLoad) bool) (moves []Move, cut bool) {
+func planRebalance(view PlacementView, margin float64, maxMoves int, movable func(p PartitionLoad, to reactor.CoreID) bool) (moves []Move, cut bool) {
 	loads := make([]float64, len(view.Cores))
 	for i, c := range view.Cores {
 		loads[i] = c.Load()
@@ -43,11 +44,11 @@ func planRebalance(view PlacementView, margin float64, maxMoves int, movable fun
 		}
 		best, bestTo, bestMax := -1, 0, loads[hot]
 		for i, p := range parts {
-			if int(p.Core) != hot || p.Load() <= 0 || !movable(p) {
+			if int(p.Core) != hot || p.Load() <= 0 {
 				continue
 			}
 			for to := range loads {
-				if to == hot {
+				if to == hot || !movable(p, reactor.CoreID(to)) {
 					continue
 				}
 				if m := maxAfter(loads, hot, to, p.Load()); m < bestMax {

@@ -21,7 +21,7 @@ func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 func docTables() string {
 	var b strings.Builder
 	b.WriteString("### Topic configs\n\n")
-	b.WriteString("Every key Kafka 3.x/4.x defines for topics is accepted with Kafka's validation; any other key fails CreateTopics and AlterConfigs with INVALID_CONFIG naming it.\n\n")
+	b.WriteString("Every key Kafka 3.x/4.x defines for topics is accepted with Kafka's validation, and so is Strand's own `" + PinnedCoresKey + "`; any other key fails CreateTopics and AlterConfigs with INVALID_CONFIG naming it.\n\n")
 	b.WriteString("| key | type | default | valid values | applied | what Strand does |\n|---|---|---|---|---|---|\n")
 	for _, k := range Keys() {
 		applied := "no"

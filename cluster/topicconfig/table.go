@@ -135,9 +135,30 @@ var keys = []Key{
 	{Name: "segment.ms", Type: TypeLong, Default: "604800000", check: atLeast(1),
 		Doc: "time before the active segment rolls", Applied: true, Strand: "shard.Config.SegmentMs",
 		apply: func(c *shard.Config, v string) { c.SegmentMs = toInt(v) }},
+	{Name: PinnedCoresKey, Type: TypeList, Default: "", check: coreList,
+		Doc: "Strand only: the cores the topic's partitions may live on, as core ids (0,2); empty: any core",
+		Strand: "accepted and reported; it changes placement, not the log: new partitions go to the least-loaded of these cores, " +
+			"and moves and rebalances keep the topic on them; changing it moves no existing partition (strand placement move does)"},
 	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", check: validator{},
 		Doc: "let an out-of-sync replica become leader", Strand: "accepted and reported; " + noReplication},
 }
+
+// PinnedCoresKey is Strand's own topic config pinning a topic to cores.
+const PinnedCoresKey = "strand.cores"
+
+// coreList accepts a comma-separated list of core ids (whether the broker
+// has those cores is the broker's check).
+var coreList = validator{text: "a list of core ids, e.g. 0,2; empty for any core", check: func(v string, _ float64) string {
+	if strings.TrimSpace(v) == "" {
+		return ""
+	}
+	for _, p := range strings.Split(v, ",") {
+		if !isDigits(strings.TrimSpace(p)) || len(strings.TrimSpace(p)) > 4 {
+			return "each element must be a core id (0, 1, ...)"
+		}
+	}
+	return ""
+}}
 
 func init() {
 	for i := range keys {

@@ -51,6 +51,7 @@ var validationCases = map[string]struct{ good, bad []string }{
 	"segment.index.bytes":                     {[]string{"4", "10485760"}, []string{"3"}},
 	"segment.jitter.ms":                       {[]string{"0", "1000"}, []string{"-1"}},
 	"segment.ms":                              {[]string{"1", "604800000"}, []string{"0"}},
+	PinnedCoresKey:                            {[]string{"", "0", "0,2", " 1 , 3"}, []string{"a", "-1", "0,,1", "99999"}},
 	"unclean.leader.election.enable":          {[]string{"true", "false"}, []string{"t"}},
 }
 
