@@ -127,3 +127,17 @@ func TestPlacementErrors(t *testing.T) {
 		t.Fatalf("dry run: %d %s", code, body)
 	}
 }
+
+// TestPageServed: / is the embedded page; other paths outside /v1/ are a
+// JSON 404 that points at it.
+func TestPageServed(t *testing.T) {
+	code, body := call(t, testAdmin, http.MethodGet, "/")
+	if code != 200 || !bytes.Contains(body, []byte(`id="rebalance"`)) || !bytes.Contains(body, []byte("/v1/placement")) {
+		t.Fatalf("GET /: %d %.200s", code, body)
+	}
+	code, body = call(t, testAdmin, http.MethodGet, "/nothing")
+	var e apiError
+	if err := json.Unmarshal(body, &e); err != nil || code != 404 || !strings.Contains(e.Hint, "placement page is at /") {
+		t.Fatalf("GET /nothing: %d %s", code, body)
+	}
+}
