@@ -162,7 +162,7 @@ func placementOf(s *snapshot, cores int) *Placement {
 
 // placeNewByLoad is placeNew guided by the load measured over the last
 // window: new partitions go to the least-loaded cores, each expected to
-// bring the average partition's load. With nothing measured yet (or an
+// bring the average busy partition's load. With nothing measured yet (or an
 // idle broker) it is placeNew. A topic pinned to cores (configs'
 // strand.cores) gets only those. Controller core.
 func (n *Node) placeNewByLoad(s *snapshot, count int32, configs map[string]string) []reactor.CoreID {
@@ -174,8 +174,18 @@ func (n *Node) placeNewByLoad(s *snapshot, count int32, configs map[string]strin
 		loads[i] = c.Load()
 		total += c.Load()
 	}
-	if total > 0 && len(v.Partitions) > 0 {
-		p.Weigh(loads, total/float64(len(v.Partitions)))
+	// A new partition is expected to carry what an average busy
+	// partition does: averaging over idle ones too would make a hot
+	// partition's core look worth several new ones, and pile a whole new
+	// topic onto the idle core.
+	busy := 0
+	for _, pl := range v.Partitions {
+		if pl.Load() > 0 {
+			busy++
+		}
+	}
+	if total > 0 && busy > 0 {
+		p.Weigh(loads, total/float64(busy))
 	}
 	return p.Assign("\x00new", count)
 }

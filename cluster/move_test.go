@@ -330,3 +330,57 @@ func TestPinnedTopic(t *testing.T) {
 		t.Fatalf("moving within the widened pin: %v", err)
 	}
 }
+
+// TestNewPartitionsGoToLeastLoadedCore: with one busy partition on core 0
+// and more (idle) partitions on core 1, a new partition goes to core 1
+// (by partition count it would go to core 0), and a new topic of two
+// spreads over both cores rather than piling onto the idle one.
+func TestNewPartitionsGoToLeastLoadedCore(t *testing.T) {
+	n := startTwoCores(t, t.TempDir(), &syncBuf{})
+	defer n.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.DefaultProduceTopic("hot"),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	create := func(name string, parts int32) {
+		t.Helper()
+		if r, err := adm.CreateTopic(ctx, parts, 1, nil, name); err != nil || r.Err != nil {
+			t.Fatalf("create %s: %v %v", name, err, r.Err)
+		}
+	}
+	create("hot", 1)
+	create("idle", 3)
+	if _, err := n.MovePartition(ctx, "hot", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(3) {
+		if _, err := n.MovePartition(ctx, "idle", p, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: make([]byte, 64<<10)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); n.Placement().Cores[0].Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no load measured on core 0")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := n.Placement(); v.Cores[0].Partitions >= v.Cores[1].Partitions {
+		t.Fatalf("setup: core 0 should have fewer partitions: %+v", v.Cores)
+	}
+	create("fresh", 1)
+	if c := coreOf(n, "fresh", 0); c != 1 {
+		t.Fatalf("a new partition went to core %d, the busy one", c)
+	}
+	create("fresh2", 2)
+	if a, b := coreOf(n, "fresh2", 0), coreOf(n, "fresh2", 1); a == b {
+		t.Fatalf("a new topic's two partitions both went to core %d", a)
+	}
+}
