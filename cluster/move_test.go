@@ -103,7 +103,9 @@ func TestMovePartitionLive(t *testing.T) {
 		waitAcks((i + 1) * 200)
 		from := coreOf(n, "moving", 0)
 		to := 1 - from
+		start := time.Now()
 		got, err := n.MovePartition(ctx, "moving", 0, to)
+		t.Logf("move %d, core %d to %d under load: %v", i, from, to, time.Since(start))
 		if err != nil || got != from {
 			t.Fatalf("move %d: from %d, %v; want from %d", i, got, err, from)
 		}
