@@ -69,7 +69,7 @@ func startBrowser(t *testing.T) *browser {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(chromiumPath(t), "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--no-first-run", "--remote-debugging-pipe", "--user-data-dir="+t.TempDir(), "--window-size=1200,700", "about:blank")
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--remote-debugging-pipe", "--user-data-dir="+t.TempDir(), "--window-size=1200,700", "about:blank")
 	cmd.ExtraFiles = []*os.File{toChild, fromChild} // fd 3, fd 4
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
