@@ -62,6 +62,14 @@ func (e *encoder) strMap(m map[string]string) {
 	}
 }
 
+// strList encodes a list of strings in its own order.
+func (e *encoder) strList(l []string) {
+	e.uvarint(uint64(len(l)))
+	for _, k := range l {
+		e.str(k)
+	}
+}
+
 type decoder struct {
 	b   []byte
 	off int
@@ -251,4 +259,17 @@ func (d *decoder) end() error {
 		d.fail("end", fmt.Errorf("%d trailing bytes", d.left()))
 	}
 	return d.err
+}
+
+// strList decodes what encoder.strList wrote; an empty list is nil.
+func (d *decoder) strList(field string) []string {
+	n := d.count(field, 1)
+	if n == 0 {
+		return nil
+	}
+	l := make([]string, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		l[i] = d.str(field)
+	}
+	return l
 }

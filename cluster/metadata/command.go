@@ -24,6 +24,7 @@ const (
 	KindMoveReplicaCore     Kind = 11
 	KindAllocateProducerIDs Kind = 12
 	KindShrinkPartitions    Kind = 13
+	KindAlterBrokerConfigs  Kind = 14
 )
 
 var kindNames = map[Kind]string{
@@ -33,7 +34,7 @@ var kindNames = map[Kind]string{
 	KindDeleteTopic: "DeleteTopic", KindCreatePartitions: "CreatePartitions",
 	KindAlterTopicConfigs: "AlterTopicConfigs", KindChangePartition: "ChangePartition",
 	KindMoveReplicaCore: "MoveReplicaCore", KindAllocateProducerIDs: "AllocateProducerIDs",
-	KindShrinkPartitions: "ShrinkPartitions",
+	KindShrinkPartitions: "ShrinkPartitions", KindAlterBrokerConfigs: "AlterBrokerConfigs",
 }
 
 func (k Kind) String() string {
@@ -128,6 +129,8 @@ func newCommand(k Kind) Command {
 		return &AllocateProducerIDs{}
 	case KindShrinkPartitions:
 		return &ShrinkPartitions{}
+	case KindAlterBrokerConfigs:
+		return &AlterBrokerConfigs{}
 	}
 	return nil
 }
@@ -251,6 +254,20 @@ type ShrinkPartitions struct {
 	Count int32
 }
 
+// AlterBrokerConfigs changes one broker resource's dynamic configs, as
+// Kafka's ConfigRecord does for a BROKER resource: Resource is a broker id
+// in decimal, or "" for the cluster-wide default every broker inherits.
+// With Replace the configs become Set; otherwise Set is merged in and
+// Delete removed. Keys and values are validated by the proposer, as topic
+// configs are; a broker id need not be registered (Kafka lets an operator
+// configure a broker before it joins).
+type AlterBrokerConfigs struct {
+	Resource string
+	Replace  bool
+	Set      map[string]string
+	Delete   []string
+}
+
 func (*RegisterBroker) Kind() Kind      { return KindRegisterBroker }
 func (*BrokerHeartbeat) Kind() Kind     { return KindBrokerHeartbeat }
 func (*FenceBroker) Kind() Kind         { return KindFenceBroker }
@@ -264,6 +281,7 @@ func (*ChangePartition) Kind() Kind     { return KindChangePartition }
 func (*MoveReplicaCore) Kind() Kind     { return KindMoveReplicaCore }
 func (*AllocateProducerIDs) Kind() Kind { return KindAllocateProducerIDs }
 func (*ShrinkPartitions) Kind() Kind    { return KindShrinkPartitions }
+func (*AlterBrokerConfigs) Kind() Kind  { return KindAlterBrokerConfigs }
 
 func (c *RegisterBroker) encode(e *encoder) {
 	e.broker(c.ID)
@@ -410,4 +428,18 @@ func (c *ShrinkPartitions) decode(d *decoder) {
 	c.Topic = d.str("topic")
 	c.ID = d.id("topic id")
 	c.Count = d.int32("count")
+}
+
+func (c *AlterBrokerConfigs) encode(e *encoder) {
+	e.str(c.Resource)
+	e.bool(c.Replace)
+	e.strMap(c.Set)
+	e.strList(c.Delete)
+}
+
+func (c *AlterBrokerConfigs) decode(d *decoder) {
+	c.Resource = d.str("resource")
+	c.Replace = d.bool("replace")
+	c.Set = d.strMap("set")
+	c.Delete = d.strList("delete")
 }

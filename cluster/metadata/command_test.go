@@ -23,6 +23,7 @@ func sampleCommands() []Command {
 		&MoveReplicaCore{Topic: "orders", Partition: 0, Broker: 2, Core: 5},
 		&AllocateProducerIDs{Broker: 1, Count: 1000},
 		&ShrinkPartitions{Topic: "orders", ID: tid(7), Count: 3},
+		&AlterBrokerConfigs{Resource: "3", Set: map[string]string{"log.retention.ms": "1000"}, Delete: []string{"log.segment.bytes"}},
 	}
 }
 

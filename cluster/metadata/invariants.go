@@ -55,7 +55,7 @@ func (v *View) Invariants() error {
 			}
 		}
 	}
-	return nil
+	return v.checkBrokerConfigs()
 }
 
 func (v *View) checkPartition(p *Partition) error {

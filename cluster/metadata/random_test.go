@@ -171,6 +171,13 @@ func randomCommand(rng *rand.Rand, v *View) Command {
 		}
 		return &CreatePartitions{Name: topicName(), Partitions: assignments()}
 	case 11:
+		if rng.IntN(4) == 0 {
+			c := &AlterBrokerConfigs{Resource: []string{"", "1", "2", "01"}[rng.IntN(4)], Replace: rng.IntN(3) == 0, Set: configs()}
+			if rng.IntN(2) == 0 {
+				c.Delete = []string{string(rune('k' + rng.IntN(5)))}
+			}
+			return c
+		}
 		c := &AlterTopicConfigs{Name: topicName(), Replace: rng.IntN(3) == 0, Set: configs()}
 		if rng.IntN(2) == 0 {
 			c.Delete = []string{string(rune('k' + rng.IntN(5)))}

@@ -19,12 +19,20 @@ import (
 //	            name, id (16 bytes), internal, configs (sorted pairs),
 //	            partition count, then per partition:
 //	              replicas, cores, isr, leader, leader epoch, partition epoch
+//	format 1 only:
+//	uvarint   broker config resource count (>= 1), then per resource in
+//	            name order: name, configs (sorted pairs, >= 1)
 //	4 bytes   CRC-32C (Castagnoli) of everything before, big-endian
 //
 // Equal states give equal bytes: every collection is written in a fixed
-// order and the decoder accepts only that order.
+// order and the decoder accepts only that order. A state without dynamic
+// broker configs is written in format 0, byte for byte what brokers
+// before them wrote, so format 1 appears only once a broker config is set.
 
-const snapshotFormat = 0
+const (
+	snapshotFormat              = 0
+	snapshotFormatBrokerConfigs = 1
+)
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -42,7 +50,11 @@ func (v *View) Save(w io.Writer) error {
 func (v *View) AppendSnapshot(b []byte) []byte {
 	e := encoder{b: b}
 	start := len(e.b)
-	e.byte(snapshotFormat)
+	format := byte(snapshotFormat)
+	if len(v.brokerConfigs) > 0 {
+		format = snapshotFormatBrokerConfigs
+	}
+	e.byte(format)
 	e.uvarint(v.version)
 	e.varint(v.nextProducerID)
 	e.uvarint(uint64(len(v.brokerIDs)))
@@ -74,6 +86,9 @@ func (v *View) AppendSnapshot(b []byte) []byte {
 			e.varint(int64(p.PartitionEpoch))
 		}
 	}
+	if format == snapshotFormatBrokerConfigs {
+		v.encodeBrokerConfigs(&e)
+	}
 	return binary.BigEndian.AppendUint32(e.b, crc32.Checksum(e.b[start:], castagnoli))
 }
 
@@ -102,7 +117,8 @@ func decodeSnapshot(b []byte) (*State, error) {
 		return nil, errors.New("metadata: snapshot checksum mismatch")
 	}
 	d := decoder{b: body}
-	if f := d.byte("format"); f != snapshotFormat {
+	f := d.byte("format")
+	if f != snapshotFormat && f != snapshotFormatBrokerConfigs {
 		return nil, fmt.Errorf("metadata: snapshot format %d unsupported", f)
 	}
 	s := New()
@@ -153,6 +169,9 @@ func decodeSnapshot(b []byte) (*State, error) {
 		s.topics[t.Name] = t
 		s.names = append(s.names, t.Name)
 		s.byID[t.ID] = t.Name
+	}
+	if f == snapshotFormatBrokerConfigs && d.err == nil {
+		s.decodeBrokerConfigs(&d)
 	}
 	if err := d.end(); err != nil {
 		return nil, err

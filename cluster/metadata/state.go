@@ -23,9 +23,13 @@ type State struct {
 	topics    map[string]*Topic
 	names     []string // sorted
 	byID      map[TopicID]string
+	// brokerConfigs are the dynamic BROKER resource configs
+	// (brokerconfigs.go); nil until the first is set.
+	brokerConfigs map[string]map[string]string
 
-	brokersShared bool // brokers and brokerIDs are referenced by a View
-	topicsShared  bool // topics, names and byID are referenced by a View
+	brokersShared       bool // brokers and brokerIDs are referenced by a View
+	topicsShared        bool // topics, names and byID are referenced by a View
+	brokerConfigsShared bool // brokerConfigs is referenced by a View
 	view          *View
 }
 
@@ -48,11 +52,12 @@ func (s *State) View() *View {
 	if s.view != nil && s.view.version == s.version {
 		return s.view
 	}
-	s.brokersShared, s.topicsShared = true, true
+	s.brokersShared, s.topicsShared, s.brokerConfigsShared = true, true, true
 	s.view = &View{
 		version: s.version, nextProducerID: s.nextProducerID,
 		brokers: s.brokers, brokerIDs: s.brokerIDs,
 		topics: s.topics, names: s.names, byID: s.byID,
+		brokerConfigs: s.brokerConfigs,
 	}
 	return s.view
 }
@@ -105,6 +110,8 @@ func (s *State) Apply(c Command) Result {
 		r = s.moveReplicaCore(c)
 	case *AllocateProducerIDs:
 		r = s.allocateProducerIDs(c)
+	case *AlterBrokerConfigs:
+		r = s.alterBrokerConfigs(c)
 	default:
 		r = reject(ErrMalformed, "unknown command %T", c)
 	}

@@ -14,6 +14,7 @@ type View struct {
 	topics         map[string]*Topic
 	names          []string // sorted
 	byID           map[TopicID]string
+	brokerConfigs  map[string]map[string]string
 }
 
 var emptyView = &View{}
