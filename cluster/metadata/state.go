@@ -30,7 +30,7 @@ type State struct {
 	brokersShared       bool // brokers and brokerIDs are referenced by a View
 	topicsShared        bool // topics, names and byID are referenced by a View
 	brokerConfigsShared bool // brokerConfigs is referenced by a View
-	view          *View
+	view                *View
 }
 
 // New returns an empty state at version 0.
