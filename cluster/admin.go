@@ -3,7 +3,6 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/cluster/topicconfig"
@@ -125,7 +124,7 @@ func (n *Node) publish() {
 		// Same version as ctlSnap, so pending keeps the controller's
 		// own; readers must not key caches on the version alone.
 		ns := newSnapshot(next.version, topics)
-		ns.pidLimit = next.pidLimit
+		ns.pidLimit, ns.brokerConfigs = next.pidLimit, next.brokerConfigs
 		next = ns
 	}
 	n.meta.Store(next)
@@ -318,31 +317,31 @@ func (n *Node) shrinkTopic(ctl *coreState, t *Topic, from int, done func()) {
 }
 
 func (b *backend) DescribeConfigs(topic string, keys []string) ([]wire.ConfigEntry, int16) {
-	t, ok := b.node.meta.Load().topics[topic]
+	s := b.node.meta.Load()
+	t, ok := s.topics[topic]
 	if !ok {
 		return nil, errUnknownTopic
 	}
-	return configEntries(topicconfig.Describe(t.Configs, keys), false), 0
+	return configEntries(topicconfig.Describe(t.Configs, b.node.inherited(s), keys)), 0
 }
 
 // DescribeBrokerConfigs answers for this broker only, by its node id, as
-// Kafka does (an empty name asks for cluster-wide dynamic defaults, which
-// Strand has none of).
+// Kafka does; an empty name asks for the cluster-wide dynamic defaults.
 func (b *backend) DescribeBrokerConfigs(name string, keys []string) ([]wire.ConfigEntry, int16) {
 	switch name {
 	case "":
-		return nil, 0
-	case strconv.Itoa(int(b.node.cfg.NodeID)):
-		return configEntries(topicconfig.Broker(b.node.brokerSettings(), keys), true), 0
+		return configEntries(topicconfig.BrokerDefaults(b.node.meta.Load().brokerConfigs[""], keys)), 0
+	case b.node.brokerResource():
+		return configEntries(topicconfig.Broker(b.node.brokerSettings(), keys)), 0
 	}
 	return nil, errInvalidRequest
 }
 
-func configEntries(es []topicconfig.Entry, broker bool) []wire.ConfigEntry {
+func configEntries(es []topicconfig.Entry) []wire.ConfigEntry {
 	out := make([]wire.ConfigEntry, len(es))
 	for i, e := range es {
 		v := e.Value
-		out[i] = wire.ConfigEntry{Name: e.Name, Value: &v, IsDefault: e.IsDefault, ReadOnly: broker, Broker: broker, Type: e.Type, Doc: e.Doc}
+		out[i] = wire.ConfigEntry{Name: e.Name, Value: &v, Source: e.Source, ReadOnly: e.ReadOnly, Type: e.Type, Doc: e.Doc}
 	}
 	return out
 }
@@ -356,14 +355,13 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 			reply(func() { cb(errUnknownTopic) })
 			return
 		}
-		nt := *t
-		nt.Configs = map[string]string{}
+		configs := map[string]string{}
 		for k, v := range set {
 			if v != nil {
-				nt.Configs[k] = *v
+				configs[k] = *v
 			}
 		}
-		if pinProblem(nt.Configs, len(n.cores)) != "" {
+		if pinProblem(configs, len(n.cores)) != "" {
 			reply(func() { cb(errInvalidConfig) })
 			return
 		}
@@ -371,30 +369,7 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 			reply(func() { cb(0) })
 			return
 		}
-		n.commit(ctl, topic, s.with(topic, &nt), nt.Cores, func(cs *coreState, ready func(error)) {
-			// Behind any open still in progress, which used the old configs.
-			pending := 1
-			release := func() {
-				if pending--; pending == 0 {
-					ready(nil)
-				}
-			}
-			for p, c := range nt.Cores {
-				if c != cs.core.ID() {
-					continue
-				}
-				ref := wire.PartitionRef{Topic: topic, Partition: int32(p)}
-				pending++
-				cs.serially(ref, func(next func()) {
-					if part := cs.parts[ref]; part != nil {
-						part.log.Reconfigure(topicconfig.LogConfig(n.cfg.Log, part.log.Dir(), nt.Configs))
-					}
-					next()
-					release()
-				})
-			}
-			release()
-		}, func(err error) {
+		n.commitTopicConfigs(ctl, t, configs, func(err error) {
 			if err != nil {
 				code := n.metadataFailed("alter configs of "+topic, err)
 				reply(func() { cb(code) })
@@ -403,4 +378,29 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 			reply(func() { cb(0) })
 		})
 	})
+}
+
+// commitTopicConfigs makes configs t's overrides and reconfigures its open
+// partitions; done runs on the controller, with the error if the metadata
+// could not be persisted.
+func (n *Node) commitTopicConfigs(ctl *coreState, t *Topic, configs map[string]string, done func(error)) {
+	nt := *t
+	nt.Configs = configs
+	n.commit(ctl, t.Name, n.pending().with(t.Name, &nt), nt.Cores, func(cs *coreState, ready func(error)) {
+		// Behind any open still in progress, which used the old configs.
+		pending := 1
+		release := func() {
+			if pending--; pending == 0 {
+				ready(nil)
+			}
+		}
+		for p, c := range nt.Cores {
+			if c != cs.core.ID() {
+				continue
+			}
+			pending++
+			cs.reconfigure(&nt, int32(p), release)
+		}
+		release()
+	}, done)
 }

@@ -36,6 +36,9 @@ type snapshot struct {
 	pidLimit int64
 	topics   map[string]*Topic
 	names    []string // sorted
+	// brokerConfigs are the dynamic BROKER resource configs: by broker id
+	// in decimal, "" for the cluster default (brokerconfig.go).
+	brokerConfigs map[string]map[string]string
 }
 
 func newSnapshot(version uint64, topics map[string]*Topic) *snapshot {
@@ -59,14 +62,14 @@ func (s *snapshot) with(name string, t *Topic) *snapshot {
 		topics[name] = t
 	}
 	ns := newSnapshot(s.version+1, topics)
-	ns.pidLimit = s.pidLimit
+	ns.pidLimit, ns.brokerConfigs = s.pidLimit, s.brokerConfigs
 	return ns
 }
 
 // withProducerLimit returns a copy of s whose producer id bound is limit.
 func (s *snapshot) withProducerLimit(limit int64) *snapshot {
 	ns := newSnapshot(s.version+1, s.topics)
-	ns.pidLimit = limit
+	ns.pidLimit, ns.brokerConfigs = limit, s.brokerConfigs
 	return ns
 }
 
@@ -75,6 +78,8 @@ type metadataFile struct {
 	Version          uint64   `json:"version"`
 	ProducerIDsBelow int64    `json:"producer_ids_below"`
 	Topics           []*Topic `json:"topics"`
+	// BrokerConfigs: the dynamic broker configs, by broker resource.
+	BrokerConfigs map[string]map[string]string `json:"broker_configs,omitempty"`
 }
 
 const metadataName = "metadata.json"
@@ -96,7 +101,7 @@ func loadMetadata(dir string) (*snapshot, error) {
 		topics[t.Name] = t
 	}
 	s := newSnapshot(f.Version, topics)
-	s.pidLimit = f.ProducerIDsBelow
+	s.pidLimit, s.brokerConfigs = f.ProducerIDsBelow, f.BrokerConfigs
 	return s, nil
 }
 
@@ -109,7 +114,7 @@ func saveMetadata(dir string, s *snapshot) (err error) {
 			err = metadataWriteError(dir, err)
 		}
 	}()
-	f := metadataFile{Version: s.version, ProducerIDsBelow: s.pidLimit}
+	f := metadataFile{Version: s.version, ProducerIDsBelow: s.pidLimit, BrokerConfigs: s.brokerConfigs}
 	for _, n := range s.names {
 		f.Topics = append(f.Topics, s.topics[n])
 	}

@@ -60,7 +60,8 @@ type watch struct {
 }
 
 func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
-	cfg := topicconfig.LogConfig(cs.node.cfg.Log, cs.node.partitionDir(t.Name, p), t.Configs)
+	eff := topicconfig.Merge(cs.node.inherited(cs.node.meta.Load()), t.Configs)
+	cfg := topicconfig.LogConfig(cs.node.cfg.Log, cs.node.partitionDir(t.Name, p), eff)
 	cfg.Logger = cs.node.log.With("partition", fmt.Sprintf("%s-%d", t.Name, p), "core", cs.core.ID())
 	cfg.ReadPool = cs.readPool
 	cfg.FileCache = cs.files

@@ -188,6 +188,7 @@ func snapshotOf(v *metadata.View, b metadata.BrokerID) *snapshot {
 	}
 	s := newSnapshot(v.Version(), topics)
 	s.pidLimit = v.NextProducerID()
+	s.brokerConfigs = brokerConfigsOf(v)
 	return s
 }
 
@@ -235,6 +236,7 @@ func diffCommands(v *metadata.View, next *snapshot, b metadata.BrokerID) []metad
 			cmds = append(cmds, &metadata.CreatePartitions{Name: name, ID: t.ID, Partitions: assignments(nt.Cores[len(parts):], b)})
 		}
 	}
+	cmds = append(cmds, brokerConfigCommands(v, next)...)
 	for pid := v.NextProducerID(); pid < next.pidLimit; {
 		count := min(next.pidLimit-pid, 1<<20)
 		cmds = append(cmds, &metadata.AllocateProducerIDs{Broker: b, Count: int32(count)})

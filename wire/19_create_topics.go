@@ -90,7 +90,7 @@ func (c *conn) fillCreatedTopic(rt *kmsg.CreateTopicsResponseTopic) {
 	for _, e := range entries {
 		rc := kmsg.NewCreateTopicsResponseTopicConfig()
 		rc.Name, rc.Value, rc.ReadOnly, rc.IsSensitive = e.Name, e.Value, e.ReadOnly, e.Sensitive
-		rc.Source = int8(configSource(e))
+		rc.Source = int8(configSources[e.Source])
 		rt.Configs = append(rt.Configs, rc)
 	}
 }

@@ -3,6 +3,7 @@ package wire
 import (
 	"strconv"
 
+	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -44,8 +45,8 @@ func describeEntries(entries []ConfigEntry, req *kmsg.DescribeConfigsRequest) []
 	for _, e := range entries {
 		rc := kmsg.NewDescribeConfigsResponseResourceConfig()
 		rc.Name, rc.Value, rc.ReadOnly, rc.IsSensitive = e.Name, e.Value, e.ReadOnly, e.Sensitive
-		rc.IsDefault = e.IsDefault
-		rc.Source = configSource(e)
+		rc.IsDefault = e.Source == topicconfig.SourceDefault
+		rc.Source = configSources[e.Source]
 		rc.ConfigType = configType(e.Type)
 		if req.IncludeDocumentation && e.Doc != "" {
 			rc.Documentation = kmsg.StringPtr(e.Doc)
@@ -60,14 +61,11 @@ func describeEntries(entries []ConfigEntry, req *kmsg.DescribeConfigsRequest) []
 	return out
 }
 
-// configSource maps an entry to Kafka's config source (v1+): the default,
-// the broker's static config, or a topic override.
-func configSource(e ConfigEntry) kmsg.ConfigSource {
-	switch {
-	case e.IsDefault:
-		return kmsg.ConfigSourceDefaultConfig
-	case e.Broker:
-		return kmsg.ConfigSourceStaticBrokerConfig
-	}
-	return kmsg.ConfigSourceDynamicTopicConfig
+// configSources maps a source onto Kafka's (v1+).
+var configSources = [...]kmsg.ConfigSource{
+	topicconfig.SourceDefault:        kmsg.ConfigSourceDefaultConfig,
+	topicconfig.SourceStatic:         kmsg.ConfigSourceStaticBrokerConfig,
+	topicconfig.SourceTopic:          kmsg.ConfigSourceDynamicTopicConfig,
+	topicconfig.SourceDynamicBroker:  kmsg.ConfigSourceDynamicBrokerConfig,
+	topicconfig.SourceDynamicDefault: kmsg.ConfigSourceDynamicDefaultBrokerConfig,
 }

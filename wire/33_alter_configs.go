@@ -1,10 +1,14 @@
 package wire
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/strand-io/strand/cluster/topicconfig"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
 
-// handleAlterConfigs replaces a topic's config overrides (AlterConfigs is
-// not incremental). Every key and value is validated here first; one bad
-// entry fails the whole resource with INVALID_CONFIG.
+// handleAlterConfigs replaces a topic's config overrides, or a broker's
+// dynamic configs (AlterConfigs is not incremental). Every key and value is
+// validated first; one bad entry fails the whole resource (INVALID_CONFIG,
+// or for a broker what IncrementalAlterConfigs answers).
 func (c *conn) handleAlterConfigs(s *slot, req *kmsg.AlterConfigsRequest) {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	resp.Resources = make([]kmsg.AlterConfigsResponseResource, len(req.Resources))
@@ -19,9 +23,28 @@ func (c *conn) handleAlterConfigs(s *slot, req *kmsg.AlterConfigsRequest) {
 		rr := &resp.Resources[i]
 		*rr = kmsg.NewAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		if r.ResourceType == kmsg.ConfigResourceTypeBroker {
+			a := ConfigAlteration{Broker: true, Name: r.ResourceName, Replace: true, ValidateOnly: req.ValidateOnly}
+			for _, cfg := range r.Configs {
+				op := topicconfig.Op{Name: cfg.Name, Value: cfg.Value}
+				if cfg.Value == nil {
+					op.Kind = topicconfig.OpDelete
+				}
+				a.Ops = append(a.Ops, op)
+			}
+			pending++
+			c.be.AlterConfigOps(a, func(err error) {
+				defer c.recoverPanic()
+				if err != nil {
+					rr.ErrorCode, rr.ErrorMessage = configErrorCode(err, true), kmsg.StringPtr(err.Error())
+				}
+				done()
+			})
+			continue
+		}
 		if r.ResourceType != kmsg.ConfigResourceTypeTopic {
 			rr.ErrorCode = errInvalidRequest
-			rr.ErrorMessage = kmsg.StringPtr("only topic configs can be altered")
+			rr.ErrorMessage = kmsg.StringPtr("only topic and broker configs can be altered")
 			continue
 		}
 		if _, ok := c.be.Topic(r.ResourceName); !ok {

@@ -74,6 +74,12 @@ type Backend interface {
 	// not incremental: keys not in set return to their defaults). Keys and
 	// values are already validated by the wire layer.
 	AlterConfigs(topic string, set map[string]*string, validateOnly bool, cb func(errCode int16))
+	// AlterConfigOps applies IncrementalAlterConfigs operations to one
+	// topic or broker resource, or AlterConfigs' whole set to a broker
+	// (Replace). The callback gets nil, a *topicconfig.Error, or a kerr
+	// error (UNKNOWN_TOPIC_OR_PARTITION; INVALID_REQUEST for another
+	// broker's id); wire maps it with ErrorCode.
+	AlterConfigOps(a ConfigAlteration, cb func(error))
 
 	// Append appends one validated record batch (magic 2, CRC checked) to a
 	// partition. batch is lent, not given: it aliases the connection's read
@@ -193,12 +199,21 @@ type NewTopic struct {
 type ConfigEntry struct {
 	Name      string
 	Value     *string
-	IsDefault bool // false: set on the topic (an override), or in the broker's static config
+	Source    topicconfig.Source
 	ReadOnly  bool
 	Sensitive bool
-	Broker    bool // a broker config: not default means STATIC_BROKER_CONFIG
 	Type      topicconfig.Type
 	Doc       string
+}
+
+// ConfigAlteration is one resource of an IncrementalAlterConfigs (or a
+// broker's AlterConfigs) request.
+type ConfigAlteration struct {
+	Broker       bool   // a BROKER resource; otherwise a TOPIC
+	Name         string // the topic, or the broker id ("" = cluster default)
+	Ops          []topicconfig.Op
+	Replace      bool // AlterConfigs: keys Ops does not set return to their defaults
+	ValidateOnly bool
 }
 
 // AppendResult completes Backend.Append.

@@ -21,20 +21,21 @@ const (
 // apiNotes says what Strand does with each key, or why it does not serve
 // it. Every key kmsg knows must have a note (the test fails otherwise).
 var apiNotes = map[kmsg.Key]string{
-	kmsg.Produce:           "v0-v2 carry message sets v0/v1, refused per partition with INVALID_RECORD (advertised for librdkafka's compression probe); v13 names topics by ID",
-	kmsg.Fetch:             "below v4 would serve message formats v0/v1, which Strand never stores; v13+ name topics by ID",
-	kmsg.ListOffsets:       "-1 latest, -2 earliest (the log start, moved by retention and DeleteRecords), -3 max timestamp (v7+; offset of the batch's base, from the time index), -4 earliest local = earliest (v8+), -5 latest tiered = -1 (v9+, nothing is tiered); v11 (-6) not advertised",
-	kmsg.Metadata:          "v13 adds nothing clients need",
-	kmsg.ApiVersions:       "a request above v4 gets the KIP-511 v0 answer and the client retries lower",
-	kmsg.CreateTopics:      "",
-	kmsg.DeleteTopics:      "",
-	kmsg.DeleteRecords:     "durable log-start move (checkpoint file, fsynced before answering); -1 = high watermark; above it OFFSET_OUT_OF_RANGE; segments wholly below are deleted; internal topics refused (INVALID_TOPIC_EXCEPTION), as in Kafka",
-	kmsg.InitProducerID:    "idempotent producers only; a transactional id gets an error; v5 (KIP-890) not advertised",
-	kmsg.DescribeConfigs:   "",
-	kmsg.AlterConfigs:      "topics only; replaces the topic's overrides, as Kafka's",
-	kmsg.DescribeLogDirs:   "one log dir, the data directory; size = bytes of log data per partition; offset lag 0, never future; total/usable bytes from statfs (v4); v5 (cordoned dirs) not advertised",
-	kmsg.CreatePartitions:  "",
-	kmsg.DescribeProducers: "idempotent producers known below the high watermark whose last batch is at or above the log start; last timestamp -1 (not kept), coordinator epoch -1, txn start offset -1 (no transactions)",
+	kmsg.Produce:                 "v0-v2 carry message sets v0/v1, refused per partition with INVALID_RECORD (advertised for librdkafka's compression probe); v13 names topics by ID",
+	kmsg.Fetch:                   "below v4 would serve message formats v0/v1, which Strand never stores; v13+ name topics by ID",
+	kmsg.ListOffsets:             "-1 latest, -2 earliest (the log start, moved by retention and DeleteRecords), -3 max timestamp (v7+; offset of the batch's base, from the time index), -4 earliest local = earliest (v8+), -5 latest tiered = -1 (v9+, nothing is tiered); v11 (-6) not advertised",
+	kmsg.Metadata:                "v13 adds nothing clients need",
+	kmsg.ApiVersions:             "a request above v4 gets the KIP-511 v0 answer and the client retries lower",
+	kmsg.CreateTopics:            "",
+	kmsg.DeleteTopics:            "",
+	kmsg.DeleteRecords:           "durable log-start move (checkpoint file, fsynced before answering); -1 = high watermark; above it OFFSET_OUT_OF_RANGE; segments wholly below are deleted; internal topics refused (INVALID_TOPIC_EXCEPTION), as in Kafka",
+	kmsg.InitProducerID:          "idempotent producers only; a transactional id gets an error; v5 (KIP-890) not advertised",
+	kmsg.DescribeConfigs:         "",
+	kmsg.AlterConfigs:            "topics and brokers; replaces the topic's overrides or the broker's dynamic configs, as Kafka's",
+	kmsg.IncrementalAlterConfigs: "SET, DELETE, APPEND, SUBTRACT (lists only) on topics and on dynamic broker configs (broker id, or \"\" for the cluster default), persisted in the metadata; validate_only; unknown keys INVALID_CONFIG, read-only broker keys and bad broker values INVALID_REQUEST, as Kafka",
+	kmsg.DescribeLogDirs:         "one log dir, the data directory; size = bytes of log data per partition; offset lag 0, never future; total/usable bytes from statfs (v4); v5 (cordoned dirs) not advertised",
+	kmsg.CreatePartitions:        "",
+	kmsg.DescribeProducers:       "idempotent producers known below the high watermark whose last batch is at or above the log start; last timestamp -1 (not kept), coordinator epoch -1, txn start offset -1 (no transactions)",
 
 	kmsg.OffsetCommit:    "consumer groups (served when the broker runs the group coordinator, as strand serve does); v10 names topics by ID",
 	kmsg.OffsetFetch:     "consumer groups; v10 names topics by ID",
@@ -84,8 +85,6 @@ func unservedNote(k kmsg.Key) string {
 		return "KIP-932 share groups are not implemented"
 	case kmsg.GetTelemetrySubscriptions, kmsg.PushTelemetry:
 		return "client telemetry (KIP-714) is not collected"
-	case kmsg.IncrementalAlterConfigs:
-		return "not served yet (issue 11)"
 	case kmsg.DescribeCluster:
 		return "not served yet; clients use Metadata"
 	case kmsg.ListConfigResources, kmsg.DescribeTopicPartitions:

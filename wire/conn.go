@@ -373,6 +373,8 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 		c.handleDescribeConfigs(s, q)
 	case *kmsg.AlterConfigsRequest:
 		c.handleAlterConfigs(s, q)
+	case *kmsg.IncrementalAlterConfigsRequest:
+		c.handleIncrementalAlterConfigs(s, q)
 	case *kmsg.CreatePartitionsRequest:
 		c.handleCreatePartitions(s, q)
 	case *kmsg.DeleteRecordsRequest:

@@ -157,7 +157,8 @@ func (c *conn) refuseDraining(s *slot, req kmsg.Request) bool {
 		code = kerr.NotLeaderForPartition.Code
 	case *kmsg.FetchRequest, *kmsg.ListOffsetsRequest:
 		return true // parked: the slot stays open until the connection closes
-	case *kmsg.CreateTopicsRequest, *kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterConfigsRequest:
+	case *kmsg.CreateTopicsRequest, *kmsg.DeleteTopicsRequest, *kmsg.CreatePartitionsRequest, *kmsg.AlterConfigsRequest,
+		*kmsg.IncrementalAlterConfigsRequest:
 		code = kerr.NotController.Code
 	default:
 		return false

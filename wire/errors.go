@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 
+	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/strand-io/strand/shard"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -61,6 +62,11 @@ func ErrorCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, shard.ErrBacklogFull):
 		return kerr.RequestTimedOut.Code // retriable: the client backs off
+	case errors.Is(err, topicconfig.ErrInvalidRequest), errors.Is(err, topicconfig.ErrReadOnly):
+		return kerr.InvalidRequest.Code
+	case errors.Is(err, topicconfig.ErrUnknownKey), errors.Is(err, topicconfig.ErrInvalidValue),
+		errors.Is(err, topicconfig.ErrUnsupported):
+		return kerr.InvalidConfig.Code
 	default: // ErrNoSpace (the log stays up), ErrLogFailed, ErrClosed, I/O errors
 		return kerr.KafkaStorageError.Code
 	}
@@ -174,6 +180,13 @@ func errorResponse(req kmsg.Request, code int16) kmsg.Response {
 		r := resp.(*kmsg.AlterConfigsResponse)
 		for _, res := range q.Resources {
 			rr := kmsg.NewAlterConfigsResponseResource()
+			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
+			r.Resources = append(r.Resources, rr)
+		}
+	case *kmsg.IncrementalAlterConfigsRequest:
+		r := resp.(*kmsg.IncrementalAlterConfigsResponse)
+		for _, res := range q.Resources {
+			rr := kmsg.NewIncrementalAlterConfigsResponseResource()
 			rr.ResourceType, rr.ResourceName, rr.ErrorCode = res.ResourceType, res.ResourceName, code
 			r.Resources = append(r.Resources, rr)
 		}

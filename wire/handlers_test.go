@@ -2,6 +2,7 @@ package wire
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/strand-io/strand/cluster/topicconfig"
@@ -269,7 +270,8 @@ func TestAdminAPIs(t *testing.T) {
 		if c.Name == "broker.id" {
 			want = kmsg.ConfigSourceStaticBrokerConfig
 		}
-		if c.Source != want || !c.ReadOnly || c.ConfigType == kmsg.ConfigTypeUnknown {
+		dynamic := slices.Contains(topicconfig.DynamicBrokerNames(), c.Name)
+		if c.Source != want || c.ReadOnly == dynamic || c.ConfigType == kmsg.ConfigTypeUnknown {
 			t.Errorf("broker config %s: source %v read-only %v type %v", c.Name, c.Source, c.ReadOnly, c.ConfigType)
 		}
 	}

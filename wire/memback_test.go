@@ -12,6 +12,7 @@ import (
 	"github.com/strand-io/strand/shard"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // memBroker is the test-only in-memory broker behind Backend. It is shared
@@ -33,6 +34,8 @@ type memBroker struct {
 	// described counts Topic calls: the hot paths must not build topic
 	// descriptions.
 	described int
+	// brokerConfigs are this broker's dynamic configs.
+	brokerConfigs map[string]string
 
 	// watchAdded, if set, receives a value each time a WatchAppend is
 	// registered (tests use it to know a fetch is long-polling).
@@ -227,24 +230,64 @@ func (s *memSession) DescribeConfigs(topic string, keys []string) ([]ConfigEntry
 			overrides[k] = *v
 		}
 	}
-	return memEntries(topicconfig.Describe(overrides, keys), false), errNone
+	return memEntries(topicconfig.Describe(overrides, nil, keys)), errNone
 }
 
 func (s *memSession) DescribeBrokerConfigs(name string, keys []string) ([]ConfigEntry, int16) {
 	if name != strconv.Itoa(int(s.b.nodeID)) {
 		return nil, errInvalidRequest
 	}
-	bs := topicconfig.BrokerSettings{NodeID: s.b.nodeID, Static: map[string]bool{"broker.id": true}}
-	return memEntries(topicconfig.Broker(bs, keys), true), errNone
+	s.b.mu.Lock()
+	bs := topicconfig.BrokerSettings{NodeID: s.b.nodeID, Static: map[string]bool{"broker.id": true}, Dynamic: s.b.brokerConfigs}
+	s.b.mu.Unlock()
+	return memEntries(topicconfig.Broker(bs, keys)), errNone
 }
 
-func memEntries(es []topicconfig.Entry, broker bool) []ConfigEntry {
+func memEntries(es []topicconfig.Entry) []ConfigEntry {
 	out := make([]ConfigEntry, len(es))
 	for i, e := range es {
 		v := e.Value
-		out[i] = ConfigEntry{Name: e.Name, Value: &v, IsDefault: e.IsDefault, ReadOnly: broker, Broker: broker, Type: e.Type, Doc: e.Doc}
+		out[i] = ConfigEntry{Name: e.Name, Value: &v, Source: e.Source, ReadOnly: e.ReadOnly, Type: e.Type, Doc: e.Doc}
 	}
 	return out
+}
+
+// AlterConfigOps keeps this broker's dynamic configs in memory; topic
+// operations go through topicconfig as the broker's do.
+func (s *memSession) AlterConfigOps(a ConfigAlteration, cb func(error)) {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if a.Broker {
+		if a.Name != strconv.Itoa(int(s.b.nodeID)) {
+			cb(kerr.InvalidRequest)
+			return
+		}
+		next, err := topicconfig.ApplyBrokerOps(s.b.brokerConfigs, a.Ops, a.Replace)
+		if err == nil && !a.ValidateOnly {
+			s.b.brokerConfigs = next
+		}
+		cb(err)
+		return
+	}
+	t, ok := s.b.topics[a.Name]
+	if !ok {
+		cb(kerr.UnknownTopicOrPartition)
+		return
+	}
+	cur := map[string]string{}
+	for k, v := range t.configs {
+		if v != nil {
+			cur[k] = *v
+		}
+	}
+	next, err := topicconfig.ApplyTopicOps(cur, nil, a.Ops)
+	if err == nil && !a.ValidateOnly {
+		t.configs = map[string]*string{}
+		for k, v := range next {
+			t.configs[k] = &v
+		}
+	}
+	cb(err)
 }
 
 func (s *memSession) AlterConfigs(topic string, set map[string]*string, validateOnly bool, cb func(int16)) {

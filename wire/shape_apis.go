@@ -57,6 +57,14 @@ func walkShape(key, v int16, flex bool, body []byte) ([]byte, bool) {
 			s.tags(nil)
 		})
 		s.i8()
+	case kmsg.IncrementalAlterConfigs:
+		s.array(func() {
+			s.i8()
+			s.str()
+			s.array(func() { s.str(); s.i8(); s.str(); s.tags(nil) })
+			s.tags(nil)
+		})
+		s.i8()
 	case kmsg.CreatePartitions:
 		s.array(func() {
 			s.str()

@@ -42,6 +42,7 @@ var advertised = []apiRange{
 	{kmsg.DeleteRecords.Int16(), 0, 2},
 	{kmsg.DescribeLogDirs.Int16(), 0, 4},
 	{kmsg.DescribeProducers.Int16(), 0, 0},
+	{kmsg.IncrementalAlterConfigs.Int16(), 0, 1},
 }
 
 // groupAdvertised lists the keys served through GroupBackend, advertised

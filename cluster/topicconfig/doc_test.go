@@ -21,7 +21,7 @@ func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 func docTables() string {
 	var b strings.Builder
 	b.WriteString("### Topic configs\n\n")
-	b.WriteString("Every key Kafka 3.x/4.x defines for topics is accepted with Kafka's validation, and so is Strand's own `" + PinnedCoresKey + "`; any other key fails CreateTopics and AlterConfigs with INVALID_CONFIG naming it.\n\n")
+	b.WriteString("Every key Kafka 3.x/4.x defines for topics is accepted with Kafka's validation, and so is Strand's own `" + PinnedCoresKey + "`; any other key fails CreateTopics, AlterConfigs and IncrementalAlterConfigs with INVALID_CONFIG naming it.\n\n")
 	b.WriteString("| key | type | default | valid values | applied | what Strand does |\n|---|---|---|---|---|---|\n")
 	for _, k := range Keys() {
 		applied := "no"
@@ -35,10 +35,14 @@ func docTables() string {
 		b.WriteString("| `" + k.Name + "` | " + k.Type.String() + " | " + def + " | " + cell(k.ValidValues()) + " | " + applied + " | " + cell(k.Strand) + " |\n")
 	}
 	b.WriteString("\n### Broker configs\n\n")
-	b.WriteString("DescribeConfigs for a broker lists these, read-only, with source STATIC_BROKER_CONFIG when set by a `strand serve` flag or config file and DEFAULT_CONFIG otherwise.\n\n")
-	b.WriteString("| key | type | what it reports |\n|---|---|---|\n")
+	b.WriteString("DescribeConfigs for a broker lists these with their sources: DYNAMIC_BROKER_CONFIG or DYNAMIC_DEFAULT_BROKER_CONFIG when set by IncrementalAlterConfigs (or AlterConfigs) on broker `<id>` or on the cluster default `\"\"`, STATIC_BROKER_CONFIG when set by a `strand serve` flag or config file, DEFAULT_CONFIG otherwise. The dynamic ones are kept in the cluster metadata (so they survive a restart) and are the defaults of the topic keys they name, for every topic without its own override; altering a read-only one gets INVALID_REQUEST, a bad value INVALID_REQUEST (both as Kafka answers, KAFKA-13609), a key Strand does not report INVALID_CONFIG.\n\n")
+	b.WriteString("| key | type | dynamic | what it reports |\n|---|---|---|---|\n")
 	for _, e := range Broker(BrokerSettings{}, nil) {
-		b.WriteString("| `" + e.Name + "` | " + e.Type.String() + " | " + cell(e.Doc) + " |\n")
+		dyn := "yes"
+		if e.ReadOnly {
+			dyn = "no"
+		}
+		b.WriteString("| `" + e.Name + "` | " + e.Type.String() + " | " + dyn + " | " + cell(e.Doc) + " |\n")
 	}
 	return b.String()
 }

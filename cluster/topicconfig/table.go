@@ -12,7 +12,7 @@ import (
 type Key struct {
 	Name    string
 	Type    Type
-	Default string // Kafka's default, which is Strand's (there are no broker overrides)
+	Default string // Kafka's default, which is Strand's; dynamic broker configs can override it (Inherited)
 	Doc     string
 	// Applied: the value changes the partition log, through LogConfig.
 	// Otherwise the key is accepted and reported, and Strand says why it
@@ -256,26 +256,35 @@ func Value(overrides map[string]string, name string) string {
 }
 
 // Entry is one config as DescribeConfigs reports it: its effective value
-// and whether that is the default.
+// and where that comes from.
 type Entry struct {
-	Name      string
-	Value     string
-	IsDefault bool
-	Type      Type
-	Doc       string
+	Name     string
+	Value    string
+	Source   Source
+	ReadOnly bool // a broker config that cannot be altered at run time
+	Type     Type
+	Doc      string
 }
 
+// IsDefault reports whether the value is the default (DescribeConfigs
+// v0's is_default).
+func (e Entry) IsDefault() bool { return e.Source == SourceDefault }
+
 // Describe returns a topic's effective configs for names (nil: every key),
-// sorted by name. Names the table lacks are left out, as Kafka does.
-func Describe(overrides map[string]string, names []string) []Entry {
+// sorted by name: its override, else what it inherits from the dynamic
+// broker configs, else the default. Names the table lacks are left out,
+// as Kafka does.
+func Describe(overrides map[string]string, inherited map[string]Inherited, names []string) []Entry {
 	out := make([]Entry, len(keys))
 	for i := range keys {
 		k := &keys[i]
-		v, set := overrides[k.Name]
-		if !set {
-			v = k.Default
+		e := Entry{Name: k.Name, Value: k.Default, Source: SourceDefault, Type: k.Type, Doc: k.Doc}
+		if v, ok := overrides[k.Name]; ok {
+			e.Value, e.Source = v, SourceTopic
+		} else if in, ok := inherited[k.Name]; ok {
+			e.Value, e.Source = in.Value, in.Source
 		}
-		out[i] = Entry{Name: k.Name, Value: v, IsDefault: !set, Type: k.Type, Doc: k.Doc}
+		out[i] = e
 	}
 	return filter(out, names)
 }

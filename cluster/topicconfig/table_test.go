@@ -210,8 +210,11 @@ func TestBrokerEntries(t *testing.T) {
 		}
 	}
 	for name, e := range got {
-		if wantStatic := s.Static[name]; e.IsDefault == wantStatic {
-			t.Errorf("%s: default %v, want static %v", name, e.IsDefault, wantStatic)
+		if wantStatic := s.Static[name]; e.IsDefault() == wantStatic || (e.Source == SourceStatic) != wantStatic {
+			t.Errorf("%s: source %v, want static %v", name, e.Source, wantStatic)
+		}
+		if _, dyn := lookupDynamic(name); e.ReadOnly == dyn {
+			t.Errorf("%s: read-only %v, dynamic %v", name, e.ReadOnly, dyn)
 		}
 		if e.Type == 0 || e.Doc == "" {
 			t.Errorf("%s: type and doc are required", name)
@@ -220,21 +223,21 @@ func TestBrokerEntries(t *testing.T) {
 }
 
 func TestDescribe(t *testing.T) {
-	all := Describe(map[string]string{"compression.type": "zstd"}, nil)
+	all := Describe(map[string]string{"compression.type": "zstd"}, nil, nil)
 	if len(all) != len(Keys()) {
 		t.Fatalf("%d entries for %d keys", len(all), len(Keys()))
 	}
 	for _, e := range all {
 		k, _ := Lookup(e.Name)
 		if e.Name == "compression.type" {
-			if e.Value != "zstd" || e.IsDefault {
+			if e.Value != "zstd" || e.Source != SourceTopic {
 				t.Errorf("override: %+v", e)
 			}
-		} else if e.Value != k.Default || !e.IsDefault || e.Type != k.Type || e.Doc != k.Doc {
+		} else if e.Value != k.Default || !e.IsDefault() || e.Type != k.Type || e.Doc != k.Doc {
 			t.Errorf("default: %+v", e)
 		}
 	}
-	some := Describe(nil, []string{"segment.ms", "no.such.key", "cleanup.policy"})
+	some := Describe(nil, nil, []string{"segment.ms", "no.such.key", "cleanup.policy"})
 	if len(some) != 2 || some[0].Name != "cleanup.policy" || some[1].Name != "segment.ms" {
 		t.Fatalf("named: %+v", some)
 	}

@@ -41,6 +41,13 @@ var (
 	// ErrUnsupported: a legal Kafka value for a feature Strand does not
 	// have (tiered storage).
 	ErrUnsupported = errors.New("unsupported topic config value")
+	// ErrReadOnly: a broker config Strand reports but sets only at start
+	// (Kafka: "Cannot update these configs dynamically").
+	ErrReadOnly = errors.New("broker config cannot be updated dynamically")
+	// ErrInvalidRequest: an alteration that is malformed as a request (a
+	// key named twice, no value to set, an unknown operation), whatever
+	// the keys.
+	ErrInvalidRequest = errors.New("invalid config alteration")
 )
 
 // Error is a refused config. Its message names the key, so a client's
@@ -49,14 +56,22 @@ type Error struct {
 	Key    string
 	Value  string
 	Reason string
+	Broker bool // a broker config, not a topic's
 	kind   error
 }
 
 func (e *Error) Error() string {
-	if e.kind == ErrUnknownKey {
-		return "unknown topic config " + strconv.Quote(e.Key)
+	what := "topic config "
+	if e.Broker {
+		what = "broker config "
 	}
-	return "invalid value " + strconv.Quote(e.Value) + " for topic config " + e.Key + ": " + e.Reason
+	switch e.kind {
+	case ErrUnknownKey:
+		return "unknown " + what + strconv.Quote(e.Key)
+	case ErrReadOnly, ErrInvalidRequest:
+		return what + e.Key + ": " + e.Reason
+	}
+	return "invalid value " + strconv.Quote(e.Value) + " for " + what + e.Key + ": " + e.Reason
 }
 
 // Unwrap returns the kind of refusal.

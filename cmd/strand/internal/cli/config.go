@@ -56,7 +56,7 @@ func topicAlterConfigCmd(g *globals) *cobra.Command {
 }
 
 // alterTopicConfig applies changes with IncrementalAlterConfigs and, for a
-// broker without it (Strand today), with AlterConfigs, which replaces every
+// broker without it (Strand before issue 11), with AlterConfigs, which replaces every
 // override: so the fallback reads the topic's current overrides first and
 // sends them merged with the changes. It returns the API it used.
 func alterTopicConfig(ctx context.Context, adm *kadm.Client, topic string, changes []kadm.AlterConfig) (string, error) {

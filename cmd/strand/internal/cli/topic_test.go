@@ -58,14 +58,15 @@ func TestTopicLifecycle(t *testing.T) {
 		}
 	}
 
-	// Strand has no IncrementalAlterConfigs: the CLI falls back to
-	// AlterConfigs, keeping the overrides it was not asked to change.
+	// Strand serves IncrementalAlterConfigs, so the CLI uses it and the
+	// overrides it was not asked to change stay (the AlterConfigs
+	// fallback is config_test.go's, against a broker without it).
 	var alt struct {
 		API string `json:"api"`
 	}
 	decode(t, ok(t, "", "topic", "alter-config", topic, "--set", "retention.bytes=1000000", "--delete", "retention.ms", "--json"), &alt)
-	if alt.API != "AlterConfigs" {
-		t.Fatalf("alter-config used %q, want the AlterConfigs fallback", alt.API)
+	if alt.API != "IncrementalAlterConfigs" {
+		t.Fatalf("alter-config used %q, want IncrementalAlterConfigs", alt.API)
 	}
 	desc = nil
 	decode(t, ok(t, "", "topic", "describe", topic, "--json"), &desc)
