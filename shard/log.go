@@ -39,6 +39,11 @@ type Config struct {
 	// full disk. 0: none.
 	DiskReserveBytes int64
 	LogAppendTime    bool // broker assigns batch timestamps
+	// BoundTimestamps turns on the CreateTime bounds: a record more than
+	// TimestampBeforeMaxMs before or TimestampAfterMaxMs after the
+	// broker's clock is refused (appendpolicy.go). Off for LogAppendTime.
+	BoundTimestamps                           bool
+	TimestampBeforeMaxMs, TimestampAfterMaxMs int64
 	// ProducerSnapshotBytes: acknowledged bytes between snapshots of the
 	// idempotent-producer table, which bound the replay at recovery.
 	// Default 64 MiB.
@@ -284,6 +289,9 @@ func (l *Log) Append(batch []byte, nowMs int64, done AppendFunc) error {
 	if _, err := ValidateBatch(batch, l.cfg.MaxBatchBytes); err != nil {
 		return err
 	}
+	if err := l.checkPolicies(batch, nowMs); err != nil {
+		return err
+	}
 	return l.append(batch, nowMs, done)
 }
 
@@ -308,6 +316,9 @@ func (l *Log) AppendValidated(batch []byte, nowMs int64, done AppendFunc) error 
 	}
 	if err == nil && h.Size() != len(batch) {
 		err = fmt.Errorf("%w: batchLength says %d bytes, got %d", ErrInvalidBatch, h.Size(), len(batch))
+	}
+	if err == nil {
+		err = l.checkPolicies(batch, nowMs)
 	}
 	if err != nil {
 		return err

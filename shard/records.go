@@ -103,6 +103,9 @@ type recordWalker struct {
 	win   []byte // refill buffer for src
 	limit int64  // most bytes src may yield
 	err   error  // why the walk stopped early
+	// facts, when set, collects what the append policies need (keys and
+	// timestamps, appendpolicy.go); nil keeps the walk a pure check.
+	facts *recordFacts
 }
 
 func (w *recordWalker) pos() int64 { return w.off + int64(w.p) }
@@ -242,6 +245,9 @@ func (w *recordWalker) record(i int32) error {
 	length, ok := w.varint()
 	if ok && length >= 0 {
 		end := w.pos() + int64(length)
+		if w.facts != nil {
+			return w.factRecord(i, end)
+		}
 		ok = w.skip(1) && w.varlong() && w.pos() <= end
 		var delta int32
 		if ok {
@@ -282,6 +288,8 @@ type inflater struct {
 	lz   *lz4.Reader
 	xs   xerialReader
 	snap []byte
+	// facts, when set, makes walk collect them (appendpolicy.go).
+	facts *recordFacts
 }
 
 // inflaterWindow is the refill buffer: large enough that the per-Read cost
@@ -297,7 +305,7 @@ var inflaters = sync.Pool{New: func() any { return &inflater{win: make([]byte, i
 func (f *inflater) walk(codec int16, body []byte, count int32, limit int64) error {
 	f.src.Reset(body)
 	defer f.src.Reset(nil)
-	w := recordWalker{win: f.win, limit: limit}
+	w := recordWalker{win: f.win, limit: limit, facts: f.facts}
 	var err error
 	switch codec {
 	case codecGzip:

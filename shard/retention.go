@@ -255,6 +255,7 @@ func (l *Log) Reconfigure(c Config) {
 	l.cfg.SegmentBytes, l.cfg.SegmentMs = c.SegmentBytes, c.SegmentMs
 	l.cfg.RetentionBytes, l.cfg.RetentionMs = c.RetentionBytes, c.RetentionMs
 	l.cfg.LogAppendTime = c.LogAppendTime
+	l.cfg.BoundTimestamps, l.cfg.TimestampBeforeMaxMs, l.cfg.TimestampAfterMaxMs = c.BoundTimestamps, c.TimestampBeforeMaxMs, c.TimestampAfterMaxMs
 	l.cfg.Cleanup, l.cfg.DeleteRetentionMs = c.Cleanup, c.DeleteRetentionMs
 	l.cfg.MinCompactionLagMs, l.cfg.MaxCompactionLagMs = c.MinCompactionLagMs, c.MaxCompactionLagMs
 	l.cfg.MinCleanableDirtyRatio = c.MinCleanableDirtyRatio

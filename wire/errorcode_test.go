@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/strand-io/strand/shard"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -29,6 +30,9 @@ func TestErrorCode(t *testing.T) {
 		{shard.ErrOutOfOrderSequence, kerr.OutOfOrderSequenceNumber},
 		{shard.ErrProducerFenced, kerr.InvalidProducerEpoch},
 		{shard.ErrBacklogFull, kerr.RequestTimedOut},
+		{shard.ErrKeylessCompacted, kerr.InvalidRecord},
+		{shard.ErrTimestampOutOfRange, kerr.InvalidTimestamp},
+		{&topicconfig.Error{Key: "k"}, kerr.KafkaStorageError}, // no kind: not a config refusal
 		{shard.ErrNoSpace, kerr.KafkaStorageError},
 		{shard.ErrLogFailed, kerr.KafkaStorageError},
 		{shard.ErrClosed, kerr.KafkaStorageError},
@@ -37,6 +41,13 @@ func TestErrorCode(t *testing.T) {
 		// keep their own code.
 		{kerr.NotEnoughReplicas, kerr.NotEnoughReplicas},
 		{kerr.NotLeaderForPartition, kerr.NotLeaderForPartition},
+		// Config refusals (topicconfig): the key or value is the client's
+		// fault, the request's shape INVALID_REQUEST.
+		{topicconfig.ErrUnknownKey, kerr.InvalidConfig},
+		{topicconfig.ErrInvalidValue, kerr.InvalidConfig},
+		{topicconfig.ErrUnsupported, kerr.InvalidConfig},
+		{topicconfig.ErrReadOnly, kerr.InvalidRequest},
+		{topicconfig.ErrInvalidRequest, kerr.InvalidRequest},
 	}
 	for _, c := range cases {
 		for _, err := range []error{c.err, wrap(c.err)} {

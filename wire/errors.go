@@ -54,8 +54,10 @@ func ErrorCode(err error) int16 {
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, shard.ErrBatchTooLarge), errors.Is(err, shard.ErrRecordsTooLarge):
 		return kerr.MessageTooLarge.Code
-	case errors.Is(err, shard.ErrInvalidBatch):
+	case errors.Is(err, shard.ErrInvalidBatch), errors.Is(err, shard.ErrKeylessCompacted):
 		return kerr.InvalidRecord.Code
+	case errors.Is(err, shard.ErrTimestampOutOfRange):
+		return kerr.InvalidTimestamp.Code
 	case errors.Is(err, shard.ErrOutOfOrderSequence):
 		return kerr.OutOfOrderSequenceNumber.Code
 	case errors.Is(err, shard.ErrProducerFenced):

@@ -1,6 +1,7 @@
 package topicconfig
 
 import (
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,12 +87,28 @@ var keys = []Key{
 	{Name: "message.format.version", Type: TypeString, Default: "3.0-IV1", check: messageFormatVersion,
 		Doc: "message format (Kafka 3.x; ignored for v2 formats, removed in 4.0)", Strand: "accepted and reported; Strand writes v2 batches only, as Kafka 3.x does"},
 	{Name: "message.timestamp.after.max.ms", Type: TypeLong, Default: maxLong, check: atLeast(0),
-		Doc:    "how far in the future a CreateTime timestamp may be (Kafka 4.0's default is 3600000)",
-		Strand: "accepted and reported; not enforced yet (the append path has no timestamp bound), so the default is reported as Kafka 3.x's: no bound"},
+		Doc:     "how far in the future a CreateTime timestamp may be (Kafka 4.0's default is 3600000)",
+		Applied: true, Strand: "shard.Config.TimestampAfterMaxMs: a CreateTime batch with a record further ahead of the broker's clock gets INVALID_TIMESTAMP and nothing of it is stored; the default is Kafka 3.x's, no bound",
+		apply: func(c *shard.Config, v string) { c.TimestampAfterMaxMs = toInt(v) }},
 	{Name: "message.timestamp.before.max.ms", Type: TypeLong, Default: maxLong, check: atLeast(0),
-		Doc: "how far in the past a CreateTime timestamp may be", Strand: "accepted and reported; not enforced yet (the append path has no timestamp bound)"},
+		Doc:     "how far in the past a CreateTime timestamp may be",
+		Applied: true, Strand: "shard.Config.TimestampBeforeMaxMs: a CreateTime batch with a record further behind the broker's clock gets INVALID_TIMESTAMP and nothing of it is stored",
+		apply: func(c *shard.Config, v string) { c.TimestampBeforeMaxMs = toInt(v) }},
 	{Name: "message.timestamp.difference.max.ms", Type: TypeLong, Default: maxLong, check: atLeast(0),
-		Doc: "largest difference between a CreateTime timestamp and the broker's clock (deprecated; Kafka 3.x)", Strand: "accepted and reported; not enforced yet (the append path has no timestamp bound)"},
+		Doc:     "largest difference between a CreateTime timestamp and the broker's clock (deprecated; Kafka 3.x)",
+		Applied: true, Strand: "as in Kafka 3.6+, the bound before and after the broker's clock wherever message.timestamp.before.max.ms or .after.max.ms is left at its default",
+		// Applied after the two above (the table is sorted), so it sees
+		// their effective values, as Kafka's LogConfig resolves them.
+		apply: func(c *shard.Config, v string) {
+			d := toInt(v)
+			if c.TimestampBeforeMaxMs == math.MaxInt64 {
+				c.TimestampBeforeMaxMs = d
+			}
+			if c.TimestampAfterMaxMs == math.MaxInt64 {
+				c.TimestampAfterMaxMs = d
+			}
+			c.BoundTimestamps = c.TimestampBeforeMaxMs != math.MaxInt64 || c.TimestampAfterMaxMs != math.MaxInt64
+		}},
 	{Name: "message.timestamp.type", Type: TypeString, Default: "CreateTime", check: oneOf("CreateTime", "LogAppendTime"),
 		Doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock", Applied: true, Strand: "shard.Config.LogAppendTime",
 		apply: func(c *shard.Config, v string) { c.LogAppendTime = strings.TrimSpace(v) == "LogAppendTime" }},

@@ -148,6 +148,7 @@ func TestLogConfig(t *testing.T) {
 	want.RetentionBytes, want.RetentionMs, want.MaxBatchBytes = -1, 604800000, 1048588
 	want.Cleanup, want.DeleteRetentionMs, want.MinCleanableDirtyRatio = shard.PolicyDelete, 86400000, 0.5
 	want.MinCompactionLagMs, want.MaxCompactionLagMs = 0, math.MaxInt64
+	want.TimestampBeforeMaxMs, want.TimestampAfterMaxMs = math.MaxInt64, math.MaxInt64
 	if !reflect.DeepEqual(def, want) { // func fields are nil in both
 		t.Fatalf("defaults:\n got %+v\nwant %+v", def, want)
 	}
@@ -183,6 +184,28 @@ func TestLogConfigCompactKeepsEverything(t *testing.T) {
 		c := LogConfig(shard.Config{}, "/d", map[string]string{"cleanup.policy": tc.policy, "retention.ms": "2000", "retention.bytes": "4096", "segment.ms": "500"})
 		if c.RetentionMs != tc.retMs || c.RetentionBytes != tc.retBytes || c.SegmentMs != 500 || c.Cleanup != tc.cleanup {
 			t.Errorf("%s: retention %d ms %d bytes (segment.ms %d), want %d ms %d bytes", tc.policy, c.RetentionMs, c.RetentionBytes, c.SegmentMs, tc.retMs, tc.retBytes)
+		}
+	}
+}
+
+// The timestamp bounds resolve as Kafka 3.6+'s LogConfig does: before and
+// after, unless left at their default, where the legacy difference
+// applies; a bound exists once either is finite.
+func TestLogConfigTimestampBounds(t *testing.T) {
+	for _, tc := range []struct {
+		set           map[string]string
+		bound         bool
+		before, after int64
+	}{
+		{nil, false, math.MaxInt64, math.MaxInt64},
+		{map[string]string{"message.timestamp.before.max.ms": "1000"}, true, 1000, math.MaxInt64},
+		{map[string]string{"message.timestamp.after.max.ms": "0"}, true, math.MaxInt64, 0},
+		{map[string]string{"message.timestamp.difference.max.ms": "500"}, true, 500, 500},
+		{map[string]string{"message.timestamp.difference.max.ms": "500", "message.timestamp.after.max.ms": "60000"}, true, 500, 60000},
+	} {
+		c := LogConfig(shard.Config{}, "/d", tc.set)
+		if c.BoundTimestamps != tc.bound || c.TimestampBeforeMaxMs != tc.before || c.TimestampAfterMaxMs != tc.after {
+			t.Errorf("%v: bound %v before %d after %d, want %v %d %d", tc.set, c.BoundTimestamps, c.TimestampBeforeMaxMs, c.TimestampAfterMaxMs, tc.bound, tc.before, tc.after)
 		}
 	}
 }
