@@ -13,7 +13,9 @@
 // read pool), StorageError (a storage failure with its cause in words),
 // segment and offsetIndex/timeIndex (unexported). ValidateRecords
 // (records.go) walks a produced batch's records, decompressing if need be,
-// before it is stored.
+// before it is stored; appendpolicy.go walks them again for the policies
+// that depend on the log's config (no keyless record in a compacted log,
+// CreateTime timestamp bounds).
 //
 // Descriptors: an open Log holds DescriptorsPerLog (its active segment's
 // file); see filecache.go. Disk space: space.go.
