@@ -23,11 +23,26 @@ func (c *conn) handleIncrementalAlterConfigs(s *slot, req *kmsg.IncrementalAlter
 			c.complete(s, resp)
 		}
 	}
+	// A resource named twice is refused both times, as Kafka does: which
+	// of the two would win is not defined.
+	type resourceKey struct {
+		typ  kmsg.ConfigResourceType
+		name string
+	}
+	named := make(map[resourceKey]int, len(req.Resources))
+	for _, r := range req.Resources {
+		named[resourceKey{r.ResourceType, r.ResourceName}]++
+	}
 	for i := range req.Resources {
 		r := &req.Resources[i]
 		rr := &resp.Resources[i]
 		*rr = kmsg.NewIncrementalAlterConfigsResponseResource()
 		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		if named[resourceKey{r.ResourceType, r.ResourceName}] > 1 {
+			rr.ErrorCode = kerr.InvalidRequest.Code
+			rr.ErrorMessage = kmsg.StringPtr("duplicate resource in the request")
+			continue
+		}
 		a := ConfigAlteration{Name: r.ResourceName, ValidateOnly: req.ValidateOnly}
 		switch r.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -40,45 +41,59 @@ func TestIncrementalAlterConfigs(t *testing.T) {
 	h.broker.createTopic("t", 1, nil)
 	s := kmsg.StringPtr
 	topic, broker := kmsg.ConfigResourceTypeTopic, kmsg.ConfigResourceTypeBroker
-	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
-	req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{
-		iacResource(topic, "t", iacOp("retention.ms", kmsg.IncrementalAlterConfigOpSet, s("1000")),
-			iacOp("cleanup.policy", kmsg.IncrementalAlterConfigOpAppend, s("compact"))),
-		iacResource(topic, "t2"),
-		iacResource(topic, "t", iacOp("retention.mss", kmsg.IncrementalAlterConfigOpSet, s("1"))),
-		iacResource(topic, "t", iacOp("retention.ms", kmsg.IncrementalAlterConfigOpAppend, s("1"))),
-		iacResource(topic, "t", iacOp("retention.ms", kmsg.IncrementalAlterConfigOpSet, s("1")), iacOp("retention.ms", kmsg.IncrementalAlterConfigOpDelete, nil)),
-		iacResource(broker, "1", iacOp("log.retention.ms", kmsg.IncrementalAlterConfigOpSet, s("5000"))),
-		iacResource(broker, "1", iacOp("broker.id", kmsg.IncrementalAlterConfigOpSet, s("5"))),
-		iacResource(broker, "1", iacOp("log.segment.bytes", kmsg.IncrementalAlterConfigOpSet, s("3"))),
-		iacResource(broker, "1", iacOp("num.io.threads", kmsg.IncrementalAlterConfigOpSet, s("3"))),
-		iacResource(broker, "9", iacOp("log.retention.ms", kmsg.IncrementalAlterConfigOpSet, s("1"))),
-		iacResource(kmsg.ConfigResourceType(32), "g"),
-	}
-	want := []struct {
+	cases := []struct {
+		res  kmsg.IncrementalAlterConfigsRequestResource
 		code int16
 		msg  string
 	}{
-		{errNone, ""}, {errUnknownTopicOrPartition, ""}, {errInvalidConfig, `unknown topic config "retention.mss"`},
-		{errInvalidConfig, "append is not allowed"}, {errInvalidRequest, "twice"},
-		{errNone, ""}, {errInvalidRequest, "broker.id: cannot be updated dynamically"},
-		{errInvalidRequest, "log.segment.bytes"}, {errInvalidConfig, `unknown broker config "num.io.threads"`},
-		{errInvalidRequest, ""}, {errInvalidRequest, "only topic and broker"},
+		{iacResource(topic, "t", iacOp("retention.ms", kmsg.IncrementalAlterConfigOpSet, s("1000")),
+			iacOp("cleanup.policy", kmsg.IncrementalAlterConfigOpAppend, s("compact"))), errNone, ""},
+		{iacResource(topic, "t2"), errUnknownTopicOrPartition, ""},
+		{iacResource(topic, "t", iacOp("retention.mss", kmsg.IncrementalAlterConfigOpSet, s("1"))), errInvalidConfig, `unknown topic config "retention.mss"`},
+		{iacResource(topic, "t", iacOp("retention.ms", kmsg.IncrementalAlterConfigOpAppend, s("1"))), errInvalidConfig, "append is not allowed"},
+		{iacResource(topic, "t", iacOp("retention.ms", kmsg.IncrementalAlterConfigOpSet, s("1")), iacOp("retention.ms", kmsg.IncrementalAlterConfigOpDelete, nil)), errInvalidRequest, "twice"},
+		{iacResource(broker, "1", iacOp("log.retention.ms", kmsg.IncrementalAlterConfigOpSet, s("5000"))), errNone, ""},
+		{iacResource(broker, "1", iacOp("broker.id", kmsg.IncrementalAlterConfigOpSet, s("5"))), errInvalidRequest, "broker.id: cannot be updated dynamically"},
+		{iacResource(broker, "1", iacOp("log.segment.bytes", kmsg.IncrementalAlterConfigOpSet, s("3"))), errInvalidRequest, "log.segment.bytes"},
+		{iacResource(broker, "1", iacOp("num.io.threads", kmsg.IncrementalAlterConfigOpSet, s("3"))), errInvalidConfig, `unknown broker config "num.io.threads"`},
+		{iacResource(broker, "9", iacOp("log.retention.ms", kmsg.IncrementalAlterConfigOpSet, s("1"))), errInvalidRequest, ""},
+		{iacResource(kmsg.ConfigResourceType(32), "g"), errInvalidRequest, "only topic and broker"},
+	}
+	check := func(what string, r kmsg.IncrementalAlterConfigsResponseResource, code int16, want string) {
+		t.Helper()
+		msg := ""
+		if r.ErrorMessage != nil {
+			msg = *r.ErrorMessage
+		}
+		if r.ErrorCode != code || !strings.Contains(msg, want) {
+			t.Errorf("%s (%s): %s %q, want %s containing %q", what, r.ResourceName, errName(r.ErrorCode), msg, errName(code), want)
+		}
 	}
 	for _, v := range []int16{0, 1} {
-		resp := h.do(t, req, v).(*kmsg.IncrementalAlterConfigsResponse)
-		if len(resp.Resources) != len(want) {
-			t.Fatalf("v%d: %d resources", v, len(resp.Resources))
-		}
-		for i, r := range resp.Resources {
-			msg := ""
-			if r.ErrorMessage != nil {
-				msg = *r.ErrorMessage
+		for i, c := range cases {
+			req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+			req.Resources = append(req.Resources, c.res)
+			resp := h.do(t, req, v).(*kmsg.IncrementalAlterConfigsResponse)
+			if len(resp.Resources) != 1 {
+				t.Fatalf("v%d case %d: %d resources", v, i, len(resp.Resources))
 			}
-			if r.ErrorCode != want[i].code || !strings.Contains(msg, want[i].msg) {
-				t.Errorf("v%d resource %d (%s): %s %q, want %s containing %q", v, i, r.ResourceName, errName(r.ErrorCode), msg, errName(want[i].code), want[i].msg)
-			}
+			check(fmt.Sprintf("v%d case %d", v, i), resp.Resources[0], c.code, c.msg)
 		}
+	}
+	// A resource named twice in one request is refused both times; the
+	// others in the request are served.
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	req.Resources = []kmsg.IncrementalAlterConfigsRequestResource{
+		iacResource(topic, "t", iacOp("segment.ms", kmsg.IncrementalAlterConfigOpSet, s("1000"))),
+		iacResource(broker, "1", iacOp("log.roll.ms", kmsg.IncrementalAlterConfigOpSet, s("60000"))),
+		iacResource(topic, "t", iacOp("segment.ms", kmsg.IncrementalAlterConfigOpSet, s("2000"))),
+	}
+	resp := h.do(t, req, 1).(*kmsg.IncrementalAlterConfigsResponse)
+	check("duplicate 1", resp.Resources[0], errInvalidRequest, "duplicate resource")
+	check("other", resp.Resources[1], errNone, "")
+	check("duplicate 2", resp.Resources[2], errInvalidRequest, "duplicate resource")
+	if c := describeOne(t, h, topic, "t", "segment.ms"); c.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Errorf("a duplicated resource changed segment.ms to %q", *c.Value)
 	}
 	if c := describeOne(t, h, topic, "t", "cleanup.policy"); *c.Value != "delete,compact" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
 		t.Errorf("cleanup.policy after APPEND: %q %v", *c.Value, c.Source)
