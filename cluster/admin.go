@@ -159,6 +159,16 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 		answer(errInvalidReplication, fmt.Sprintf("replication factor %d: this cluster has 1 broker", t.ReplicationFactor))
 		return
 	}
+	configs := map[string]string{}
+	for k, v := range t.Configs {
+		if v != nil {
+			configs[k] = *v
+		}
+	}
+	if err := n.checkWithInherited(s, configs); err != nil {
+		answer(kerr.InvalidConfig.Code, err.Error())
+		return
+	}
 	if msg := n.overBudget(s, parts); msg != "" {
 		n.partsRefused.Add(1)
 		n.budgetLog.Warn(n.log, "refusing topic: partition budget exhausted", "topic", t.Name, "partitions", parts, "why", msg)
@@ -173,12 +183,7 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 			return
 		}
 	}
-	topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: map[string]string{}}
-	for k, v := range t.Configs {
-		if v != nil {
-			topic.Configs[k] = *v
-		}
-	}
+	topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: configs}
 	if msg := pinProblem(topic.Configs, len(n.cores)); msg != "" {
 		answer(errInvalidConfig, msg)
 		return
@@ -363,6 +368,10 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 		}
 		if pinProblem(configs, len(n.cores)) != "" {
 			reply(func() { cb(errInvalidConfig) })
+			return
+		}
+		if err := n.checkWithInherited(s, configs); err != nil {
+			reply(func() { cb(kerr.InvalidConfig.Code) })
 			return
 		}
 		if validateOnly {

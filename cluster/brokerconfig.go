@@ -29,6 +29,14 @@ func (n *Node) inherited(s *snapshot) map[string]topicconfig.Inherited {
 	return topicconfig.TopicDefaults(s.brokerConfigs[n.brokerResource()], s.brokerConfigs[""])
 }
 
+// checkWithInherited checks the rules that span keys on a topic's
+// overrides together with what it inherits from s's dynamic broker configs,
+// as Kafka validates topic configs merged with the broker's (wire checked
+// the overrides alone).
+func (n *Node) checkWithInherited(s *snapshot, overrides map[string]string) error {
+	return topicconfig.ValidateSet(topicconfig.Merge(n.inherited(s), overrides))
+}
+
 // brokerSettings is what DescribeConfigs(BROKER) reports: the settings
 // this node runs with, read from its Config after Start filled defaults,
 // and its dynamic configs.
@@ -107,11 +115,16 @@ func (n *Node) alterBrokerConfigs(ctl *coreState, a wire.ConfigAlteration, answe
 	s := n.pending()
 	cur := s.brokerConfigs[a.Name]
 	next, err := topicconfig.ApplyBrokerOps(cur, a.Ops, a.Replace)
+	ns := s.withBrokerConfigs(a.Name, next)
+	if err == nil {
+		// The defaults must hold together on their own: a topic without
+		// overrides (an auto-created one) takes them as they are.
+		err = n.checkWithInherited(ns, nil)
+	}
 	if err != nil || a.ValidateOnly || maps.Equal(next, cur) {
 		answer(err)
 		return
 	}
-	ns := s.withBrokerConfigs(a.Name, next)
 	got, err := n.persist(ns)
 	if err != nil {
 		n.metadataFailed("alter broker configs", err)

@@ -329,3 +329,43 @@ func TestIncrementalAlterConfigsSarama(t *testing.T) {
 		t.Errorf("AlterConfigs log.retention.bytes: %+v", e)
 	}
 }
+
+// TestTopicConfigsCheckedWithBrokerDefaults: the rule that spans keys
+// (min.compaction.lag.ms not above max.compaction.lag.ms) is checked on a
+// topic's overrides merged with what it inherits, as Kafka merges the
+// broker's log configs, by CreateTopics, AlterConfigs and
+// IncrementalAlterConfigs; and a broker change that would break it for a
+// topic without overrides is refused.
+func TestTopicConfigsCheckedWithBrokerDefaults(t *testing.T) {
+	n := startNode(t, testDataDir(t), nil)
+	cl := newClient(t, n.Addr())
+	adm := kadm.NewClient(cl)
+	ctx := ctxFor(t, 60*time.Second)
+	createTopic(t, cl, "lagged", 1)
+	rs, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "log.cleaner.max.compaction.lag.ms", Value: sptr("5000")}})
+	if e, msg := alterErr(t, rs, err); e != nil {
+		t.Fatalf("broker default: %v %s", e, msg)
+	}
+	tooHigh := map[string]*string{"min.compaction.lag.ms": sptr("10000")}
+	if _, err := adm.CreateTopic(ctx, 1, 1, tooHigh, "refused"); !errors.Is(err, kerr.InvalidConfig) {
+		t.Errorf("CreateTopics with min lag above the inherited max: %v", err)
+	}
+	rs, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "min.compaction.lag.ms", Value: sptr("10000")}}, "lagged")
+	if e, _ := alterErr(t, rs, err); !errors.Is(e, kerr.InvalidConfig) {
+		t.Errorf("IncrementalAlterConfigs with min lag above the inherited max: %v", e)
+	}
+	rs, err = adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{{Name: "min.compaction.lag.ms", Value: sptr("10000")}}, "lagged")
+	if e, _ := alterErr(t, rs, err); !errors.Is(e, kerr.InvalidConfig) {
+		t.Errorf("AlterConfigs with min lag above the inherited max: %v", e)
+	}
+	rs, err = adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "log.cleaner.min.compaction.lag.ms", Value: sptr("10000")}}, 0)
+	if e, _ := alterErr(t, rs, err); !errors.Is(e, kerr.InvalidRequest) {
+		t.Errorf("broker min lag above the cluster's max: %v", e)
+	}
+	// A topic's own max lifts the inherited one.
+	ok := map[string]*string{"min.compaction.lag.ms": sptr("10000"), "max.compaction.lag.ms": sptr("20000")}
+	if _, err := adm.CreateTopic(ctx, 1, 1, ok, "own-max"); err != nil {
+		t.Errorf("CreateTopics with its own max: %v", err)
+	}
+	createTopic(t, cl, "after", 1)
+}
