@@ -346,7 +346,7 @@ func configEntries(es []topicconfig.Entry) []wire.ConfigEntry {
 	out := make([]wire.ConfigEntry, len(es))
 	for i, e := range es {
 		v := e.Value
-		out[i] = wire.ConfigEntry{Name: e.Name, Value: &v, Source: e.Source, ReadOnly: e.ReadOnly, Type: e.Type, Doc: e.Doc}
+		out[i] = wire.ConfigEntry{Name: e.Name, Value: &v, Source: e.Source, ReadOnly: e.ReadOnly, Type: e.Type, Doc: e.Doc, Synonyms: e.Synonyms}
 	}
 	return out
 }

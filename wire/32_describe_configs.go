@@ -51,9 +51,17 @@ func describeEntries(entries []ConfigEntry, req *kmsg.DescribeConfigsRequest) []
 		if req.IncludeDocumentation && e.Doc != "" {
 			rc.Documentation = kmsg.StringPtr(e.Doc)
 		}
-		if req.IncludeSynonyms {
+		if req.IncludeSynonyms && len(e.Synonyms) == 0 {
 			syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
 			syn.Name, syn.Value, syn.Source = e.Name, e.Value, rc.Source
+			rc.ConfigSynonyms = append(rc.ConfigSynonyms, syn)
+		}
+		for _, s := range e.Synonyms {
+			if !req.IncludeSynonyms {
+				break
+			}
+			syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+			syn.Name, syn.Value, syn.Source = s.Name, kmsg.StringPtr(s.Value), configSources[s.Source]
 			rc.ConfigSynonyms = append(rc.ConfigSynonyms, syn)
 		}
 		out = append(out, rc)

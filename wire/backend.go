@@ -204,6 +204,9 @@ type ConfigEntry struct {
 	Sensitive bool
 	Type      topicconfig.Type
 	Doc       string
+	// Synonyms, in precedence order, for DescribeConfigs v1+'s synonyms;
+	// empty: the entry is its own only synonym.
+	Synonyms []topicconfig.Synonym
 }
 
 // ConfigAlteration is one resource of an IncrementalAlterConfigs (or a

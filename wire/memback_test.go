@@ -247,7 +247,7 @@ func memEntries(es []topicconfig.Entry) []ConfigEntry {
 	out := make([]ConfigEntry, len(es))
 	for i, e := range es {
 		v := e.Value
-		out[i] = ConfigEntry{Name: e.Name, Value: &v, Source: e.Source, ReadOnly: e.ReadOnly, Type: e.Type, Doc: e.Doc}
+		out[i] = ConfigEntry{Name: e.Name, Value: &v, Source: e.Source, ReadOnly: e.ReadOnly, Type: e.Type, Doc: e.Doc, Synonyms: e.Synonyms}
 	}
 	return out
 }

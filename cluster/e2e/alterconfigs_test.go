@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,24 @@ func TestIncrementalAlterConfigsKadm(t *testing.T) {
 	}
 	if v, src := topicCfg("retention.ms"); v != "5400000" || src != kmsg.ConfigSourceDynamicBrokerConfig {
 		t.Fatalf("topic retention.ms after broker 0's: %q %v", v, src)
+	}
+	// The synonyms say where each level's value comes from, in Kafka's
+	// order: this broker's, the cluster default, the default.
+	rcs, err := adm.DescribeTopicConfigs(ctx, "iac")
+	if err != nil || len(rcs) != 1 {
+		t.Fatalf("describe: %v", err)
+	}
+	var syns []string
+	for _, c := range rcs[0].Configs {
+		if c.Key == "retention.ms" {
+			for _, s := range c.Synonyms {
+				syns = append(syns, s.Source.String()+" "+s.Key+"="+ptrStr(s.Value))
+			}
+		}
+	}
+	if want := []string{"DYNAMIC_BROKER_CONFIG log.retention.ms=5400000", "DYNAMIC_DEFAULT_BROKER_CONFIG log.retention.ms=7200000",
+		"DEFAULT_CONFIG log.retention.ms=604800000"}; !slices.Equal(syns, want) {
+		t.Errorf("retention.ms synonyms %q, want %q", syns, want)
 	}
 	for _, tc := range []struct {
 		what string

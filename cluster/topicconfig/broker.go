@@ -107,6 +107,18 @@ func (d *dynamicKey) topicValue(v string) string {
 	return strconv.FormatInt(n*d.scale, 10)
 }
 
+// defaultName is the name Kafka gives a topic key's default among its
+// synonyms: the broker config it is the server default of (in the topic
+// key's unit), or the topic key itself.
+func defaultName(topic string) string {
+	for i := range dynamicKeys {
+		if dynamicKeys[i].topic == topic && dynamicKeys[i].scale == 1 {
+			return dynamicKeys[i].broker
+		}
+	}
+	return topic
+}
+
 // BrokerNames lists every broker config DescribeConfigs(BROKER) reports.
 func BrokerNames() []string {
 	entries := Broker(BrokerSettings{}, nil)
@@ -152,6 +164,7 @@ func Broker(s BrokerSettings, names []string) []Entry {
 		if s.Static[out[i].Name] {
 			out[i].Source = SourceStatic
 		}
+		out[i].Synonyms = []Synonym{{out[i].Name, out[i].Value, out[i].Source}}
 	}
 	for i := range dynamicKeys {
 		d := &dynamicKeys[i]
@@ -161,11 +174,15 @@ func Broker(s BrokerSettings, names []string) []Entry {
 			doc += ", in " + map[int64]string{60_000: "minutes", 3_600_000: "hours"}[d.scale]
 		}
 		e := Entry{Name: d.broker, Type: typ, Value: def, Doc: doc + "; dynamic"}
+		if v, ok := s.DynamicDefault[d.broker]; ok {
+			e.Value, e.Source = v, SourceDynamicDefault
+			e.Synonyms = append(e.Synonyms, Synonym{d.broker, v, SourceDynamicDefault})
+		}
 		if v, ok := s.Dynamic[d.broker]; ok {
 			e.Value, e.Source = v, SourceDynamicBroker
-		} else if v, ok := s.DynamicDefault[d.broker]; ok {
-			e.Value, e.Source = v, SourceDynamicDefault
+			e.Synonyms = append([]Synonym{{d.broker, v, SourceDynamicBroker}}, e.Synonyms...)
 		}
+		e.Synonyms = append(e.Synonyms, Synonym{d.broker, def, SourceDefault})
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -181,7 +198,8 @@ func BrokerDefaults(dynamicDefault map[string]string, names []string) []Entry {
 		d := &dynamicKeys[i]
 		if v, ok := dynamicDefault[d.broker]; ok {
 			typ, _ := d.typeAndDefault()
-			out = append(out, Entry{Name: d.broker, Value: v, Source: SourceDynamicDefault, Type: typ, Doc: "server default of topic config " + d.topic + "; dynamic"})
+			out = append(out, Entry{Name: d.broker, Value: v, Source: SourceDynamicDefault, Type: typ, Doc: "server default of topic config " + d.topic + "; dynamic",
+				Synonyms: []Synonym{{d.broker, v, SourceDynamicDefault}}})
 		}
 	}
 	return filter(out, names)
@@ -208,10 +226,15 @@ func TopicDefaults(perBroker, clusterDefault map[string]string) map[string]Inher
 					continue
 				}
 				v, ok := level.m[d.broker]
-				if _, done := out[d.topic]; !ok || done {
+				if !ok {
 					continue
 				}
-				out[d.topic] = Inherited{Value: d.topicValue(v), Source: level.src}
+				in, done := out[d.topic]
+				if !done {
+					in = Inherited{Value: d.topicValue(v), Source: level.src}
+				}
+				in.Synonyms = append(in.Synonyms, Synonym{Name: d.broker, Value: v, Source: level.src})
+				out[d.topic] = in
 			}
 		}
 	}

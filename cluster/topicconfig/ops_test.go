@@ -3,6 +3,7 @@ package topicconfig
 import (
 	"errors"
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -98,12 +99,13 @@ func TestTopicDefaults(t *testing.T) {
 	def := map[string]string{"log.retention.ms": "1000", "log.segment.bytes": "4096", "log.cleanup.policy": "delete", "log.roll.hours": "-3"}
 	got := TopicDefaults(per, def)
 	want := map[string]Inherited{
-		"retention.ms":   {"7200000", SourceDynamicBroker}, // per-broker hours beat the default's ms
-		"cleanup.policy": {"compact", SourceDynamicBroker},
-		"segment.bytes":  {"4096", SourceDynamicDefault},
-		"segment.ms":     {"-1", SourceDynamicDefault},
+		// per-broker hours beat the default's ms; the synonyms list both
+		"retention.ms":   {"7200000", SourceDynamicBroker, []Synonym{{"log.retention.hours", "2", SourceDynamicBroker}, {"log.retention.ms", "1000", SourceDynamicDefault}}},
+		"cleanup.policy": {"compact", SourceDynamicBroker, []Synonym{{"log.cleanup.policy", "compact", SourceDynamicBroker}, {"log.cleanup.policy", "delete", SourceDynamicDefault}}},
+		"segment.bytes":  {"4096", SourceDynamicDefault, []Synonym{{"log.segment.bytes", "4096", SourceDynamicDefault}}},
+		"segment.ms":     {"-1", SourceDynamicDefault, []Synonym{{"log.roll.hours", "-3", SourceDynamicDefault}}},
 	}
-	if !maps.Equal(got, want) {
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 	got = TopicDefaults(map[string]string{"log.retention.hours": "2", "log.retention.minutes": "3", "log.retention.ms": "4"}, nil)
@@ -123,6 +125,18 @@ func TestTopicDefaults(t *testing.T) {
 	if w := map[string]Source{"cleanup.policy": SourceTopic, "retention.ms": SourceDynamicBroker, "segment.bytes": SourceDynamicDefault, "flush.ms": SourceDefault}; !maps.Equal(srcs, w) {
 		t.Fatalf("sources %v, want %v", srcs, w)
 	}
+	for _, e := range es {
+		if e.Name != "cleanup.policy" {
+			continue
+		}
+		// Kafka's order: the override, the dynamic broker configs, the
+		// default under the broker config's name.
+		want := []Synonym{{"cleanup.policy", "delete", SourceTopic}, {"log.cleanup.policy", "compact", SourceDynamicBroker},
+			{"log.cleanup.policy", "delete", SourceDynamicDefault}, {"log.cleanup.policy", "delete", SourceDefault}}
+		if !reflect.DeepEqual(e.Synonyms, want) {
+			t.Fatalf("cleanup.policy synonyms %v, want %v", e.Synonyms, want)
+		}
+	}
 	c := LogConfig(shard.Config{}, "/d", Merge(TopicDefaults(per, def), map[string]string{"segment.bytes": "8192"}))
 	if c.RetentionMs != 0 || c.SegmentBytes != 8192 {
 		t.Fatalf("compact-only inherited policy must switch retention off, override must win: %+v", c)
@@ -137,6 +151,10 @@ func TestBrokerDynamicSources(t *testing.T) {
 	}
 	if e := got["log.retention.ms"]; e.Value != "5" || e.Source != SourceDynamicBroker || e.ReadOnly {
 		t.Errorf("per-broker: %+v", e)
+	}
+	if e, want := got["log.retention.ms"], []Synonym{{"log.retention.ms", "5", SourceDynamicBroker}, {"log.retention.ms", "6", SourceDynamicDefault},
+		{"log.retention.ms", "604800000", SourceDefault}}; !reflect.DeepEqual(e.Synonyms, want) {
+		t.Errorf("synonyms %v, want %v", e.Synonyms, want)
 	}
 	if e := got["log.segment.bytes"]; e.Value != "4096" || e.Source != SourceDynamicDefault {
 		t.Errorf("cluster default: %+v", e)

@@ -19,6 +19,19 @@ const (
 type Inherited struct {
 	Value  string
 	Source Source // SourceDynamicBroker or SourceDynamicDefault
+	// Synonyms are every dynamic broker config that sets the key, in
+	// precedence order (the first is where Value comes from), each in its
+	// own unit, for DescribeConfigs' synonyms.
+	Synonyms []Synonym
+}
+
+// Synonym is one config that sets a key, as DescribeConfigs' synonyms
+// list them (v1+): a topic override, a broker config of another name
+// (log.retention.ms for retention.ms), or the default.
+type Synonym struct {
+	Name   string
+	Value  string
+	Source Source
 }
 
 // Merge returns a topic's effective overrides: the values it inherits from

@@ -281,6 +281,9 @@ type Entry struct {
 	ReadOnly bool // a broker config that cannot be altered at run time
 	Type     Type
 	Doc      string
+	// Synonyms are the configs that set it, in precedence order: the
+	// first is where Value comes from, the last the default.
+	Synonyms []Synonym
 }
 
 // IsDefault reports whether the value is the default (DescribeConfigs
@@ -296,11 +299,16 @@ func Describe(overrides map[string]string, inherited map[string]Inherited, names
 	for i := range keys {
 		k := &keys[i]
 		e := Entry{Name: k.Name, Value: k.Default, Source: SourceDefault, Type: k.Type, Doc: k.Doc}
-		if v, ok := overrides[k.Name]; ok {
-			e.Value, e.Source = v, SourceTopic
-		} else if in, ok := inherited[k.Name]; ok {
+		in, inherits := inherited[k.Name]
+		if inherits {
 			e.Value, e.Source = in.Value, in.Source
 		}
+		if v, ok := overrides[k.Name]; ok {
+			e.Value, e.Source = v, SourceTopic
+			e.Synonyms = append(e.Synonyms, Synonym{k.Name, v, SourceTopic})
+		}
+		e.Synonyms = append(e.Synonyms, in.Synonyms...)
+		e.Synonyms = append(e.Synonyms, Synonym{defaultName(k.Name), k.Default, SourceDefault})
 		out[i] = e
 	}
 	return filter(out, names)
