@@ -37,9 +37,11 @@ import (
 //
 // Deleting them again matters: retention would otherwise drop the first
 // of them later and move the log start back to the next one's base.
-// A truncation to exactly the checkpoint's segment base, followed by new
-// appends past the checkpoint, is not told apart (replication's TruncateTo
-// is not wired yet; see docs/ARCHITECTURE.md).
+// A truncation that keeps nothing (TruncateTo at or below the log start)
+// removes the checkpoint before any append (removeLogStart): otherwise a
+// new segment at the checkpoint's base, grown past its offset, would have
+// its first records hidden at the next Open. A truncation that keeps
+// something cuts above the log start and leaves the checkpoint true.
 const logStartFile = "logstart.checkpoint"
 
 const logStartFileSize = 28
@@ -139,6 +141,17 @@ func (l *Log) DeleteRecordsBefore(offset Offset) (Offset, error) {
 	l.DeleteBefore(offset)
 	l.logStart = offset
 	return l.logStart, nil
+}
+
+// removeLogStart deletes the log start checkpoint, durably, if there is one.
+func (l *Log) removeLogStart() error {
+	if !l.fs.Exists(l.logStartPath()) {
+		return nil
+	}
+	if err := l.fs.Remove(l.logStartPath()); err != nil {
+		return err
+	}
+	return l.fs.SyncDir(l.cfg.Dir)
 }
 
 // LogStartCheckpointed reports the offset in the log start checkpoint (-1

@@ -9,8 +9,8 @@ import "fmt"
 //
 //   - the write pipeline's order: synced <= written <= end, and a write or
 //     fdatasync in flight covers no more than what was staged;
-//   - offsets: logStart <= hw <= next (only durable records are readable,
-//     and nothing below the log start is);
+//   - offsets: logStart <= hw <= durableNext <= next (only durable
+//     records are readable, and nothing below the log start is);
 //   - ownership: the caller runs on the core that owns the log, when the
 //     owner gave a check (Config.AssertOwner).
 func (l *Log) checkInvariants(where string) {
@@ -30,12 +30,14 @@ func (l *Log) checkInvariants(where string) {
 		bad = "fdatasync in flight past end"
 	case l.hw > l.next:
 		bad = "high watermark above the next offset"
+	case l.hw > l.durableNext || l.durableNext > l.next:
+		bad = "high watermark above the durable end, or that above the next offset"
 	case l.logStart > l.next:
 		bad = "log start above the next offset"
 	}
 	if bad != "" {
-		panic(fmt.Sprintf("shard: invariant broken in %s (%s): %s: synced=%d written=%d end=%d writing=%v writeEnd=%d syncing=%v syncEnd=%d logStart=%d hw=%d next=%d",
-			where, l.cfg.Dir, bad, l.synced, l.written, l.end, l.writing, l.writeEnd, l.syncing, l.syncEnd, l.logStart, l.hw, l.next))
+		panic(fmt.Sprintf("shard: invariant broken in %s (%s): %s: synced=%d written=%d end=%d writing=%v writeEnd=%d syncing=%v syncEnd=%d logStart=%d hw=%d durable=%d next=%d",
+			where, l.cfg.Dir, bad, l.synced, l.written, l.end, l.writing, l.writeEnd, l.syncing, l.syncEnd, l.logStart, l.hw, l.durableNext, l.next))
 	}
 }
 

@@ -58,6 +58,12 @@ type Config struct {
 	// the logs of one core (see FileCache). Like ReadPool it is used only
 	// once the log runs on that core. Nil: the log keeps a small one.
 	FileCache *FileCache
+	// ExternalHW: the high watermark belongs to replication. Local
+	// fdatasyncs no longer move it; SetHighWatermark does (never past what
+	// is durable here), and the log opens with it at the log start. Set
+	// for a replicated partition's log, leader or follower, whose appends
+	// come through AppendReplicated.
+	ExternalHW bool
 	// AssertOwner, when set, panics unless the caller runs on the core
 	// that owns the log. The log calls it at its entry points in
 	// invariants builds (-tags invariants, or -race) only.
@@ -148,6 +154,7 @@ type pendingAppend struct {
 	batch []byte
 	nowMs int64
 	done  AppendFunc
+	kept  bool // AppendReplicated: offsets and epoch are the leader's
 }
 
 // Log is one partition's log. It is owned by one core: every method, and
@@ -196,6 +203,12 @@ type Log struct {
 
 	next     Offset // offset the next record gets
 	hw       Offset // offsets below it are durable and readable
+	// durableNext is the offset after the last record an fdatasync
+	// covers (hw <= durableNext <= next). Without ExternalHW it equals hw.
+	durableNext Offset
+	// hwTarget is the highest high watermark replication has given
+	// (ExternalHW); hw follows it as far as durableNext allows.
+	hwTarget Offset
 	logStart Offset
 	epochs   epochCache
 
@@ -292,7 +305,7 @@ func (l *Log) Append(batch []byte, nowMs int64, done AppendFunc) error {
 	if err := l.checkPolicies(batch, nowMs); err != nil {
 		return err
 	}
-	return l.append(batch, nowMs, done)
+	return l.append(batch, nowMs, done, false)
 }
 
 // AppendValidated is Append for a batch that has already passed
@@ -323,12 +336,12 @@ func (l *Log) AppendValidated(batch []byte, nowMs int64, done AppendFunc) error 
 	if err != nil {
 		return err
 	}
-	return l.append(batch, nowMs, done)
+	return l.append(batch, nowMs, done, false)
 }
 
-func (l *Log) append(batch []byte, nowMs int64, done AppendFunc) error {
+func (l *Log) append(batch []byte, nowMs int64, done AppendFunc, kept bool) error {
 	if len(l.backlog) == 0 {
-		placed, err := l.place(batch, nowMs, done)
+		placed, err := l.place(batch, nowMs, done, kept)
 		if err != nil {
 			return err
 		}
@@ -340,7 +353,7 @@ func (l *Log) append(batch []byte, nowMs int64, done AppendFunc) error {
 	if len(l.backlog) >= l.cfg.MaxBacklog {
 		return ErrBacklogFull
 	}
-	l.backlog = append(l.backlog, pendingAppend{append([]byte(nil), batch...), nowMs, done})
+	l.backlog = append(l.backlog, pendingAppend{append([]byte(nil), batch...), nowMs, done, kept})
 	l.deferKick()
 	return nil
 }
@@ -360,8 +373,12 @@ func (l *Log) deferKick() {
 
 // place copies batch into the staging buffer, or reports false when it
 // must wait (buffer full while a write is in flight, or a roll is due).
-// An error refuses this batch (no space to preallocate) but not the log.
-func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
+// An error refuses this batch (no space to preallocate, or a replicated
+// batch that does not continue the log) but not the log. kept: the batch
+// keeps its offsets and epoch (AppendReplicated); they are checked here,
+// where the log end is final, rather than when it was handed in, since a
+// truncation or earlier batches may still have been waiting then.
+func (l *Log) place(batch []byte, nowMs int64, done AppendFunc, kept bool) (bool, error) {
 	seg := l.active
 	if len(l.idleFns) > 0 {
 		return false, nil
@@ -390,8 +407,15 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 		}
 	}
 	h, _ := ParseBatchHeader(batch)
+	if kept {
+		if err := l.continues(&h); err != nil {
+			return false, err
+		}
+	}
 	idem := isIdempotent(&h)
-	if idem {
+	if idem && !kept {
+		// The leader decided on duplicates and sequence gaps; a follower
+		// records what it was sent.
 		dup, err := l.live.check(&h)
 		if err != nil {
 			return false, err
@@ -407,9 +431,11 @@ func (l *Log) place(batch []byte, nowMs int64, done AppendFunc) (bool, error) {
 	hdr := min(len(batch), BatchHeaderSize)
 	copy(at[:hdr], batch[:hdr])
 	dma.CopyForDMA(at[hdr:], batch[hdr:])
-	stampBatch(at, l.next, l.epochs.current())
+	if !kept {
+		stampBatch(at, l.next, l.epochs.current())
+	}
 	res := AppendResult{Base: l.next, Last: l.next + Offset(h.LastOffsetDelta), LogAppendTime: -1}
-	if l.cfg.LogAppendTime {
+	if l.cfg.LogAppendTime && !kept {
 		setLogAppendTime(at, nowMs)
 		res.LogAppendTime = nowMs
 		h.MaxTimestamp = nowMs
@@ -669,8 +695,14 @@ func (l *Log) ackDurable() {
 		l.waiters[l.waitHead] = waiter{}
 		l.waitHead++
 		if !w.dup {
-			l.advanceHW(w.res.Last + 1)
-			advanced = true
+			l.durableNext = w.res.Last + 1
+			if !l.cfg.ExternalHW {
+				l.advanceHW(w.res.Last + 1)
+				advanced = true
+			} else if w.res.Last < l.hwTarget {
+				l.advanceHW(min(l.hwTarget, w.res.Last+1))
+				advanced = true
+			}
 			l.bytesSinceSnapshot += w.size
 			if w.pid >= 0 {
 				l.durable.record(w.pid, w.epoch, w.seq)
@@ -696,7 +728,7 @@ func (l *Log) drainBacklog() {
 	i := 0
 	for ; i < len(l.backlog); i++ {
 		p := l.backlog[i]
-		placed, err := l.place(p.batch, p.nowMs, p.done)
+		placed, err := l.place(p.batch, p.nowMs, p.done, p.kept)
 		if err != nil {
 			p.done(AppendResult{}, err)
 			continue

@@ -204,7 +204,7 @@ func (l *Log) snapshotOffsets() []Offset {
 // CRC-check the whole log (O(log size), and one damaged byte in any old
 // segment would keep the partition from opening).
 func (l *Log) writeProducerSnapshot() error {
-	off := l.hw
+	off := l.durableNext // what the durable table describes
 	if err := writeFileDurably(l.fs, l.snapshotPath(off), encodeSnapshot(off, l.durable)); err != nil {
 		return err
 	}
@@ -235,7 +235,7 @@ func (l *Log) snapshotProducersAsync() {
 		l.cfg.Logger.Warn("producer state snapshot failed", "dir", l.cfg.Dir, "err", err)
 		return
 	}
-	off := l.hw
+	off := l.durableNext // what the durable table describes
 	path := l.snapshotPath(off)
 	tmp := path + ".tmp"
 	data := encodeSnapshot(off, l.durable)

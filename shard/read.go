@@ -28,19 +28,33 @@ type ReadFunc func(ReadResult, error)
 // fails the read with a CorruptionError naming file and position.
 func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
 	l.checkInvariants("Read")
+	l.read(offset, maxBytes, false, done)
+}
+
+// readLimit is where a read stops: the high watermark, or for ReadToEnd
+// the log end.
+func (l *Log) readLimit(toEnd bool) Offset {
+	if toEnd {
+		return l.next
+	}
+	return l.hw
+}
+
+func (l *Log) read(offset Offset, maxBytes int, toEnd bool, done ReadFunc) {
 	res := ReadResult{HighWatermark: l.hw, LogStartOffset: l.logStart}
+	upTo := l.readLimit(toEnd)
 	switch {
 	case l.closed:
 		done(res, ErrClosed)
 		return
-	case offset == l.hw:
+	case offset == upTo:
 		done(res, nil)
 		return
-	case offset < l.logStart || offset > l.hw:
+	case offset < l.logStart || offset > upTo:
 		done(res, ErrOffsetOutOfRange)
 		return
 	}
-	if data, ok := l.readStaged(offset, maxBytes); ok {
+	if data, ok := l.readStaged(offset, maxBytes, upTo); ok {
 		res.Data = data
 		done(res, nil)
 		return
@@ -53,8 +67,12 @@ func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
 	limit := seg.size
 	if seg == l.active {
 		limit = l.synced
+		if toEnd {
+			limit = l.written // the rest is in the staging buffer
+		}
 	}
-	r := &diskRead{l: l, seg: seg, offset: offset, maxBytes: maxBytes, limit: limit, res: res, done: done, truncations: l.truncations}
+	r := &diskRead{l: l, seg: seg, offset: offset, maxBytes: maxBytes, limit: limit, upTo: upTo, toEnd: toEnd,
+		res: res, done: done, truncations: l.truncations}
 	e := seg.index.lookup(uint32(offset - Offset(seg.base)))
 	r.pos, r.next = int64(e.pos), Offset(seg.base)+Offset(e.rel)
 	l.pinFile(seg, func(err error) {
@@ -64,7 +82,7 @@ func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
 		case errors.Is(err, errSegmentGone) && !l.closed:
 			// Deleted while the read waited for its file: ask again.
 			l.releaseRead(seg)
-			l.Read(offset, maxBytes, done)
+			l.read(offset, maxBytes, toEnd, done)
 		default:
 			l.releaseRead(seg)
 			done(res, err)
@@ -74,7 +92,9 @@ func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
 
 // readStaged serves hot data straight from the staging buffer of the
 // active segment, with no disk I/O: the common case of a tailing consumer.
-func (l *Log) readStaged(offset Offset, maxBytes int) ([]byte, bool) {
+// It serves whole batches that start below upTo (which is always a batch
+// boundary).
+func (l *Log) readStaged(offset Offset, maxBytes int, upTo Offset) ([]byte, bool) {
 	if len(l.recent) == 0 || offset < l.recent[0].base {
 		return nil, false
 	}
@@ -84,8 +104,8 @@ func (l *Log) readStaged(offset Offset, maxBytes int) ([]byte, bool) {
 	}
 	from := l.recent[i].pos
 	to := from
-	for j := i; j < len(l.recent) && l.recent[j].base < l.hw; j++ {
-		end := l.synced
+	for j := i; j < len(l.recent) && l.recent[j].base < upTo; j++ {
+		end := l.end
 		if j+1 < len(l.recent) {
 			end = l.recent[j+1].pos
 		}
@@ -110,6 +130,8 @@ type diskRead struct {
 	offset   Offset
 	maxBytes int
 	limit    int64  // readable bytes in the segment
+	upTo     Offset // serve only batches wholly below it (high watermark or log end)
+	toEnd    bool   // ReadToEnd
 	pos      int64  // next batch boundary to look at
 	next     Offset // the base offset the batch at pos must have
 	need     int    // size of the batch at pos when it did not fit the last read
@@ -164,7 +186,7 @@ func (r *diskRead) onRead(n int, err error) {
 		// The log was cut while this read was in flight: these bytes may
 		// be from the removed part. Serve only what is still below the
 		// high watermark; the consumer asks again for the rest.
-		r.out = batchesBelow(r.out, r.l.hw)
+		r.out = batchesBelow(r.out, min(r.upTo, r.l.readLimit(r.toEnd)))
 		r.finish(nil)
 		return
 	}
@@ -221,6 +243,10 @@ func (r *diskRead) onRead(n int, err error) {
 			r.need = h.Size()
 			break // read on from this batch
 		}
+		if h.BaseOffset >= r.upTo {
+			r.finish(nil) // past the high watermark (or the log end)
+			return
+		}
 		if h.LastOffset() >= r.offset {
 			if len(r.out) > 0 && len(r.out)+h.Size() > r.maxBytes {
 				r.finish(nil)
@@ -228,6 +254,12 @@ func (r *diskRead) onRead(n int, err error) {
 			}
 			if crc32.Checksum(rest[21:h.Size()], castagnoli) != h.CRC {
 				r.finish(r.corrupt(ErrCorruptBatch))
+				return
+			}
+			if h.LastOffset() >= r.upTo {
+				// The limit is always a batch boundary: serve only
+				// whole batches below it.
+				r.finish(nil)
 				return
 			}
 			r.out = append(r.out, rest[:h.Size()]...)
@@ -281,7 +313,7 @@ func (r *diskRead) finish(err error) {
 	if err == nil && len(r.out) == 0 && r.pos >= r.limit && r.seg != r.l.active {
 		// The offset lies past this segment's data (e.g. it starts the next
 		// segment after a gap): continue there.
-		r.l.Read(Offset(r.seg.last+1), r.maxBytes, r.done)
+		r.l.read(Offset(r.seg.last+1), r.maxBytes, r.toEnd, r.done)
 		return
 	}
 	r.res.Data = r.out

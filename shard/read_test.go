@@ -268,7 +268,7 @@ func TestReadStagedMatchesDisk(t *testing.T) {
 		if hw := l.HighWatermark(); hw > 0 && rng.Intn(2) == 0 {
 			off := max(0, hw-1-Offset(rng.Intn(30))) // a consumer near the tail
 			maxBytes := 1 + rng.Intn(20000)
-			if data, ok := l.readStaged(off, maxBytes); ok {
+			if data, ok := l.readStaged(off, maxBytes, l.HighWatermark()); ok {
 				staged++
 				res, err := readOnce(t, l, eng, off, maxBytes) // the public path agrees
 				if err != nil || string(res.Data) != string(data) {

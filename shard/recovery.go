@@ -81,6 +81,9 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 		if err := l.startSegment(0); err != nil {
 			return nil, err
 		}
+		if err := l.openEpochs(); err != nil {
+			return nil, err
+		}
 		opened = true
 		return l, nil
 	}
@@ -114,8 +117,29 @@ func Open(cfg Config, fs dma.FS, io dma.Engine) (*Log, error) {
 		return nil, fmt.Errorf("shard: rebuild producer state in %s: %w", cfg.Dir, err)
 	}
 	l.loadLogStart() // DeleteRecords may have moved it past the first base
+	if err := l.openEpochs(); err != nil {
+		l.closeSegs()
+		return nil, err
+	}
 	opened = true
 	return l, nil
+}
+
+// openEpochs ends Open: the epoch cache drops what starts at or past the
+// recovered end (see epochCache), and a replicated log hides everything
+// until replication says what is committed.
+func (l *Log) openEpochs() error {
+	if err := l.epochs.truncateFrom(l.next); err != nil {
+		return fmt.Errorf("shard: trim %s to the log end %d: %w", l.epochs.path, l.next, err)
+	}
+	l.durableNext = l.next
+	if l.cfg.ExternalHW {
+		// What this replica holds past the leader's high watermark may be
+		// truncated when it follows again: consumers must not see it
+		// (KIP-207). The leader's answers (SetHighWatermark) raise it.
+		l.hw = l.logStart
+	}
+	return nil
 }
 
 func (l *Log) closeSegs() {

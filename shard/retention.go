@@ -143,7 +143,13 @@ func (l *Log) truncateNow(offset Offset) error {
 		if err := l.startSegment(SegmentBase(offset)); err != nil {
 			return err
 		}
-		l.next, l.hw, l.logStart = offset, offset, offset
+		l.next, l.hw, l.logStart, l.durableNext, l.hwTarget = offset, offset, offset, offset, offset
+		// A DeleteRecords checkpoint names a log start this log no longer
+		// has; left in place, it would hide records appended from here
+		// once they pass it (loadLogStart). It goes before any append.
+		if err := l.removeLogStart(); err != nil {
+			return err
+		}
 		if err := l.loadProducers(); err != nil {
 			return err
 		}
@@ -210,9 +216,8 @@ func (l *Log) truncateNow(offset Offset) error {
 	l.end, l.written, l.synced = pos, pos, pos
 	l.recent = l.recent[:0]
 	l.next = last + 1
-	if l.hw > l.next {
-		l.hw = l.next
-	}
+	l.durableNext = l.next
+	l.hw, l.hwTarget = min(l.hw, l.next), min(l.hwTarget, l.next)
 	if err := l.loadProducers(); err != nil {
 		return err
 	}
