@@ -201,8 +201,8 @@ type Log struct {
 	waitHead               int
 	backlog                []pendingAppend
 
-	next     Offset // offset the next record gets
-	hw       Offset // offsets below it are durable and readable
+	next Offset // offset the next record gets
+	hw   Offset // offsets below it are durable and readable
 	// durableNext is the offset after the last record an fdatasync
 	// covers (hw <= durableNext <= next). Without ExternalHW it equals hw.
 	durableNext Offset
