@@ -43,6 +43,7 @@ FUZZPAR ?= 1
 fuzz:
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzScan$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./shard/
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzValidateBatch$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./shard/
+	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzEpochCheckpoint$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./shard/
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzCopyForDMA$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./dma/
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzFrame$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./wire/
 	$(GO) test $(GOFLAGS_LD) -run '^$$' -fuzz '^FuzzRequest$$' -fuzztime $(FUZZTIME) -parallel $(FUZZPAR) -timeout 0 ./wire/

@@ -64,9 +64,8 @@ func (l *Log) continues(h *BatchHeader) error {
 	if h.BaseOffset != l.next {
 		return fmt.Errorf("%w: replicated batch starts at %d, the log ends at %d", ErrInvalidOffset, h.BaseOffset, l.next)
 	}
-	if h.LeaderEpoch == l.epochs.current() {
-		return nil
-	}
+	// assign is a no-op for the newest epoch; an empty cache (a log that
+	// never had an epoch) learns its first one here, epoch 0 included.
 	if err := l.epochs.assign(h.LeaderEpoch, h.BaseOffset); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidBatch, err)
 	}
