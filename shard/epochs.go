@@ -259,6 +259,17 @@ func (l *Log) LeaderEpoch() Epoch { return l.epochs.current() }
 // cache: the largest epoch at or below epoch known to this log and the
 // offset where it ends, by Kafka's rules (epochCache.endOffset); (-1, -1)
 // when there is no answer.
+//
+// A log whose cache is empty has only ever been written by Append under
+// epoch 0 (what an empty cache stamps), as a partition's first leader
+// writes in Kafka, where that leader's election records (0, 0): it answers
+// as if its cache held epoch 0 from the log start. Otherwise a consumer
+// checking an offset it read under epoch 0 (KIP-320) would be told the
+// epoch is unknown and reset its position.
 func (l *Log) EndOffsetForEpoch(epoch Epoch) (Epoch, Offset) {
+	if len(l.epochs.entries) == 0 {
+		c := epochCache{entries: []epochEntry{{0, l.logStart}}}
+		return c.endOffset(epoch, l.next)
+	}
 	return l.epochs.endOffset(epoch, l.next)
 }

@@ -3,8 +3,10 @@ package wire
 import (
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -31,6 +33,12 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 	if req.Version >= 3 {
 		w.maxBytes = min(int(max(req.MaxBytes, 0)), lim.FetchMaxBytes)
 	}
+	if req.ReplicaID >= 0 {
+		// A follower's fetch is answered at once: the long-poll wakes on
+		// the high watermark, and a follower at the log end waits for
+		// records the high watermark cannot pass until it has them.
+		w.maxWait = 0
+	}
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		t := &req.Topics[i]
@@ -52,9 +60,18 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 				maxBytes: min(max(p.PartitionMaxBytes, 0), int32(min(lim.MaxPartitionFetchBytes, math.MaxInt32))),
 				rp:       rp,
 			}
-			if !exists || p.Partition < 0 || p.Partition >= nparts {
+			switch {
+			case !exists || p.Partition < 0 || p.Partition >= nparts:
 				fp.res.ErrCode = errUnknownTopicOrPartition
-			} else {
+			case req.ReplicaID >= 0:
+				fp.follower = true
+				current := p.CurrentLeaderEpoch
+				if req.Version < 9 {
+					current = -1
+				}
+				fp.res.ErrCode = c.checkFollower(t.Topic, p.Partition, req.ReplicaID, current)
+				fp.active = fp.res.ErrCode == errNone
+			default:
 				fp.active = true
 			}
 			w.parts = append(w.parts, fp)
@@ -99,6 +116,7 @@ type fetchPart struct {
 	held     int  // fetch memory for this partition: its read's limit, then len(res.Records)
 	limit    int  // the last read's limit
 	active   bool // the partition exists; it is read and watched
+	follower bool // a replica's fetch: read up to the log end (FollowerFetch)
 	reading  bool
 	res      FetchResult
 	cancel   func() // pending WatchAppend
@@ -220,7 +238,11 @@ func (w *fetchWait) read(i, limit int) {
 	p := &w.parts[i]
 	p.reading, p.limit = true, limit
 	w.reading++
-	w.c.be.Fetch(p.ref, p.offset, int32(max(limit, 1)), func(r FetchResult) {
+	fetch := w.c.be.Fetch
+	if p.follower {
+		fetch = w.c.be.FollowerFetch
+	}
+	fetch(p.ref, p.offset, int32(max(limit, 1)), func(r FetchResult) {
 		defer w.c.recoverPanic()
 		if w.finished {
 			return
@@ -352,4 +374,33 @@ func (w *fetchWait) finish() {
 	w.give(w.budget - used)
 	w.s.budget, w.budget = w.budget, 0
 	w.c.completeSized(w.s, w.resp, used+64*len(w.parts))
+}
+
+// checkFollower decides whether a Fetch with replica id replica may read
+// the partition as a follower, in Kafka's order (Partition.fetchRecords):
+// first KIP-320's fencing of the leader epoch the follower names (current,
+// -1 for none), then the replica must be one of the partition's followers.
+// For a replica the leader does not know, Kafka answers
+// UNKNOWN_LEADER_EPOCH when the request names an epoch (the pair of
+// replica and epoch is not known yet: a reassignment in flight, say) and
+// NOT_LEADER_OR_FOLLOWER when it does not (an old follower; it retries
+// after refreshing metadata). The leader itself is not its own follower.
+// Until partitions have replicas on other brokers, every replica id gets
+// one of those two answers.
+func (c *conn) checkFollower(topic string, partition, replica, current int32) int16 {
+	ti, ok := c.be.Topic(topic)
+	if !ok || int(partition) >= len(ti.Partitions) {
+		return errUnknownTopicOrPartition
+	}
+	pi := ti.Partitions[partition]
+	if code := checkLeaderEpoch(current, pi.LeaderEpoch); code != 0 {
+		return code
+	}
+	if replica != pi.Leader && slices.Contains(pi.Replicas, replica) {
+		return errNone
+	}
+	if current >= 0 {
+		return kerr.UnknownLeaderEpoch.Code
+	}
+	return kerr.NotLeaderForPartition.Code
 }

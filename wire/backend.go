@@ -127,6 +127,25 @@ type Backend interface {
 	LogDirs(cb func([]LogDirInfo))
 	// Producers lists p's active idempotent producers (DescribeProducers).
 	Producers(p PartitionRef, cb func([]ProducerInfo, int16))
+
+	// EndOffsetForEpoch looks leaderEpoch up in p's leader-epoch cache
+	// (OffsetForLeaderEpoch, Kafka's rules: shard.Log.EndOffsetForEpoch).
+	// The wire layer has already fenced the request's current leader epoch.
+	EndOffsetForEpoch(p PartitionRef, leaderEpoch int32, cb func(EpochEndOffset))
+	// FollowerFetch is Fetch for a follower replica (a Fetch with a replica
+	// id): batches up to the log end, durable or not, with the high
+	// watermark. The wire layer has already checked that the replica is
+	// one of p's followers.
+	FollowerFetch(p PartitionRef, offset int64, maxBytes int32, cb func(FetchResult))
+}
+
+// EpochEndOffset completes Backend.EndOffsetForEpoch: the largest epoch at
+// or below the one asked about and the offset where it ends, -1 and -1 when
+// the log has none.
+type EpochEndOffset struct {
+	LeaderEpoch int32
+	EndOffset   int64
+	ErrCode     int16
 }
 
 // LogDirInfo is one log directory as DescribeLogDirs reports it.

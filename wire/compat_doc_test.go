@@ -36,6 +36,7 @@ var apiNotes = map[kmsg.Key]string{
 	kmsg.DescribeLogDirs:         "one log dir, the data directory; size = bytes of log data per partition; offset lag 0, never future; total/usable bytes from statfs (v4); v5 (cordoned dirs) not advertised",
 	kmsg.CreatePartitions:        "",
 	kmsg.DescribeProducers:       "idempotent producers known below the high watermark whose last batch is at or above the log start; last timestamp -1 (not kept), coordinator epoch -1, txn start offset -1 (no transactions)",
+	kmsg.OffsetForLeaderEpoch:    "from the partition's leader-epoch cache by Kafka's rules (unknown epoch -1/-1, an epoch above the newest -1/-1, below the oldest: the oldest's start); CurrentLeaderEpoch fenced (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH); replica id not authorized (no ACLs)",
 
 	kmsg.OffsetCommit:    "consumer groups (served when the broker runs the group coordinator, as strand serve does); v10 names topics by ID",
 	kmsg.OffsetFetch:     "consumer groups; v10 names topics by ID",
@@ -61,8 +62,6 @@ func unservedNote(k kmsg.Key) string {
 	case kmsg.Vote, kmsg.BeginQuorumEpoch, kmsg.EndQuorumEpoch, kmsg.DescribeQuorum, kmsg.FetchSnapshot,
 		kmsg.AddRaftVoter, kmsg.RemoveRaftVoter, kmsg.UpdateRaftVoter, kmsg.UpdateFeatures:
 		return "KRaft quorum API; Strand's metadata is not KRaft"
-	case kmsg.OffsetForLeaderEpoch:
-		return "clients use it to detect log truncation after a leader change only when it is advertised; Strand has no replication, so no such truncation"
 	case kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit,
 		kmsg.DescribeTransactions, kmsg.ListTransactions:
 		return "transactions are not implemented"

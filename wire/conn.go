@@ -383,6 +383,8 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 		c.handleDescribeLogDirs(s, q)
 	case *kmsg.DescribeProducersRequest:
 		c.handleDescribeProducers(s, q)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		c.handleOffsetForLeaderEpoch(s, q)
 	default: // versionRange admits only the keys above and, with gb, groups
 		c.dispatchGroup(s, req, clientID)
 	}

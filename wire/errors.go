@@ -204,6 +204,18 @@ func errorResponse(req kmsg.Request, code int16) kmsg.Response {
 			}
 			r.Topics = append(r.Topics, rt)
 		}
+	case *kmsg.OffsetForLeaderEpochRequest:
+		r := resp.(*kmsg.OffsetForLeaderEpochResponse)
+		for _, t := range q.Topics {
+			rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			r.Topics = append(r.Topics, rt)
+		}
 	case *kmsg.DescribeProducersRequest:
 		r := resp.(*kmsg.DescribeProducersResponse)
 		for _, t := range q.Topics {

@@ -96,3 +96,34 @@ func (s *memSession) Producers(p PartitionRef, cb func([]ProducerInfo, int16)) {
 	sort.Slice(out, func(i, j int) bool { return out[i].ProducerID < out[j].ProducerID })
 	cb(out, 0)
 }
+
+// EndOffsetForEpoch: the test broker's partitions have had one leader
+// epoch, the one their metadata names, since offset 0.
+func (s *memSession) EndOffsetForEpoch(p PartitionRef, leaderEpoch int32, cb func(EpochEndOffset)) {
+	s.b.mu.Lock()
+	mp, ok := s.b.part(p)
+	if !ok {
+		s.b.mu.Unlock()
+		cb(EpochEndOffset{LeaderEpoch: -1, EndOffset: -1, ErrCode: kerr.UnknownTopicOrPartition.Code})
+		return
+	}
+	current := s.b.topics[p.Topic].info.Partitions[p.Partition].LeaderEpoch
+	r := EpochEndOffset{LeaderEpoch: -1, EndOffset: -1}
+	switch {
+	case leaderEpoch == current:
+		r.LeaderEpoch, r.EndOffset = current, mp.hwm
+	case leaderEpoch >= 0 && leaderEpoch < current:
+		r.LeaderEpoch, r.EndOffset = leaderEpoch, 0
+	}
+	s.b.mu.Unlock()
+	cb(r)
+}
+
+// FollowerFetch: the test broker's log has no volatile tail, so a
+// follower reads what a consumer does.
+func (s *memSession) FollowerFetch(p PartitionRef, offset int64, maxBytes int32, cb func(FetchResult)) {
+	s.b.mu.Lock()
+	s.b.followerFetches++
+	s.b.mu.Unlock()
+	s.Fetch(p, offset, maxBytes, cb)
+}

@@ -43,6 +43,8 @@ type memBroker struct {
 	// panicTopic, if set, makes Append to that topic panic (tests the
 	// per-connection recover).
 	panicTopic string
+	// followerFetches counts FollowerFetch calls.
+	followerFetches int
 }
 
 type memTopic struct {

@@ -63,9 +63,9 @@ func TestBadClientsDoNotHurtOthers(t *testing.T) {
 		{"negative size", []byte{0xff, 0xff, 0xff, 0xf0, 0, 0}},
 		{"truncated header", []byte{0, 0, 0, 3, 0, 18, 0}},
 		{"unknown key", frame(1000, 0, nil)},
-		// OffsetForLeaderEpoch's response has no field to say
+		// WriteTxnMarkers' response has no field to say
 		// UNSUPPORTED_VERSION in (see unservedResponse).
-		{"not served key without an error field", frame(23, 0, []byte{0, 0, 0, 0})},
+		{"not served key without an error field", frame(27, 0, []byte{0, 0, 0, 0})},
 		{"version kmsg cannot parse", frame(3, 200, nil)},
 		{"malformed body", frame(0, 7, []byte{0xff, 0xff, 0, 1, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff})},
 		{"tag bomb", frame(18, 3, []byte{0, 1, 1, 0x8f, 0xff, 0xff, 0xff, 0x0f})}, // header tags, 2 empty strings, count 2^32-1

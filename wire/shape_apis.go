@@ -81,6 +81,22 @@ func walkShape(key, v int16, flex bool, body []byte) ([]byte, bool) {
 			s.tags(nil)
 		})
 		s.i32() // timeout
+	case kmsg.OffsetForLeaderEpoch:
+		if v >= 3 {
+			s.i32() // replica id
+		}
+		s.array(func() {
+			s.str()
+			s.array(func() {
+				s.i32() // partition
+				if v >= 2 {
+					s.i32() // current leader epoch
+				}
+				s.i32() // leader epoch
+				s.tags(nil)
+			})
+			s.tags(nil)
+		})
 	case kmsg.DescribeLogDirs, kmsg.DescribeProducers:
 		// Same layout: topics (nullable for DescribeLogDirs) with
 		// partition ids.

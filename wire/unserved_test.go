@@ -86,12 +86,11 @@ func TestUnservedKeysAnswered(t *testing.T) {
 	}
 	t.Logf("%d unserved key/versions answered UNSUPPORTED_VERSION, %d closed", answered, closed)
 	for key, want := range map[kmsg.Key]bool{
-		kmsg.SASLHandshake:        true,
-		kmsg.DescribeACLs:         true,
-		kmsg.DescribeCluster:      true,
-		kmsg.AddPartitionsToTxn:   true, // at v4+, where it has an error code
-		kmsg.OffsetForLeaderEpoch: false,
-		kmsg.WriteTxnMarkers:      false,
+		kmsg.SASLHandshake:      true,
+		kmsg.DescribeACLs:       true,
+		kmsg.DescribeCluster:    true,
+		kmsg.AddPartitionsToTxn: true, // at v4+, where it has an error code
+		kmsg.WriteTxnMarkers:    false,
 	} {
 		if got[key.Int16()] != want {
 			t.Errorf("%s answered %v, want %v", kmsg.NameForKey(key.Int16()), got[key.Int16()], want)

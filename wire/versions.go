@@ -43,6 +43,7 @@ var advertised = []apiRange{
 	{kmsg.DescribeLogDirs.Int16(), 0, 4},
 	{kmsg.DescribeProducers.Int16(), 0, 0},
 	{kmsg.IncrementalAlterConfigs.Int16(), 0, 1},
+	{kmsg.OffsetForLeaderEpoch.Int16(), 0, 4},
 }
 
 // groupAdvertised lists the keys served through GroupBackend, advertised
