@@ -18,6 +18,9 @@ var (
 	ErrClosed           = errors.New("shard: log closed")
 	ErrBacklogFull      = errors.New("shard: append backlog full")
 	ErrNoSpace          = errors.New("shard: no space left on device")
+	// ErrTruncated: a replicated append was dropped by a truncation asked
+	// for after it (AppendReplicated, TruncateTo).
+	ErrTruncated = errors.New("shard: replicated batch dropped by a later truncation")
 )
 
 // CorruptionError reports a damaged batch found where the log expected valid

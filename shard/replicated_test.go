@@ -666,3 +666,56 @@ func naiveEndOffset(entries []epochEntry, req Epoch, logEnd Offset) (Epoch, Offs
 	}
 	return floor.epoch, higher.start
 }
+
+// TestTruncateDropsQueuedReplicated: a replicated batch still waiting in
+// the backlog when a truncation is asked for belongs to the log before the
+// cut. Placed after the cut it could land exactly at the new end (when
+// the cut removes it and nothing else), and the leader's batch appended
+// at the cut would be refused: the follower would hold a record the
+// leader never had there. It is refused with ErrTruncated instead.
+func TestTruncateDropsQueuedReplicated(t *testing.T) {
+	fs := dma.NewMemFS(4096, 8)
+	l, eng := memLog(t, fs, Config{ExternalHW: true})
+	rng := rand.New(rand.NewSource(8))
+	for i := 0; i < 3; i++ {
+		appendReplicatedSync(t, l, eng, leaderBatch(rng, l.NextOffset(), 1, -1, 0, 5))
+	}
+	// Something waits for the pipeline to drain (a roll, a close), so the
+	// next append queues.
+	if err := l.AppendReplicated(leaderBatch(rng, 15, 1, -1, 0, 5), func(AppendResult, error) {}); err != nil {
+		t.Fatal(err)
+	}
+	l.Quiesce(func() {})
+	var queuedErr error
+	queued := leaderBatch(rng, 20, 1, -1, 0, 5)
+	if err := l.AppendReplicated(queued, func(_ AppendResult, err error) { queuedErr = err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.backlog) != 1 {
+		t.Fatalf("setup: %d appends queued", len(l.backlog))
+	}
+	// The replica cut its log at 20, dropping the queued batch, and took
+	// the new leader's batch there.
+	l.TruncateTo(20, func(end Offset, err error) {
+		if err != nil || end != 20 {
+			t.Fatalf("truncate: %d %v", end, err)
+		}
+	})
+	leaders := leaderBatch(rng, 20, 2, -1, 0, 3)
+	var got AppendResult
+	var gotErr error
+	if err := l.AppendReplicated(leaders, func(r AppendResult, err error) { got, gotErr = r, err }); err != nil {
+		t.Fatal(err)
+	}
+	drainLog(t, l, eng)
+	if !errors.Is(queuedErr, ErrTruncated) {
+		t.Fatalf("queued batch: %v, want ErrTruncated", queuedErr)
+	}
+	if gotErr != nil || got.Base != 20 || l.NextOffset() != 23 {
+		t.Fatalf("the leader's batch at the cut: %+v %v, next %d", got, gotErr, l.NextOffset())
+	}
+	res, err := readToEndOnce(t, l, eng, 20, 1<<20)
+	if err != nil || !bytes.Equal(res.Data, leaders) {
+		t.Fatalf("offset 20 holds %d bytes (%v), not the leader's batch", len(res.Data), err)
+	}
+}

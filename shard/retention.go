@@ -111,6 +111,7 @@ func (l *Log) TruncateTo(offset Offset, done func(Offset, error)) {
 		done(l.next, fmt.Errorf("%w: truncate to negative offset %d", ErrInvalidOffset, offset))
 		return
 	}
+	l.dropQueuedReplicated(offset)
 	l.whenIdle(func() {
 		err := l.truncateNow(offset)
 		if err != nil {
@@ -119,6 +120,24 @@ func (l *Log) TruncateTo(offset Offset, done func(Offset, error)) {
 		done(l.next, err)
 	})
 	l.kick()
+}
+
+// dropQueuedReplicated refuses the replicated batches still waiting in the
+// backlog when a truncation is asked for: they continue the log before the
+// cut, and placed after it one could land at the new end and bring back
+// what the cut removes. Their done gets ErrTruncated. Batches appended by
+// Append keep waiting: they get their offsets after the cut.
+func (l *Log) dropQueuedReplicated(offset Offset) {
+	keep := l.backlog[:0]
+	for _, p := range l.backlog {
+		if !p.kept {
+			keep = append(keep, p)
+			continue
+		}
+		p.done(AppendResult{}, fmt.Errorf("%w: queued before a truncation to %d", ErrTruncated, offset))
+	}
+	clear(l.backlog[len(keep):])
+	l.backlog = keep
 }
 
 func (l *Log) truncateNow(offset Offset) error {
