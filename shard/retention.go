@@ -102,7 +102,9 @@ func (l *Log) SetRetention(bytes, ms int64) { l.cfg.RetentionBytes, l.cfg.Retent
 // TruncateTo removes every record at or after offset, as a follower does
 // when its log diverges from a new leader's. The cut is made at the batch
 // boundary at or before offset. It waits for the write pipeline to drain,
-// then runs synchronously; done reports the new end offset.
+// then runs synchronously; done reports the new end offset, which is below
+// offset when the log ended there, or when batches appended before the
+// call were still queued (they are placed after the cut).
 func (l *Log) TruncateTo(offset Offset, done func(Offset, error)) {
 	l.checkInvariants("TruncateTo")
 	if offset < 0 {
@@ -123,14 +125,16 @@ func (l *Log) TruncateTo(offset Offset, done func(Offset, error)) {
 }
 
 // dropQueuedReplicated refuses the replicated batches still waiting in the
-// backlog when a truncation is asked for: they continue the log before the
-// cut, and placed after it one could land at the new end and bring back
-// what the cut removes. Their done gets ErrTruncated. Batches appended by
-// Append keep waiting: they get their offsets after the cut.
+// backlog that the truncation asked for now removes (records at or past
+// offset): placed after the cut, one could land exactly at the new end and
+// bring back what the cut removes. Their done gets ErrTruncated. Queued
+// batches wholly below offset stay: the cut does not reach them, and they
+// are placed after it. Batches appended by Append keep waiting too: they
+// get their offsets after the cut.
 func (l *Log) dropQueuedReplicated(offset Offset) {
 	keep := l.backlog[:0]
 	for _, p := range l.backlog {
-		if !p.kept {
+		if h, _ := ParseBatchHeader(p.batch); !p.kept || h.LastOffset() < offset {
 			keep = append(keep, p)
 			continue
 		}

@@ -68,9 +68,11 @@ func (h *Host) apply(op replication.LogOp) {
 		h.truncates++
 		h.Log.TruncateTo(shard.Offset(op.Offset), func(end shard.Offset, err error) {
 			h.truncates--
-			if err == nil && end != shard.Offset(op.Offset) {
+			if err == nil && end > shard.Offset(op.Offset) {
 				// The replica cuts at batch boundaries only; the log
-				// cutting elsewhere means the two disagree on the log.
+				// ending past the cut means the two disagree on the log.
+				// (It may end below: batches the replica appended before
+				// the cut may still wait in the log's queue.)
 				err = fmt.Errorf("replhost: truncation to %d ended at %d", op.Offset, end)
 			}
 			h.fail(err)
