@@ -78,23 +78,25 @@ func (m *logModel) truncate(off Offset) Offset {
 	return m.next
 }
 
-// checkRead compares one read's outcome with the model.
-func (m *logModel) checkRead(t testing.TB, off Offset, maxBytes int, hw Offset, r ReadResult, err error) {
+// checkRead compares one read's outcome with the model. end is the log
+// end (appends not yet durable included): from hw to there a read is
+// empty, past it out of range, as in Kafka.
+func (m *logModel) checkRead(t testing.TB, off Offset, maxBytes int, hw, end Offset, r ReadResult, err error) {
 	t.Helper()
 	if r.HighWatermark != hw || r.LogStartOffset != m.start {
 		t.Fatalf("read at %d reports hw %d start %d, model %d %d", off, r.HighWatermark, r.LogStartOffset, hw, m.start)
 	}
 	switch {
-	case off < m.start || off > hw:
+	case off < m.start || off > end:
 		if !errors.Is(err, ErrOffsetOutOfRange) {
-			t.Fatalf("read at %d outside [%d,%d]: %v, want ErrOffsetOutOfRange", off, m.start, hw, err)
+			t.Fatalf("read at %d outside [%d,%d]: %v, want ErrOffsetOutOfRange", off, m.start, end, err)
 		}
 		return
 	case err != nil:
-		t.Fatalf("read at %d in [%d,%d): %v", off, m.start, hw, err)
-	case off == hw:
+		t.Fatalf("read at %d in [%d,%d]: %v", off, m.start, end, err)
+	case off >= hw:
 		if len(r.Data) != 0 {
-			t.Fatalf("read at hw %d served %d bytes", hw, len(r.Data))
+			t.Fatalf("read at %d, at or past hw %d, served %d bytes", off, hw, len(r.Data))
 		}
 		return
 	}
@@ -254,10 +256,10 @@ func runModel(t *testing.T, seed int64, ops int, verbose bool) bool {
 					err      error
 					done     bool
 				}
-				hw := l.HighWatermark()
+				hw, end := l.HighWatermark(), l.NextOffset()
 				var reads []*pending
 				for k := 1 + rng.Intn(3); k > 0; k-- {
-					p := &pending{off: m.start - 2 + Offset(rng.Int63n(int64(hw-m.start)+5)), maxBytes: 1 + rng.Intn(40<<10)}
+					p := &pending{off: m.start - 2 + Offset(rng.Int63n(int64(end-m.start)+5)), maxBytes: 1 + rng.Intn(40<<10)}
 					reads = append(reads, p)
 					step("read %d max %d", p.off, p.maxBytes)
 					l.Read(p.off, p.maxBytes, func(r ReadResult, err error) { p.res, p.err, p.done = r, err, true })
@@ -269,7 +271,7 @@ func runModel(t *testing.T, seed int64, ops int, verbose bool) bool {
 					if !p.done {
 						t.Fatalf("read at %d did not complete", p.off)
 					}
-					m.checkRead(t, p.off, p.maxBytes, hw, p.res, p.err)
+					m.checkRead(t, p.off, p.maxBytes, hw, end, p.res, p.err)
 				}
 			case r < 76:
 				drainLog(t, l, eng)

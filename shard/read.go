@@ -23,7 +23,9 @@ type ReadFunc func(ReadResult, error)
 // Read returns whole batches starting with the one that holds offset, up to
 // maxBytes (but always at least one whole batch, as KIP-74 requires), and
 // only below the high watermark, so a reader never sees a record that a
-// crash could still take back. Data read from disk is CRC-checked before it
+// crash could still take back. An offset from the high watermark to the
+// log end reads nothing; past the log end, or below the log start, it is
+// ErrOffsetOutOfRange. Data read from disk is CRC-checked before it
 // is returned; a damaged batch ends the result and, if it is the first one,
 // fails the read with a CorruptionError naming file and position.
 func (l *Log) Read(offset Offset, maxBytes int, done ReadFunc) {
@@ -47,11 +49,15 @@ func (l *Log) read(offset Offset, maxBytes int, toEnd bool, done ReadFunc) {
 	case l.closed:
 		done(res, ErrClosed)
 		return
-	case offset == upTo:
-		done(res, nil)
-		return
-	case offset < l.logStart || offset > upTo:
+	case offset < l.logStart || offset > l.next:
 		done(res, ErrOffsetOutOfRange)
+		return
+	case offset >= upTo:
+		// Between the high watermark and the log end there is nothing
+		// to read yet, as in Kafka: a consumer that saw a high watermark
+		// a new leader has not reached yet (KIP-207) waits rather than
+		// resetting its position.
+		done(res, nil)
 		return
 	}
 	if data, ok := l.readStaged(offset, maxBytes, upTo); ok {

@@ -288,6 +288,14 @@ func TestExternalHighWatermark(t *testing.T) {
 	if hw := l.SetHighWatermark(20); hw != 50 {
 		t.Fatalf("hw went back to %d", hw)
 	}
+	// Between the high watermark and the log end a consumer reads nothing
+	// (as Kafka answers), past the log end it is out of range.
+	if res, err := readOnce(t, l, eng, 60, 1<<20); err != nil || len(res.Data) != 0 || res.HighWatermark != 50 {
+		t.Fatalf("consumer read between hw and end: %v, %d bytes, hw %d", err, len(res.Data), res.HighWatermark)
+	}
+	if _, err := readOnce(t, l, eng, 81, 1<<20); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("consumer read past the end: %v", err)
+	}
 	// Staged, not yet written: ReadToEnd serves it, Read does not.
 	b := leaderBatch(rng, 80, 1, -1, 0, 4)
 	if err := l.AppendReplicated(b, func(AppendResult, error) {}); err != nil {
