@@ -107,6 +107,7 @@ func (l *Log) loadLogStart() {
 	}
 	l.DeleteBefore(off)
 	l.logStart = off
+	l.epochs.trimStart(off)
 }
 
 // DeleteRecordsBefore makes offset the log start, as Kafka's DeleteRecords
@@ -140,6 +141,7 @@ func (l *Log) DeleteRecordsBefore(offset Offset) (Offset, error) {
 	}
 	l.DeleteBefore(offset)
 	l.logStart = offset
+	l.epochs.trimStart(offset)
 	return l.logStart, nil
 }
 

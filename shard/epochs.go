@@ -185,6 +185,36 @@ func (c *epochCache) truncateFrom(offset Offset) error {
 	return nil
 }
 
+// trimStart forgets what lies below the log start, as Kafka's
+// truncateFromStart: entries starting below it go, except the newest of
+// them, which now starts at it. In memory only: the file may keep the
+// older entries until its next write, and Open trims them again, so a
+// retention pass costs no fsync.
+func (c *epochCache) trimStart(logStart Offset) {
+	i := len(c.entries) - 1
+	for i >= 0 && c.entries[i].start > logStart {
+		i--
+	}
+	if i < 0 {
+		return
+	}
+	c.entries = c.entries[i:]
+	c.entries[0].start = logStart
+}
+
+// clear forgets every epoch, durably: a truncation that keeps no record
+// keeps no epoch either (Kafka's truncateFullyAndStartAt).
+func (c *epochCache) clear() error {
+	if len(c.entries) == 0 {
+		return nil
+	}
+	if err := c.write(nil); err != nil {
+		return err
+	}
+	c.entries = nil
+	return nil
+}
+
 // endOffset answers OffsetForLeaderEpoch for requested, exactly as Kafka's
 // LeaderEpochFileCache.endOffsetFor (KIP-101, KIP-279):
 //

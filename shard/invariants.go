@@ -10,7 +10,8 @@ import "fmt"
 //   - the write pipeline's order: synced <= written <= end, and a write or
 //     fdatasync in flight covers no more than what was staged;
 //   - offsets: logStart <= hw <= durableNext <= next (only durable
-//     records are readable, and nothing below the log start is);
+//     records are readable, and nothing below the log start is), and no
+//     leader epoch starts past next;
 //   - ownership: the caller runs on the core that owns the log, when the
 //     owner gave a check (Config.AssertOwner).
 func (l *Log) checkInvariants(where string) {
@@ -32,6 +33,8 @@ func (l *Log) checkInvariants(where string) {
 		bad = "high watermark above the next offset"
 	case l.hw > l.durableNext || l.durableNext > l.next:
 		bad = "high watermark above the durable end, or that above the next offset"
+	case len(l.epochs.entries) > 0 && l.epochs.entries[len(l.epochs.entries)-1].start > l.next:
+		bad = "leader epoch starting past the next offset"
 	case l.logStart > l.next:
 		bad = "log start above the next offset"
 	}

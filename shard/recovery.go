@@ -132,6 +132,7 @@ func (l *Log) openEpochs() error {
 	if err := l.epochs.truncateFrom(l.next); err != nil {
 		return fmt.Errorf("shard: trim %s to the log end %d: %w", l.epochs.path, l.next, err)
 	}
+	l.epochs.trimStart(l.logStart)
 	l.durableNext = l.next
 	if l.cfg.ExternalHW {
 		// What this replica holds past the leader's high watermark may be

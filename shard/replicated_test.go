@@ -727,3 +727,47 @@ func TestTruncateDropsQueuedReplicated(t *testing.T) {
 		t.Fatalf("offset 20 holds %d bytes (%v), not the leader's batch", len(res.Data), err)
 	}
 }
+
+// TestEpochCacheFollowsLogStart: records below the log start are gone, so
+// their epochs are too (Kafka's truncateFromStart): the newest epoch
+// below the log start now starts there, and an older epoch is answered
+// with it. A truncation that keeps no record keeps no epoch.
+func TestEpochCacheFollowsLogStart(t *testing.T) {
+	fs := dma.NewMemFS(4096, 9)
+	cfg := Config{ExternalHW: true, SegmentBytes: 4 << 10}
+	l, eng := memLog(t, fs, cfg)
+	rng := rand.New(rand.NewSource(9))
+	for _, e := range []Epoch{1, 1, 1, 1, 3, 3, 3, 3, 5, 5} {
+		appendReplicatedSync(t, l, eng, leaderBatch(rng, l.NextOffset(), e, -1, 0, 5))
+	}
+	l.SetHighWatermark(l.NextOffset())
+	if start, err := l.DeleteRecordsBefore(25); err != nil || start != 25 {
+		t.Fatalf("delete records: %d %v", start, err)
+	}
+	check := func(what string, l *Log) {
+		t.Helper()
+		for _, tc := range []struct {
+			req, e Epoch
+			off    Offset
+		}{{0, 0, 25}, {1, 1, 25}, {2, 2, 25}, {3, 3, 40}, {4, 3, 40}, {5, 5, 50}, {6, -1, -1}} {
+			if e, off := l.EndOffsetForEpoch(tc.req); e != tc.e || off != tc.off {
+				t.Errorf("%s: EndOffsetForEpoch(%d) = (%d, %d), want (%d, %d)", what, tc.req, e, off, tc.e, tc.off)
+			}
+		}
+	}
+	check("after DeleteRecords", l)
+	l.Close()
+	l, eng = memLog(t, fs, cfg)
+	check("reopened", l)
+	if end := truncateAndWait(t, l, eng, 20); end != 20 {
+		t.Fatalf("truncate below the log start ended at %d", end)
+	}
+	if len(l.epochs.entries) != 0 || string(memFileBytes(t, fs, "/data/t-0/"+epochFile)) != "0\n0\n" {
+		t.Fatalf("a truncation that keeps nothing kept epochs %v", l.epochs.entries)
+	}
+	// The next leader's batch starts the cache again.
+	appendReplicatedSync(t, l, eng, leaderBatch(rng, 20, 7, -1, 0, 1))
+	if e, off := l.EndOffsetForEpoch(7); e != 7 || off != 21 {
+		t.Fatalf("after the cut: epoch 7 ends at (%d, %d)", e, off)
+	}
+}

@@ -31,6 +31,7 @@ func (l *Log) dropFirstSegment() {
 	seg := l.segs[0]
 	l.segs = l.segs[1:]
 	l.logStart = Offset(l.segs[0].base)
+	l.epochs.trimStart(l.logStart)
 	if err := l.removeSegment(seg); err != nil {
 		l.cfg.Logger.Error("could not delete segment", "file", seg.path(logExt), "err", err)
 	}
@@ -176,7 +177,7 @@ func (l *Log) truncateNow(offset Offset) error {
 		if err := l.loadProducers(); err != nil {
 			return err
 		}
-		return l.epochs.truncateFrom(offset)
+		return l.epochs.clear()
 	}
 	i := sort.Search(len(l.segs), func(i int) bool { return Offset(l.segs[i].base) >= offset })
 	// Segments starting at or after offset go entirely.
