@@ -28,7 +28,9 @@ import (
 // end or its epoch is older than the last batch's; a batch that had to
 // wait behind a truncation or earlier batches is checked when it is placed
 // and refused through done. A batch of a new epoch records it in the
-// leader-epoch cache, durably, before the batch is staged.
+// leader-epoch cache, durably, before the batch is staged. Segment age
+// (SegmentMs) counts from the log's clock, the time of its last Tick or
+// Append: the leader's timestamps are the producer's, not this broker's.
 func (l *Log) AppendReplicated(batch []byte, done AppendFunc) error {
 	l.checkInvariants("AppendReplicated")
 	switch {

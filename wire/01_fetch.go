@@ -47,6 +47,10 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.FetchResponseTopicPartition, len(t.Partitions))
 		nparts, exists := c.be.PartitionCount(t.Topic)
+		var ti TopicInfo // a follower's fetch needs the replicas: once per topic
+		if req.ReplicaID >= 0 && exists {
+			ti, _ = c.be.Topic(t.Topic)
+		}
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
 			rp := &rt.Partitions[j]
@@ -69,7 +73,7 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 				if req.Version < 9 {
 					current = -1
 				}
-				fp.res.ErrCode = c.checkFollower(t.Topic, p.Partition, req.ReplicaID, current)
+				fp.res.ErrCode = checkFollower(ti, p.Partition, req.ReplicaID, current)
 				fp.active = fp.res.ErrCode == errNone
 			default:
 				fp.active = true
@@ -387,9 +391,8 @@ func (w *fetchWait) finish() {
 // after refreshing metadata). The leader itself is not its own follower.
 // Until partitions have replicas on other brokers, every replica id gets
 // one of those two answers.
-func (c *conn) checkFollower(topic string, partition, replica, current int32) int16 {
-	ti, ok := c.be.Topic(topic)
-	if !ok || int(partition) >= len(ti.Partitions) {
+func checkFollower(ti TopicInfo, partition, replica, current int32) int16 {
+	if int(partition) >= len(ti.Partitions) {
 		return errUnknownTopicOrPartition
 	}
 	pi := ti.Partitions[partition]
