@@ -15,9 +15,10 @@
 //     itself (group commit), so the host reports each batch durable when
 //     its append is acknowledged, in order.
 //   - A truncation waits in the log for the write pipeline to drain, while
-//     the replica has already cut its log: acknowledgements of batches
-//     appended before the cut are ignored (they belong to a truncated
-//     generation).
+//     the replica has already cut its log: the acknowledgement of a batch
+//     appended before a cut is ignored if the cut removed it, and reported
+//     if the batch lies below it (ignoring it too would leave the replica's
+//     durable offset behind until the next append: acks=all would wait).
 //   - A new leader's epoch goes into the log's epoch cache (SetLeaderEpoch,
 //     as Kafka's leader assigns it on election) once every batch the
 //     replica appended before it has reached the log.

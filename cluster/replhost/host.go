@@ -2,6 +2,7 @@ package replhost
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/strand-io/strand/cluster/replication"
 	"github.com/strand-io/strand/shard"
@@ -23,9 +24,13 @@ type Host struct {
 	// and metrics).
 	Truncations int
 
-	// gen counts truncations: an append's acknowledgement reports the
-	// batch durable only if no truncation was issued after the append.
-	gen       uint64
+	// cuts holds the offset of every truncation issued, in order; an
+	// append remembers how many there were. Its acknowledgement reports
+	// the batch durable only if no truncation issued since cut below the
+	// batch's end: a batch below every later cut is still in the
+	// replica's log, and its durability must not be lost (acks=all waits
+	// for it).
+	cuts      []replication.Offset
 	truncates int // truncations issued and not yet run by the log
 	err       error
 }
@@ -64,7 +69,7 @@ func (h *Host) apply(op replication.LogOp) {
 		if shard.Offset(op.Offset) < h.Log.NextOffset() {
 			h.Truncations++
 		}
-		h.gen++
+		h.cuts = append(h.cuts, op.Offset)
 		h.truncates++
 		h.Log.TruncateTo(shard.Offset(op.Offset), func(end shard.Offset, err error) {
 			h.truncates--
@@ -78,14 +83,14 @@ func (h *Host) apply(op replication.LogOp) {
 			h.fail(err)
 		})
 	case replication.OpAppend:
-		gen := h.gen
+		issued := len(h.cuts)
 		for _, b := range op.Batches {
 			end := b.End()
 			err := h.Log.AppendReplicated(EncodeBatch(b), func(_ shard.AppendResult, err error) {
-				if gen != h.gen {
-					// Appended before a truncation the replica has made
-					// since: durable or dropped (ErrTruncated), it is no
-					// longer in the replica's log.
+				if h.cutSince(issued) < end {
+					// A truncation the replica made since removed it:
+					// durable or dropped (ErrTruncated), it is no longer
+					// in the replica's log.
 					return
 				}
 				if err != nil {
@@ -116,6 +121,15 @@ func (h *Host) maybeSetLeaderEpoch() {
 	}
 	// A no-op once the epoch is the cache's newest.
 	h.fail(h.Log.SetLeaderEpoch(shard.Epoch(r.LeaderEpoch())))
+}
+
+// cutSince is the lowest cut of the truncations issued after the first n.
+func (h *Host) cutSince(n int) replication.Offset {
+	low := replication.Offset(math.MaxInt64)
+	for _, c := range h.cuts[n:] {
+		low = min(low, c)
+	}
+	return low
 }
 
 func (h *Host) fail(err error) {
