@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/strand-io/strand/dma"
@@ -581,7 +582,11 @@ func readAllRaw(t testing.TB, l *Log, eng dma.Engine) [][]byte {
 	for off := l.LogStartOffset(); off < l.NextOffset(); {
 		res, err := readToEndOnce(t, l, eng, off, 1<<20)
 		if err != nil || len(res.Data) == 0 {
-			t.Fatalf("ReadToEnd at %d (end %d): %v", off, l.NextOffset(), err)
+			var segs []string
+			for _, s := range l.segs {
+				segs = append(segs, fmt.Sprintf("%d..%d (%d bytes)", s.base, s.last, s.size))
+			}
+			t.Fatalf("ReadToEnd at %d (start %d, end %d): %v; segments %v", off, l.LogStartOffset(), l.NextOffset(), err, segs)
 		}
 		for _, b := range splitBatches(t, res.Data) {
 			out = append(out, b.data)
@@ -770,4 +775,97 @@ func TestEpochCacheFollowsLogStart(t *testing.T) {
 	if e, off := l.EndOffsetForEpoch(7); e != 7 || off != 21 {
 		t.Fatalf("after the cut: epoch 7 ends at (%d, %d)", e, off)
 	}
+}
+
+// syncDirFailFS fails SyncDir once armed, so a test can stop a truncation
+// after its removals and before they are made durable (a kill or power cut
+// there keeps a prefix of them, as crashFS.crash models).
+type syncDirFailFS struct {
+	*crashFS
+	fail bool
+}
+
+func (f *syncDirFailFS) SyncDir(dir string) error {
+	if f.fail {
+		return errors.New("injected: directory fsync failed")
+	}
+	return f.crashFS.SyncDir(dir)
+}
+
+// TestTruncateInterruptedLeavesNoHole: a truncation removes the segments
+// past the cut, then syncs the directory. Stopped in between (SIGKILL, or
+// a power cut keeping only some of the removals), the removals that took
+// effect must leave the log contiguous: removed in ascending order, a
+// crash could keep a later segment whose predecessor was gone, and Open,
+// trusting every segment but the last, would serve a log with a hole in
+// it (found by TestReplicatedCrashSIGKILL). Every prefix of the removals
+// is tried.
+func TestTruncateInterruptedLeavesNoHole(t *testing.T) {
+	for keep := 0; keep <= 4; keep++ {
+		t.Run(fmt.Sprint(keep), func(t *testing.T) {
+			mem := dma.NewMemFS(4096, 10)
+			fs := &syncDirFailFS{crashFS: newCrashFS(mem)}
+			cfg := Config{Dir: "/data/t-0", SegmentBytes: 4 << 10, ExternalHW: true}
+			eng := mem.NewEngine()
+			l := openLog(t, fs, eng, cfg)
+			rng := rand.New(rand.NewSource(10))
+			for l.NextOffset() < 60 || len(l.segs) < 6 {
+				appendReplicatedSync(t, l, eng, leaderBatch(rng, l.NextOffset(), 1, -1, 0, 2))
+			}
+			at := Offset(l.segs[1].base) + 1 // removes segments 2.. and cuts segment 1
+			fs.fail = true
+			l.TruncateTo(at, func(Offset, error) {})
+			drainLog(t, l, eng)
+			if l.Err() == nil {
+				t.Fatal("setup: the truncation did not stop at the directory fsync")
+			}
+			// A crash that kept the first keep removals (crashFS keeps a
+			// prefix; this picks which).
+			removed := fs.removed
+			var segRemovals []removal
+			for _, r := range removed {
+				if strings.HasSuffix(r.path, logExt) {
+					segRemovals = append(segRemovals, r)
+				}
+			}
+			if keep > len(segRemovals) {
+				t.Skip("fewer segment removals than this case keeps")
+			}
+			crashed := newCrashFS(mem.Crash(int64(keep)))
+			for _, r := range segRemovals {
+				writeMemFile(t, crashed, r.path, r.data) // whatever the crash brought back
+			}
+			for _, r := range segRemovals[:keep] {
+				if err := crashed.MemFS.Remove(r.path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := crashed.MemFS.SyncDir(cfg.Dir); err != nil {
+				t.Fatal(err)
+			}
+			abandon(l)
+			eng2 := crashed.MemFS.NewEngine()
+			l2 := openLog(t, crashed, eng2, cfg)
+			got := readAllRaw(t, l2, eng2)
+			if n := len(got); n == 0 || logEndOfRaw(got) != l2.NextOffset() {
+				t.Fatalf("recovered %d batches ending at %d, log end %d", n, logEndOfRaw(got), l2.NextOffset())
+			}
+			next := l2.LogStartOffset()
+			for _, b := range got {
+				h, _ := ParseBatchHeader(b)
+				if h.BaseOffset != next {
+					t.Fatalf("recovered log jumps from %d to %d: a hole", next, h.BaseOffset)
+				}
+				next = h.LastOffset() + 1
+			}
+		})
+	}
+}
+
+func logEndOfRaw(bs [][]byte) Offset {
+	if len(bs) == 0 {
+		return 0
+	}
+	h, _ := ParseBatchHeader(bs[len(bs)-1])
+	return h.LastOffset() + 1
 }

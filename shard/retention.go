@@ -180,9 +180,13 @@ func (l *Log) truncateNow(offset Offset) error {
 		return l.epochs.clear()
 	}
 	i := sort.Search(len(l.segs), func(i int) bool { return Offset(l.segs[i].base) >= offset })
-	// Segments starting at or after offset go entirely.
-	for _, s := range l.segs[i:] {
-		if err := l.removeSegment(s); err != nil {
+	// Segments starting at or after offset go entirely, the last first: a
+	// kill or power cut between two removals must leave a prefix of the
+	// log. Removed from the first, it could leave a later segment behind
+	// a gap, and Open, trusting every segment but the last up to the next
+	// one's base, would serve a log with a hole in it.
+	for k := len(l.segs) - 1; k >= i; k-- {
+		if err := l.removeSegment(l.segs[k]); err != nil {
 			return err
 		}
 	}
