@@ -39,6 +39,9 @@ type Config struct {
 	// full disk. 0: none.
 	DiskReserveBytes int64
 	LogAppendTime    bool // broker assigns batch timestamps
+	// Compression is the topic's compression.type: batches in another
+	// codec are recompressed before they are stored (recompress.go).
+	Compression Compression
 	// BoundTimestamps turns on the CreateTime bounds: a record more than
 	// TimestampBeforeMaxMs before or TimestampAfterMaxMs after the
 	// broker's clock is refused (appendpolicy.go). Off for LogAppendTime.
@@ -305,6 +308,10 @@ func (l *Log) Append(batch []byte, nowMs int64, done AppendFunc) error {
 	if err := l.checkPolicies(batch, nowMs); err != nil {
 		return err
 	}
+	batch, err := l.recompress(batch)
+	if err != nil {
+		return err
+	}
 	return l.append(batch, nowMs, done, false)
 }
 
@@ -332,6 +339,9 @@ func (l *Log) AppendValidated(batch []byte, nowMs int64, done AppendFunc) error 
 	}
 	if err == nil {
 		err = l.checkPolicies(batch, nowMs)
+	}
+	if err == nil {
+		batch, err = l.recompress(batch)
 	}
 	if err != nil {
 		return err

@@ -353,3 +353,60 @@ func TestTimestampsAndListOffsetsByTime(t *testing.T) {
 		t.Fatalf("%s: ListOffsets by the clients' CreateTime answered offset %d, want 0 (every append time is later)", appendTime, off)
 	}
 }
+
+// TestCompressionTypeRecompresses: a topic with compression.type set to
+// a codec stores and serves every batch in it, whatever the producer
+// used: kcat produces with each other codec (and none), the segment files
+// hold only the topic's codec, and kcat and kgo read the lines back.
+// compression.type=uncompressed stores compressed batches uncompressed.
+func TestCompressionTypeRecompresses(t *testing.T) {
+	kcat := kcatPath(t)
+	dir := testDataDir(t)
+	n := startNode(t, dir, nil)
+	addr := n.Addr()
+	admin := newClient(t, addr)
+	type codec struct {
+		name string
+		id   int16
+	}
+	targets := []codec{{"uncompressed", 0}}
+	for _, c := range codecs {
+		targets = append(targets, codec{c.name, c.id})
+	}
+	for i, target := range targets {
+		// The producer uses the next codec round the list: always
+		// another one than the topic's.
+		from := targets[(i+1)%len(targets)].name
+		if from == "uncompressed" {
+			from = "none"
+		}
+		topic := "recompress-" + target.name
+		code, err := createTopicReq(ctxFor(t, 20*time.Second), admin, topic, 1, map[string]string{"compression.type": target.name})
+		if err != nil || code != 0 {
+			t.Fatalf("create %s: %v, code %d", topic, err, code)
+		}
+		lines := compressibleLines(topic, 2000)
+		in := []byte(strings.Join(lines, "\n") + "\n")
+		file := filepath.Join(t.TempDir(), topic+".txt")
+		if err := os.WriteFile(file, in, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runKcat(t, kcat, time.Minute, "-b", addr, "-P", "-t", topic, "-p", "0", "-z", from, "-X", "linger.ms=50", "-l", "-X", "acks=all", file)
+		bs := segmentBatches(t, dir, topic, 0)
+		if storedEnd(bs) != int64(len(lines)) {
+			t.Fatalf("%s: %d records stored, want %d", topic, storedEnd(bs), len(lines))
+		}
+		for _, b := range bs {
+			if got := b.h.Attributes & 0x07; got != target.id {
+				t.Fatalf("%s: produced with %s, batch at offset %d stored with codec %d, want %d", topic, from, b.h.BaseOffset, got, target.id)
+			}
+		}
+		if out := runKcat(t, kcat, time.Minute, "-b", addr, "-C", "-t", topic, "-o", "beginning", "-e", "-q"); !bytes.Equal(out, in) {
+			t.Fatalf("%s: kcat -C read %d bytes back, want the %d produced", topic, len(out), len(in))
+		}
+		if got := consumeValues(t, addr, topic, len(lines), target.id); strings.Join(got, "\n") != strings.Join(lines, "\n") {
+			t.Fatalf("%s: kgo read values that differ from the lines produced", topic)
+		}
+		t.Logf("%s: kcat -z %s, %d batches stored with codec %d", topic, from, len(bs), target.id)
+	}
+}

@@ -27,7 +27,7 @@ type Key struct {
 const (
 	noReplication = "Strand keeps one replica per partition (no replication yet)"
 	noTiered      = "Strand has no tiered storage"
-	noRecompress  = "Strand stores batches as the producer compressed them and never recompresses"
+	noRecompress  = "Strand compresses with each codec's default level (the level keys are not applied)"
 )
 
 // keys is the table, sorted by name.
@@ -51,7 +51,9 @@ var keys = []Key{
 	{Name: "compression.lz4.level", Type: TypeInt, Default: "9", check: levelOr(1, 17, 9),
 		Doc: "lz4 level when compression.type is lz4", Strand: "accepted and reported; " + noRecompress},
 	{Name: "compression.type", Type: TypeString, Default: "producer", check: oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
-		Doc: "final compression of the topic's batches; producer keeps the producer's codec", Strand: "accepted and reported; " + noRecompress + " (as with producer)"},
+		Doc: "final compression of the topic's batches; producer keeps the producer's codec", Applied: true,
+		Strand: "shard.Config.Compression: a produced batch in another codec is recompressed before it is stored (control batches and replicated batches are kept as they are)",
+		apply:  func(c *shard.Config, v string) { c.Compression = shard.ParseCompression(v) }},
 	{Name: "compression.zstd.level", Type: TypeInt, Default: "3", check: levelOr(-131072, 22, 3),
 		Doc: "zstd level when compression.type is zstd", Strand: "accepted and reported; " + noRecompress},
 	{Name: "delete.retention.ms", Type: TypeLong, Default: "86400000", check: atLeast(0),

@@ -159,7 +159,7 @@ func TestLogConfig(t *testing.T) {
 		"index.interval.bytes": "100",
 	})
 	want.SegmentBytes, want.SegmentMs, want.RetentionBytes, want.RetentionMs = 1048576, 500, 4096, 2000
-	want.MaxBatchBytes, want.LogAppendTime = 2048, true
+	want.MaxBatchBytes, want.LogAppendTime, want.Compression = 2048, true, shard.CompressionZstd
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("overrides:\n got %+v\nwant %+v", got, want)
 	}
