@@ -83,3 +83,19 @@ func TestRecompressTooLarge(t *testing.T) {
 		t.Fatalf("next offset %d after a refused batch", l.NextOffset())
 	}
 }
+
+// TestRecompressReconfigured: compression.type changed on an open log
+// applies to the next append.
+func TestRecompressReconfigured(t *testing.T) {
+	cfg := compactConfig(PolicyDelete)
+	cfg.SegmentBytes = 1 << 20
+	l, eng := memLog(t, dma.NewMemFS(512, 1), cfg)
+	appendWait(t, l, eng, keyedBatch(t, []kv{{[]byte("a"), []byte("1")}}, 1, codecGzip, -1, 0), 1)
+	cfg.Compression = CompressionLZ4
+	l.Reconfigure(cfg)
+	appendWait(t, l, eng, keyedBatch(t, []kv{{[]byte("b"), []byte("2")}}, 2, codecGzip, -1, 0), 2)
+	got := readRecords(t, l, eng)
+	if len(got) != 2 || got[0].codec != codecGzip || got[1].codec != codecLZ4 {
+		t.Fatalf("records %+v: want the first as sent (gzip), the second in lz4", got)
+	}
+}

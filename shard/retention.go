@@ -287,7 +287,7 @@ func (l *Log) findBoundary(seg *segment, offset Offset) (int64, Offset, error) {
 func (l *Log) Reconfigure(c Config) {
 	l.cfg.SegmentBytes, l.cfg.SegmentMs = c.SegmentBytes, c.SegmentMs
 	l.cfg.RetentionBytes, l.cfg.RetentionMs = c.RetentionBytes, c.RetentionMs
-	l.cfg.LogAppendTime = c.LogAppendTime
+	l.cfg.LogAppendTime, l.cfg.Compression = c.LogAppendTime, c.Compression
 	l.cfg.BoundTimestamps, l.cfg.TimestampBeforeMaxMs, l.cfg.TimestampAfterMaxMs = c.BoundTimestamps, c.TimestampBeforeMaxMs, c.TimestampAfterMaxMs
 	l.cfg.Cleanup, l.cfg.DeleteRetentionMs = c.Cleanup, c.DeleteRetentionMs
 	l.cfg.MinCompactionLagMs, l.cfg.MaxCompactionLagMs = c.MinCompactionLagMs, c.MaxCompactionLagMs
@@ -305,8 +305,8 @@ func (l *Log) Reconfigure(c Config) {
 }
 
 // DeleteBefore deletes the sealed segments whose records all lie below
-// offset, and advances the log start. The offsets coordinator uses it after
-// writing a dump that supersedes them. It returns how many it deleted.
+// offset, and advances the log start (DeleteRecords). It returns how many
+// it deleted.
 func (l *Log) DeleteBefore(offset Offset) int {
 	deleted := 0
 	for len(l.segs) > 1 && l.segs[0].last < offset {
