@@ -134,6 +134,12 @@ func TestSaramaAdminAPIs(t *testing.T) {
 	if off, err := client.GetOffset(topic, 0, time.Now().Add(time.Hour).UnixMilli()); err != nil || off != -1 {
 		t.Errorf("offset for a time after every record: %d, %v; want -1", off, err)
 	}
+	// -3 is KIP-734's max-timestamp spec, defined from ListOffsets v7;
+	// sarama sends v6 at most, which Kafka answers with
+	// UNSUPPORTED_VERSION for that partition, and so must Strand.
+	if off, err := client.GetOffset(topic, 0, -3); !errors.Is(err, sarama.ErrUnsupportedVersion) {
+		t.Errorf("max-timestamp offset through ListOffsets v6: %d, %v; want %v", off, err, sarama.ErrUnsupportedVersion)
+	}
 	if err := admin.DeleteRecords(topic, map[int32]int64{0: 40}); err != nil {
 		t.Fatalf("delete records: %v", err)
 	}
