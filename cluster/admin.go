@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/cluster/topicconfig"
@@ -44,87 +45,44 @@ func (n *Node) pending() *snapshot {
 	return n.ctlSnap
 }
 
-// commit persists next, a change to topic name, and then, once every owner
-// core has finished prepare for its share of the topic (prepare calls
-// ready, on that core, with the outcome), publishes it and calls done (on
-// the controller). When prepare failed, done gets the error before the
-// change is published, while the topic is still held in its published
-// form (see publish), so that it can undo the change and what failed is
-// never listed.
-func (n *Node) commit(ctl *coreState, name string, next *snapshot, owners []reactor.CoreID, prepare func(cs *coreState, ready func(error)), done func(err error)) {
-	got, err := n.persist(next)
-	if err != nil {
-		done(fmt.Errorf("persisting metadata: %w", err))
-		return
-	}
-	n.ctlSnap = got
-	set := map[reactor.CoreID]bool{}
-	for _, o := range owners {
-		set[o] = true
-	}
-	remaining := len(set)
-	if remaining == 0 {
-		n.publish()
-		done(nil)
-		return
-	}
-	n.unready[name]++
-	var errs []error
-	finish := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if remaining--; remaining > 0 {
-			return
-		}
-		err = errors.Join(errs...)
-		if err != nil {
-			done(err)
-		}
-		if n.unready[name]--; n.unready[name] == 0 {
-			delete(n.unready, name)
-		}
-		n.publish()
-		if err == nil {
-			done(nil)
-		}
-	}
-	for o := range set {
-		ctl.core.Send(o, func(c *reactor.Core) {
-			prepare(n.cores[o], func(err error) { c.Send(controller, func(*reactor.Core) { finish(err) }) })
-		})
-	}
-}
-
 // publish makes the controller's metadata (ctlSnap) the one every core
-// reads, except that a topic with a change still opening on its owners
-// keeps its published form, unless it is deleted, which shows at once.
-// Commits finish in any order: publishing whole snapshots as each finished
-// would let an earlier one, finishing last, take back a later topic or a
-// delete, and a later one, finishing first, show an earlier topic before
-// its logs were open.
+// reads, except that a topic with a local change still in progress (or
+// held back after a failed open, see opened) keeps its published form, or
+// stays unlisted if that was another incarnation, unless it is deleted,
+// which shows at once. Changes finish in any order: publishing whole
+// snapshots as each finished would let an earlier one, finishing last,
+// take back a later topic or a delete, and a later one, finishing first,
+// show an earlier topic before its logs were open.
 func (n *Node) publish() {
 	next := n.ctlSnap
-	if len(n.unready) > 0 {
+	if len(n.unready) > 0 || len(n.held) > 0 {
 		cur := n.meta.Load()
 		topics := make(map[string]*Topic, len(next.topics))
 		for k, v := range next.topics {
 			topics[k] = v
 		}
-		for name := range n.unready {
-			if _, live := next.topics[name]; !live {
-				continue
+		hold := func(name string) {
+			nt, live := next.topics[name]
+			if !live {
+				return
 			}
-			if t, ok := cur.topics[name]; ok {
+			if t, ok := cur.topics[name]; ok && t.ID == nt.ID {
 				topics[name] = t
 			} else {
 				delete(topics, name)
 			}
 		}
+		for name := range n.unready {
+			hold(name)
+		}
+		for name := range n.held {
+			hold(name)
+		}
 		// Same version as ctlSnap, so pending keeps the controller's
 		// own; readers must not key caches on the version alone.
 		ns := newSnapshot(next.version, topics)
 		ns.pidLimit, ns.brokerConfigs = next.pidLimit, next.brokerConfigs
+		ns.brokers = next.brokers
 		next = ns
 	}
 	n.meta.Store(next)
@@ -145,6 +103,9 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 	if parts == -1 {
 		parts = n.cfg.DefaultPartitions
 	}
+	if len(t.Assignments) > 0 {
+		parts = int32(len(t.Assignments))
+	}
 	switch {
 	case !metadata.ValidTopicName(t.Name):
 		answer(errInvalidTopic, fmt.Sprintf("invalid topic name %q", t.Name))
@@ -155,19 +116,15 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 	case parts <= 0 || parts > maxPartitionsPerTopic:
 		answer(errInvalidPartitions, fmt.Sprintf("partitions must be between 1 and %d", maxPartitionsPerTopic))
 		return
-	case t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
-		answer(errInvalidReplication, fmt.Sprintf("replication factor %d: this cluster has 1 broker", t.ReplicationFactor))
+	case len(t.Assignments) == 0 && t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
+		answer(errInvalidReplication, fmt.Sprintf("replication factor %d: only 1 is supported (replication is not wired yet)", t.ReplicationFactor))
 		return
 	}
-	configs := map[string]string{}
-	for k, v := range t.Configs {
-		if v != nil {
-			configs[k] = *v
+	for _, a := range t.Assignments {
+		if len(a) != 1 {
+			answer(errInvalidReplication, fmt.Sprintf("replica assignment of %d replicas: only 1 is supported (replication is not wired yet)", len(a)))
+			return
 		}
-	}
-	if err := n.checkWithInherited(s, configs); err != nil {
-		answer(kerr.InvalidConfig.Code, err.Error())
-		return
 	}
 	if msg := n.overBudget(s, parts); msg != "" {
 		n.partsRefused.Add(1)
@@ -183,38 +140,117 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 			return
 		}
 	}
-	topic := &Topic{Name: t.Name, ID: newTopicID(), Configs: configs}
-	if msg := pinProblem(topic.Configs, len(n.cores)); msg != "" {
+	pins := map[string]string{}
+	for k, v := range t.Configs {
+		if v != nil {
+			pins[k] = *v
+		}
+	}
+	if err := n.checkWithInherited(s, pins); err != nil {
+		answer(kerr.InvalidConfig.Code, err.Error())
+		return
+	}
+	if msg := pinProblem(pins, len(n.cores)); msg != "" {
 		answer(errInvalidConfig, msg)
+		return
+	}
+	assign, err := n.placeTopic(s, t, parts)
+	if err != nil {
+		answer(kerr.InvalidReplicaAssignment.Code, err.Error())
 		return
 	}
 	if validateOnly {
 		answer(0, "")
 		return
 	}
-	topic.Cores = n.placeNewByLoad(s, parts, topic.Configs)
-	n.commit(ctl, t.Name, s.with(t.Name, topic), topic.Cores, func(cs *coreState, ready func(error)) {
-		openOwned(cs, topic, 0, ready)
-	}, func(err error) {
-		if err == nil {
-			n.log.Info("topic created", "topic", t.Name, "partitions", parts)
-			answer(0, "")
-			return
-		}
-		n.log.Error("creating topic failed; anything of it is undone", "topic", t.Name, "err", err)
-		msg := fmt.Sprintf("creating topic %q: %v", t.Name, err)
-		if n.pending().topics[t.Name] == nil { // metadata never persisted
-			answer(kerr.KafkaStorageError.Code, msg)
-			return
-		}
-		// Undo the whole topic: it was never published, and a create
-		// answers all or nothing.
-		n.deleteTopic(ctl, t.Name, topic.ID, func(code int16, _ string) {
-			if code != 0 { // deleted already, or the undo could not be persisted
-				answer(kerr.KafkaStorageError.Code, msg)
+	cmd := &metadata.CreateTopic{Name: t.Name, ID: metadata.TopicID(newTopicID()), Partitions: assign}
+	for k, v := range t.Configs {
+		if v != nil {
+			if cmd.Configs == nil {
+				cmd.Configs = map[string]string{}
 			}
-		}, func() { answer(kerr.KafkaStorageError.Code, msg) })
+			cmd.Configs[k] = *v
+		}
+	}
+	n.beginProposal(t.Name)
+	op := fmt.Sprintf("creating topic %q", t.Name)
+	n.proposeAsync(cmd, func(res metadata.Result, err error) {
+		if code, msg := n.proposalCode(op, res, err); code != 0 {
+			n.endProposal(t.Name)
+			answer(code, msg)
+			return
+		}
+		n.whenSettled(t.Name, res.Version, func() {
+			ferr := n.takeFailure(t.Name, cmd.ID)
+			if ferr == nil {
+				n.endProposal(t.Name)
+				n.log.Info("topic created", "topic", t.Name, "partitions", parts)
+				answer(0, "")
+				return
+			}
+			// Undo the whole topic: it was never published here, and a
+			// create answers all or nothing.
+			n.log.Error("creating topic failed; anything of it is undone", "topic", t.Name, "err", ferr)
+			msg := fmt.Sprintf("creating topic %q: %v", t.Name, ferr)
+			n.proposeAsync(&metadata.DeleteTopic{Name: t.Name, ID: cmd.ID}, func(res metadata.Result, err error) {
+				n.endProposal(t.Name)
+				if err != nil || !res.Accepted() {
+					n.log.Error("undoing a failed create: the delete was not applied; the topic stays unlisted here until a restart", "topic", t.Name, "err", err, "result", res.Code)
+				}
+				answer(kerr.KafkaStorageError.Code, msg)
+			})
+		})
 	})
+}
+
+// placeTopic places a new topic's partitions: over the live brokers by
+// metadata.Place (the replica sets, fewest first; an explicit assignment
+// as given), and, for this broker's replicas, on its cores least-loaded
+// first as before (cluster/placement.go), so a single broker places
+// exactly as it always has.
+func (n *Node) placeTopic(s *snapshot, t wire.NewTopic, parts int32) ([]metadata.Assignment, error) {
+	v := n.raft.View()
+	req := metadata.PlaceRequest{Partitions: int(parts), ReplicationFactor: 1}
+	if len(t.Assignments) > 0 {
+		req.Partitions = len(t.Assignments)
+		for _, a := range t.Assignments {
+			ids := make([]metadata.BrokerID, len(a))
+			for i, b := range a {
+				ids[i] = metadata.BrokerID(b)
+			}
+			req.Explicit = append(req.Explicit, ids)
+		}
+	}
+	assign, err := metadata.Place(v, req)
+	if err != nil {
+		return nil, err
+	}
+	configs := map[string]string{}
+	for k, val := range t.Configs {
+		if val != nil {
+			configs[k] = *val
+		}
+	}
+	n.placeLocalCores(s, assign, configs)
+	return assign, nil
+}
+
+// placeLocalCores puts this broker's replicas in assign on its cores
+// least-loaded first, given s's load and the topic's pinned cores.
+func (n *Node) placeLocalCores(s *snapshot, assign []metadata.Assignment, configs map[string]string) {
+	me := n.brokerID()
+	var mine []int
+	for i, a := range assign {
+		for j, b := range a.Replicas {
+			if b == me {
+				mine = append(mine, i*64+j)
+			}
+		}
+	}
+	cores := n.placeNewByLoad(s, int32(len(mine)), configs)
+	for k, ij := range mine {
+		assign[ij/64].Cores[ij%64] = metadata.CoreID(cores[k])
+	}
 }
 
 // openOwned opens, off the core, the new partitions of t from index
@@ -247,7 +283,7 @@ func openOwned(cs *coreState, t *Topic, from int, ready func(error)) {
 // (see purgeOffsets).
 func (b *backend) deleteTopic(name string, cb func(int16, string)) {
 	b.onController(func(ctl *coreState, reply func(func())) {
-		b.node.deleteTopic(ctl, name, [16]byte{}, func(code int16, msg string) { reply(func() { cb(code, msg) }) }, nil)
+		b.node.deleteTopic(ctl, name, [16]byte{}, func(code int16, msg string) { reply(func() { cb(code, msg) }) })
 	})
 }
 
@@ -278,46 +314,49 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 			answer(0, "")
 			return
 		}
-		nt := *t
-		from := len(t.Cores)
-		nt.Cores = append(append([]reactor.CoreID(nil), t.Cores...), n.placeNewByLoad(s, total-t.Partitions(), t.Configs)...)
-		n.commit(ctl, name, s.with(name, &nt), nt.Cores[from:], func(cs *coreState, ready func(error)) { openOwned(cs, &nt, from, ready) }, func(err error) {
-			if err == nil {
-				answer(0, "")
-				return
-			}
-			n.log.Error("adding partitions failed; anything of them is undone", "topic", name, "err", err)
-			msg := fmt.Sprintf("adding partitions to %q: %v", name, err)
-			cur := n.pending().topics[name]
-			if cur == nil || cur.ID != nt.ID || len(cur.Cores) != len(nt.Cores) {
-				// Persisting failed, or the topic changed since: nothing
-				// of this request is left to undo.
-				answer(kerr.KafkaStorageError.Code, msg)
-				return
-			}
-			n.shrinkTopic(ctl, cur, from, func() { answer(kerr.KafkaStorageError.Code, msg) })
-		})
-	})
-}
-
-// shrinkTopic undoes a failed CreatePartitions: t goes back to its first
-// `from` partitions and the new ones are dropped and removed.
-func (n *Node) shrinkTopic(ctl *coreState, t *Topic, from int, done func()) {
-	old := *t
-	old.Cores = t.Cores[:from:from]
-	got, err := n.persist(n.pending().with(t.Name, &old))
-	if err != nil {
-		n.log.Error("undoing partitions: persisting metadata", "topic", t.Name, "err", err)
-		done()
-		return
-	}
-	n.ctlSnap = got
-	n.publish()
-	n.removePartitions(ctl, t, from, func(err error) {
+		assign, err := metadata.Place(n.raft.View(), metadata.PlaceRequest{Partitions: int(total - t.Partitions()), ReplicationFactor: 1})
 		if err != nil {
-			n.log.Error("undoing partitions: removing them", "topic", t.Name, "err", err)
+			answer(kerr.InvalidReplicaAssignment.Code, err.Error())
+			return
 		}
-		done()
+		n.placeLocalCores(s, assign, t.Configs)
+		from := int32(len(t.Cores))
+		n.beginProposal(name)
+		op := fmt.Sprintf("adding partitions to %q", name)
+		n.proposeAsync(&metadata.CreatePartitions{Name: name, ID: metadata.TopicID(t.ID), Partitions: assign}, func(res metadata.Result, err error) {
+			if code, msg := n.proposalCode(op, res, err); code != 0 {
+				n.endProposal(name)
+				answer(code, msg)
+				return
+			}
+			n.whenSettled(name, res.Version, func() {
+				ferr := n.takeFailure(name, t.ID)
+				if ferr == nil {
+					n.endProposal(name)
+					answer(0, "")
+					return
+				}
+				n.log.Error("adding partitions failed; anything of them is undone", "topic", name, "err", ferr)
+				msg := fmt.Sprintf("%s: %v", op, ferr)
+				// One command, so no crash can land inside the undo.
+				n.proposeAsync(&metadata.ShrinkPartitions{Topic: name, ID: metadata.TopicID(t.ID), Count: from}, func(res metadata.Result, err error) {
+					if err != nil || !res.Accepted() {
+						n.endProposal(name)
+						n.log.Error("undoing partitions: the shrink was not applied; the topic stays in its old form here until a restart", "topic", name, "err", err, "result", res.Code)
+						answer(kerr.KafkaStorageError.Code, msg)
+						return
+					}
+					n.whenSettled(name, res.Version, func() {
+						if n.held[name] == t.ID {
+							delete(n.held, name)
+						}
+						n.endProposal(name)
+						n.publish()
+						answer(kerr.KafkaStorageError.Code, msg)
+					})
+				})
+			})
+		})
 	})
 }
 
@@ -378,38 +417,30 @@ func (b *backend) AlterConfigs(topic string, set map[string]*string, validateOnl
 			reply(func() { cb(0) })
 			return
 		}
-		n.commitTopicConfigs(ctl, t, configs, func(err error) {
-			if err != nil {
-				code := n.metadataFailed("alter configs of "+topic, err)
-				reply(func() { cb(code) })
-				return
-			}
-			reply(func() { cb(0) })
-		})
+		n.commitTopicConfigs(ctl, t, configs, func(code int16, _ string) { reply(func() { cb(code) }) })
 	})
 }
 
-// commitTopicConfigs makes configs t's overrides and reconfigures its open
-// partitions; done runs on the controller, with the error if the metadata
-// could not be persisted.
-func (n *Node) commitTopicConfigs(ctl *coreState, t *Topic, configs map[string]string, done func(error)) {
-	nt := *t
-	nt.Configs = configs
-	n.commit(ctl, t.Name, n.pending().with(t.Name, &nt), nt.Cores, func(cs *coreState, ready func(error)) {
-		// Behind any open still in progress, which used the old configs.
-		pending := 1
-		release := func() {
-			if pending--; pending == 0 {
-				ready(nil)
-			}
+// commitTopicConfigs proposes configs as t's overrides (off the core) and
+// calls done on the controller with a Kafka error code and message once
+// the change is applied and this broker's partitions are reconfigured
+// (reconcile does that).
+func (n *Node) commitTopicConfigs(ctl *coreState, t *Topic, configs map[string]string, done func(int16, string)) {
+	cmd := &metadata.AlterTopicConfigs{Name: t.Name, Replace: true}
+	if len(configs) > 0 {
+		cmd.Set = maps.Clone(configs)
+	}
+	n.beginProposal(t.Name)
+	op := "alter configs of " + t.Name
+	n.proposeAsync(cmd, func(res metadata.Result, err error) {
+		if code, msg := n.proposalCode(op, res, err); code != 0 {
+			n.endProposal(t.Name)
+			done(code, msg)
+			return
 		}
-		for p, c := range nt.Cores {
-			if c != cs.core.ID() {
-				continue
-			}
-			pending++
-			cs.reconfigure(&nt, int32(p), release)
-		}
-		release()
-	}, done)
+		n.whenSettled(t.Name, res.Version, func() {
+			n.endProposal(t.Name)
+			done(0, "")
+		})
+	})
 }

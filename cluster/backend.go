@@ -33,10 +33,21 @@ type backend struct {
 
 var _ wire.Backend = (*backend)(nil)
 
+// Brokers lists the live brokers of the applied metadata, and this broker
+// alone before it has registered (or while it is fenced and the rest are
+// unknown to it), so a client always has somewhere to go.
 func (b *backend) Brokers() []wire.BrokerInfo {
-	host, port := b.node.cfg.AdvertiseHost, b.node.cfg.AdvertisePort
+	if bs := b.node.meta.Load().brokers; len(bs) > 0 {
+		return bs
+	}
+	return []wire.BrokerInfo{b.node.self()}
+}
+
+// self is this broker's advertised address.
+func (n *Node) self() wire.BrokerInfo {
+	host, port := n.cfg.AdvertiseHost, n.cfg.AdvertisePort
 	if host == "" || port == 0 {
-		h, p, _ := net.SplitHostPort(b.node.Addr())
+		h, p, _ := net.SplitHostPort(n.Addr())
 		if host == "" {
 			host = h
 		}
@@ -45,10 +56,18 @@ func (b *backend) Brokers() []wire.BrokerInfo {
 			port = int32(v)
 		}
 	}
-	return []wire.BrokerInfo{{NodeID: b.node.cfg.NodeID, Host: host, Port: port}}
+	return wire.BrokerInfo{NodeID: n.cfg.NodeID, Host: host, Port: port}
 }
 
-func (b *backend) ControllerID() int32    { return b.node.cfg.NodeID }
+// ControllerID is the broker leading the metadata Raft group, which
+// places partitions and tracks liveness (-1 while there is none).
+func (b *backend) ControllerID() int32 {
+	if b.node.raft == nil {
+		return b.node.cfg.NodeID
+	}
+	return b.node.controllerID()
+}
+
 func (b *backend) AutoCreateTopics() bool { return b.node.cfg.AutoCreateTopics }
 
 func (b *backend) Topics() []wire.TopicInfo {
@@ -84,26 +103,43 @@ func (b *backend) topicInfo(t *Topic) wire.TopicInfo {
 	id := b.node.cfg.NodeID
 	ti := wire.TopicInfo{Name: t.Name, ID: t.ID, Internal: t.Internal, Partitions: make([]wire.PartitionInfo, len(t.Cores))}
 	for p := range t.Cores {
-		ti.Partitions[p] = wire.PartitionInfo{ID: int32(p), Leader: id, LeaderEpoch: b.leaderEpoch(wire.PartitionRef{Topic: t.Name, Partition: int32(p)}),
-			Replicas: []int32{id}, ISR: []int32{id}}
+		ref := wire.PartitionRef{Topic: t.Name, Partition: int32(p)}
+		if t.Leaders == nil {
+			ti.Partitions[p] = wire.PartitionInfo{ID: int32(p), Leader: id, LeaderEpoch: b.leaderEpoch(ref), Replicas: []int32{id}, ISR: []int32{id}}
+			continue
+		}
+		ti.Partitions[p] = wire.PartitionInfo{ID: int32(p), Leader: t.Leaders[p], LeaderEpoch: b.leaderEpoch(ref), Replicas: t.Replicas[p], ISR: t.ISR[p]}
 	}
 	return ti
 }
 
 // leaderEpoch is p's leader epoch as Metadata and ListOffsets report it.
-// This broker leads every partition from its creation and never hands
-// leadership over, so the epoch stays 0; both answers take it from here so
-// that they change together once leadership can move.
+// With one replica per partition leadership never passes to another
+// broker (fencing only leaves a partition leaderless until its broker
+// returns, its log intact), and the batches carry epoch 0, so the epoch
+// reported stays 0; both answers take it from here so that they change
+// together once replication moves leadership.
 func (b *backend) leaderEpoch(wire.PartitionRef) int32 { return 0 }
 
-// owner finds the core that owns p, or the error code for why none does.
-// Every partition request enters through it, on the connection's core,
-// which is what AssertOwned checks in invariants builds.
+// owner finds the core that owns p, or the error code for why none does:
+// UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER when another broker
+// leads it, LEADER_NOT_AVAILABLE when no broker does. Every partition
+// request enters through it, on the connection's core, which is what
+// AssertOwned checks in invariants builds.
 func (b *backend) owner(p wire.PartitionRef) (reactor.CoreID, int16) {
 	b.cs.core.AssertOwned()
 	t, ok := b.node.meta.Load().topics[p.Topic]
 	if !ok || p.Partition < 0 || p.Partition >= t.Partitions() {
 		return 0, errUnknownTopic
+	}
+	if t.Leaders != nil && t.Leaders[p.Partition] != b.node.cfg.NodeID {
+		if t.Leaders[p.Partition] < 0 {
+			return 0, errLeaderNotAvailable
+		}
+		return 0, errNotLeader
+	}
+	if !t.local(int(p.Partition)) {
+		return 0, errNotLeader
 	}
 	return t.Cores[p.Partition], 0
 }

@@ -45,7 +45,7 @@ func (n *Node) brokerSettings() topicconfig.BrokerSettings {
 	for _, name := range n.cfg.StaticConfigs {
 		static[name] = true
 	}
-	adv := (&backend{node: n}).Brokers()[0]
+	adv := n.self()
 	cfg := n.cfg.Log
 	idx := cfg.IndexIntervalBytes
 	if idx <= 0 {
@@ -97,10 +97,9 @@ func (n *Node) alterTopicConfigOps(ctl *coreState, a wire.ConfigAlteration, answ
 		answer(err)
 		return
 	}
-	n.commitTopicConfigs(ctl, t, next, func(err error) {
-		if err != nil {
-			n.metadataFailed("alter configs of "+a.Name, err)
-			answer(fmt.Errorf("%w: %v", kerr.KafkaStorageError, err))
+	n.commitTopicConfigs(ctl, t, next, func(code int16, msg string) {
+		if code != 0 {
+			answer(fmt.Errorf("%w: %s", kerr.ErrorForCode(code), msg))
 			return
 		}
 		answer(nil)
@@ -125,19 +124,29 @@ func (n *Node) alterBrokerConfigs(ctl *coreState, a wire.ConfigAlteration, answe
 		answer(err)
 		return
 	}
-	got, err := n.persist(ns)
-	if err != nil {
-		n.metadataFailed("alter broker configs", err)
-		answer(fmt.Errorf("%w: %v", kerr.KafkaStorageError, err))
-		return
+	// Proposed off the core; once applied, reconcile publishes the new
+	// defaults (a partition opened from then on sees them) and
+	// reconfigures every partition (reconfigureAll) before this answers.
+	cmd := &metadata.AlterBrokerConfigs{Resource: a.Name, Replace: true}
+	if len(next) > 0 {
+		cmd.Set = maps.Clone(next)
 	}
-	n.ctlSnap = got
-	// Published at once: no topic changes, and a partition opened from
-	// now on must see the new defaults (see reconfigureAll).
-	n.publish()
-	n.log.Info("dynamic broker configs changed", "resource", a.Name, "configs", next)
-	n.reconfigureAll(ctl, got, func() { answer(nil) })
+	n.proposeAsync(cmd, func(res metadata.Result, err error) {
+		if code, msg := n.proposalCode("alter broker configs", res, err); code != 0 {
+			answer(fmt.Errorf("%w: %s", kerr.ErrorForCode(code), msg))
+			return
+		}
+		n.whenSettled(brokerConfigsKey, res.Version, func() {
+			n.log.Info("dynamic broker configs changed", "resource", a.Name, "configs", next)
+			answer(nil)
+		})
+	})
 }
+
+// brokerConfigsKey stands, in unready and whenSettled, for the
+// reconfiguration of every partition after the broker configs changed (a
+// name no topic can have).
+const brokerConfigsKey = "\x00broker-configs"
 
 // reconfigureAll reconfigures every partition of s on every core, each
 // behind the steps already queued for it (an open queued earlier read the

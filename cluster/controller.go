@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
@@ -24,36 +25,23 @@ import (
 // waits for it; and a new partition never adopts a directory it finds
 // (openAsync with fresh), should a rename have failed.
 
-// deleteTopic deletes topic name if it is still the incarnation id (any
-// id when id is zero) and calls done on the controller with a Kafka error
-// code and message once the removal is durable and published. removed, if
-// not nil, runs once the directories are renamed away.
-func (n *Node) deleteTopic(ctl *coreState, name string, id [16]byte, done func(code int16, msg string), removed func()) {
-	s := n.pending()
-	t := s.topics[name]
+// deleteTopic proposes the deletion of topic name if it is still the
+// incarnation id (any id when id is zero) and calls done on the
+// controller with a Kafka error code and message once the removal is
+// applied and published here (reconcile drops the partitions).
+func (n *Node) deleteTopic(ctl *coreState, name string, id [16]byte, done func(code int16, msg string)) {
+	t := n.pending().topics[name]
 	if t == nil || (id != [16]byte{} && t.ID != id) {
 		done(kerr.UnknownTopicOrPartition.Code, "")
 		return
 	}
-	next, err := n.persist(s.with(name, nil))
-	if err != nil {
-		n.log.Error("deleting topic: persisting metadata", "topic", name, "err", err)
-		done(kerr.KafkaStorageError.Code, fmt.Sprintf("deleting topic %q: persisting metadata: %v", name, err))
-		return
-	}
-	n.ctlSnap = next
-	n.beginDelete(name)
-	n.publish() // no new request reaches the logs
-	n.log.Info("topic deleted", "topic", name)
-	done(0, "")
-	n.removePartitions(ctl, t, 0, func(err error) {
-		if err != nil {
-			n.log.Error("deleting topic: its partitions' directories could not be removed; a re-created topic removes them first, and the next start does", "topic", name, "err", err)
+	op := fmt.Sprintf("deleting topic %q", name)
+	n.proposeAsync(&metadata.DeleteTopic{Name: name, ID: metadata.TopicID(t.ID)}, func(res metadata.Result, err error) {
+		if code, msg := n.proposalCode(op, res, err); code != 0 {
+			done(code, msg)
+			return
 		}
-		n.endDelete(name)
-		if removed != nil {
-			removed()
-		}
+		n.whenSettled("", res.Version, func() { done(0, "") })
 	})
 }
 
@@ -94,13 +82,21 @@ func (n *Node) whenDeleted(name string, fn func()) {
 // and renames their directories away, then calls done on the controller
 // with what failed.
 func (n *Node) removePartitions(ctl *coreState, t *Topic, from int, done func(error)) {
-	remaining := len(t.Cores) - from
-	if remaining <= 0 {
+	remaining := 0
+	for p := from; p < len(t.Cores); p++ {
+		if t.local(p) {
+			remaining++
+		}
+	}
+	if remaining == 0 {
 		done(nil)
 		return
 	}
 	var errs []error
 	for p := from; p < len(t.Cores); p++ {
+		if !t.local(p) {
+			continue
+		}
 		ref := wire.PartitionRef{Topic: t.Name, Partition: int32(p)}
 		o := t.Cores[p]
 		ctl.core.Send(o, func(c *reactor.Core) {

@@ -103,6 +103,24 @@ func (cs *coreState) startCoordinators() {
 	cs.tickGroups()
 }
 
+// hostCoordinators hosts the coordinators of offsets partitions opened
+// here after the start (placed on this broker by a later proposal).
+// Before startCoordinators ran, that hosts them all.
+func (cs *coreState) hostCoordinators() {
+	if cs.coords == nil {
+		return
+	}
+	for ref, part := range cs.parts {
+		if ref.Topic != OffsetsTopic || cs.coords[ref.Partition] != nil {
+			continue
+		}
+		h := &hostedCoord{cs: cs, part: part}
+		h.coord = group.NewCoordinator(cs.node.cfg.Groups, h)
+		cs.coords[ref.Partition] = h
+		h.load()
+	}
+}
+
 func (cs *coreState) tickGroups() {
 	if cs.closing {
 		return
@@ -161,6 +179,10 @@ func (b *backend) onCoordinator(groupID string, call coordCall, fn func(h *hoste
 	}
 	p := offsetsPartitionFor(groupID, t.Partitions())
 	ref := wire.PartitionRef{Topic: OffsetsTopic, Partition: p}
+	if !t.local(int(p)) {
+		fail(kerr.NotCoordinator.Code) // FindCoordinator names its leader
+		return
+	}
 	b.onOwner(t.Cores[p], ref, func(part *partition, reply func(func())) {
 		var h *hostedCoord
 		if part != nil {

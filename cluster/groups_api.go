@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/strand-io/strand/cluster/group"
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/wire"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -16,10 +17,25 @@ func nowMs() int64 { return time.Now().UnixMilli() }
 // 0 for none) into the error wire.GroupBackend hands back.
 func groupErr(code int16) error { return kerr.ErrorForCode(code) }
 
-// FindCoordinator names this broker for every key: it coordinates every
-// group and would coordinate every transaction.
-func (b *backend) FindCoordinator(string) (wire.BrokerInfo, error) {
-	return b.Brokers()[0], nil
+// FindCoordinator names the broker leading the offsets partition of key
+// (a group id, or a transactional id, which would be coordinated the same
+// way); COORDINATOR_NOT_AVAILABLE while the partition has no leader.
+func (b *backend) FindCoordinator(key string) (wire.BrokerInfo, error) {
+	none := wire.BrokerInfo{NodeID: -1, Port: -1}
+	t, ok := b.node.meta.Load().topics[OffsetsTopic]
+	if !ok {
+		return none, kerr.CoordinatorNotAvailable
+	}
+	if t.Leaders == nil {
+		return b.node.self(), nil
+	}
+	leader := t.Leaders[offsetsPartitionFor(key, t.Partitions())]
+	for _, br := range b.Brokers() {
+		if br.NodeID == leader {
+			return br, nil
+		}
+	}
+	return none, kerr.CoordinatorNotAvailable
 }
 
 // JoinGroup runs the join on the core coordinating r.Group.
@@ -225,33 +241,40 @@ func (b *backend) InitProducerID(r wire.InitProducerIDRequest, cb func(wire.Init
 		}
 	}
 	b.onController(func(ctl *coreState, reply func(func())) {
-		id, err := b.node.nextProducerID()
-		reply(func() {
-			if err != nil {
-				cb(wire.InitProducerIDResult{Err: kerr.CoordinatorNotAvailable, ProducerID: -1, ProducerEpoch: -1})
-				return
-			}
-			cb(wire.InitProducerIDResult{ProducerID: id})
+		b.node.nextProducerID(func(id int64, err error) {
+			reply(func() {
+				if err != nil {
+					cb(wire.InitProducerIDResult{Err: kerr.CoordinatorNotAvailable, ProducerID: -1, ProducerEpoch: -1})
+					return
+				}
+				cb(wire.InitProducerIDResult{ProducerID: id})
+			})
 		})
 	})
 }
 
 const producerIDBlock = 1000
 
-// nextProducerID runs on the controller core.
-func (n *Node) nextProducerID() (int64, error) {
-	if n.pidNext >= n.pidLimit {
-		s := n.pending()
-		next, err := n.persist(s.withProducerLimit(max(s.pidLimit, n.pidLimit) + producerIDBlock))
-		if err != nil {
-			return -1, err
-		}
-		n.ctlSnap = next
-		n.publish()
-		n.pidNext = next.pidLimit - producerIDBlock
-		n.pidLimit = next.pidLimit
+// nextProducerID hands cb (on the controller core) the next producer id
+// of this broker's block, proposing a new block off the core when it is
+// used up. Requests racing a proposal each get a block of their own.
+func (n *Node) nextProducerID(cb func(int64, error)) {
+	if n.pidNext < n.pidLimit {
+		id := n.pidNext
+		n.pidNext++
+		cb(id, nil)
+		return
 	}
-	id := n.pidNext
-	n.pidNext++
-	return id, nil
+	n.proposeAsync(&metadata.AllocateProducerIDs{Broker: n.brokerID(), Count: producerIDBlock}, func(res metadata.Result, err error) {
+		if err == nil {
+			err = res.Err()
+		}
+		if err != nil {
+			n.log.Warn("allocating producer ids", "err", err)
+			cb(-1, err)
+			return
+		}
+		n.pidNext, n.pidLimit = res.Value+1, res.Value+producerIDBlock
+		cb(res.Value, nil)
+	})
 }

@@ -16,9 +16,9 @@ type testHooks struct {
 	// It runs on the log opener's goroutine (partitions.go), so it may
 	// block.
 	openLog func(shard.Config, dma.FS, dma.Engine) (*shard.Log, error)
-	// afterProposal runs after each command persist proposes is applied;
-	// an error stops persist right there, as a crash between two entries
-	// would.
+	// afterProposal runs after each proposed command is applied (on the
+	// proposing goroutine, so it may block); an error fails that proposal
+	// and stops persist right there, as a crash between two entries would.
 	afterProposal func(metadata.Command) error
 }
 

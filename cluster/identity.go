@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -24,6 +25,17 @@ type identity struct {
 	// RaftAddress is the address recorded for this replica in the Raft
 	// group (Dragonboat keeps it with the log, so it never changes).
 	RaftAddress string `json:"raft_address"`
+	// Members are the initial voters (node id to Raft address) of a
+	// bootstrapped cluster; Joined marks a broker that joined a running
+	// one. Neither: a single broker (membership.go).
+	Members map[int32]string `json:"initial_cluster,omitempty"`
+	Joined  bool             `json:"joined,omitempty"`
+}
+
+// identityExists reports whether dataDir has been started before.
+func identityExists(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, identityName))
+	return err == nil
 }
 
 // replicaID is the broker's Raft replica id: Dragonboat refuses 0, which
@@ -46,6 +58,10 @@ func loadIdentity(cfg Config) (identity, error) {
 			return identity{}, fmt.Errorf("cluster: data dir %s belongs to cluster %016x, not %016x: refusing to open it (give it a data dir of its own cluster, or an empty one)",
 				cfg.DataDir, id.ClusterID, cfg.ClusterID)
 		}
+		if cfg.InitialCluster != nil && !maps.Equal(cfg.InitialCluster, id.Members) {
+			return identity{}, fmt.Errorf("cluster: data dir %s was started with another --initial-cluster (%v): refusing to open it (restart with --data-dir alone)",
+				cfg.DataDir, id.Members)
+		}
 		if cfg.NodeIDExplicit && id.NodeID != cfg.NodeID {
 			return identity{}, fmt.Errorf("cluster: data dir %s belongs to node %d, not %d: refusing to open it (restart with --data-dir alone to keep its id)",
 				cfg.DataDir, id.NodeID, cfg.NodeID)
@@ -61,8 +77,15 @@ func loadIdentity(cfg Config) (identity, error) {
 		_, _ = rand.Read(r[:])
 		id.ClusterID = binary.BigEndian.Uint64(r[:])
 	}
-	if id.RaftAddress, err = freeLoopbackAddr(); err != nil {
-		return identity{}, err
+	switch {
+	case cfg.InitialCluster != nil:
+		id.Members, id.RaftAddress = cfg.InitialCluster, cfg.InitialCluster[cfg.NodeID]
+	case cfg.Join != "":
+		id.Joined, id.RaftAddress = true, cfg.RaftListen
+	default:
+		if id.RaftAddress, err = freeLoopbackAddr(); err != nil {
+			return identity{}, err
+		}
 	}
 	b, err = json.MarshalIndent(id, "", "  ")
 	if err != nil {

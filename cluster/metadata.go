@@ -12,6 +12,7 @@ import (
 
 	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
+	"github.com/strand-io/strand/wire"
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
@@ -21,9 +22,24 @@ type Topic struct {
 	ID       [16]byte          `json:"id"`
 	Internal bool              `json:"internal,omitempty"`
 	Configs  map[string]string `json:"configs,omitempty"` // overrides only
-	// Cores[p] is the core that owns partition p on this node.
+	// Cores[p] is the core that owns partition p on this node, or
+	// notLocal when this broker holds no replica of it.
 	Cores []reactor.CoreID `json:"cores"`
+	// Leaders[p] is partition p's leader broker (-1: none), Replicas[p]
+	// and ISR[p] its replica and in-sync sets, all from the applied
+	// metadata. Nil (a snapshot read from an old metadata.json, or one
+	// built in a test) means every partition is this broker's alone.
+	Leaders  []int32   `json:"-"`
+	Replicas [][]int32 `json:"-"`
+	ISR      [][]int32 `json:"-"`
 }
+
+// notLocal is Topic.Cores' entry for a partition this broker holds no
+// replica of.
+const notLocal reactor.CoreID = -1
+
+// local reports whether this broker holds a replica of partition p.
+func (t *Topic) local(p int) bool { return t.Cores[p] != notLocal }
 
 // Partitions is the topic's partition count.
 func (t *Topic) Partitions() int32 { return int32(len(t.Cores)) }
@@ -39,6 +55,9 @@ type snapshot struct {
 	// brokerConfigs are the dynamic BROKER resource configs: by broker id
 	// in decimal, "" for the cluster default (brokerconfig.go).
 	brokerConfigs map[string]map[string]string
+	// brokers are the live (unfenced) brokers, in id order; empty before
+	// this broker registered (Brokers then answers with itself alone).
+	brokers []wire.BrokerInfo
 }
 
 func newSnapshot(version uint64, topics map[string]*Topic) *snapshot {
@@ -63,6 +82,7 @@ func (s *snapshot) with(name string, t *Topic) *snapshot {
 	}
 	ns := newSnapshot(s.version+1, topics)
 	ns.pidLimit, ns.brokerConfigs = s.pidLimit, s.brokerConfigs
+	ns.brokers = s.brokers
 	return ns
 }
 

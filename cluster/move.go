@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/wire"
@@ -22,9 +22,9 @@ import (
 //     long-polls; let the log finish every append already staged (each is
 //     acknowledged after its fdatasync, as always); close the log, which
 //     writes its index and producer-state snapshot.
-//  3. controller: persist the new core through the metadata Raft group
-//     (persistPlacement: one MoveReplicaCore command) and publish it, so
-//     requests route to T.
+//  3. controller: propose the new core to the metadata Raft group (one
+//     MoveReplicaCore command, off the core); once applied, reconcile
+//     publishes it, so requests route to T.
 //  4. T: open the log from the same directory, off the core, as at start-up
 //     (shard.Open recovers the producer state from the snapshot S wrote),
 //     and install it; until then T answers LEADER_NOT_AVAILABLE too.
@@ -127,38 +127,38 @@ func (n *Node) startMove(ctl *coreState, ref wire.PartitionRef, to reactor.CoreI
 	})
 }
 
-// placeMoved is step 3, on the controller, once S has closed the log.
+// placeMoved is step 3, on the controller, once S has closed the log: the
+// new core is proposed (one MoveReplicaCore command, off the core), and
+// once this broker has applied it, reconcile has published it (requests
+// route to T, which answers LEADER_NOT_AVAILABLE until step 4).
 func (n *Node) placeMoved(ctl *coreState, ref wire.PartitionRef, id [16]byte, from, to reactor.CoreID, finish func(error)) {
-	s := n.pending()
-	t := s.topics[ref.Topic]
+	t := n.pending().topics[ref.Topic]
 	if t == nil || t.ID != id || ref.Partition >= t.Partitions() {
 		// Deleted meanwhile: the deletion removes the closed log.
 		finish(fmt.Errorf("%w: %s/%d was deleted during the move", ErrPlacementBusy, ref.Topic, ref.Partition))
 		return
 	}
-	got, err := n.persistPlacement(s, ref, to)
-	if err != nil {
-		n.log.Error("moving partition: persisting its core failed; reopening it where it was", "partition", ref, "core", from, "err", err)
-		n.openMoved(ctl, from, t, ref, func(rerr error) {
-			finish(errors.Join(fmt.Errorf("persisting the new core: %w", err), rerr))
+	cmd := &metadata.MoveReplicaCore{Topic: ref.Topic, Partition: ref.Partition, Broker: n.brokerID(), Core: metadata.CoreID(to)}
+	n.proposeAsync(cmd, func(res metadata.Result, err error) {
+		if err == nil {
+			err = res.Err()
+		}
+		if err != nil {
+			n.log.Error("moving partition: persisting its core failed; reopening it where it was", "partition", ref, "core", from, "err", err)
+			n.openMoved(ctl, from, t, ref, func(rerr error) {
+				finish(errors.Join(fmt.Errorf("persisting the new core: %w", err), rerr))
+			})
+			return
+		}
+		n.whenSettled("", res.Version, func() {
+			nt := n.pending().topics[ref.Topic]
+			if nt == nil || nt.ID != id || ref.Partition >= nt.Partitions() {
+				finish(fmt.Errorf("%w: %s/%d was deleted during the move", ErrPlacementBusy, ref.Topic, ref.Partition))
+				return
+			}
+			n.openMoved(ctl, to, nt, ref, finish)
 		})
-		return
-	}
-	n.ctlSnap = got
-	n.publish()
-	n.openMoved(ctl, to, got.topics[ref.Topic], ref, finish)
-}
-
-// persistPlacement records that ref lives on core from now on, through
-// persist like every metadata change (diffCommands turns it into one
-// MoveReplicaCore command), and returns the persisted snapshot. It is the
-// one place a live move writes metadata.
-func (n *Node) persistPlacement(s *snapshot, ref wire.PartitionRef, core reactor.CoreID) (*snapshot, error) {
-	t := s.topics[ref.Topic]
-	nt := *t
-	nt.Cores = slices.Clone(t.Cores)
-	nt.Cores[ref.Partition] = core
-	return n.persist(s.with(ref.Topic, &nt))
+	})
 }
 
 // openMoved opens ref's existing log on core on, and calls done on the

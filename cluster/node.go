@@ -14,6 +14,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/strand-io/strand/cluster/group"
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/cluster/metaraft"
 	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
@@ -35,7 +36,21 @@ type Config struct {
 	// ClusterID, if not zero, is the cluster this broker must belong to: a
 	// data dir of another cluster is refused. Zero: the data dir's, or a
 	// new random one on its first start.
-	ClusterID         uint64
+	ClusterID uint64
+	// RaftListen is host:port where this broker's metadata Raft replica
+	// listens for its peers; required with InitialCluster or Join.
+	RaftListen string
+	// InitialCluster maps each initial voter's node id to its Raft address
+	// (1, 3 or 5 of them, the same on every one), as etcd's
+	// --initial-cluster: it bootstraps a cluster. Without ClusterID, the
+	// cluster id is derived from it.
+	InitialCluster map[int32]string
+	// Join is the Kafka address of a running broker: a new broker asks it
+	// to add this one to the metadata group as a non-voting member.
+	Join string
+	// BrokerLease: the controller fences a broker that has not answered
+	// its liveness probes for this long. Default 3s.
+	BrokerLease       time.Duration
 	CPUs              []int
 	DefaultPartitions int32 // for auto-created topics and CreateTopics with -1; default 1
 	AutoCreateTopics  bool
@@ -138,8 +153,20 @@ type Node struct {
 	// serving: Start is done with the metadata, and only the controller
 	// core changes it from now on (persist runs there).
 	serving atomic.Bool
-	// ctlSnap is the controller core's newest metadata (see pending).
+	// ctlSnap is the controller core's newest metadata (see pending):
+	// the last applied View it reconciled with (apply.go).
 	ctlSnap *snapshot
+	// held, failed, proposing and waiters belong to apply.go (controller
+	// core); viewKick, watchStop and watchDone to watchViews.
+	held      map[string][16]byte
+	failed    map[string]failure
+	proposing map[string]int
+	waiters   []waiter
+	viewKick  chan struct{}
+	watchStop chan struct{}
+	watchDone chan struct{}
+	// brokers is the controller's broker liveness tracker (liveness.go).
+	brokers *liveness
 	// unready counts, per topic, committed changes whose partitions are
 	// still opening; publish keeps those topics as published (controller).
 	unready map[string]int
@@ -227,7 +254,12 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = 100 << 20 // wire's default, made explicit so DescribeConfigs can report it
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}}
+	if cfg.BrokerLease <= 0 {
+		cfg.BrokerLease = defaultBrokerLease
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}, held: map[string][16]byte{},
+		failed: map[string]failure{}, proposing: map[string]int{}, viewKick: make(chan struct{}, 1),
+		watchStop: make(chan struct{}), watchDone: make(chan struct{})}
 	before, soft, hard, err := raiseFDLimit()
 	if err != nil {
 		n.log.Warn("raising the file descriptor limit", "err", err)
@@ -242,12 +274,16 @@ func Start(cfg Config) (*Node, error) {
 	if !probe.Direct {
 		n.log.Warn("file system refuses O_DIRECT: falling back to buffered I/O + fdatasync (durability unchanged, page cache in the data path)", "dir", cfg.DataDir)
 	}
+	if err := clusterFlags(&cfg); err != nil {
+		return nil, err
+	}
+	n.cfg.ClusterID = cfg.ClusterID
 	if n.id, err = loadIdentity(cfg); err != nil {
 		return nil, err
 	}
 	n.cfg.NodeID = n.id.NodeID
 	cfg.NodeID = n.id.NodeID
-	if n.raft, err = openRaft(cfg, n.id); err != nil {
+	if n.raft, err = n.openRaft(cfg); err != nil {
 		return nil, err
 	}
 	started := false
@@ -263,6 +299,15 @@ func Start(cfg Config) (*Node, error) {
 	_, impErr := os.Stat(filepath.Join(cfg.DataDir, importedName))
 	imported := impErr == nil
 	trusted := imported
+	if n.id.clustered() {
+		// A cluster's metadata is only ever the group's (openRaft read
+		// it up to date); a single broker's data dir cannot join one.
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, metadataName)); err == nil && !imported {
+			n.raft.Close()
+			return nil, fmt.Errorf("cluster: data dir %s holds a single broker's %s: it cannot become a member of a cluster", cfg.DataDir, metadataName)
+		}
+		imported, trusted = true, true
+	}
 	var snap *snapshot
 	if imported {
 		snap = snapshotOf(n.raft.View(), n.brokerID())
@@ -331,7 +376,12 @@ func Start(cfg Config) (*Node, error) {
 		rt.Stop(context.Background())
 		return nil, err
 	}
+	n.meta.Store(snapshotOf(n.raft.View(), n.brokerID()))
 	n.ctlSnap = n.meta.Load()
+	// An export for operators and tests; never read again once imported.
+	if err := saveMetadata(cfg.DataDir, n.ctlSnap); err != nil {
+		n.log.Warn("writing the metadata.json export", "err", err)
+	}
 	// Only metadata read from disk may condemn a directory: without it,
 	// every partition would look deleted.
 	if removed, err := sweepDataDir(cfg.DataDir, n.ctlSnap, trusted, n.log); err != nil {
@@ -349,6 +399,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.serving.Store(true)
 	n.startLive()
+	go n.watchViews()
+	n.kickViews() // what was applied since ctlSnap was taken
+	n.brokers = startLiveness(n)
 	for _, cs := range n.cores {
 		cs := cs
 		n.rt.Post(cs.core.ID(), func(*reactor.Core) {
@@ -395,15 +448,16 @@ func (n *Node) importMetadata(s *snapshot) error {
 	if err != nil {
 		return fmt.Errorf("cluster: importing %s: %w", metadataName, err)
 	}
-	// persist wrote metadata.json (the export) first, so it is there.
-	if err := os.Rename(filepath.Join(n.cfg.DataDir, metadataName), filepath.Join(n.cfg.DataDir, importedName)); err != nil {
+	// A new data dir has no metadata.json: the marker alone says so.
+	err = os.Rename(filepath.Join(n.cfg.DataDir, metadataName), filepath.Join(n.cfg.DataDir, importedName))
+	if os.IsNotExist(err) {
+		err = writeFileDurably(n.cfg.DataDir, importedName, []byte("{}\n"))
+	}
+	if err != nil {
 		return fmt.Errorf("cluster: importing %s: %w", metadataName, err)
 	}
 	if err := syncDir(n.cfg.DataDir); err != nil {
 		return fmt.Errorf("cluster: importing %s: %w", metadataName, err)
-	}
-	if err := saveMetadata(n.cfg.DataDir, got); err != nil { // the export again
-		return err
 	}
 	if len(s.names) > 0 {
 		n.log.Info("imported metadata.json into the metadata Raft group", "topics", len(s.names), "version", got.version)
@@ -414,37 +468,52 @@ func (n *Node) importMetadata(s *snapshot) error {
 
 // rehome moves partitions placed on cores this process does not have (it
 // was restarted with fewer cores) to the least-loaded cores, leaving every
-// other partition where it was, and persists the result.
+// other partition where it was. Each move is one command that stands
+// alone; a stop half way recomputes the rest at the next start.
 func (n *Node) rehome(s *snapshot) error {
 	next := rehomed(s, len(n.cores))
 	if next == s {
 		return nil
 	}
 	n.log.Warn("partitions re-placed: fewer cores than when they were created", "cores", len(n.cores))
-	got, err := n.persist(next)
-	if err != nil {
-		return err
+	for _, name := range next.names {
+		t, old := next.topics[name], s.topics[name]
+		for p := range t.Cores {
+			if !old.local(p) || t.Cores[p] == old.Cores[p] {
+				continue
+			}
+			if err := n.propose(&metadata.MoveReplicaCore{Topic: name, Partition: int32(p), Broker: n.brokerID(), Core: metadata.CoreID(t.Cores[p])}); err != nil {
+				return fmt.Errorf("cluster: moving %s-%d to core %d: %w", name, p, t.Cores[p], err)
+			}
+		}
 	}
-	n.meta.Store(got)
+	n.meta.Store(snapshotOf(n.raft.View(), n.brokerID()))
 	return nil
 }
 
-// ensureOffsetsTopic creates the internal offsets topic on first start.
-// It is compacted by the log cleaner; its segments are small so that the
-// cleaner, which cleans only sealed segments, gets to commits soon.
+// ensureOffsetsTopic creates the internal offsets topic on first start,
+// its partitions over the live brokers. It is compacted by the log
+// cleaner; its segments are small so that the cleaner, which cleans only
+// sealed segments, gets to commits soon. Brokers of a new cluster race to
+// create it; the first wins.
 func (n *Node) ensureOffsetsTopic() error {
-	s := n.meta.Load()
+	s := snapshotOf(n.raft.View(), n.brokerID())
 	if _, ok := s.topics[OffsetsTopic]; ok {
 		return nil
 	}
-	t := &Topic{Name: OffsetsTopic, ID: newTopicID(), Internal: true,
-		Configs: map[string]string{"cleanup.policy": "compact", "segment.bytes": "16777216", "retention.ms": "-1"},
-		Cores:   placeNew(s, len(n.cores), n.cfg.OffsetsPartitions)}
-	got, err := n.persist(s.with(OffsetsTopic, t))
+	assign, err := n.placeTopic(s, wire.NewTopic{Name: OffsetsTopic}, n.cfg.OffsetsPartitions)
 	if err != nil {
-		return err
+		return fmt.Errorf("cluster: placing %s: %w", OffsetsTopic, err)
 	}
-	n.meta.Store(got)
+	res, err := n.proposeWait(&metadata.CreateTopic{Name: OffsetsTopic, ID: metadata.TopicID(newTopicID()), Internal: true,
+		Configs:    map[string]string{"cleanup.policy": "compact", "segment.bytes": "16777216", "retention.ms": "-1"},
+		Partitions: assign})
+	if err != nil {
+		return fmt.Errorf("cluster: creating %s: %w", OffsetsTopic, err)
+	}
+	if !res.Accepted() && res.Code != metadata.ErrTopicExists {
+		return fmt.Errorf("cluster: creating %s: %w", OffsetsTopic, res.Err())
+	}
 	return nil
 }
 
@@ -464,6 +533,11 @@ func rehomed(s *snapshot, cores int) *snapshot {
 	for _, name := range s.names {
 		t := s.topics[name]
 		placed := p.Assign(name, t.Partitions())
+		for i := range placed {
+			if !t.local(i) {
+				placed[i] = notLocal
+			}
+		}
 		if !slices.Equal(placed, t.Cores) {
 			nt := *t
 			nt.Cores = placed
@@ -541,6 +615,14 @@ func (n *Node) Close(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("cluster: %d partition logs failed to close cleanly (see the log); they recover on the next start", f))
 	}
 	err = errors.Join(err, n.rt.Stop(ctx))
+	if n.serving.Load() {
+		close(n.watchStop)
+		<-n.watchDone
+		n.brokers.stop()
+	}
+	if serr := saveMetadata(n.cfg.DataDir, snapshotOf(n.raft.View(), n.brokerID())); serr != nil {
+		n.log.Warn("writing the metadata.json export", "err", serr)
+	}
 	return errors.Join(err, n.raft.Close())
 }
 

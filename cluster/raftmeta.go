@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"maps"
 	"net"
-	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/strand-io/strand/cluster/metadata"
-	"github.com/strand-io/strand/cluster/metaraft"
 	"github.com/strand-io/strand/reactor"
+	"github.com/strand-io/strand/wire"
 )
 
 // The broker's metadata lives in a Raft group (cluster/metaraft) even on
@@ -35,46 +34,6 @@ const (
 // broker (a single voter elects itself after one election timeout).
 const leaderWait = 30 * time.Second
 
-// openRaft starts this broker's replica of the metadata group and waits
-// until it leads (today's brokers are single voters).
-func openRaft(cfg Config, id identity) (*metaraft.Host, error) {
-	// No peer dials a single voter: it listens wherever is free now, so a
-	// restart never fails because its recorded port was taken meanwhile
-	// (Dragonboat refuses port 0).
-	listen, err := freeLoopbackAddr()
-	if err != nil {
-		return nil, err
-	}
-	h, err := metaraft.Open(metaraft.Config{
-		Dir:            filepath.Join(cfg.DataDir, raftDirName),
-		ReplicaID:      id.replicaID(),
-		RaftAddress:    id.RaftAddress,
-		ListenAddress:  listen,
-		ClusterID:      id.ClusterID,
-		RTTMillisecond: soloRTTMs,
-		ElectionRTT:    soloElectionRTT,
-		HeartbeatRTT:   1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cluster: metadata raft: %w", err)
-	}
-	// Bootstrapping again with the same single member is how a restart
-	// goes too (metaraft allows it), so a crash during the first start
-	// needs nothing special.
-	if err := h.Bootstrap(map[uint64]string{id.replicaID(): id.RaftAddress}); err != nil {
-		h.Close()
-		return nil, fmt.Errorf("cluster: metadata raft: %w", err)
-	}
-	deadline := time.Now().Add(leaderWait)
-	for !h.IsLeader() {
-		if time.Now().After(deadline) {
-			h.Close()
-			return nil, fmt.Errorf("cluster: metadata raft: replica %d not leader after %v", id.replicaID(), leaderWait)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return h, nil
-}
 
 func (n *Node) brokerID() metadata.BrokerID { return metadata.BrokerID(n.id.NodeID) }
 
@@ -89,27 +48,14 @@ func (n *Node) propose(c metadata.Command) error {
 	return res.Err()
 }
 
-// persist makes next, a snapshot the controller decided, the replicated
-// metadata, and returns it as rebuilt from the applied View. It runs on
-// the controller core (or in Start before any client is served) and blocks
-// it for the proposals, as the metadata.json fsync did before.
-//
-// metadata.json is still written, first, as an export of what is being
-// proposed (operators and the single-node tests read it); it is never read
-// once the raft directory holds the metadata. Writing it first keeps the
-// old contract that a change the broker cannot persist changes nothing.
+// persist makes next the replicated metadata by proposing the difference
+// between the applied View and it, and returns it as rebuilt from the
+// applied View. Only the import of a single broker's metadata.json uses
+// it, in Start, before anything is served (a cluster's changes are single
+// commands; see apply.go).
 func (n *Node) persist(next *snapshot) (*snapshot, error) {
-	if n.serving.Load() {
-		n.cores[controller].core.ExpectSlow()
-	}
-	if err := saveMetadata(n.cfg.DataDir, next); err != nil {
-		return nil, err
-	}
 	for _, c := range diffCommands(n.raft.View(), next, n.brokerID()) {
 		if err := n.propose(c); err != nil {
-			// The export may now be ahead of the metadata; put it back.
-			cur := snapshotOf(n.raft.View(), n.brokerID())
-			_ = saveMetadata(n.cfg.DataDir, cur)
 			return nil, fmt.Errorf("proposing %v: %w", c.Kind(), err)
 		}
 		if hook := n.cfg.hooks.afterProposal; hook != nil {
@@ -170,26 +116,51 @@ func coresUsed(s *snapshot) int {
 }
 
 // snapshotOf is the broker's view of v: every topic with the core each
-// partition's replica on broker b lives on.
+// partition's replica on broker b lives on (notLocal where b holds none),
+// each partition's leader and replicas, and the live brokers.
 func snapshotOf(v *metadata.View, b metadata.BrokerID) *snapshot {
 	topics := make(map[string]*Topic, v.NumTopics())
 	for _, name := range v.TopicNames() {
 		mt, _ := v.Topic(name)
+		np := len(mt.Partitions)
 		t := &Topic{Name: name, ID: mt.ID, Internal: mt.Internal, Configs: maps.Clone(mt.Configs),
-			Cores: make([]reactor.CoreID, len(mt.Partitions))}
+			Cores: make([]reactor.CoreID, np), Leaders: make([]int32, np), Replicas: make([][]int32, np), ISR: make([][]int32, np)}
 		if t.Configs == nil {
 			t.Configs = map[string]string{}
 		}
 		for p := range mt.Partitions {
-			c, _ := mt.Partitions[p].CoreOf(b)
-			t.Cores[p] = reactor.CoreID(c)
+			mp := &mt.Partitions[p]
+			t.Cores[p] = notLocal
+			if c, ok := mp.CoreOf(b); ok {
+				t.Cores[p] = reactor.CoreID(c)
+			}
+			t.Leaders[p] = int32(mp.Leader)
+			t.Replicas[p] = brokerIDs(mp.Replicas)
+			t.ISR[p] = brokerIDs(mp.ISR)
 		}
 		topics[name] = t
 	}
 	s := newSnapshot(v.Version(), topics)
 	s.pidLimit = v.NextProducerID()
 	s.brokerConfigs = brokerConfigsOf(v)
+	for _, id := range v.BrokerIDs() {
+		br, _ := v.Broker(id)
+		if br.Fenced {
+			continue
+		}
+		if h, port, err := splitHostPort(br.KafkaAddr); err == nil {
+			s.brokers = append(s.brokers, wire.BrokerInfo{NodeID: int32(id), Host: h, Port: port})
+		}
+	}
 	return s
+}
+
+func brokerIDs(ids []metadata.BrokerID) []int32 {
+	out := make([]int32, len(ids))
+	for i, id := range ids {
+		out[i] = int32(id)
+	}
+	return out
 }
 
 // diffCommands are the commands that take v to next for broker b, the
@@ -228,7 +199,7 @@ func diffCommands(v *metadata.View, next *snapshot, b metadata.BrokerID) []metad
 			cmds = append(cmds, &metadata.AlterTopicConfigs{Name: name, Replace: true, Set: nonEmpty(nt.Configs)})
 		}
 		for p := range parts {
-			if c, _ := parts[p].CoreOf(b); c != metadata.CoreID(nt.Cores[p]) {
+			if c, ok := parts[p].CoreOf(b); ok && c != metadata.CoreID(nt.Cores[p]) {
 				cmds = append(cmds, &metadata.MoveReplicaCore{Topic: name, Partition: int32(p), Broker: b, Core: metadata.CoreID(nt.Cores[p])})
 			}
 		}

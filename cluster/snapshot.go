@@ -186,7 +186,7 @@ type CoreInfo struct {
 
 // Info describes the broker. Safe from any goroutine.
 func (n *Node) Info() BrokerInfo {
-	b := (&backend{node: n}).Brokers()[0]
+	b := n.self()
 	bi := BrokerInfo{NodeID: n.cfg.NodeID, Listen: n.Addr(), IOMode: n.mode.String(),
 		Advertise: net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))}
 	for _, cs := range n.cores {

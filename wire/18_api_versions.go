@@ -7,6 +7,6 @@ import "github.com/twmb/franz-go/pkg/kmsg"
 // downgrade before parsing the body.
 func (c *conn) handleApiVersions(s *slot, req *kmsg.ApiVersionsRequest) {
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
-	resp.ApiKeys = apiVersionsKeys(c.gb != nil)
+	resp.ApiKeys = apiVersionsKeys(c.gb != nil, c.cb != nil)
 	c.complete(s, resp)
 }

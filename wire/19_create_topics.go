@@ -39,7 +39,8 @@ func (c *conn) handleCreateTopics(s *slot, req *kmsg.CreateTopicsRequest) {
 			continue
 		}
 		pending++
-		nt := NewTopic{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor, Configs: configs}
+		nt := NewTopic{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor, Configs: configs,
+			Assignments: replicaAssignment(t)}
 		c.be.CreateTopic(nt, req.ValidateOnly, func(code int16, msg string) {
 			defer c.recoverPanic()
 			rt.ErrorCode = code
@@ -61,8 +62,10 @@ func validateNewTopic(t *kmsg.CreateTopicsRequestTopic, seen int) (int16, string
 		return errInvalidRequest, "topic named more than once in the request"
 	case metadata.TopicNameProblem(t.Topic) != "":
 		return errInvalidTopic, metadata.TopicNameProblem(t.Topic)
-	case len(t.ReplicaAssignment) > 0:
-		return errInvalidReplicaAssignment, "manual replica assignment is not supported"
+	case len(t.ReplicaAssignment) > 0 && (t.NumPartitions != -1 || t.ReplicationFactor != -1):
+		return errInvalidRequest, "with a replica assignment, the number of partitions and the replication factor must be -1"
+	case len(t.ReplicaAssignment) > 0 && replicaAssignment(t) == nil:
+		return errInvalidReplicaAssignment, "the replica assignment must name each partition from 0 once, each with at least one replica"
 	case t.NumPartitions == 0 || t.NumPartitions < -1:
 		return errInvalidPartitions, "number of partitions must be positive (or -1 for the default)"
 	case t.ReplicationFactor == 0 || t.ReplicationFactor < -1:
@@ -93,4 +96,21 @@ func (c *conn) fillCreatedTopic(rt *kmsg.CreateTopicsResponseTopic) {
 		rc.Source = int8(configSources[e.Source])
 		rt.Configs = append(rt.Configs, rc)
 	}
+}
+
+// replicaAssignment is t's explicit replica lists indexed by partition, or
+// nil if it has none or they do not name partitions 0..n-1 once each.
+func replicaAssignment(t *kmsg.CreateTopicsRequestTopic) [][]int32 {
+	n := len(t.ReplicaAssignment)
+	if n == 0 {
+		return nil
+	}
+	out := make([][]int32, n)
+	for _, a := range t.ReplicaAssignment {
+		if a.Partition < 0 || int(a.Partition) >= n || out[a.Partition] != nil || len(a.Replicas) == 0 {
+			return nil
+		}
+		out[a.Partition] = a.Replicas
+	}
+	return out
 }

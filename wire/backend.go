@@ -208,6 +208,9 @@ type NewTopic struct {
 	Partitions        int32 // -1: broker default
 	ReplicationFactor int16 // -1: broker default
 	Configs           map[string]*string
+	// Assignments, when not nil, are CreateTopics' explicit replica lists
+	// by partition (Partitions and ReplicationFactor are then -1).
+	Assignments [][]int32
 	// Implicit marks a topic created because Metadata or Produce named it
 	// (auto-creation), which the broker may refuse under its rate limit
 	// with THROTTLING_QUOTA_EXCEEDED.

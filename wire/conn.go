@@ -57,8 +57,9 @@ type conn struct {
 	srv *Server
 	nc  netConn
 	be  Backend
-	gb  GroupBackend // be, if it also serves groups; nil otherwise
-	pr  RequestProbe // be, if it counts requests; nil otherwise
+	gb  GroupBackend   // be, if it also serves groups; nil otherwise
+	cb  ClusterBackend // be, if it is one broker of a cluster; nil otherwise
+	pr  RequestProbe   // be, if it counts requests; nil otherwise
 	log *slog.Logger
 
 	queue       []*slot // in-flight requests, oldest first
@@ -92,6 +93,7 @@ type conn struct {
 func newConn(srv *Server, nc netConn, be Backend) *conn {
 	c := &conn{srv: srv, nc: nc, be: be, log: srv.log}
 	c.gb, _ = be.(GroupBackend)
+	c.cb, _ = be.(ClusterBackend)
 	c.pr, _ = be.(RequestProbe)
 	if addr := nc.RemoteAddr(); addr != nil {
 		c.log = srv.log.With("remote", addr.String())
@@ -295,13 +297,13 @@ func (c *conn) handleFrame(frame []byte) {
 	if c.pr != nil {
 		c.pr.ObserveRequest(h.key, len(frame)+4)
 	}
-	min, max, known := versionRange(h.key, c.gb != nil)
+	min, max, known := versionRange(h.key, c.gb != nil, c.cb != nil)
 	if h.key == kmsg.ApiVersions.Int16() && h.version > max {
 		// KIP-511: answer in v0, which every client can read, without
 		// parsing a body whose layout we may not know.
 		resp := kmsg.NewPtrApiVersionsResponse()
 		resp.ErrorCode = errUnsupportedVersion
-		resp.ApiKeys = apiVersionsKeys(c.gb != nil)
+		resp.ApiKeys = apiVersionsKeys(c.gb != nil, c.cb != nil)
 		c.complete(c.push(h), resp)
 		return
 	}
@@ -385,6 +387,10 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 		c.handleDescribeProducers(s, q)
 	case *kmsg.OffsetForLeaderEpochRequest:
 		c.handleOffsetForLeaderEpoch(s, q)
+	case *kmsg.DescribeClusterRequest:
+		c.handleDescribeCluster(s, q)
+	case *kmsg.AddRaftVoterRequest:
+		c.handleAddRaftVoter(s, q)
 	default: // versionRange admits only the keys above and, with gb, groups
 		c.dispatchGroup(s, req, clientID)
 	}

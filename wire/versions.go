@@ -66,9 +66,25 @@ var groupAdvertised = []apiRange{
 	{kmsg.OffsetDelete.Int16(), 0, 0},
 }
 
+// clusterAdvertised lists the keys served through ClusterBackend,
+// advertised only to connections whose Backend implements it.
+// DescribeCluster 1 adds an endpoint type for controllers; AddRaftVoter 1
+// only AckWhenCommitted, which is how Strand always answers.
+var clusterAdvertised = []apiRange{
+	{kmsg.DescribeCluster.Int16(), 0, 1},
+	{kmsg.AddRaftVoter.Int16(), 0, 1},
+}
+
 // versionRange returns the advertised range for key; withGroups includes
-// groupAdvertised.
-func versionRange(key int16, withGroups bool) (min, max int16, ok bool) {
+// groupAdvertised, withCluster clusterAdvertised.
+func versionRange(key int16, withGroups bool, withCluster ...bool) (min, max int16, ok bool) {
+	if len(withCluster) > 0 && withCluster[0] {
+		for _, a := range clusterAdvertised {
+			if a.key == key {
+				return a.min, a.max, true
+			}
+		}
+	}
 	for _, a := range advertised {
 		if a.key == key {
 			return a.min, a.max, true
@@ -85,10 +101,13 @@ func versionRange(key int16, withGroups bool) (min, max int16, ok bool) {
 }
 
 // apiVersionsKeys is the ApiKeys list of the ApiVersions response.
-func apiVersionsKeys(withGroups bool) []kmsg.ApiVersionsResponseApiKey {
+func apiVersionsKeys(withGroups bool, withCluster ...bool) []kmsg.ApiVersionsResponseApiKey {
 	all := advertised
 	if withGroups {
 		all = append(append([]apiRange(nil), advertised...), groupAdvertised...)
+	}
+	if len(withCluster) > 0 && withCluster[0] {
+		all = append(append([]apiRange(nil), all...), clusterAdvertised...)
 	}
 	keys := make([]kmsg.ApiVersionsResponseApiKey, 0, len(all))
 	for _, a := range all {
