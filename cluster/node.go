@@ -325,8 +325,12 @@ func Start(cfg Config) (*Node, error) {
 		// accept would fail with EMFILE and stop its engine).
 		cfg.Limits.MaxConnections = wire.ConnectionsFor(int(min(n.fdReserved, 1<<30)))
 	}
+	var clusterName string
+	if n.id.clustered() {
+		clusterName = fmt.Sprintf("%016x", n.id.ClusterID)
+	}
 	n.srv = wire.NewServer(wire.Config{
-		NodeID: cfg.NodeID, AdvertisedHost: cfg.AdvertiseHost, AdvertisedPort: cfg.AdvertisePort,
+		NodeID: cfg.NodeID, ClusterID: clusterName, AdvertisedHost: cfg.AdvertiseHost, AdvertisedPort: cfg.AdvertisePort,
 		MaxRequestBytes: cfg.MaxRequestBytes, MaxInflightRequests: cfg.MaxInflightRequests,
 		AutoCreateMaxPerRequest: cfg.AutoCreateMaxPerRequest,
 		Limits:                  cfg.Limits, Logger: cfg.Logger,
@@ -378,8 +382,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.meta.Store(snapshotOf(n.raft.View(), n.brokerID()))
 	n.ctlSnap = n.meta.Load()
-	// An export for operators and tests; never read again once imported.
-	if err := saveMetadata(cfg.DataDir, n.ctlSnap); err != nil {
+	// A single broker's export for operators and tests; never read again
+	// once imported.
+	if err := n.exportMetadata(); err != nil {
 		n.log.Warn("writing the metadata.json export", "err", err)
 	}
 	// Only metadata read from disk may condemn a directory: without it,
@@ -427,6 +432,16 @@ func (n *Node) Addr() string { return n.rt.Addr().String() }
 
 // IOMode says how the data directory performs I/O.
 func (n *Node) IOMode() dma.Mode { return n.mode }
+
+// exportMetadata writes a single broker's metadata.json export (at start
+// and at a clean stop). A cluster member writes none: its metadata is the
+// group's, and a metadata.json would make it look like a single broker's.
+func (n *Node) exportMetadata() error {
+	if n.id.clustered() {
+		return nil
+	}
+	return saveMetadata(n.cfg.DataDir, snapshotOf(n.raft.View(), n.brokerID()))
+}
 
 // importedName marks a data dir whose metadata.json was imported into
 // the Raft group: it is that file, renamed once every command of the
@@ -620,7 +635,7 @@ func (n *Node) Close(ctx context.Context) error {
 		<-n.watchDone
 		n.brokers.stop()
 	}
-	if serr := saveMetadata(n.cfg.DataDir, snapshotOf(n.raft.View(), n.brokerID())); serr != nil {
+	if serr := n.exportMetadata(); serr != nil {
 		n.log.Warn("writing the metadata.json export", "err", serr)
 	}
 	return errors.Join(err, n.raft.Close())

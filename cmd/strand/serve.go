@@ -79,6 +79,11 @@ func serve(args []string) int {
 	advertise := fs.String("advertise", "", "host:port clients are told to connect to (default: the listen address)")
 	cores := fs.String("cores", "", "CPUs to run on, e.g. 0-1 or 0,2 (default: every CPU this process may use)")
 	nodeID := fs.Int("node-id", 0, "this broker's node id")
+	raftListen := fs.String("raft-listen", "", "host:port of this broker's metadata Raft replica, for its peers (a cluster member; with --initial-cluster the default is its own entry)")
+	initialCluster := fs.String("initial-cluster", "", "bootstrap a cluster: every initial voter as node-id=host:port of its Raft replica, comma-separated, 1, 3 or 5 of them, the same on each (as etcd's)")
+	join := fs.String("join", "", "Kafka host:port of a running broker: join its cluster as a non-voting metadata member (needs --node-id and --raft-listen)")
+	clusterID := fs.String("cluster-id", "", "16 hex digits: the cluster this data dir must belong to (default: derived from --initial-cluster, learnt from --join, or random for a single broker)")
+	brokerLease := fs.Duration("broker-lease", 3*time.Second, "the controller fences a broker (its partitions become leaderless) that has not answered its liveness probes for this long")
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
 	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted (larger ones close the connection), and the most a produced batch may decompress to")
@@ -161,6 +166,21 @@ func serve(args []string) int {
 	if *autoRebalanceEvery <= 0 || *loadWindow <= 0 || *rebalanceMargin <= 0 || *rebalanceMargin >= 1 ||
 		*rebalanceMaxMoves <= 0 || *rebalanceMinBytes <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --auto-rebalance-interval, --load-window, --rebalance-max-moves and --rebalance-min-bytes-per-sec must be positive, --rebalance-margin between 0 and 1")
+		return 2
+	}
+	if cfg.InitialCluster, err = cluster.ParseInitialCluster(*initialCluster); err != nil {
+		fmt.Fprintln(os.Stderr, "strand:", err)
+		return 2
+	}
+	cfg.RaftListen, cfg.Join, cfg.BrokerLease = *raftListen, *join, *brokerLease
+	if *clusterID != "" {
+		if cfg.ClusterID, err = strconv.ParseUint(*clusterID, 16, 64); err != nil || cfg.ClusterID == 0 {
+			fmt.Fprintf(os.Stderr, "strand: --cluster-id %q: want 16 hex digits, not all zero\n", *clusterID)
+			return 2
+		}
+	}
+	if *brokerLease <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --broker-lease must be positive")
 		return 2
 	}
 	if *cleanerBytes <= 0 || *cleanerInterval <= 0 {
