@@ -506,12 +506,36 @@ func (n *Node) rehome(s *snapshot) error {
 	return nil
 }
 
+// offsetsSpreadWait bounds how long a new cluster's broker waits for the
+// other initial members before placing the offsets topic without them.
+const offsetsSpreadWait = 10 * time.Second
+
 // ensureOffsetsTopic creates the internal offsets topic on first start,
 // its partitions over the live brokers. It is compacted by the log
 // cleaner; its segments are small so that the cleaner, which cleans only
 // sealed segments, gets to commits soon. Brokers of a new cluster race to
 // create it; the first wins.
 func (n *Node) ensureOffsetsTopic() error {
+	// A new cluster's initial members start together: waiting (a little)
+	// for every one of them spreads the offsets partitions over all,
+	// instead of giving the first broker up all of them.
+	deadline := time.Now().Add(offsetsSpreadWait)
+	for n.id.Members != nil && time.Now().Before(deadline) {
+		v := n.raft.View()
+		if _, ok := v.Topic(OffsetsTopic); ok {
+			return nil
+		}
+		all := true
+		for id := range n.id.Members {
+			if b, ok := v.Broker(metadata.BrokerID(id)); !ok || b.Fenced {
+				all = false
+			}
+		}
+		if all {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // registrations arrive as applied commands
+	}
 	s := snapshotOf(n.raft.View(), n.brokerID())
 	if _, ok := s.topics[OffsetsTopic]; ok {
 		return nil

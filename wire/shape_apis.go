@@ -101,6 +101,20 @@ func walkShape(key, v int16, flex bool, body []byte) ([]byte, bool) {
 		// Same layout: topics (nullable for DescribeLogDirs) with
 		// partition ids.
 		s.array(func() { s.str(); s.fixedArray(4); s.tags(nil) })
+	case kmsg.DescribeCluster:
+		s.i8() // include cluster authorized operations
+		if v >= 1 {
+			s.i8() // endpoint type
+		}
+	case kmsg.AddRaftVoter:
+		s.str() // cluster id
+		s.i32() // timeout
+		s.i32() // voter id
+		s.uuid()
+		s.array(func() { s.str(); s.str(); s.i16(); s.tags(nil) })
+		if v >= 1 {
+			s.i8() // ack when committed
+		}
 	default:
 		if !shapeGroup(s, key, v) {
 			return nil, false

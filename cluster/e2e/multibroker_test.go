@@ -1,0 +1,517 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Three brokers as separate processes on loopback ports, one core each,
+// bootstrapped with --initial-cluster (cluster/membership.go).
+
+const testLease = "2s"
+
+type testCluster struct {
+	t     *testing.T
+	procs map[int32]*proc
+	// raft is each node's Raft address; initial the --initial-cluster value.
+	raft    map[int32]string
+	initial string
+}
+
+// startCluster starts brokers 1..n as one cluster and waits until every
+// one is ready (a broker is ready only once the quorum is up, so they
+// start together).
+func startCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, procs: map[int32]*proc{}, raft: map[int32]string{}}
+	var parts []string
+	for id := int32(1); id <= int32(n); id++ {
+		c.raft[id] = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+		parts = append(parts, fmt.Sprintf("%d=%s", id, c.raft[id]))
+	}
+	c.initial = strings.Join(parts, ",")
+	for id := int32(1); id <= int32(n); id++ {
+		c.procs[id] = newProc(t, testDataDir(t), "--node-id", strconv.Itoa(int(id)), "--initial-cluster", c.initial,
+			"--cores", "1", "--broker-lease", testLease)
+	}
+	c.startAll()
+	return c
+}
+
+// newProc is startProc without the start: cluster members only become
+// ready together.
+func newProc(t *testing.T, dir string, extra ...string) *proc {
+	p := &proc{t: t, bin: strandBin(t), dir: dir, extra: extra, logs: newLogBuf()}
+	p.logs.dumpOnFailure(t, "strand process "+strings.Join(extra, " "))
+	p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	t.Cleanup(func() {
+		if p.running() {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+		if log := p.logs.String(); strings.Contains(log, "WARNING: DATA RACE") {
+			i := strings.Index(log, "WARNING: DATA RACE")
+			t.Errorf("a broker process reported a data race:\n%s", log[i:min(len(log), i+16<<10)])
+		}
+	})
+	return p
+}
+
+// startAll starts every stopped broker at once and waits for all.
+func (c *testCluster) startAll() {
+	c.t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(c.procs))
+	for _, p := range c.procs {
+		if p.running() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.tryStart(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *testCluster) seeds() []string {
+	var s []string
+	for _, p := range c.procs {
+		if p.running() {
+			s = append(s, p.addr)
+		}
+	}
+	return s
+}
+
+// client is a franz-go client seeded with every running broker.
+func (c *testCluster) client(opts ...kgo.Opt) *kgo.Client {
+	c.t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerLinger(0), kgo.RequestRetries(100)}, opts...)...)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+// clientOf is a client that only knows broker id's address (its requests
+// without a partition go there).
+func (c *testCluster) clientOf(id int32) *kgo.Client {
+	c.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.procs[id].addr))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(cl.Close)
+	return cl
+}
+
+// metadataOf asks broker id (and only it) for the metadata of topics.
+func (c *testCluster) metadataOf(ctx context.Context, id int32, topics ...string) (*kmsg.MetadataResponse, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, name := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(name)
+		req.Topics = append(req.Topics, rt)
+	}
+	req.Version = 7
+	resp, err := c.request(id, req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*kmsg.MetadataResponse), nil
+}
+
+// request sends req to broker id alone, on a connection of its own.
+func (c *testCluster) request(id int32, req kmsg.Request) (kmsg.Response, error) {
+	nc, err := net.DialTimeout("tcp", c.procs[id].addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	rc := &rawConn{nc: nc, fmt: kmsg.NewRequestFormatter(kmsg.FormatterClientID("strand-e2e"))}
+	return rc.roundTrip(req, 15*time.Second)
+}
+
+// leaders maps each partition of topic to its leader (-1: none), as
+// broker id reports it.
+func (c *testCluster) leaders(ctx context.Context, id int32, topic string) ([]int32, error) {
+	m, err := c.metadataOf(ctx, id, topic)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Topics) != 1 || m.Topics[0].ErrorCode != 0 {
+		return nil, fmt.Errorf("metadata of %s from broker %d: %+v", topic, id, m.Topics)
+	}
+	out := make([]int32, len(m.Topics[0].Partitions))
+	for _, p := range m.Topics[0].Partitions {
+		out[p.Partition] = p.Leader
+		if p.ErrorCode == kerr.LeaderNotAvailable.Code {
+			out[p.Partition] = -1
+		}
+	}
+	return out, nil
+}
+
+// waitFor polls cond every 50 ms until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition another process holds
+	}
+}
+
+func describeCluster(ctx context.Context, cl *kgo.Client) (*kmsg.DescribeClusterResponse, error) {
+	resp, err := kmsg.NewPtrDescribeClusterRequest().RequestWith(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	return resp, kerr.ErrorForCode(resp.ErrorCode)
+}
+
+// produceAll produces n records to every partition of topic and returns
+// how many each partition acknowledged.
+func produceAll(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, parts int32, n int) []int64 {
+	t.Helper()
+	acked := make([]int64, parts)
+	var rs []*kgo.Record
+	for p := range parts {
+		for i := range n {
+			rs = append(rs, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "%s-%d-%d", topic, p, i)})
+		}
+	}
+	for _, r := range cl.ProduceSync(ctx, rs...) {
+		if r.Err != nil {
+			t.Fatalf("produce to %s-%d: %v", topic, r.Record.Partition, r.Err)
+		}
+		acked[r.Record.Partition]++
+	}
+	return acked
+}
+
+// consumeCounts reads every partition of topic from the start until each
+// holds want[p] records, and checks each record's value.
+func consumeCounts(t *testing.T, ctx context.Context, seeds []string, topic string, want []int64) {
+	t.Helper()
+	offs := map[int32]kgo.Offset{}
+	for p := range want {
+		offs[int32(p)] = kgo.NewOffset().AtStart()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	got := make([]int64, len(want))
+	for !slices.Equal(got, want) {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %v of %s, want %v", got, topic, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if v := fmt.Sprintf("%s-%d-%d", topic, r.Partition, r.Offset); string(r.Value) != v {
+				t.Fatalf("%s-%d offset %d holds %q, want %q", topic, r.Partition, r.Offset, r.Value, v)
+			}
+			got[r.Partition]++
+		})
+	}
+}
+
+// TestThreeBrokers: three broker processes act as one cluster. Topics
+// created through any broker spread their leaders over all three; every
+// broker's Metadata lists the three and each partition's leader; a
+// broker answers NOT_LEADER_OR_FOLLOWER for a partition another leads;
+// FindCoordinator names the leader of the group's offsets partition;
+// franz-go produces and consumes across all leaders. Then the Raft
+// leader's broker is SIGKILLed: the other two elect a new leader and
+// create topics again within seconds, the killed broker's partitions are
+// reported leaderless, and after its restart (with --data-dir alone) they
+// have leaders again and hold every acknowledged record. Finally a full
+// restart of the cluster returns identical metadata.
+func TestThreeBrokers(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx := ctxFor(t, 4*time.Minute)
+	cl := c.client()
+
+	dc, err := describeCluster(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dc.Brokers) != 3 || dc.ControllerID < 1 || dc.ControllerID > 3 || dc.ClusterID == "" {
+		t.Fatalf("DescribeCluster: controller %d, cluster %q, brokers %+v", dc.ControllerID, dc.ClusterID, dc.Brokers)
+	}
+
+	// A topic created through each broker.
+	const parts = 6
+	topics := []string{"via-1", "via-2", "via-3"}
+	for i, name := range topics {
+		code, err := createTopicReq(ctx, c.clientOf(int32(i+1)), name, parts, nil)
+		if err != nil || code != 0 {
+			t.Fatalf("create %s through broker %d: %v %v", name, i+1, err, kerr.ErrorForCode(code))
+		}
+	}
+	// Each broker applies the metadata on its own: a moment after the
+	// creating broker answered, every one lists every topic.
+	led := map[int32]int{}
+	for id := int32(1); id <= 3; id++ {
+		waitFor(t, 10*time.Second, fmt.Sprintf("broker %d's Metadata", id), func() error {
+			if id == 1 {
+				clear(led)
+			}
+			m, err := c.metadataOf(ctx, id, topics...)
+			if err != nil {
+				return err
+			}
+			var ids []int32
+			for _, b := range m.Brokers {
+				ids = append(ids, b.NodeID)
+			}
+			slices.Sort(ids)
+			if !slices.Equal(ids, []int32{1, 2, 3}) {
+				return fmt.Errorf("brokers %v, want 1 2 3", ids)
+			}
+			for _, mt := range m.Topics {
+				if mt.ErrorCode != 0 || len(mt.Partitions) != parts {
+					return fmt.Errorf("%s: %v, %d partitions", *mt.Topic, kerr.ErrorForCode(mt.ErrorCode), len(mt.Partitions))
+				}
+				for _, p := range mt.Partitions {
+					if p.ErrorCode != 0 {
+						return fmt.Errorf("%s-%d: %v", *mt.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+					}
+					if id == 1 {
+						led[p.Leader]++
+					}
+				}
+			}
+			return nil
+		})
+	}
+	if len(led) != 3 || led[-1] != 0 {
+		t.Fatalf("partition leaders by broker %v: want leaders on all three brokers and none missing", led)
+	}
+
+	// Every partition of every topic takes records; consumers read them
+	// all back from a client that knows only one broker.
+	acked := map[string][]int64{}
+	for _, name := range topics {
+		acked[name] = produceAll(t, ctx, cl, name, parts, 20)
+	}
+	for _, name := range topics {
+		consumeCounts(t, ctx, []string{c.procs[2].addr}, name, acked[name])
+	}
+
+	// Produce to a broker that does not lead the partition.
+	ls, err := c.leaders(ctx, 1, "via-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := ls[0]%3 + 1
+	preq := kmsg.NewPtrProduceRequest()
+	preq.Version, preq.Acks, preq.TimeoutMillis = 9, -1, 5000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = "via-1"
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Partition, pp.Records = 0, makeBatch([]byte("misdirected"))
+	pt.Partitions = append(pt.Partitions, pp)
+	preq.Topics = append(preq.Topics, pt)
+	presp, err := c.request(other, preq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := presp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("produce to via-1/0 on broker %d (leader %d): %v, want NOT_LEADER_OR_FOLLOWER", other, ls[0], kerr.ErrorForCode(code))
+	}
+
+	// FindCoordinator names the leader of the group's offsets partition.
+	offLeaders, err := c.leaders(ctx, 3, "__consumer_offsets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []string{"g1", "g2", "g3", "g4"} {
+		freq := kmsg.NewPtrFindCoordinatorRequest()
+		freq.CoordinatorKey, freq.Version = g, 3
+		fresp, err := c.request(1, freq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := fnv.New32a()
+		h.Write([]byte(g))
+		want := offLeaders[h.Sum32()%uint32(len(offLeaders))]
+		if got := fresp.(*kmsg.FindCoordinatorResponse); got.ErrorCode != 0 || got.NodeID != want {
+			t.Fatalf("FindCoordinator(%s): node %d (%v), want %d", g, got.NodeID, kerr.ErrorForCode(got.ErrorCode), want)
+		}
+	}
+
+	// SIGKILL the Raft leader's broker.
+	victim := dc.ControllerID
+	before := map[string][]int32{}
+	for _, name := range topics {
+		before[name], _ = c.leaders(ctx, victim%3+1, name)
+	}
+	c.procs[victim].kill()
+	killed := time.Now()
+	survivor := victim%3 + 1
+	waitFor(t, 20*time.Second, "a new metadata leader", func() error {
+		dc, err := describeCluster(ctx, c.clientOf(survivor))
+		if err != nil {
+			return err
+		}
+		if dc.ControllerID < 1 || dc.ControllerID == victim {
+			return fmt.Errorf("controller %d", dc.ControllerID)
+		}
+		return nil
+	})
+	waitFor(t, 20*time.Second, "topic creation after the leader's death", func() error {
+		code, err := createTopicReq(ctx, c.clientOf(survivor), "after-kill", 3, nil)
+		if err == nil && code != 0 && code != kerr.TopicAlreadyExists.Code {
+			err = kerr.ErrorForCode(code)
+		}
+		return err
+	})
+	t.Logf("new leader and a topic created %v after the SIGKILL", time.Since(killed).Round(time.Millisecond))
+	waitFor(t, 20*time.Second, "the killed broker's partitions reported leaderless", func() error {
+		for _, name := range topics {
+			ls, err := c.leaders(ctx, survivor, name)
+			if err != nil {
+				return err
+			}
+			for p, l := range before[name] {
+				if l == victim && ls[p] != -1 {
+					return fmt.Errorf("%s-%d led by %d", name, p, ls[p])
+				}
+				if l != victim && ls[p] != l {
+					return fmt.Errorf("%s-%d moved from %d to %d", name, p, l, ls[p])
+				}
+			}
+		}
+		return nil
+	})
+	// Restart it with its data dir alone (and the listen address).
+	c.procs[victim].extra = []string{"--cores", "1", "--broker-lease", testLease}
+	c.procs[victim].start()
+	waitFor(t, 30*time.Second, "the restarted broker leading its partitions again", func() error {
+		for _, name := range topics {
+			ls, err := c.leaders(ctx, survivor, name)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(ls, before[name]) {
+				return fmt.Errorf("%s leaders %v, want %v", name, ls, before[name])
+			}
+		}
+		return nil
+	})
+	for _, name := range topics {
+		consumeCounts(t, ctx, c.seeds(), name, acked[name])
+	}
+
+	// A full restart returns identical metadata.
+	snap := func() map[string][]int32 {
+		out := map[string][]int32{}
+		m, err := c.metadataOf(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mt := range m.Topics {
+			ls := make([]int32, len(mt.Partitions))
+			for _, p := range mt.Partitions {
+				ls[p.Partition] = p.Leader
+			}
+			out[*mt.Topic] = ls
+		}
+		return out
+	}
+	want := snap()
+	for _, p := range c.procs {
+		if code := p.term(30 * time.Second); code != 0 {
+			t.Fatalf("SIGTERM exit code %d", code)
+		}
+	}
+	c.startAll()
+	waitFor(t, 30*time.Second, "identical metadata after a full restart", func() error {
+		if got := snap(); !reflect.DeepEqual(got, want) {
+			return fmt.Errorf("got %v\nwant %v", got, want)
+		}
+		return nil
+	})
+	for _, name := range topics {
+		consumeCounts(t, ctx, c.seeds(), name, acked[name])
+	}
+}
+
+// TestJoinFourthBroker: a broker started with --join joins a running
+// three-broker cluster, is listed by every broker, receives partitions
+// of a topic created afterwards (placement puts new partitions on the
+// brokers leading the fewest), and serves them.
+func TestJoinFourthBroker(t *testing.T) {
+	c := startCluster(t, 3)
+	ctx := ctxFor(t, 3*time.Minute)
+	raft := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	p4 := newProc(t, testDataDir(t), "--node-id", "4", "--join", c.procs[1].addr, "--raft-listen", raft,
+		"--cores", "1", "--broker-lease", testLease)
+	if err := p4.tryStart(); err != nil {
+		t.Fatal(err)
+	}
+	c.procs[4] = p4
+	waitFor(t, 20*time.Second, "four brokers listed", func() error {
+		dc, err := describeCluster(ctx, c.clientOf(2))
+		if err != nil {
+			return err
+		}
+		if len(dc.Brokers) != 4 {
+			return fmt.Errorf("%d brokers", len(dc.Brokers))
+		}
+		return nil
+	})
+	createTopic(t, c.clientOf(2), "after-join", 4)
+	var ls []int32
+	waitFor(t, 20*time.Second, "after-join led by broker 4", func() error {
+		var err error
+		if ls, err = c.leaders(ctx, 4, "after-join"); err != nil {
+			return err
+		}
+		if !slices.Contains(ls, 4) {
+			return fmt.Errorf("leaders %v", ls)
+		}
+		return nil
+	})
+	cl := c.client()
+	acked := produceAll(t, ctx, cl, "after-join", 4, 10)
+	consumeCounts(t, ctx, []string{p4.addr}, "after-join", acked)
+
+	// The joined broker restarts with its data dir alone.
+	p4.term(30 * time.Second)
+	p4.extra = []string{"--cores", "1"}
+	p4.start()
+	consumeCounts(t, ctx, []string{p4.addr}, "after-join", acked)
+}
