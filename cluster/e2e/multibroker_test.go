@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hash/fnv"
 	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -514,4 +517,60 @@ func TestJoinFourthBroker(t *testing.T) {
 	p4.extra = []string{"--cores", "1"}
 	p4.start()
 	consumeCounts(t, ctx, []string{p4.addr}, "after-join", acked)
+}
+
+// TestKcatThreeBrokers: kcat (librdkafka) sees the three brokers, produces
+// keyed lines to a topic whose partitions are led by all three, and reads
+// every line back, going to each partition's leader itself.
+func TestKcatThreeBrokers(t *testing.T) {
+	kcat := kcatPath(t)
+	c := startCluster(t, 3)
+	ctx := ctxFor(t, 3*time.Minute)
+	const topic, parts = "kc", 9
+	createTopic(t, c.clientOf(2), topic, parts)
+	waitFor(t, 10*time.Second, "leaders on all three brokers", func() error {
+		ls, err := c.leaders(ctx, 1, topic)
+		if err != nil {
+			return err
+		}
+		for _, id := range []int32{1, 2, 3} {
+			if !slices.Contains(ls, id) {
+				return fmt.Errorf("leaders %v", ls)
+			}
+		}
+		if slices.Contains(ls, -1) {
+			return fmt.Errorf("leaders %v", ls)
+		}
+		return nil
+	})
+	seed := c.procs[3].addr
+	meta := string(runKcat(t, kcat, 30*time.Second, "-b", seed, "-L"))
+	if !strings.Contains(meta, "3 brokers:") {
+		t.Fatalf("kcat -L does not list 3 brokers:\n%s", meta)
+	}
+	var in bytes.Buffer
+	var want []string
+	for i := range 900 {
+		line := fmt.Sprintf("key%d:value %d", i, i)
+		fmt.Fprintln(&in, line)
+		want = append(want, fmt.Sprintf("value %d", i))
+	}
+	file := filepath.Join(t.TempDir(), "lines.txt")
+	if err := os.WriteFile(file, in.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runKcat(t, kcat, time.Minute, "-b", seed, "-P", "-t", topic, "-K", ":", "-l", "-X", "acks=all", file)
+	ends := endOffsets(t, c.client(), topic, parts)
+	for p, e := range ends {
+		if e == 0 {
+			t.Fatalf("partition %d got no line of 900 keyed ones: %v", p, ends)
+		}
+	}
+	out := runKcat(t, kcat, time.Minute, "-b", seed, "-C", "-t", topic, "-o", "beginning", "-e", "-q")
+	got := strings.Split(strings.TrimSpace(string(out)), "\n")
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("kcat -C read %d lines, want the %d produced", len(got), len(want))
+	}
 }
