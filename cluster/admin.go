@@ -126,20 +126,6 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 			return
 		}
 	}
-	if msg := n.overBudget(s, parts); msg != "" {
-		n.partsRefused.Add(1)
-		n.budgetLog.Warn(n.log, "refusing topic: partition budget exhausted", "topic", t.Name, "partitions", parts, "why", msg)
-		answer(kerr.PolicyViolation.Code, msg)
-		return
-	}
-	// Only a topic about to be created takes a token: clients retrying
-	// while it opens do not use up the rate.
-	if t.Implicit && !validateOnly {
-		if ok, msg := n.takeAutoCreate(); !ok {
-			answer(kerr.ThrottlingQuotaExceeded.Code, msg)
-			return
-		}
-	}
 	pins := map[string]string{}
 	for k, v := range t.Configs {
 		if v != nil {
@@ -159,10 +145,26 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 		answer(kerr.InvalidReplicaAssignment.Code, err.Error())
 		return
 	}
+	local := n.localCount(assign)
+	if msg := n.overBudget(s, local); msg != "" {
+		n.partsRefused.Add(1)
+		n.budgetLog.Warn(n.log, "refusing topic: partition budget exhausted", "topic", t.Name, "partitions", parts, "why", msg)
+		answer(kerr.PolicyViolation.Code, msg)
+		return
+	}
+	// Only a topic about to be created takes a token: clients retrying
+	// while it opens do not use up the rate.
+	if t.Implicit && !validateOnly {
+		if ok, msg := n.takeAutoCreate(); !ok {
+			answer(kerr.ThrottlingQuotaExceeded.Code, msg)
+			return
+		}
+	}
 	if validateOnly {
 		answer(0, "")
 		return
 	}
+	release := n.reserveParts(local)
 	cmd := &metadata.CreateTopic{Name: t.Name, ID: metadata.TopicID(newTopicID()), Partitions: assign}
 	for k, v := range t.Configs {
 		if v != nil {
@@ -176,11 +178,13 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 	op := fmt.Sprintf("creating topic %q", t.Name)
 	n.proposeAsync(cmd, func(res metadata.Result, err error) {
 		if code, msg := n.proposalCode(op, res, err); code != 0 {
+			release()
 			n.endProposal(t.Name)
 			answer(code, msg)
 			return
 		}
 		n.whenSettled(t.Name, res.Version, func() {
+			release()
 			ferr := n.takeFailure(t.Name, cmd.ID)
 			if ferr == nil {
 				n.endProposal(t.Name)
@@ -233,6 +237,28 @@ func (n *Node) placeTopic(s *snapshot, t wire.NewTopic, parts int32) ([]metadata
 	}
 	n.placeLocalCores(s, assign, configs)
 	return assign, nil
+}
+
+// localCount is how many of assign's replicas are on this broker: what
+// this broker's partition budget is checked against.
+func (n *Node) localCount(assign []metadata.Assignment) int32 {
+	var k int32
+	for _, a := range assign {
+		for _, b := range a.Replicas {
+			if b == n.brokerID() {
+				k++
+			}
+		}
+	}
+	return k
+}
+
+// reserveParts counts k partitions as taken until the proposal adding them
+// is settled (the returned func, called once), so that requests validated
+// meanwhile see them in the budget (controller core).
+func (n *Node) reserveParts(k int32) func() {
+	n.inflightParts += int(k)
+	return func() { n.inflightParts -= int(k) }
 }
 
 // placeLocalCores puts this broker's replicas in assign on its cores
@@ -304,7 +330,14 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 			answer(errInvalidPartitions, fmt.Sprintf("at most %d partitions per topic", maxPartitionsPerTopic))
 			return
 		}
-		if msg := n.overBudget(s, total-t.Partitions()); msg != "" {
+		assign, err := metadata.Place(n.raft.View(), metadata.PlaceRequest{Partitions: int(total - t.Partitions()), ReplicationFactor: 1})
+		if err != nil {
+			answer(kerr.InvalidReplicaAssignment.Code, err.Error())
+			return
+		}
+		n.placeLocalCores(s, assign, t.Configs)
+		local := n.localCount(assign)
+		if msg := n.overBudget(s, local); msg != "" {
 			n.partsRefused.Add(1)
 			n.budgetLog.Warn(n.log, "refusing partitions: partition budget exhausted", "topic", name, "partitions", total-t.Partitions(), "why", msg)
 			answer(kerr.PolicyViolation.Code, msg)
@@ -314,22 +347,19 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 			answer(0, "")
 			return
 		}
-		assign, err := metadata.Place(n.raft.View(), metadata.PlaceRequest{Partitions: int(total - t.Partitions()), ReplicationFactor: 1})
-		if err != nil {
-			answer(kerr.InvalidReplicaAssignment.Code, err.Error())
-			return
-		}
-		n.placeLocalCores(s, assign, t.Configs)
+		release := n.reserveParts(local)
 		from := int32(len(t.Cores))
 		n.beginProposal(name)
 		op := fmt.Sprintf("adding partitions to %q", name)
 		n.proposeAsync(&metadata.CreatePartitions{Name: name, ID: metadata.TopicID(t.ID), Partitions: assign}, func(res metadata.Result, err error) {
 			if code, msg := n.proposalCode(op, res, err); code != 0 {
+				release()
 				n.endProposal(name)
 				answer(code, msg)
 				return
 			}
 			n.whenSettled(name, res.Version, func() {
+				release()
 				ferr := n.takeFailure(name, t.ID)
 				if ferr == nil {
 					n.endProposal(name)

@@ -57,15 +57,27 @@ func (n *Node) checkMetadataSpace() error {
 
 // proposeWait proposes c and waits until it is applied here. It runs on
 // any goroutine but a core's.
+//
+// A single broker also writes its metadata.json export, before (a change
+// it cannot write changes nothing, the contract it always had) and after
+// the proposal, here off the cores.
 func (n *Node) proposeWait(c metadata.Command) (metadata.Result, error) {
+	if err := n.exportMetadata(); err != nil {
+		return metadata.Result{}, err
+	}
 	if err := n.checkMetadataSpace(); err != nil {
 		return metadata.Result{}, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
 	defer cancel()
 	res, err := n.raft.Propose(ctx, c)
-	if hook := n.cfg.hooks.afterProposal; err == nil && res.Accepted() && hook != nil {
-		err = hook(c)
+	if err == nil && res.Accepted() {
+		if eerr := n.exportMetadata(); eerr != nil {
+			n.log.Warn("writing the metadata.json export", "err", eerr)
+		}
+		if hook := n.cfg.hooks.afterProposal; hook != nil {
+			err = hook(c)
+		}
 	}
 	return res, err
 }

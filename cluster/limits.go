@@ -62,7 +62,7 @@ func fdPartitions(soft uint64, reserved, cached int) int {
 // overBudget says why adding more partitions to s would pass the broker's
 // partition limit or its file descriptor budget, or "" if it would not.
 func (n *Node) overBudget(s *snapshot, more int32) string {
-	total := partitionCount(s)
+	total := partitionCount(s) + n.inflightParts
 	want := total + int(more)
 	switch {
 	case n.cfg.MaxPartitions > 0 && want > n.cfg.MaxPartitions:

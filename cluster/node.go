@@ -167,6 +167,11 @@ type Node struct {
 	watchDone chan struct{}
 	// brokers is the controller's broker liveness tracker (liveness.go).
 	brokers *liveness
+	// exportMu orders the writes of the metadata.json export.
+	exportMu sync.Mutex
+	// inflightParts: this broker's partitions of proposals not yet
+	// settled, for the budget (controller core).
+	inflightParts int
 	// unready counts, per topic, committed changes whose partitions are
 	// still opening; publish keeps those topics as published (controller).
 	unready map[string]int
@@ -440,6 +445,8 @@ func (n *Node) exportMetadata() error {
 	if n.id.clustered() {
 		return nil
 	}
+	n.exportMu.Lock()
+	defer n.exportMu.Unlock()
 	return saveMetadata(n.cfg.DataDir, snapshotOf(n.raft.View(), n.brokerID()))
 }
 
@@ -556,10 +563,15 @@ func (n *Node) ensureOffsetsTopic() error {
 	return nil
 }
 
+// partitionCount is how many partitions of s this broker holds.
 func partitionCount(s *snapshot) int {
 	total := 0
 	for _, t := range s.topics {
-		total += len(t.Cores)
+		for p := range t.Cores {
+			if t.local(p) {
+				total++
+			}
+		}
 	}
 	return total
 }
