@@ -49,6 +49,9 @@ var apiNotes = map[kmsg.Key]string{
 	kmsg.ListGroups:      "consumer groups; v5 type filter not advertised",
 	kmsg.DeleteGroups:    "consumer groups",
 	kmsg.OffsetDelete:    "consumer groups",
+
+	kmsg.DescribeCluster: "the live brokers, the controller (the metadata Raft group's leader) and the cluster id; served by a broker that runs the cluster backend, as strand serve does",
+	kmsg.AddRaftVoter:    "how `strand serve --join` asks a running broker to add it to the metadata Raft group (as a non-voting member); the first listener is the new replica's Raft address",
 }
 
 // unservedNote groups the keys Strand does not serve by why.
@@ -58,9 +61,9 @@ func unservedNote(k kmsg.Key) string {
 		kmsg.WriteTxnMarkers, kmsg.AlterPartition, kmsg.Envelope,
 		kmsg.BrokerRegistration, kmsg.BrokerHeartbeat, kmsg.UnregisterBroker, kmsg.AllocateProducerIDs,
 		kmsg.ControllerRegistration, kmsg.AssignReplicasToDirs, kmsg.UnregisterController:
-		return "broker-to-broker or controller API; Strand has one broker and no replication yet"
+		return "broker-to-broker or controller API; Strand's brokers coordinate through their metadata Raft group"
 	case kmsg.Vote, kmsg.BeginQuorumEpoch, kmsg.EndQuorumEpoch, kmsg.DescribeQuorum, kmsg.FetchSnapshot,
-		kmsg.AddRaftVoter, kmsg.RemoveRaftVoter, kmsg.UpdateRaftVoter, kmsg.UpdateFeatures:
+		kmsg.RemoveRaftVoter, kmsg.UpdateRaftVoter, kmsg.UpdateFeatures:
 		return "KRaft quorum API; Strand's metadata is not KRaft"
 	case kmsg.AddPartitionsToTxn, kmsg.AddOffsetsToTxn, kmsg.EndTxn, kmsg.TxnOffsetCommit,
 		kmsg.DescribeTransactions, kmsg.ListTransactions:
@@ -84,8 +87,6 @@ func unservedNote(k kmsg.Key) string {
 		return "KIP-932 share groups are not implemented"
 	case kmsg.GetTelemetrySubscriptions, kmsg.PushTelemetry:
 		return "client telemetry (KIP-714) is not collected"
-	case kmsg.DescribeCluster:
-		return "not served yet; clients use Metadata"
 	case kmsg.ListConfigResources, kmsg.DescribeTopicPartitions:
 		return "not served yet; clients use Metadata"
 	}
@@ -121,7 +122,7 @@ func apiKeyTable() (string, []string) {
 		}
 		k := kmsg.Key(key)
 		name := kmsg.NameForKey(key)
-		if min, max, ok := versionRange(key, true); ok {
+		if min, max, ok := versionRange(key, true, true); ok {
 			note, has := apiNotes[k]
 			if !has {
 				missing = append(missing, name)
