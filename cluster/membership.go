@@ -274,6 +274,44 @@ func (b *backend) AddRaftVoter(clusterID string, nodeID int32, raftAddr string, 
 	}()
 }
 
+// UnregisterBroker removes broker nodeID from the cluster: its
+// registration (refused while it holds any replica) and then its Raft
+// replica, if it is a member. A broker cannot remove itself.
+func (b *backend) UnregisterBroker(nodeID int32, cb func(int16, string)) {
+	n := b.node
+	origin := b.cs.core.ID()
+	if nodeID == n.cfg.NodeID {
+		cb(errInvalidRequest, "a broker cannot unregister itself; ask another one")
+		return
+	}
+	go func() {
+		code, msg := int16(0), ""
+		res, err := n.proposeWait(&metadata.RemoveBroker{ID: metadata.BrokerID(nodeID)})
+		switch {
+		case err != nil:
+			code, msg = kerr.RequestTimedOut.Code, err.Error()
+		case res.Code == metadata.ErrUnknownBroker:
+			code, msg = kerr.BrokerIDNotRegistered.Code, res.Message
+		case !res.Accepted():
+			code, msg = errInvalidRequest, res.Message
+		default:
+			ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+			defer cancel()
+			rid := uint64(nodeID) + 1
+			voters, nonVoting, err := n.raft.Members(ctx)
+			if err == nil && (voters[rid] != "" || nonVoting[rid] != "") {
+				err = n.raft.RemoveReplica(ctx, rid)
+			}
+			if err != nil {
+				code, msg = kerr.RequestTimedOut.Code, fmt.Sprintf("unregistered, but removing its Raft replica: %v", err)
+			} else {
+				n.log.Info("removed a broker from the cluster", "node_id", nodeID)
+			}
+		}
+		_ = n.rt.Post(origin, func(*reactor.Core) { cb(code, msg) })
+	}()
+}
+
 // describeClusterID asks the broker at addr for its cluster id.
 func describeClusterID(ctx context.Context, addr string) (uint64, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))

@@ -1,8 +1,9 @@
 package wire
 
 // ClusterBackend is what a broker that is one of a cluster of brokers
-// serves besides Backend: DescribeCluster and AddRaftVoter (how a new
-// broker asks a running one to add it to the metadata group). A Backend
+// serves besides Backend: DescribeCluster, AddRaftVoter (how a new
+// broker asks a running one to add it to the metadata group) and
+// UnregisterBroker. A Backend
 // that implements it gets those APIs advertised.
 type ClusterBackend interface {
 	// ClusterID is the cluster's id as clients see it.
@@ -11,4 +12,7 @@ type ClusterBackend interface {
 	// at raftAddr, to the metadata group of cluster clusterID. The
 	// callback runs on this core with a Kafka error code and message.
 	AddRaftVoter(clusterID string, nodeID int32, raftAddr string, cb func(errCode int16, msg string))
+	// UnregisterBroker removes broker nodeID, which must hold no
+	// partition, from the cluster. The callback runs on this core.
+	UnregisterBroker(nodeID int32, cb func(errCode int16, msg string))
 }

@@ -50,8 +50,9 @@ var apiNotes = map[kmsg.Key]string{
 	kmsg.DeleteGroups:    "consumer groups",
 	kmsg.OffsetDelete:    "consumer groups",
 
-	kmsg.DescribeCluster: "the live brokers, the controller (the metadata Raft group's leader) and the cluster id; served by a broker that runs the cluster backend, as strand serve does",
-	kmsg.AddRaftVoter:    "how `strand serve --join` asks a running broker to add it to the metadata Raft group (as a non-voting member); the first listener is the new replica's Raft address",
+	kmsg.DescribeCluster:  "the live brokers, the controller (the metadata Raft group's leader) and the cluster id; served by a broker that runs the cluster backend, as strand serve does",
+	kmsg.UnregisterBroker: "removes a broker that holds no partition: its registration and its metadata Raft replica (BROKER_ID_NOT_REGISTERED if unknown, INVALID_REQUEST naming the partitions' holder otherwise)",
+	kmsg.AddRaftVoter:     "how `strand serve --join` asks a running broker to add it to the metadata Raft group (as a non-voting member); the first listener is the new replica's Raft address",
 }
 
 // unservedNote groups the keys Strand does not serve by why.
@@ -59,7 +60,7 @@ func unservedNote(k kmsg.Key) string {
 	switch k {
 	case kmsg.LeaderAndISR, kmsg.StopReplica, kmsg.UpdateMetadata, kmsg.ControlledShutdown,
 		kmsg.WriteTxnMarkers, kmsg.AlterPartition, kmsg.Envelope,
-		kmsg.BrokerRegistration, kmsg.BrokerHeartbeat, kmsg.UnregisterBroker, kmsg.AllocateProducerIDs,
+		kmsg.BrokerRegistration, kmsg.BrokerHeartbeat, kmsg.AllocateProducerIDs,
 		kmsg.ControllerRegistration, kmsg.AssignReplicasToDirs, kmsg.UnregisterController:
 		return "broker-to-broker or controller API; Strand's brokers coordinate through their metadata Raft group"
 	case kmsg.Vote, kmsg.BeginQuorumEpoch, kmsg.EndQuorumEpoch, kmsg.DescribeQuorum, kmsg.FetchSnapshot,

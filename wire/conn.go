@@ -391,6 +391,8 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 		c.handleDescribeCluster(s, q)
 	case *kmsg.AddRaftVoterRequest:
 		c.handleAddRaftVoter(s, q)
+	case *kmsg.UnregisterBrokerRequest:
+		c.handleUnregisterBroker(s, q)
 	default: // versionRange admits only the keys above and, with gb, groups
 		c.dispatchGroup(s, req, clientID)
 	}

@@ -106,6 +106,8 @@ func walkShape(key, v int16, flex bool, body []byte) ([]byte, bool) {
 		if v >= 1 {
 			s.i8() // endpoint type
 		}
+	case kmsg.UnregisterBroker:
+		s.i32() // broker id
 	case kmsg.AddRaftVoter:
 		s.str() // cluster id
 		s.i32() // timeout

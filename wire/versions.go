@@ -73,6 +73,7 @@ var groupAdvertised = []apiRange{
 var clusterAdvertised = []apiRange{
 	{kmsg.DescribeCluster.Int16(), 0, 1},
 	{kmsg.AddRaftVoter.Int16(), 0, 1},
+	{kmsg.UnregisterBroker.Int16(), 0, 0},
 }
 
 // versionRange returns the advertised range for key; withGroups includes

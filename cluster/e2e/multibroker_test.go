@@ -517,6 +517,44 @@ func TestJoinFourthBroker(t *testing.T) {
 	p4.extra = []string{"--cores", "1"}
 	p4.start()
 	consumeCounts(t, ctx, []string{p4.addr}, "after-join", acked)
+
+	// A broker holding a partition cannot be removed; once it holds none
+	// (its topic deleted) and is stopped, an admin request removes it.
+	unregister := func() (int16, string) {
+		req := kmsg.NewPtrUnregisterBrokerRequest()
+		req.BrokerID = 4
+		resp, err := c.request(1, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := resp.(*kmsg.UnregisterBrokerResponse)
+		if r.ErrorMessage != nil {
+			return r.ErrorCode, *r.ErrorMessage
+		}
+		return r.ErrorCode, ""
+	}
+	if code, msg := unregister(); code != kerr.InvalidRequest.Code {
+		t.Fatalf("unregistering broker 4 while it leads partitions: %v %q, want INVALID_REQUEST", kerr.ErrorForCode(code), msg)
+	}
+	wantCode(t, "delete after-join", deleteTopic(t, c.clientOf(1), "after-join"), 0)
+	p4.term(30 * time.Second)
+	delete(c.procs, 4)
+	waitFor(t, 20*time.Second, "broker 4 unregistered", func() error {
+		if code, msg := unregister(); code != 0 {
+			return fmt.Errorf("%v %s", kerr.ErrorForCode(code), msg)
+		}
+		return nil
+	})
+	dc, err := describeCluster(ctx, c.clientOf(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dc.Brokers) != 3 {
+		t.Fatalf("after unregistering broker 4, %d brokers: %+v", len(dc.Brokers), dc.Brokers)
+	}
+	if code, _ := unregister(); code != kerr.BrokerIDNotRegistered.Code {
+		t.Fatalf("unregistering broker 4 again: %v, want BROKER_ID_NOT_REGISTERED", kerr.ErrorForCode(code))
+	}
 }
 
 // TestKcatThreeBrokers: kcat (librdkafka) sees the three brokers, produces
