@@ -27,7 +27,7 @@ import (
 const testLease = "2s"
 
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
 	procs map[int32]*proc
 	// raft is each node's Raft address; initial the --initial-cluster value.
 	raft    map[int32]string
@@ -37,7 +37,7 @@ type testCluster struct {
 // startCluster starts brokers 1..n as one cluster and waits until every
 // one is ready (a broker is ready only once the quorum is up, so they
 // start together).
-func startCluster(t *testing.T, n int) *testCluster {
+func startCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, procs: map[int32]*proc{}, raft: map[int32]string{}}
 	var parts []string
@@ -56,7 +56,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 
 // newProc is startProc without the start: cluster members only become
 // ready together.
-func newProc(t *testing.T, dir string, extra ...string) *proc {
+func newProc(t testing.TB, dir string, extra ...string) *proc {
 	p := &proc{t: t, bin: strandBin(t), dir: dir, extra: extra, logs: newLogBuf()}
 	p.logs.dumpOnFailure(t, "strand process "+strings.Join(extra, " "))
 	p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
@@ -179,7 +179,7 @@ func (c *testCluster) leaders(ctx context.Context, id int32, topic string) ([]in
 }
 
 // waitFor polls cond every 50 ms until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
