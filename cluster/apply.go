@@ -27,14 +27,17 @@ import (
 // controller core once the command is applied and reconciled here, as a
 // produce is answered after its fsync. The core never waits for Raft.
 
-// proposeTimeout bounds one proposal; past it the outcome is unknown and
-// the request is answered REQUEST_TIMED_OUT (the quorum is lost).
-const proposeTimeout = 10 * time.Second
+// defaultMetadataTimeout bounds one proposal (Config.MetadataTimeout);
+// past it the outcome is unknown and the request is answered
+// REQUEST_TIMED_OUT (the quorum is lost). Kafka's own CreateTopics
+// default timeout is 30 s; clients retry sooner than that.
+const defaultMetadataTimeout = 10 * time.Second
 
-// metadataFreeMin is the free space the data dir's file system must have
-// for a metadata change to be proposed: Dragonboat stops the process when
-// its log cannot be written, so a full disk refuses the change instead.
-const metadataFreeMin = 1 << 20
+// defaultMetadataFreeBytes is the free space the data dir's file system
+// must have for a metadata change to be proposed (Config.MetadataFreeBytes):
+// Dragonboat stops the process when its log cannot be written, so a full
+// disk refuses the change instead.
+const defaultMetadataFreeBytes = 1 << 20
 
 // metadataFree reports the free bytes of dir's file system (tests replace
 // it to make the metadata unwritable).
@@ -49,7 +52,7 @@ func (n *Node) checkMetadataSpace() error {
 	if err != nil {
 		return fmt.Errorf("could not persist metadata in %s: %w", n.cfg.DataDir, err)
 	}
-	if free < metadataFreeMin {
+	if free < n.cfg.MetadataFreeBytes {
 		return fmt.Errorf("could not persist metadata: disk full on %s: %d bytes free: %w", n.cfg.DataDir, free, errMetadataFull)
 	}
 	return nil
@@ -62,13 +65,18 @@ func (n *Node) checkMetadataSpace() error {
 // it cannot write changes nothing, the contract it always had) and after
 // the proposal, here off the cores.
 func (n *Node) proposeWait(c metadata.Command) (metadata.Result, error) {
+	return n.proposeCtx(context.Background(), c)
+}
+
+// proposeCtx is proposeWait that also ends with ctx.
+func (n *Node) proposeCtx(ctx context.Context, c metadata.Command) (metadata.Result, error) {
 	if err := n.exportMetadata(); err != nil {
 		return metadata.Result{}, err
 	}
 	if err := n.checkMetadataSpace(); err != nil {
 		return metadata.Result{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.MetadataTimeout)
 	defer cancel()
 	res, err := n.raft.Propose(ctx, c)
 	if err == nil && res.Accepted() {
@@ -96,9 +104,10 @@ func (n *Node) proposeAsync(c metadata.Command, done func(metadata.Result, error
 func (n *Node) proposalCode(op string, res metadata.Result, err error) (int16, string) {
 	switch {
 	case err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)):
-		return kerr.RequestTimedOut.Code, fmt.Sprintf("%s: the metadata quorum did not answer in %v", op, proposeTimeout)
+		n.metaLog.Warn(n.log, "metadata change timed out: no metadata quorum answered (--metadata-timeout)", "op", op, "timeout", n.cfg.MetadataTimeout)
+		return kerr.RequestTimedOut.Code, fmt.Sprintf("%s: the metadata quorum did not answer in %v", op, n.cfg.MetadataTimeout)
 	case err != nil:
-		n.log.Error("metadata change refused: it could not be persisted", "op", op, "err", err)
+		n.metaLog.Warn(n.log, "metadata change refused: it could not be persisted", "op", op, "err", err)
 		return kerr.KafkaStorageError.Code, fmt.Sprintf("%s: %v", op, err)
 	}
 	switch res.Code {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,5 +88,60 @@ func TestProposalDoesNotBlockController(t *testing.T) {
 	let()
 	if err := <-created; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMetadataFreeBytes: with less free space than --metadata-free-bytes
+// on the data dir's disk, a metadata change is refused with
+// KAFKA_STORAGE_ERROR naming the cause and changes nothing; once space
+// returns it works.
+func TestMetadataFreeBytes(t *testing.T) {
+	var full atomic.Bool
+	orig := metadataFree
+	metadataFree = func(dir string) (int64, error) {
+		if full.Load() {
+			return 4096, nil
+		}
+		return orig(dir)
+	}
+	defer func() { metadataFree = orig }()
+	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", CPUs: []int{0},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	create := func() (int16, string) {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "roomy", 1, 1
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := ""
+		if m := resp.Topics[0].ErrorMessage; m != nil {
+			msg = *m
+		}
+		return resp.Topics[0].ErrorCode, msg
+	}
+	full.Store(true)
+	if code, msg := create(); code != kerr.KafkaStorageError.Code || !strings.Contains(msg, "disk full") {
+		t.Fatalf("create with 4 KiB free: %v %q, want KAFKA_STORAGE_ERROR naming the full disk", kerr.ErrorForCode(code), msg)
+	}
+	if _, ok := n.meta.Load().topics["roomy"]; ok {
+		t.Fatal("the refused topic is listed")
+	}
+	full.Store(false)
+	if code, msg := create(); code != 0 {
+		t.Fatalf("create once space returned: %v %q", kerr.ErrorForCode(code), msg)
 	}
 }

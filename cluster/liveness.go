@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -59,6 +60,15 @@ func (l *liveness) stop() {
 
 func (l *liveness) run() {
 	defer close(l.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stopCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	every := l.n.cfg.BrokerLease / 4
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -68,12 +78,12 @@ func (l *liveness) run() {
 			return
 		case <-t.C:
 		}
-		l.round(time.Now())
+		l.round(ctx, time.Now())
 	}
 }
 
 // round probes every broker once and fences or unfences on the outcome.
-func (l *liveness) round(now time.Time) {
+func (l *liveness) round(ctx context.Context, now time.Time) {
 	n := l.n
 	if !n.raft.IsLeader() {
 		l.leading = false
@@ -111,12 +121,12 @@ func (l *liveness) round(now time.Time) {
 		case !b.Fenced && now.Sub(l.lastOK[id]) > n.cfg.BrokerLease:
 			n.log.Warn("fencing a broker that has not answered for its lease: its partitions are leaderless until it returns",
 				"node_id", id, "addr", b.KafkaAddr, "lease", n.cfg.BrokerLease)
-			if _, err := n.proposeWait(&metadata.FenceBroker{ID: id}); err != nil {
+			if _, err := n.proposeCtx(ctx, &metadata.FenceBroker{ID: id}); err != nil {
 				n.log.Warn("fencing a broker", "node_id", id, "err", err)
 			}
 		case b.Fenced && alive[i] && id != n.brokerID():
 			n.log.Info("unfencing a broker that answers again", "node_id", id, "addr", b.KafkaAddr)
-			if _, err := n.proposeWait(&metadata.UnfenceBroker{ID: id}); err != nil {
+			if _, err := n.proposeCtx(ctx, &metadata.UnfenceBroker{ID: id}); err != nil {
 				n.log.Warn("unfencing a broker", "node_id", id, "err", err)
 			}
 		}

@@ -253,7 +253,7 @@ func (b *backend) AddRaftVoter(clusterID string, nodeID int32, raftAddr string, 
 	}
 	go func() {
 		code, msg := int16(0), ""
-		ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.MetadataTimeout)
 		defer cancel()
 		rid := uint64(nodeID) + 1
 		voters, nonVoting, err := n.raft.Members(ctx)
@@ -295,7 +295,7 @@ func (b *backend) UnregisterBroker(nodeID int32, cb func(int16, string)) {
 		case !res.Accepted():
 			code, msg = errInvalidRequest, res.Message
 		default:
-			ctx, cancel := context.WithTimeout(context.Background(), proposeTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.MetadataTimeout)
 			defer cancel()
 			rid := uint64(nodeID) + 1
 			voters, nonVoting, err := n.raft.Members(ctx)
@@ -347,7 +347,7 @@ func addRaftVoter(ctx context.Context, addr string, id identity) error {
 	req := kmsg.NewPtrAddRaftVoterRequest()
 	req.ClusterID = kmsg.StringPtr(fmt.Sprintf("%016x", id.ClusterID))
 	req.VoterID = id.NodeID
-	req.TimeoutMillis = int32(proposeTimeout / time.Millisecond)
+	req.TimeoutMillis = int32(defaultMetadataTimeout / time.Millisecond)
 	l := kmsg.NewAddRaftVoterRequestListener()
 	l.Name, l.Host, l.Port = "RAFT", h, uint16(p)
 	req.Listeners = append(req.Listeners, l)

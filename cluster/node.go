@@ -50,7 +50,13 @@ type Config struct {
 	Join string
 	// BrokerLease: the controller fences a broker that has not answered
 	// its liveness probes for this long. Default 3s.
-	BrokerLease       time.Duration
+	BrokerLease time.Duration
+	// MetadataTimeout bounds one metadata proposal; past it the request
+	// is answered REQUEST_TIMED_OUT. Default 10s.
+	MetadataTimeout time.Duration
+	// MetadataFreeBytes: a metadata change is refused while the data
+	// dir's file system has less free space. Default 1 MiB.
+	MetadataFreeBytes int64
 	CPUs              []int
 	DefaultPartitions int32 // for auto-created topics and CreateTopics with -1; default 1
 	AutoCreateTopics  bool
@@ -192,6 +198,8 @@ type Node struct {
 	autoTokens float64
 	autoLast   time.Time
 	autoLog    rateLog
+	// metaLog rate-limits the log lines of refused metadata changes.
+	metaLog rateLog
 	// Counters of what those limits refused, for metrics (Limits). Admin
 	// paths only, never the data path.
 	partsRefused, autoThrottled atomic.Int64
@@ -261,6 +269,12 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.BrokerLease <= 0 {
 		cfg.BrokerLease = defaultBrokerLease
+	}
+	if cfg.MetadataTimeout <= 0 {
+		cfg.MetadataTimeout = defaultMetadataTimeout
+	}
+	if cfg.MetadataFreeBytes <= 0 {
+		cfg.MetadataFreeBytes = defaultMetadataFreeBytes
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}, held: map[string][16]byte{},
 		failed: map[string]failure{}, proposing: map[string]int{}, viewKick: make(chan struct{}, 1),

@@ -153,7 +153,10 @@ func (cs *coreState) snapshot() CoreSnapshot {
 type TopicLayout struct {
 	Name     string
 	Internal bool
-	Cores    []reactor.CoreID // Cores[p] owns partition p
+	Cores    []reactor.CoreID // Cores[p] owns partition p; -1: another broker holds it
+	// Leaders[p] is partition p's leader broker (-1: none); nil when every
+	// partition is this broker's.
+	Leaders []int32
 }
 
 // Topics returns every topic's placement from the newest metadata, sorted
@@ -163,7 +166,8 @@ func (n *Node) Topics() []TopicLayout {
 	out := make([]TopicLayout, 0, len(s.names))
 	for _, name := range s.names {
 		t := s.topics[name]
-		out = append(out, TopicLayout{Name: t.Name, Internal: t.Internal, Cores: append([]reactor.CoreID(nil), t.Cores...)})
+		out = append(out, TopicLayout{Name: t.Name, Internal: t.Internal, Cores: append([]reactor.CoreID(nil), t.Cores...),
+			Leaders: append([]int32(nil), t.Leaders...)})
 	}
 	return out
 }

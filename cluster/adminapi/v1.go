@@ -95,6 +95,9 @@ func topicOf(t cluster.TopicLayout, node int32, parts map[partKey]cluster.Partit
 	tj := topicJSON{Name: t.Name, Internal: t.Internal, Partitions: make([]partitionJSON, len(t.Cores))}
 	for i, c := range t.Cores {
 		pj := partitionJSON{Partition: int32(i), Broker: node, Core: int(c), LogSizeBytes: -1, LogStartOffset: -1, EndOffset: -1, HighWatermark: -1}
+		if c < 0 && t.Leaders != nil { // held by another broker
+			pj.Broker = t.Leaders[i]
+		}
 		if p, ok := parts[partKey{t.Name, int32(i)}]; ok {
 			pj.Open, pj.LogSizeBytes, pj.LogStartOffset, pj.EndOffset, pj.HighWatermark = true, p.SizeBytes, p.LogStartOffset, p.EndOffset, p.HighWatermark
 		}

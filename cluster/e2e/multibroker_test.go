@@ -37,7 +37,7 @@ type testCluster struct {
 // startCluster starts brokers 1..n as one cluster and waits until every
 // one is ready (a broker is ready only once the quorum is up, so they
 // start together).
-func startCluster(t testing.TB, n int) *testCluster {
+func startCluster(t testing.TB, n int, extra ...string) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t, procs: map[int32]*proc{}, raft: map[int32]string{}}
 	var parts []string
@@ -47,8 +47,8 @@ func startCluster(t testing.TB, n int) *testCluster {
 	}
 	c.initial = strings.Join(parts, ",")
 	for id := int32(1); id <= int32(n); id++ {
-		c.procs[id] = newProc(t, testDataDir(t), "--node-id", strconv.Itoa(int(id)), "--initial-cluster", c.initial,
-			"--cores", "1", "--broker-lease", testLease)
+		c.procs[id] = newProc(t, testDataDir(t), append([]string{"--node-id", strconv.Itoa(int(id)), "--initial-cluster", c.initial,
+			"--cores", "1", "--broker-lease", testLease}, extra...)...)
 	}
 	c.startAll()
 	return c
@@ -611,4 +611,73 @@ func TestKcatThreeBrokers(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("kcat -C read %d lines, want the %d produced", len(got), len(want))
 	}
+}
+
+// TestQuorumLoss: with two of three brokers down, the survivor keeps
+// serving produce (not idempotent: a new producer id block would be a
+// metadata change) and fetch for the partitions it leads from its last
+// metadata, answers an admin request REQUEST_TIMED_OUT after
+// --metadata-timeout, and creates topics again once a quorum is back.
+func TestQuorumLoss(t *testing.T) {
+	c := startCluster(t, 3, "--metadata-timeout", "2s")
+	ctx := ctxFor(t, 3*time.Minute)
+	const topic, parts = "q", 6
+	createTopic(t, c.clientOf(1), topic, parts)
+	var ls []int32
+	waitFor(t, 10*time.Second, "q led everywhere, as broker 3 sees it", func() error {
+		var err error
+		if ls, err = c.leaders(ctx, 3, topic); err != nil {
+			return err
+		}
+		if !slices.Contains(ls, 3) || slices.Contains(ls, -1) {
+			return fmt.Errorf("leaders %v", ls)
+		}
+		return nil
+	})
+	mine := int32(slices.Index(ls, 3)) // a partition broker 3 leads
+	c.procs[1].kill()
+	c.procs[2].kill()
+	// Sent to the survivor itself: franz-go sends admin requests to the
+	// controller, and there is none to name.
+	start := time.Now()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "no-quorum", 1, 1
+	req.Topics = append(req.Topics, rt)
+	req.Version, req.TimeoutMillis = 4, 30000
+	resp, err := c.request(3, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.CreateTopicsResponse).Topics[0].ErrorCode; code != kerr.RequestTimedOut.Code {
+		t.Fatalf("create without a quorum: %v, want REQUEST_TIMED_OUT", kerr.ErrorForCode(code))
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Fatalf("create without a quorum answered after %v", took)
+	}
+	// Not idempotent: a new producer id block is a metadata change.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.procs[3].addr), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.DisableIdempotentWrite(), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {mine: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: mine, Value: []byte("alone")}).FirstErr(); err != nil {
+		t.Fatalf("produce to %s-%d on its leader without a quorum: %v", topic, mine, err)
+	}
+	for got := false; !got; {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("no record fetched back without a quorum")
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = got || string(r.Value) == "alone" })
+	}
+	c.startAll()
+	waitFor(t, 30*time.Second, "topic creation with the quorum back", func() error {
+		code, err := createTopicReq(ctx, c.clientOf(3), "quorum-back", 1, nil)
+		if err == nil && code != 0 && code != kerr.TopicAlreadyExists.Code {
+			err = kerr.ErrorForCode(code)
+		}
+		return err
+	})
 }

@@ -285,8 +285,8 @@ const proposeTimeout = 10 * time.Second
 // replica has applied it, so View already includes an accepted command
 // when Propose returns. Any member may propose. A rejected command is a
 // Result with a non-OK Code, not an error; an error means the outcome is
-// unknown (a timeout: the command may still be applied) or the proposal
-// never entered the log.
+// unknown (a timeout, which wraps context.DeadlineExceeded: the command
+// may still be applied) or the proposal never entered the log.
 func (h *Host) Propose(ctx context.Context, c metadata.Command) (metadata.Result, error) {
 	ctx, cancel := withDefaultDeadline(ctx)
 	defer cancel()
@@ -298,6 +298,10 @@ func (h *Host) Propose(ctx context.Context, c metadata.Command) (metadata.Result
 		}
 		if errors.Is(err, dragonboat.ErrSystemBusy) {
 			h.logBusy()
+		}
+		if errors.Is(err, dragonboat.ErrTimeout) {
+			// Dragonboat's own timeout: callers test for the context's.
+			err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 		}
 		if err := retryWait(ctx, err); err != nil {
 			return metadata.Result{}, fmt.Errorf("metaraft: propose %v: %w", c.Kind(), err)

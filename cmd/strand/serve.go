@@ -83,6 +83,8 @@ func serve(args []string) int {
 	initialCluster := fs.String("initial-cluster", "", "bootstrap a cluster: every initial voter as node-id=host:port of its Raft replica, comma-separated, 1, 3 or 5 of them, the same on each (as etcd's)")
 	join := fs.String("join", "", "Kafka host:port of a running broker: join its cluster as a non-voting metadata member (needs --node-id and --raft-listen)")
 	clusterID := fs.String("cluster-id", "", "16 hex digits: the cluster this data dir must belong to (default: derived from --initial-cluster, learnt from --join, or random for a single broker)")
+	metaTimeout := fs.Duration("metadata-timeout", 10*time.Second, "how long an admin request waits for its metadata change to be applied; past it (no metadata quorum) it is answered REQUEST_TIMED_OUT")
+	metaFree := fs.Int64("metadata-free-bytes", 1<<20, "metadata changes are refused (KAFKA_STORAGE_ERROR) while the data dir's disk has less free space than this: the metadata log must never find it full")
 	brokerLease := fs.Duration("broker-lease", 3*time.Second, "the controller fences a broker (its partitions become leaderless) that has not answered its liveness probes for this long")
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
@@ -173,6 +175,11 @@ func serve(args []string) int {
 		return 2
 	}
 	cfg.RaftListen, cfg.Join, cfg.BrokerLease = *raftListen, *join, *brokerLease
+	cfg.MetadataTimeout, cfg.MetadataFreeBytes = *metaTimeout, *metaFree
+	if *metaTimeout <= 0 || *metaFree <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --metadata-timeout and --metadata-free-bytes must be positive")
+		return 2
+	}
 	if *clusterID != "" {
 		if cfg.ClusterID, err = strconv.ParseUint(*clusterID, 16, 64); err != nil || cfg.ClusterID == 0 {
 			fmt.Fprintf(os.Stderr, "strand: --cluster-id %q: want 16 hex digits, not all zero\n", *clusterID)
