@@ -43,7 +43,7 @@ const defaultMetadataFreeBytes = 1 << 20
 // it to make the metadata unwritable).
 var metadataFree = func(dir string) (int64, error) { return dma.OSFS().FreeBytes(dir) }
 
-// errMetadataFull: the data dir's disk has less than metadataFreeMin free.
+// errMetadataFull: the data dir's disk has less than MetadataFreeBytes free.
 var errMetadataFull = errors.New("disk full")
 
 // checkMetadataSpace refuses a metadata change the disk has no room for.

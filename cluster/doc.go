@@ -7,13 +7,18 @@
 //
 //   - Metadata is an immutable snapshot behind an atomic pointer. Any core
 //     reads it with one atomic load; only the controller core (core 0)
-//     writes it, by publishing a new snapshot after persisting it (with each
-//     topic whose partitions are still opening kept in its published
-//     form: see publish in admin.go). The controller persists a change by
-//     proposing it to the metadata Raft group (cluster/metaraft, one voter
-//     on a single broker; raftmeta.go) and publishes the snapshot rebuilt
-//     from the applied View; cluster.json (identity.go) ties the data dir
-//     to one node of one cluster.
+//     writes it. The authority is the metadata Raft group
+//     (cluster/metaraft; one voter on a single broker, 1, 3 or 5 voters
+//     and non-voting members in a cluster: membership.go): every applied
+//     View is handed to the controller core, which opens and drops this
+//     broker's partitions to match and then publishes the snapshot built
+//     from it, each topic whose partitions are still opening kept in its
+//     published form (apply.go, publish in admin.go). Admin requests are
+//     proposed from goroutines, never on a core, and answered on the
+//     controller core once applied. The Raft leader's broker is the
+//     controller: it probes every broker and fences the silent ones
+//     (liveness.go). cluster.json (identity.go) ties the data dir to one
+//     node of one cluster.
 //   - Each partition's shard.Log, and its fetch watchers, belong to the core
 //     the placement assigns it to. Requests for it arrive from the
 //     connection's core as reactor messages (Core.Send) and the results go

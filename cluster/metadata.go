@@ -13,7 +13,6 @@ import (
 	"github.com/strand-io/strand/dma"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/wire"
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Topic is one topic in the metadata.
@@ -86,13 +85,6 @@ func (s *snapshot) with(name string, t *Topic) *snapshot {
 	return ns
 }
 
-// withProducerLimit returns a copy of s whose producer id bound is limit.
-func (s *snapshot) withProducerLimit(limit int64) *snapshot {
-	ns := newSnapshot(s.version+1, s.topics)
-	ns.pidLimit, ns.brokerConfigs = limit, s.brokerConfigs
-	return ns
-}
-
 // metadataFile is the persisted form of a snapshot.
 type metadataFile struct {
 	Version          uint64   `json:"version"`
@@ -154,14 +146,6 @@ func metadataWriteError(dir string, err error) error {
 		return fmt.Errorf("could not persist %s: disk full on %s: %d bytes free: %w", metadataName, dir, free, err)
 	}
 	return fmt.Errorf("could not persist %s in %s: %w", metadataName, dir, err)
-}
-
-// metadataFailed logs a metadata write that failed and returns the code
-// the request gets: it did not take effect, for a storage reason (never
-// INVALID_CONFIG or INVALID_REQUEST, which blame the client).
-func (n *Node) metadataFailed(op string, err error) int16 {
-	n.log.Error("metadata change refused: it could not be persisted", "op", op, "err", err)
-	return kerr.KafkaStorageError.Code
 }
 
 func newTopicID() [16]byte {

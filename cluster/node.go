@@ -157,7 +157,7 @@ type Node struct {
 	id   identity
 	raft *metaraft.Host
 	// serving: Start is done with the metadata, and only the controller
-	// core changes it from now on (persist runs there).
+	// core changes what the cores read from now on (apply.go).
 	serving atomic.Bool
 	// ctlSnap is the controller core's newest metadata (see pending):
 	// the last applied View it reconciled with (apply.go).

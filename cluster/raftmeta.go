@@ -14,11 +14,11 @@ import (
 )
 
 // The broker's metadata lives in a Raft group (cluster/metaraft) even on
-// a single broker, which is a group of one voter. The controller core
-// still decides every change as before (a whole next snapshot), and
-// persist turns the difference between the applied View and that snapshot
-// into commands; what the cores read is then rebuilt from the applied
-// View, so nothing but applied commands ever reaches them.
+// a single broker, which is a group of one voter (membership.go). What the
+// cores read is built from the applied View (snapshotOf) whenever it
+// changes (apply.go), so nothing but applied commands ever reaches them.
+// persist and diffCommands turn a whole snapshot into commands: only the
+// one-time import of a single broker's metadata.json uses them.
 
 // raftDirName is the Raft log and snapshots' directory in the data dir.
 const raftDirName = "raft"
