@@ -39,16 +39,16 @@ const defaultMetadataTimeout = 10 * time.Second
 // disk refuses the change instead.
 const defaultMetadataFreeBytes = 1 << 20
 
-// metadataFree reports the free bytes of dir's file system (tests replace
-// it to make the metadata unwritable).
-var metadataFree = func(dir string) (int64, error) { return dma.OSFS().FreeBytes(dir) }
-
 // errMetadataFull: the data dir's disk has less than MetadataFreeBytes free.
 var errMetadataFull = errors.New("disk full")
 
 // checkMetadataSpace refuses a metadata change the disk has no room for.
 func (n *Node) checkMetadataSpace() error {
-	free, err := metadataFree(n.cfg.DataDir)
+	freeBytes := dma.OSFS().FreeBytes
+	if h := n.cfg.hooks.freeBytes; h != nil {
+		freeBytes = h
+	}
+	free, err := freeBytes(n.cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("could not persist metadata in %s: %w", n.cfg.DataDir, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/strand-io/strand/cluster/metadata"
+	"github.com/strand-io/strand/dma"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -26,16 +27,16 @@ func TestProposalDoesNotBlockController(t *testing.T) {
 	release := make(chan struct{})
 	let := sync.OnceFunc(func() { close(release) })
 	held := make(chan struct{}, 1)
-	afterProposal = func(c metadata.Command) error {
+	cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", CPUs: []int{0},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg.hooks.afterProposal = func(c metadata.Command) error {
 		if ct, ok := c.(*metadata.CreateTopic); ok && ct.Name == "held" {
 			held <- struct{}{}
 			<-release
 		}
 		return nil
 	}
-	defer func() { afterProposal = nil }()
-	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", CPUs: []int{0},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,16 +98,15 @@ func TestProposalDoesNotBlockController(t *testing.T) {
 // returns it works.
 func TestMetadataFreeBytes(t *testing.T) {
 	var full atomic.Bool
-	orig := metadataFree
-	metadataFree = func(dir string) (int64, error) {
+	cfg := Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", CPUs: []int{0},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg.hooks.freeBytes = func(dir string) (int64, error) {
 		if full.Load() {
 			return 4096, nil
 		}
-		return orig(dir)
+		return dma.OSFS().FreeBytes(dir)
 	}
-	defer func() { metadataFree = orig }()
-	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", CPUs: []int{0},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

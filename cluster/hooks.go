@@ -20,6 +20,9 @@ type testHooks struct {
 	// proposing goroutine, so it may block); an error fails that proposal
 	// and stops persist right there, as a crash between two entries would.
 	afterProposal func(metadata.Command) error
+	// freeBytes replaces the data dir's free-space reading that metadata
+	// changes check (apply.go), to make the disk look full.
+	freeBytes func(dir string) (int64, error)
 }
 
 // openLog opens a partition's log: shard.Open, unless a test hooked it.

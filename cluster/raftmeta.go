@@ -34,7 +34,6 @@ const (
 // broker (a single voter elects itself after one election timeout).
 const leaderWait = 30 * time.Second
 
-
 func (n *Node) brokerID() metadata.BrokerID { return metadata.BrokerID(n.id.NodeID) }
 
 // propose replicates c and fails unless it was applied and accepted.
