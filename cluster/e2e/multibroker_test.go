@@ -139,7 +139,7 @@ func (c *testCluster) metadataOf(ctx context.Context, id int32, topics ...string
 		rt.Topic = kmsg.StringPtr(name)
 		req.Topics = append(req.Topics, rt)
 	}
-	req.Version = 7
+	req.Version = 10 // topic ids
 	resp, err := c.request(id, req)
 	if err != nil {
 		return nil, err
@@ -354,6 +354,36 @@ func TestThreeBrokers(t *testing.T) {
 	if code := presp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("produce to via-1/0 on broker %d (leader %d): %v, want NOT_LEADER_OR_FOLLOWER", other, ls[0], kerr.ErrorForCode(code))
 	}
+	freq := kmsg.NewPtrFetchRequest()
+	freq.Version, freq.ReplicaID, freq.MaxBytes = 11, -1, 1<<20
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "via-1"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.PartitionMaxBytes, fp.CurrentLeaderEpoch = 0, 1<<20, -1
+	ft.Partitions = append(ft.Partitions, fp)
+	freq.Topics = append(freq.Topics, ft)
+	fresp, err := c.request(other, freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := fresp.(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("fetch of via-1/0 on broker %d (leader %d): %v, want NOT_LEADER_OR_FOLLOWER", other, ls[0], kerr.ErrorForCode(code))
+	}
+	lreq := kmsg.NewPtrListOffsetsRequest()
+	lreq.Version, lreq.ReplicaID = 4, -1
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = "via-1"
+	lp := kmsg.NewListOffsetsRequestTopicPartition()
+	lp.Partition, lp.Timestamp, lp.CurrentLeaderEpoch = 0, -1, -1
+	lt.Partitions = append(lt.Partitions, lp)
+	lreq.Topics = append(lreq.Topics, lt)
+	lresp, err := c.request(other, lreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := lresp.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("ListOffsets of via-1/0 on broker %d (leader %d): %v, want NOT_LEADER_OR_FOLLOWER", other, ls[0], kerr.ErrorForCode(code))
+	}
 
 	// FindCoordinator names the leader of the group's offsets partition.
 	offLeaders, err := c.leaders(ctx, 3, "__consumer_offsets")
@@ -439,18 +469,20 @@ func TestThreeBrokers(t *testing.T) {
 	}
 
 	// A full restart returns identical metadata.
-	snap := func() map[string][]int32 {
-		out := map[string][]int32{}
+	// Every topic's id, and each partition's leader, replicas and in-sync
+	// set, as broker 1 reports them.
+	snap := func() map[string]string {
+		out := map[string]string{}
 		m, err := c.metadataOf(ctx, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, mt := range m.Topics {
-			ls := make([]int32, len(mt.Partitions))
+			ps := make([]string, len(mt.Partitions))
 			for _, p := range mt.Partitions {
-				ls[p.Partition] = p.Leader
+				ps[p.Partition] = fmt.Sprintf("%d:leader %d replicas %v isr %v", p.Partition, p.Leader, p.Replicas, p.ISR)
 			}
-			out[*mt.Topic] = ls
+			out[*mt.Topic] = fmt.Sprintf("id %x %v", mt.TopicID, ps)
 		}
 		return out
 	}
