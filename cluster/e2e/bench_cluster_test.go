@@ -79,7 +79,7 @@ func BenchmarkClusterMetadata(b *testing.B) {
 			return total
 		}
 		for id := int32(1); id <= 3; id++ {
-			waitFor(b, 2*time.Minute, "10,000 partitions listed", func() error {
+			waitUntil(b, 2*time.Minute, "10,000 partitions listed", func() error {
 				m, err := c.metadataOf(ctx, id)
 				if err != nil {
 					return err

@@ -178,8 +178,8 @@ func (c *testCluster) leaders(ctx context.Context, id int32, topic string) ([]in
 	return out, nil
 }
 
-// waitFor polls cond every 50 ms until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() error) {
+// waitUntil polls cond every 50 ms until it holds or d passes.
+func waitUntil(t testing.TB, d time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -287,7 +287,7 @@ func TestThreeBrokers(t *testing.T) {
 	// creating broker answered, every one lists every topic.
 	led := map[int32]int{}
 	for id := int32(1); id <= 3; id++ {
-		waitFor(t, 10*time.Second, fmt.Sprintf("broker %d's Metadata", id), func() error {
+		waitUntil(t, 10*time.Second, fmt.Sprintf("broker %d's Metadata", id), func() error {
 			if id == 1 {
 				clear(led)
 			}
@@ -414,7 +414,7 @@ func TestThreeBrokers(t *testing.T) {
 	c.procs[victim].kill()
 	killed := time.Now()
 	survivor := victim%3 + 1
-	waitFor(t, 20*time.Second, "a new metadata leader", func() error {
+	waitUntil(t, 20*time.Second, "a new metadata leader", func() error {
 		dc, err := describeCluster(ctx, c.clientOf(survivor))
 		if err != nil {
 			return err
@@ -424,7 +424,7 @@ func TestThreeBrokers(t *testing.T) {
 		}
 		return nil
 	})
-	waitFor(t, 20*time.Second, "topic creation after the leader's death", func() error {
+	waitUntil(t, 20*time.Second, "topic creation after the leader's death", func() error {
 		code, err := createTopicReq(ctx, c.clientOf(survivor), "after-kill", 3, nil)
 		if err == nil && code != 0 && code != kerr.TopicAlreadyExists.Code {
 			err = kerr.ErrorForCode(code)
@@ -432,7 +432,7 @@ func TestThreeBrokers(t *testing.T) {
 		return err
 	})
 	t.Logf("new leader and a topic created %v after the SIGKILL", time.Since(killed).Round(time.Millisecond))
-	waitFor(t, 20*time.Second, "the killed broker's partitions reported leaderless", func() error {
+	waitUntil(t, 20*time.Second, "the killed broker's partitions reported leaderless", func() error {
 		for _, name := range topics {
 			ls, err := c.leaders(ctx, survivor, name)
 			if err != nil {
@@ -452,7 +452,7 @@ func TestThreeBrokers(t *testing.T) {
 	// Restart it with its data dir alone (and the listen address).
 	c.procs[victim].extra = []string{"--cores", "1", "--broker-lease", testLease}
 	c.procs[victim].start()
-	waitFor(t, 30*time.Second, "the restarted broker leading its partitions again", func() error {
+	waitUntil(t, 30*time.Second, "the restarted broker leading its partitions again", func() error {
 		for _, name := range topics {
 			ls, err := c.leaders(ctx, survivor, name)
 			if err != nil {
@@ -493,7 +493,7 @@ func TestThreeBrokers(t *testing.T) {
 		}
 	}
 	c.startAll()
-	waitFor(t, 30*time.Second, "identical metadata after a full restart", func() error {
+	waitUntil(t, 30*time.Second, "identical metadata after a full restart", func() error {
 		if got := snap(); !reflect.DeepEqual(got, want) {
 			return fmt.Errorf("got %v\nwant %v", got, want)
 		}
@@ -518,7 +518,7 @@ func TestJoinFourthBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.procs[4] = p4
-	waitFor(t, 20*time.Second, "four brokers listed", func() error {
+	waitUntil(t, 20*time.Second, "four brokers listed", func() error {
 		dc, err := describeCluster(ctx, c.clientOf(2))
 		if err != nil {
 			return err
@@ -530,7 +530,7 @@ func TestJoinFourthBroker(t *testing.T) {
 	})
 	createTopic(t, c.clientOf(2), "after-join", 4)
 	var ls []int32
-	waitFor(t, 20*time.Second, "after-join led by broker 4", func() error {
+	waitUntil(t, 20*time.Second, "after-join led by broker 4", func() error {
 		var err error
 		if ls, err = c.leaders(ctx, 4, "after-join"); err != nil {
 			return err
@@ -571,7 +571,7 @@ func TestJoinFourthBroker(t *testing.T) {
 	wantCode(t, "delete after-join", deleteTopic(t, c.clientOf(1), "after-join"), 0)
 	p4.term(30 * time.Second)
 	delete(c.procs, 4)
-	waitFor(t, 20*time.Second, "broker 4 unregistered", func() error {
+	waitUntil(t, 20*time.Second, "broker 4 unregistered", func() error {
 		if code, msg := unregister(); code != 0 {
 			return fmt.Errorf("%v %s", kerr.ErrorForCode(code), msg)
 		}
@@ -598,7 +598,7 @@ func TestKcatThreeBrokers(t *testing.T) {
 	ctx := ctxFor(t, 3*time.Minute)
 	const topic, parts = "kc", 9
 	createTopic(t, c.clientOf(2), topic, parts)
-	waitFor(t, 10*time.Second, "leaders on all three brokers", func() error {
+	waitUntil(t, 10*time.Second, "leaders on all three brokers", func() error {
 		ls, err := c.leaders(ctx, 1, topic)
 		if err != nil {
 			return err
@@ -656,7 +656,7 @@ func TestQuorumLoss(t *testing.T) {
 	const topic, parts = "q", 6
 	createTopic(t, c.clientOf(1), topic, parts)
 	var ls []int32
-	waitFor(t, 10*time.Second, "q led everywhere, as broker 3 sees it", func() error {
+	waitUntil(t, 10*time.Second, "q led everywhere, as broker 3 sees it", func() error {
 		var err error
 		if ls, err = c.leaders(ctx, 3, topic); err != nil {
 			return err
@@ -705,7 +705,7 @@ func TestQuorumLoss(t *testing.T) {
 		fs.EachRecord(func(r *kgo.Record) { got = got || string(r.Value) == "alone" })
 	}
 	c.startAll()
-	waitFor(t, 30*time.Second, "topic creation with the quorum back", func() error {
+	waitUntil(t, 30*time.Second, "topic creation with the quorum back", func() error {
 		code, err := createTopicReq(ctx, c.clientOf(3), "quorum-back", 1, nil)
 		if err == nil && code != 0 && code != kerr.TopicAlreadyExists.Code {
 			err = kerr.ErrorForCode(code)
