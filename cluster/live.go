@@ -184,6 +184,9 @@ func (n *Node) Placement() PlacementView {
 	s := n.meta.Load()
 	for _, name := range s.names {
 		for p, c := range s.topics[name].Cores {
+			if c == notLocal { // another broker's
+				continue
+			}
 			pl := loads[wire.PartitionRef{Topic: name, Partition: int32(p)}]
 			pl.Topic, pl.Partition, pl.Core = name, int32(p), c
 			v.Partitions = append(v.Partitions, pl)
