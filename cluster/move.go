@@ -96,6 +96,9 @@ func (n *Node) startMove(ctl *coreState, ref wire.PartitionRef, to reactor.CoreI
 	}
 	from := t.Cores[ref.Partition]
 	switch {
+	case from == notLocal:
+		done(from, fmt.Errorf("%w: %s/%d is held by another broker", ErrNotMovable, ref.Topic, ref.Partition))
+		return
 	case from == to:
 		done(from, nil)
 		return
