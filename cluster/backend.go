@@ -56,7 +56,11 @@ func (n *Node) self() wire.BrokerInfo {
 			port = int32(v)
 		}
 	}
-	return wire.BrokerInfo{NodeID: n.cfg.NodeID, Host: host, Port: port}
+	bi := wire.BrokerInfo{NodeID: n.cfg.NodeID, Host: host, Port: port}
+	if n.cfg.Rack != "" {
+		bi.Rack = &n.cfg.Rack
+	}
+	return bi
 }
 
 // ControllerID is the broker leading the metadata Raft group, which

@@ -54,6 +54,7 @@ func (n *Node) brokerSettings() topicconfig.BrokerSettings {
 	s := n.meta.Load()
 	return topicconfig.BrokerSettings{
 		NodeID:              n.cfg.NodeID,
+		Rack:                n.cfg.Rack,
 		Listeners:           "PLAINTEXT://" + n.Addr(),
 		AdvertisedListeners: "PLAINTEXT://" + net.JoinHostPort(adv.Host, strconv.Itoa(int(adv.Port))),
 		LogDirs:             n.cfg.DataDir,

@@ -29,7 +29,11 @@ type Config struct {
 	Listen        string // host:port
 	AdvertiseHost string // default: Listen's host
 	AdvertisePort int32  // default: the bound port
-	NodeID        int32
+	// Rack is this broker's rack (Kafka's broker.rack): registered in the
+	// cluster metadata, shown to clients in Metadata and DescribeCluster,
+	// and used by placement to spread replicas over racks. "" = none.
+	Rack   string
+	NodeID int32
 	// NodeIDExplicit: NodeID was asked for, so a data dir of another node
 	// id is refused; otherwise the data dir's id (cluster.json) is used.
 	NodeIDExplicit bool

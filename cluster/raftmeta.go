@@ -66,17 +66,17 @@ func (n *Node) persist(next *snapshot) (*snapshot, error) {
 	return snapshotOf(n.raft.View(), n.brokerID()), nil
 }
 
-// registerSelf registers this broker (again, if its address or cores
-// changed) and unfences it. With atLeast, a registration with at least
+// registerSelf registers this broker (again, if its address, rack or
+// cores changed) and unfences it. With atLeast, a registration with at least
 // cores cores is kept as it is: an import needs the cores its partitions
 // were on until rehome moves them.
 func (n *Node) registerSelf(cores int, atLeast bool) error {
 	b, ok := n.raft.View().Broker(n.brokerID())
 	addr := n.kafkaAddr()
-	if !ok || b.KafkaAddr != addr || b.RaftAddr != n.id.RaftAddress ||
+	if !ok || b.KafkaAddr != addr || b.RaftAddr != n.id.RaftAddress || b.Rack != n.cfg.Rack ||
 		(atLeast && b.Cores < int32(cores)) || (!atLeast && b.Cores != int32(cores)) {
 		if err := n.propose(&metadata.RegisterBroker{ID: n.brokerID(), KafkaAddr: addr, RaftAddr: n.id.RaftAddress,
-			Cores: int32(cores), NowMs: time.Now().UnixMilli()}); err != nil {
+			Rack: n.cfg.Rack, Cores: int32(cores), NowMs: time.Now().UnixMilli()}); err != nil {
 			return fmt.Errorf("cluster: registering broker %d: %w", n.brokerID(), err)
 		}
 	}
@@ -148,7 +148,11 @@ func snapshotOf(v *metadata.View, b metadata.BrokerID) *snapshot {
 			continue
 		}
 		if h, port, err := splitHostPort(br.KafkaAddr); err == nil {
-			s.brokers = append(s.brokers, wire.BrokerInfo{NodeID: int32(id), Host: h, Port: port})
+			bi := wire.BrokerInfo{NodeID: int32(id), Host: h, Port: port}
+			if br.Rack != "" {
+				bi.Rack = &br.Rack
+			}
+			s.brokers = append(s.brokers, bi)
 		}
 	}
 	return s

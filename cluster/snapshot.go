@@ -177,6 +177,7 @@ type BrokerInfo struct {
 	NodeID    int32
 	Listen    string // the bound Kafka address
 	Advertise string // host:port clients are told
+	Rack      string // --rack; "" = none
 	IOMode    string
 	Cores     []CoreInfo
 }
@@ -191,7 +192,7 @@ type CoreInfo struct {
 // Info describes the broker. Safe from any goroutine.
 func (n *Node) Info() BrokerInfo {
 	b := n.self()
-	bi := BrokerInfo{NodeID: n.cfg.NodeID, Listen: n.Addr(), IOMode: n.mode.String(),
+	bi := BrokerInfo{NodeID: n.cfg.NodeID, Listen: n.Addr(), IOMode: n.mode.String(), Rack: n.cfg.Rack,
 		Advertise: net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))}
 	for _, cs := range n.cores {
 		bi.Cores = append(bi.Cores, CoreInfo{ID: cs.core.ID(), CPU: cs.core.CPU(), TID: cs.core.TID()})

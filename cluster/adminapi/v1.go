@@ -31,6 +31,7 @@ type brokerJSON struct {
 	NodeID    int32      `json:"node_id"`
 	Listen    string     `json:"listen"`
 	Advertise string     `json:"advertise"`
+	Rack      string     `json:"rack,omitempty"`
 	IOMode    string     `json:"io_mode"`
 	Cores     []coreJSON `json:"cores"`
 }
@@ -50,7 +51,7 @@ func (s *Server) brokers(w http.ResponseWriter, _ *http.Request, b Broker) {
 			counts[int(c)]++
 		}
 	}
-	bj := brokerJSON{NodeID: info.NodeID, Listen: info.Listen, Advertise: info.Advertise, IOMode: info.IOMode, Cores: []coreJSON{}}
+	bj := brokerJSON{NodeID: info.NodeID, Listen: info.Listen, Advertise: info.Advertise, Rack: info.Rack, IOMode: info.IOMode, Cores: []coreJSON{}}
 	for _, c := range info.Cores {
 		bj.Cores = append(bj.Cores, coreJSON{Core: int(c.ID), CPU: c.CPU, TID: c.TID, Partitions: counts[int(c.ID)]})
 	}

@@ -39,6 +39,13 @@ type testCluster struct {
 // start together).
 func startCluster(t testing.TB, n int, extra ...string) *testCluster {
 	t.Helper()
+	return startClusterWith(t, n, nil, extra...)
+}
+
+// startClusterWith is startCluster where broker id also gets perNode(id)'s
+// flags (nil: none).
+func startClusterWith(t testing.TB, n int, perNode func(id int32) []string, extra ...string) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, procs: map[int32]*proc{}, raft: map[int32]string{}}
 	var parts []string
 	for id := int32(1); id <= int32(n); id++ {
@@ -49,6 +56,9 @@ func startCluster(t testing.TB, n int, extra ...string) *testCluster {
 	for id := int32(1); id <= int32(n); id++ {
 		c.procs[id] = newProc(t, testDataDir(t), append([]string{"--node-id", strconv.Itoa(int(id)), "--initial-cluster", c.initial,
 			"--cores", "1", "--broker-lease", testLease}, extra...)...)
+		if perNode != nil {
+			c.procs[id].extra = append(c.procs[id].extra, perNode(id)...)
+		}
 	}
 	c.startAll()
 	return c

@@ -190,8 +190,8 @@ func (s *State) registerBroker(c *RegisterBroker) Result {
 	if r, ok := checkAddr("raft address", c.RaftAddr); !ok {
 		return r
 	}
-	if len(c.Rack) > rackLenMax {
-		return reject(ErrInvalidArgument, "rack of %d bytes (max %d)", len(c.Rack), rackLenMax)
+	if len(c.Rack) > RackLenMax {
+		return reject(ErrInvalidArgument, "rack of %d bytes (max %d)", len(c.Rack), RackLenMax)
 	}
 	if c.Cores < 1 || c.Cores > coresMax {
 		return reject(ErrInvalidArgument, "broker %d: %d cores (1..%d)", c.ID, c.Cores, coresMax)

@@ -107,9 +107,10 @@ func sortedKeys[V any](m map[string]V) []string {
 // what one command can make the state hold, and match Kafka where Kafka has
 // a limit.
 const (
-	topicNameLenMax    = 249 // Kafka's limit
-	addrLenMax         = 255
-	rackLenMax         = 255
+	topicNameLenMax = 249 // Kafka's limit
+	addrLenMax      = 255
+	// RackLenMax bounds a broker's rack name (strand serve --rack).
+	RackLenMax         = 255
 	configKeyLenMax    = 255
 	configValueLenMax  = 32 << 10
 	partitionsMax      = 1 << 20 // per topic

@@ -12,6 +12,7 @@ import (
 // report DEFAULT_CONFIG unless a dynamic config sets them.
 type BrokerSettings struct {
 	NodeID              int32
+	Rack                string // "" = none
 	Listeners           string // PLAINTEXT://host:port
 	AdvertisedListeners string
 	LogDirs             string
@@ -149,6 +150,7 @@ func Broker(s BrokerSettings, names []string) []Entry {
 		{Name: "advertised.listeners", Type: TypeString, Value: s.AdvertisedListeners, Doc: "the address clients are told to connect to (-advertise)"},
 		{Name: "auto.create.topics.enable", Type: TypeBoolean, Value: strconv.FormatBool(s.AutoCreateTopics), Doc: "create unknown topics on produce or metadata (-auto-create-topics)"},
 		{Name: "broker.id", Type: TypeInt, Value: i32(s.NodeID), Doc: "this broker's id (-node-id)"},
+		{Name: "broker.rack", Type: TypeString, Value: s.Rack, Doc: "this broker's rack (-rack)"},
 		{Name: "default.replication.factor", Type: TypeInt, Value: "1", Doc: "Strand keeps one replica per partition"},
 		{Name: "listeners", Type: TypeList, Value: s.Listeners, Doc: "the address Strand accepts clients on (-listen)"},
 		{Name: "log.dirs", Type: TypeString, Value: s.LogDirs, Doc: "the data directory (-data-dir)"},

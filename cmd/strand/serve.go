@@ -14,9 +14,11 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/strand-io/strand/cluster"
 	"github.com/strand-io/strand/cluster/adminapi"
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
@@ -79,6 +81,7 @@ func serve(args []string) int {
 	advertise := fs.String("advertise", "", "host:port clients are told to connect to (default: the listen address)")
 	cores := fs.String("cores", "", "CPUs to run on, e.g. 0-1 or 0,2 (default: every CPU this process may use)")
 	nodeID := fs.Int("node-id", 0, "this broker's node id")
+	rack := fs.String("rack", "", "this broker's rack or zone (Kafka's broker.rack): shown to clients in Metadata, and new partitions' replicas are spread over racks")
 	raftListen := fs.String("raft-listen", "", "host:port of this broker's metadata Raft replica, for its peers (a cluster member; with --initial-cluster the default is its own entry)")
 	initialCluster := fs.String("initial-cluster", "", "bootstrap a cluster: every initial voter as node-id=host:port of its Raft replica, comma-separated, 1, 3 or 5 of them, the same on each (as etcd's)")
 	join := fs.String("join", "", "Kafka host:port of a running broker: join its cluster as a non-voting metadata member (needs --node-id and --raft-listen)")
@@ -202,6 +205,11 @@ func serve(args []string) int {
 		fmt.Fprintln(os.Stderr, "strand: --stall-threshold must be positive")
 		return 2
 	}
+	if len(*rack) > metadata.RackLenMax || strings.ContainsFunc(*rack, unicode.IsControl) {
+		fmt.Fprintf(os.Stderr, "strand: --rack %q: want a name of at most %d bytes without control characters\n", *rack, metadata.RackLenMax)
+		return 2
+	}
+	cfg.Rack = *rack
 	if *advertise != "" {
 		host, port, err := net.SplitHostPort(*advertise)
 		p, perr := strconv.Atoi(port)
@@ -267,6 +275,7 @@ var brokerConfigNames = map[string][]string{
 	"listen":             {"listeners"},
 	"advertise":          {"advertised.listeners"},
 	"node-id":            {"broker.id", "node.id"},
+	"rack":               {"broker.rack"},
 	"auto-create-topics": {"auto.create.topics.enable"},
 	"default-partitions": {"num.partitions"},
 	"max-request-bytes":  {"socket.request.max.bytes"},

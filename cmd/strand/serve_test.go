@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,5 +31,19 @@ func TestLimitsFromConfigFile(t *testing.T) {
 	}
 	if err := applyLimitsConfig(path, fs, nil); err == nil {
 		t.Fatal("a misspelt limit was accepted")
+	}
+}
+
+// A rack the metadata would refuse fails at the flag, before anything
+// starts, as a usage error.
+func TestServeRejectsBadRack(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, rack := range []string{strings.Repeat("r", 256), "zone\na"} {
+		if code := serve([]string{"--data-dir", dir, "--admin-listen", "", "--listen", "127.0.0.1:0", "--rack", rack}); code != 2 {
+			t.Fatalf("--rack %q: exit %d, want 2", rack, code)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("a refused --rack created the data dir: %v", err)
 	}
 }

@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// rackOf is the rack TestBrokerRacks gives broker id.
+func rackOf(id int32) string { return fmt.Sprintf("zone-%c", 'a'+id-1) }
+
+// rackMap maps broker ids to racks ("" for a broker reporting none).
+type rackMap map[int32]string
+
+func (m rackMap) add(id int32, rack *string) {
+	m[id] = ""
+	if rack != nil {
+		m[id] = *rack
+	}
+}
+
+// TestBrokerRacks: three brokers started with --rack register their racks
+// in the cluster metadata; every broker's Metadata (what Kafka clients
+// read for rack-aware fetching and placement) and DescribeCluster report
+// each broker's rack, as do `strand cluster info` and the admin API's
+// /v1/brokers, while a topic spread over the three is served.
+func TestBrokerRacks(t *testing.T) {
+	admin := map[int32]string{}
+	for id := int32(1); id <= 3; id++ {
+		admin[id] = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	}
+	c := startClusterWith(t, 3, func(id int32) []string {
+		return []string{"--rack", rackOf(id), "--admin-listen", admin[id]}
+	})
+	ctx := ctxFor(t, 2*time.Minute)
+	const topic = "racked"
+	createTopic(t, c.clientOf(1), topic, 3)
+	want := rackMap{1: rackOf(1), 2: rackOf(2), 3: rackOf(3)}
+	for id := int32(1); id <= 3; id++ {
+		waitUntil(t, 20*time.Second, fmt.Sprintf("broker %d's metadata", id), func() error {
+			m, err := c.metadataOf(ctx, id, topic)
+			if err != nil {
+				return err
+			}
+			got := rackMap{}
+			for _, b := range m.Brokers {
+				got.add(b.NodeID, b.Rack)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				return fmt.Errorf("racks %v, want %v", got, want)
+			}
+			if len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 3 {
+				return fmt.Errorf("topics %+v", m.Topics)
+			}
+			for _, p := range m.Topics[0].Partitions {
+				if p.ErrorCode != 0 || len(p.Replicas) != 1 || p.Leader != p.Replicas[0] {
+					return fmt.Errorf("partition %d: error %d, leader %d, replicas %v", p.Partition, p.ErrorCode, p.Leader, p.Replicas)
+				}
+			}
+			return nil
+		})
+		dc, err := describeCluster(ctx, c.clientOf(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rackMap{}
+		for _, b := range dc.Brokers {
+			got.add(b.NodeID, b.Rack)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("DescribeCluster from broker %d: racks %v, want %v", id, got, want)
+		}
+	}
+
+	out, err := exec.Command(strandBin(t), "cluster", "info", "--json", "--brokers", c.procs[2].addr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("strand cluster info: %v\n%s", err, out)
+	}
+	var info struct {
+		Brokers []struct {
+			ID   int32  `json:"id"`
+			Rack string `json:"rack"`
+		} `json:"brokers"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		t.Fatalf("strand cluster info --json: %v\n%s", err, out)
+	}
+	got := rackMap{}
+	for _, b := range info.Brokers {
+		got[b.ID] = b.Rack
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("strand cluster info: racks %v, want %v\n%s", got, want, out)
+	}
+
+	for id := int32(1); id <= 3; id++ {
+		resp, err := http.Get("http://" + admin[id] + "/v1/brokers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var bs struct {
+			Brokers []struct {
+				NodeID int32  `json:"node_id"`
+				Rack   string `json:"rack"`
+			} `json:"brokers"`
+		}
+		if err := json.Unmarshal(body, &bs); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET /v1/brokers of broker %d: %d %v\n%s", id, resp.StatusCode, err, body)
+		}
+		if len(bs.Brokers) != 1 || bs.Brokers[0].NodeID != id || bs.Brokers[0].Rack != rackOf(id) {
+			t.Fatalf("GET /v1/brokers of broker %d: %s", id, body)
+		}
+	}
+}
