@@ -49,7 +49,7 @@ var everyCommand = [][]string{
 	{"topic", "alter-config", "t", "--set", "retention.ms=1"},
 	{"produce", "t"}, {"consume", "t"},
 	{"group", "list"}, {"group", "describe", "g"}, {"group", "seek", "g", "--to", "oldest"}, {"group", "delete", "g"},
-	{"cluster", "info"},
+	{"cluster", "info"}, {"broker", "decommission", "4"},
 }
 
 func TestBrokerDown(t *testing.T) {

@@ -1,5 +1,5 @@
 // Package cli is the operator's command line of the strand binary: the
-// topic, produce, consume, group and cluster commands, and the cobra root
+// topic, produce, consume, group, cluster and broker commands, and the cobra root
 // that also dispatches `strand serve` and `strand perf` to their own code.
 //
 // It is a Kafka client (franz-go's kgo and kadm) and, for what the Kafka
@@ -11,7 +11,9 @@
 // (connecting, fail-fast reachability, error classification), output.go
 // (tables and JSON), topic.go, config.go (alter-config and its AlterConfigs
 // fallback), produce.go and progress.go, consume.go,
-// group.go, cluster.go, placement.go (show, move, rebalance over the admin API).
+// group.go, cluster.go, broker.go (decommission: refused while the broker
+// holds partitions, else UnregisterBroker sent to another broker),
+// placement.go (show, move, rebalance over the admin API).
 //
 // Exit codes are part of the interface scripts rely on: 0 success, 1 the
 // operation failed (an unknown topic, a broker error, a partial failure),
