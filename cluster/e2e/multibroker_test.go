@@ -514,6 +514,47 @@ func TestThreeBrokers(t *testing.T) {
 	}
 }
 
+// join starts broker id with --join (to broker 1) and waits until broker
+// 2 lists it.
+func (c *testCluster) join(ctx context.Context, id int32) *proc {
+	c.t.Helper()
+	raft := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(c.t)))
+	p := newProc(c.t, testDataDir(c.t), "--node-id", strconv.Itoa(int(id)), "--join", c.procs[1].addr, "--raft-listen", raft,
+		"--cores", "1", "--broker-lease", testLease)
+	if err := p.tryStart(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.procs[id] = p
+	want := len(c.procs)
+	waitUntil(c.t, 20*time.Second, fmt.Sprintf("%d brokers listed", want), func() error {
+		dc, err := describeCluster(ctx, c.clientOf(2))
+		if err != nil {
+			return err
+		}
+		if len(dc.Brokers) != want {
+			return fmt.Errorf("%d brokers", len(dc.Brokers))
+		}
+		return nil
+	})
+	return p
+}
+
+// waitLeads waits until broker id reports itself the leader of one of
+// topic's partitions.
+func (c *testCluster) waitLeads(ctx context.Context, id int32, topic string) {
+	c.t.Helper()
+	waitUntil(c.t, 20*time.Second, fmt.Sprintf("%s led by broker %d", topic, id), func() error {
+		ls, err := c.leaders(ctx, id, topic)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(ls, id) {
+			return fmt.Errorf("leaders %v", ls)
+		}
+		return nil
+	})
+}
+
 // TestJoinFourthBroker: a broker started with --join joins a running
 // three-broker cluster, is listed by every broker, receives partitions
 // of a topic created afterwards (placement puts new partitions on the
@@ -521,35 +562,9 @@ func TestThreeBrokers(t *testing.T) {
 func TestJoinFourthBroker(t *testing.T) {
 	c := startCluster(t, 3)
 	ctx := ctxFor(t, 3*time.Minute)
-	raft := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	p4 := newProc(t, testDataDir(t), "--node-id", "4", "--join", c.procs[1].addr, "--raft-listen", raft,
-		"--cores", "1", "--broker-lease", testLease)
-	if err := p4.tryStart(); err != nil {
-		t.Fatal(err)
-	}
-	c.procs[4] = p4
-	waitUntil(t, 20*time.Second, "four brokers listed", func() error {
-		dc, err := describeCluster(ctx, c.clientOf(2))
-		if err != nil {
-			return err
-		}
-		if len(dc.Brokers) != 4 {
-			return fmt.Errorf("%d brokers", len(dc.Brokers))
-		}
-		return nil
-	})
+	p4 := c.join(ctx, 4)
 	createTopic(t, c.clientOf(2), "after-join", 4)
-	var ls []int32
-	waitUntil(t, 20*time.Second, "after-join led by broker 4", func() error {
-		var err error
-		if ls, err = c.leaders(ctx, 4, "after-join"); err != nil {
-			return err
-		}
-		if !slices.Contains(ls, 4) {
-			return fmt.Errorf("leaders %v", ls)
-		}
-		return nil
-	})
+	c.waitLeads(ctx, 4, "after-join")
 	cl := c.client()
 	acked := produceAll(t, ctx, cl, "after-join", 4, 10)
 	consumeCounts(t, ctx, []string{p4.addr}, "after-join", acked)

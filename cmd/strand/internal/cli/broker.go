@@ -29,7 +29,7 @@ type heldPartition struct {
 type decommissionResult struct {
 	Broker         int32           `json:"broker"`
 	Decommissioned bool            `json:"decommissioned"`
-	WasRunning     bool            `json:"was_running"`
+	WasRunning     bool            `json:"was_running"` // listed as live (unfenced) by the cluster
 	Partitions     []heldPartition `json:"partitions"`
 	Error          string          `json:"error,omitempty"`
 }
@@ -83,7 +83,7 @@ with an empty data dir, a new --node-id and --join).`,
 			if !g.json {
 				fmt.Fprintf(g.env.Stdout, "broker %d removed from the cluster\n", id)
 				if res.WasRunning {
-					fmt.Fprintf(g.env.Stdout, "it was still running: stop its strand serve process; its node id cannot rejoin\n")
+					fmt.Fprintf(g.env.Stdout, "it was still listed as live: if its strand serve process runs, stop it; its node id cannot rejoin\n")
 				}
 			}
 			return nil
