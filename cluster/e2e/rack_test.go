@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,41 +43,7 @@ func TestBrokerRacks(t *testing.T) {
 	const topic = "racked"
 	createTopic(t, c.clientOf(1), topic, 3)
 	want := rackMap{1: rackOf(1), 2: rackOf(2), 3: rackOf(3)}
-	for id := int32(1); id <= 3; id++ {
-		waitUntil(t, 20*time.Second, fmt.Sprintf("broker %d's metadata", id), func() error {
-			m, err := c.metadataOf(ctx, id, topic)
-			if err != nil {
-				return err
-			}
-			got := rackMap{}
-			for _, b := range m.Brokers {
-				got.add(b.NodeID, b.Rack)
-			}
-			if fmt.Sprint(got) != fmt.Sprint(want) {
-				return fmt.Errorf("racks %v, want %v", got, want)
-			}
-			if len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 3 {
-				return fmt.Errorf("topics %+v", m.Topics)
-			}
-			for _, p := range m.Topics[0].Partitions {
-				if p.ErrorCode != 0 || len(p.Replicas) != 1 || p.Leader != p.Replicas[0] {
-					return fmt.Errorf("partition %d: error %d, leader %d, replicas %v", p.Partition, p.ErrorCode, p.Leader, p.Replicas)
-				}
-			}
-			return nil
-		})
-		dc, err := describeCluster(ctx, c.clientOf(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := rackMap{}
-		for _, b := range dc.Brokers {
-			got.add(b.NodeID, b.Rack)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("DescribeCluster from broker %d: racks %v, want %v", id, got, want)
-		}
-	}
+	c.checkRacks(ctx, topic, want)
 
 	out, err := exec.Command(strandBin(t), "cluster", "info", "--json", "--brokers", c.procs[2].addr).CombinedOutput()
 	if err != nil {
@@ -117,6 +84,56 @@ func TestBrokerRacks(t *testing.T) {
 		}
 		if len(bs.Brokers) != 1 || bs.Brokers[0].NodeID != id || bs.Brokers[0].Rack != rackOf(id) {
 			t.Fatalf("GET /v1/brokers of broker %d: %s", id, body)
+		}
+	}
+
+	// A restart with another rack re-registers the broker with it.
+	p := c.procs[3]
+	p.term(30 * time.Second)
+	p.extra = append(p.extra, "--rack", "zone-z")
+	p.start()
+	want[3] = "zone-z"
+	c.checkRacks(ctx, topic, want)
+}
+
+// checkRacks waits until every broker's Metadata reports want's racks and
+// a leader for each partition of topic, then checks DescribeCluster's.
+func (c *testCluster) checkRacks(ctx context.Context, topic string, want rackMap) {
+	t := c.t
+	t.Helper()
+	for id := int32(1); id <= 3; id++ {
+		waitUntil(t, 20*time.Second, fmt.Sprintf("broker %d's metadata", id), func() error {
+			m, err := c.metadataOf(ctx, id, topic)
+			if err != nil {
+				return err
+			}
+			got := rackMap{}
+			for _, b := range m.Brokers {
+				got.add(b.NodeID, b.Rack)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				return fmt.Errorf("racks %v, want %v", got, want)
+			}
+			if len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 3 {
+				return fmt.Errorf("topics %+v", m.Topics)
+			}
+			for _, p := range m.Topics[0].Partitions {
+				if p.ErrorCode != 0 || len(p.Replicas) != 1 || p.Leader != p.Replicas[0] {
+					return fmt.Errorf("partition %d: error %d, leader %d, replicas %v", p.Partition, p.ErrorCode, p.Leader, p.Replicas)
+				}
+			}
+			return nil
+		})
+		dc, err := describeCluster(ctx, c.clientOf(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rackMap{}
+		for _, b := range dc.Brokers {
+			got.add(b.NodeID, b.Rack)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("DescribeCluster from broker %d: racks %v, want %v", id, got, want)
 		}
 	}
 }
