@@ -31,6 +31,7 @@ type serveConfig struct {
 	DataDir           string `yaml:"data_dir"`
 	Listen            string `yaml:"listen"`
 	Advertise         string `yaml:"advertise"`
+	Rack              string `yaml:"rack"`
 	Cores             string `yaml:"cores"`
 	NodeID            int32  `yaml:"node_id"`
 	AutoCreateTopics  *bool  `yaml:"auto_create_topics"`
@@ -75,7 +76,7 @@ func applyLimitsConfig(path string, fs *flag.FlagSet, set map[string]bool) error
 
 func serve(args []string) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	cfgFile := fs.String("config", "", "YAML config file (keys: data_dir, listen, advertise, cores, node_id, auto_create_topics, default_partitions, max_request_bytes, log_level, and limits: a map of the limit flags' names with underscores)")
+	cfgFile := fs.String("config", "", "YAML config file (keys: data_dir, listen, advertise, rack, cores, node_id, auto_create_topics, default_partitions, max_request_bytes, log_level, and limits: a map of the limit flags' names with underscores)")
 	dataDir := fs.String("data-dir", "./strand-data", "directory for partition logs and metadata")
 	listen := fs.String("listen", "127.0.0.1:9092", "address to accept Kafka clients on")
 	advertise := fs.String("advertise", "", "host:port clients are told to connect to (default: the listen address)")
@@ -126,7 +127,7 @@ func serve(args []string) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if *cfgFile != "" {
-		if err := applyConfigFile(*cfgFile, set, dataDir, listen, advertise, cores, nodeID, autoCreate, defParts, maxReq, level); err != nil {
+		if err := applyConfigFile(*cfgFile, set, dataDir, listen, advertise, rack, cores, nodeID, autoCreate, defParts, maxReq, level); err != nil {
 			fmt.Fprintln(os.Stderr, "strand:", err)
 			return 2
 		}
@@ -291,7 +292,7 @@ func staticConfigs(set map[string]bool) []string {
 	return out
 }
 
-func applyConfigFile(path string, set map[string]bool, dataDir, listen, advertise, cores *string, nodeID *int, autoCreate *bool, defParts, maxReq *int, level *string) error {
+func applyConfigFile(path string, set map[string]bool, dataDir, listen, advertise, rack, cores *string, nodeID *int, autoCreate *bool, defParts, maxReq *int, level *string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -311,6 +312,7 @@ func applyConfigFile(path string, set map[string]bool, dataDir, listen, advertis
 	str("data-dir", dataDir, c.DataDir)
 	str("listen", listen, c.Listen)
 	str("advertise", advertise, c.Advertise)
+	str("rack", rack, c.Rack)
 	str("cores", cores, c.Cores)
 	str("log-level", level, c.LogLevel)
 	if !set["node-id"] && c.NodeID != 0 {
