@@ -126,10 +126,9 @@ func decommission(ctx context.Context, cl *kgo.Client, id int32) (*decommissionR
 	defer cancel()
 	kresp, err := cl.Broker(int(to)).Request(rctx, req)
 	if err != nil {
-		if errors.Is(err, kerr.UnsupportedVersion) {
-			return nil, failedf("broker %d does not serve UnregisterBroker (is it a Strand cluster broker?)", to)
-		}
-		return nil, err
+		// A network error stays one (exit 3); a broker without
+		// UnregisterBroker says so in kgo's words.
+		return nil, fmt.Errorf("asking broker %d to unregister broker %d: %w", to, id, err)
 	}
 	resp := kresp.(*kmsg.UnregisterBrokerResponse)
 	if kErr := kerr.ErrorForCode(resp.ErrorCode); kErr != nil {
