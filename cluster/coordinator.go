@@ -19,6 +19,10 @@ var (
 
 const groupTickInterval = 100 * time.Millisecond
 
+// purgeWaitInterval is how often a topic deletion looks again whether the
+// move of an offsets partition it waits for is over (see offsetsGate).
+const purgeWaitInterval = 5 * time.Millisecond
+
 // hostedCoord is the group coordinator for one partition of the offsets
 // topic, on the core that owns that partition. It is the group.Store of
 // its coordinator: commits become record batches in that partition's log.
@@ -27,15 +31,26 @@ type hostedCoord struct {
 	part    *partition
 	coord   *group.Coordinator
 	loading bool
+	// stopped: the partition is moving to another core (move.go); this
+	// coordinator takes no more writes and its log is closing.
+	stopped bool
 	// afterLoad runs once loading ends (purges asked for meanwhile).
 	afterLoad []func()
 }
+
+// errCoordinatorMoved fails a write of a coordinator whose partition is
+// moving to another core; nothing answered success is lost (see stop).
+var errCoordinatorMoved = errors.New("cluster: the group coordinator is moving to another core")
 
 // Persist appends the records to the offsets partition. Its log is
 // compacted by the core's log cleaner like any compacted topic (the
 // records are keyed by group and partition, a deletion is a tombstone), so
 // the log stays near the size of the live offsets.
 func (h *hostedCoord) Persist(recs []group.Record, done func(error)) {
+	if h.stopped {
+		done(errCoordinatorMoved)
+		return
+	}
 	now := time.Now().UnixMilli()
 	if err := h.part.log.Append(encodeBatch(recs, now), now, func(_ shard.AppendResult, err error) { done(err) }); err != nil {
 		done(err)
@@ -49,6 +64,9 @@ func (h *hostedCoord) load() {
 	now := time.Now().UnixMilli()
 	var next func(off shard.Offset)
 	next = func(off shard.Offset) {
+		if h.stopped {
+			return // the coordinator on the partition's new core loads it
+		}
 		if off >= l.HighWatermark() {
 			h.loaded()
 			return
@@ -56,6 +74,9 @@ func (h *hostedCoord) load() {
 		l.Read(off, 1<<20, func(r shard.ReadResult, err error) {
 			if err == nil && len(r.Data) == 0 {
 				err = shard.ErrOffsetOutOfRange
+			}
+			if h.stopped {
+				return
 			}
 			if err != nil {
 				h.cs.node.log.Error("loading committed offsets failed; the coordinator serves what it read so far", "partition", h.part.ref, "offset", off, "err", err)
@@ -119,6 +140,24 @@ func (cs *coreState) hostCoordinators() {
 		cs.coords[ref.Partition] = h
 		h.load()
 	}
+}
+
+// stopCoordinator retires the coordinator of offsets partition p, which is
+// leaving this core (move.go). Requests reaching this core for its groups
+// find no coordinator and get COORDINATOR_LOAD_IN_PROGRESS (onCoordinator);
+// joins and syncs waiting for the rest of their group get it now. Writes
+// already handed to the log stay staged, so the log's Quiesce makes every
+// commit answered success durable before the log closes; the coordinator
+// the new core hosts loads them from the log, with each group's
+// membership from its group metadata records, as a restart does.
+func (cs *coreState) stopCoordinator(p int32) {
+	h := cs.coords[p]
+	if h == nil {
+		return
+	}
+	delete(cs.coords, p)
+	h.stopped = true
+	h.coord.FailWaiting(errCoordinatorLoading)
 }
 
 func (cs *coreState) tickGroups() {
@@ -194,9 +233,13 @@ func (b *backend) onCoordinator(groupID string, call coordCall, fn func(h *hoste
 				reply(func() { fail(kerr.NotCoordinator.Code) })
 			}
 			// else parked (see above): the drain does not wait for it.
-		case h == nil:
-			reply(func() { fail(errCoordinatorNotAvail) })
-		case h.loading:
+		case h == nil || h.loading:
+			// The partition is placed here but its coordinator is not
+			// serving yet: still opening, loading, or moving between
+			// cores. Clients retry LOAD_IN_PROGRESS in place (franz-go
+			// after a FindCoordinator that names this broker again),
+			// whereas KafkaJS treats NOT_COORDINATOR as a rebalance and
+			// rejoins its group.
 			reply(func() { fail(errCoordinatorLoading) })
 		default:
 			fn(h, reply)
@@ -261,6 +304,12 @@ func onEveryCore[T any](b *backend, work func(cs *coreState) T, finish func([]T)
 // controller's pending snapshot (a delete right behind its create), and
 // purging a name no topic has finds nothing to delete.
 func (b *backend) DeleteTopic(name string, cb func(int16, string)) {
+	if !b.node.offsetsGate.beginPurge() {
+		// An offsets partition is moving between cores; its coordinator
+		// must be in place to purge.
+		b.cs.core.After(purgeWaitInterval, func() { b.DeleteTopic(name, cb) })
+		return
+	}
 	b.purgeOffsets(name, func(err error) {
 		if err != nil {
 			b.node.log.Error("deleting the committed offsets of a topic failed; the topic is kept", "topic", name, "err", err)
@@ -323,6 +372,7 @@ func (b *backend) purgeOffsets(topic string, done func(error)) {
 // endPurge lets every coordinator take commits to topic again (a commit
 // is still refused while no topic of that name exists).
 func (b *backend) endPurge(topic string) {
+	b.node.offsetsGate.endPurge()
 	for _, cs := range b.node.cores {
 		cs := cs
 		b.cs.core.Send(cs.core.ID(), func(*reactor.Core) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/cluster/topicconfig"
@@ -34,8 +35,17 @@ import (
 // idempotent producer's retry of a batch S wrote is recognised as a
 // duplicate on T from the producer state that moved with the log. Committed
 // offsets live in the group coordinators (the __consumer_offsets
-// partitions), not with the partition, so they are untouched; the offsets
-// partitions themselves host coordinators and are not moved.
+// partitions), not with the partition, so they are untouched.
+//
+// An offsets partition carries its group coordinator with it: in step 2 S
+// also retires the coordinator (stopCoordinator: requests for its groups
+// get COORDINATOR_LOAD_IN_PROGRESS from then until T serves), and the
+// Quiesce makes every commit already answered, or staged to be, durable
+// before the close; in step 4 T hosts a new coordinator that loads the log
+// as at start-up, groups' membership included, so members keep their
+// generation and go on without a rebalance. Such a move is kept apart from
+// a topic deletion's purge of committed offsets (offsetsGate), which has
+// to reach every coordinator.
 //
 // A crash at any point leaves the partition on S (before step 3) or on T
 // (after): restart opens it where the metadata says.
@@ -46,8 +56,8 @@ var (
 	ErrUnknownPartition = errors.New("cluster: no such topic or partition")
 	// ErrUnknownCore: the broker has no such core.
 	ErrUnknownCore = errors.New("cluster: no such core")
-	// ErrNotMovable: the partition cannot move (an internal topic's
-	// partitions host the group coordinators).
+	// ErrNotMovable: the partition cannot move (another broker holds
+	// it, or its topic is pinned to other cores).
 	ErrNotMovable = errors.New("cluster: partition cannot be moved")
 	// ErrPlacementBusy: the partition or its topic is changing (being
 	// created, moved, deleted); retry.
@@ -102,8 +112,8 @@ func (n *Node) startMove(ctl *coreState, ref wire.PartitionRef, to reactor.CoreI
 	case from == to:
 		done(from, nil)
 		return
-	case t.Internal:
-		done(from, fmt.Errorf("%w: %s is internal; its partitions host the group coordinators", ErrNotMovable, ref.Topic))
+	case t.Internal && ref.Topic != OffsetsTopic:
+		done(from, fmt.Errorf("%w: %s is internal", ErrNotMovable, ref.Topic))
 		return
 	case !pinAllows(t.Configs, to):
 		done(from, fmt.Errorf("%w: %s is pinned to cores %s (topic config %s)", ErrNotMovable, ref.Topic,
@@ -114,12 +124,20 @@ func (n *Node) startMove(ctl *coreState, ref wire.PartitionRef, to reactor.CoreI
 		done(from, fmt.Errorf("%w: %s/%d is being created, moved or deleted", ErrPlacementBusy, ref.Topic, ref.Partition))
 		return
 	}
+	coord := ref.Topic == OffsetsTopic
+	if coord && !n.offsetsGate.beginMove() {
+		done(from, fmt.Errorf("%w: a topic deletion is deleting committed offsets from %s", ErrPlacementBusy, ref.Topic))
+		return
+	}
 	if n.moving == nil {
 		n.moving = map[wire.PartitionRef]bool{}
 	}
 	n.moving[ref] = true
 	finish := func(err error) {
 		delete(n.moving, ref)
+		if coord {
+			n.offsetsGate.endMove()
+		}
 		done(from, err)
 	}
 	id := t.ID
@@ -168,9 +186,15 @@ func (n *Node) placeMoved(ctl *coreState, ref wire.PartitionRef, id [16]byte, fr
 // controller with the outcome.
 func (n *Node) openMoved(ctl *coreState, on reactor.CoreID, t *Topic, ref wire.PartitionRef, done func(error)) {
 	ctl.core.Send(on, func(c *reactor.Core) {
-		n.cores[on].openAsync(t, ref.Partition, false, func(err error) {
+		cs := n.cores[on]
+		cs.openAsync(t, ref.Partition, false, func(err error) {
 			if err != nil {
 				n.log.Error("moving partition: opening it on its new core failed", "partition", ref, "core", on, "err", err)
+			}
+			if ref.Topic == OffsetsTopic {
+				// In the same step as the install: no request finds the
+				// partition without its coordinator.
+				cs.hostCoordinators()
 			}
 			c.Send(controller, func(*reactor.Core) { done(err) })
 		})
@@ -189,6 +213,9 @@ func (cs *coreState) detach(ref wire.PartitionRef, done func()) {
 			return
 		}
 		delete(cs.parts, ref)
+		if ref.Topic == OffsetsTopic {
+			cs.stopCoordinator(ref.Partition)
+		}
 		for _, w := range part.watchers {
 			part.fire(w)
 		}
@@ -203,4 +230,48 @@ func (cs *coreState) detach(ref wire.PartitionRef, done func()) {
 			next()
 		})
 	})
+}
+
+// offsetsGate keeps a move of an offsets partition and a topic deletion's
+// purge of committed offsets (backend.DeleteTopic) from overlapping: the
+// purge writes tombstones through every coordinator hosted at its start,
+// and a coordinator in transit between cores would miss them, while the
+// one T hosts would not refuse commits to the topic being deleted. A move
+// finding a purge under way is refused (ErrPlacementBusy: retry); a purge
+// finding a move waits for it (milliseconds). Admin paths only.
+type offsetsGate struct {
+	mu            sync.Mutex
+	purges, moves int
+}
+
+func (g *offsetsGate) beginMove() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.purges > 0 {
+		return false
+	}
+	g.moves++
+	return true
+}
+
+func (g *offsetsGate) endMove() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.moves--
+}
+
+func (g *offsetsGate) beginPurge() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.moves > 0 {
+		return false
+	}
+	g.purges++
+	return true
+}
+
+func (g *offsetsGate) endPurge() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.purges--
 }

@@ -211,6 +211,8 @@ type Node struct {
 	// partitions being moved between cores (controller core, move.go).
 	live   *live
 	moving map[wire.PartitionRef]bool
+	// offsetsGate keeps offsets partitions' moves and offset purges apart.
+	offsetsGate offsetsGate
 }
 
 // Start opens the data directory, starts one reactor per core with the
