@@ -173,7 +173,7 @@ func moveErrorStatus(err error) (int, string) {
 	case errors.Is(err, cluster.ErrUnknownCore):
 		return http.StatusBadRequest, "GET /v1/brokers or `strand cluster info` lists the broker's cores"
 	case errors.Is(err, cluster.ErrNotMovable):
-		return http.StatusConflict, "internal partitions stay where they are; a topic pinned with strand.cores moves only among those cores (change the pin with `strand topic alter-config TOPIC --set strand.cores=...`)"
+		return http.StatusConflict, "a topic pinned with strand.cores moves only among those cores (change the pin with `strand topic alter-config TOPIC --set strand.cores=...`); a partition another broker holds is moved on that broker"
 	case errors.Is(err, cluster.ErrPlacementBusy):
 		return http.StatusConflict, "the partition is being created, moved or deleted: retry in a moment"
 	case errors.Is(err, context.DeadlineExceeded):

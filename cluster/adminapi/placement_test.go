@@ -2,12 +2,16 @@ package adminapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/strand-io/strand/cluster"
 )
@@ -104,13 +108,26 @@ func TestPlacementErrors(t *testing.T) {
 			t.Fatalf("POST %s %s: %d %+v; want %d, %q and a hint", tc.path, tc.body, code, e, tc.status, tc.want)
 		}
 	}
-	// An internal partition is refused with 409, unless it is a no-op.
+	// A partition of a topic pinned to its core is refused with 409.
 	var p placementJSON
 	getJSON(t, "/v1/placement", 200, &p)
 	off, _ := partitionIn(p, cluster.OffsetsTopic, 0)
 	other := 1 - off.Core
-	code, body := postBody(t, "/v1/placement/move", `{"topic":"`+cluster.OffsetsTopic+`","partition":0,"core":`+string(rune('0'+other))+`}`)
-	if code != 409 || !bytes.Contains(body, []byte("internal")) {
+	pinned := uniq("placed-pinned")
+	pin := strconv.Itoa(off.Core)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if r, err := kadm.NewClient(client(t)).CreateTopic(ctx, 1, 1, map[string]*string{"strand.cores": &pin}, pinned); err != nil || r.Err != nil {
+		t.Fatalf("create %s: %v %v", pinned, err, r.Err)
+	}
+	code, body := postBody(t, "/v1/placement/move", `{"topic":"`+pinned+`","partition":0,"core":`+strconv.Itoa(other)+`}`)
+	if code != 409 || !bytes.Contains(body, []byte("strand.cores")) {
+		t.Fatalf("moving a pinned partition off its pin: %d %s", code, body)
+	}
+	// An offsets partition moves with its group coordinator.
+	code, body = postBody(t, "/v1/placement/move", `{"topic":"`+cluster.OffsetsTopic+`","partition":0,"core":`+strconv.Itoa(other)+`}`)
+	var mv moveJSON
+	if err := json.Unmarshal(body, &mv); code != 200 || err != nil || mv.FromCore != off.Core || mv.ToCore != other {
 		t.Fatalf("moving an offsets partition: %d %s", code, body)
 	}
 	code, body = call(t, testAdmin, http.MethodGet, "/v1/placement/move")
