@@ -276,3 +276,88 @@ func TestMoveOffsetsPartitionWaitsForPurge(t *testing.T) {
 		t.Fatalf("moving it once the purge ended: %v", err)
 	}
 }
+
+// TestMoveOffsetsPartitionDuringRebalance moves a group's offsets
+// partition while a new member's JoinGroup waits for the old member to
+// rejoin: the waiting join is answered with a retriable error, not left
+// hanging on the retired coordinator, and the group settles with both
+// members on the new core.
+func TestMoveOffsetsPartitionDuringRebalance(t *testing.T) {
+	n := startTwoCores(t, t.TempDir(), &syncBuf{})
+	defer n.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const group, topic = "joiners", "two"
+	adm, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	kadmCl := kadm.NewClient(adm)
+	if _, err := kadmCl.CreateTopic(ctx, 2, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	assigned := map[string]int{}
+	member := func(name string) *kgo.Client {
+		t.Helper()
+		c, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
+			kgo.HeartbeatInterval(time.Second),
+			kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+				mu.Lock()
+				assigned[name] += len(a[topic])
+				mu.Unlock()
+			}),
+			kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, r map[string][]int32) {
+				mu.Lock()
+				assigned[name] -= len(r[topic])
+				mu.Unlock()
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for ctx.Err() == nil && !c.PollFetches(ctx).IsClientClosed() {
+			}
+		}()
+		return c
+	}
+	waitGroup := func(what string, ok func(kadm.DescribedGroup) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			gs, err := kadmCl.DescribeGroups(ctx, group)
+			if err == nil && ok(gs[group]) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("group never %s: %+v %v", what, gs[group], err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	a := member("a")
+	defer a.Close()
+	waitGroup("stable with one member", func(g kadm.DescribedGroup) bool { return g.State == "Stable" && len(g.Members) == 1 })
+	b := member("b")
+	defer b.Close()
+	waitGroup("rebalancing", func(g kadm.DescribedGroup) bool { return g.State == "PreparingRebalance" })
+
+	p := offsetsPartitionFor(group, n.meta.Load().topics[OffsetsTopic].Partitions())
+	from := coreOf(n, OffsetsTopic, p)
+	if _, err := n.MovePartition(ctx, OffsetsTopic, p, 1-from); err != nil {
+		t.Fatal(err)
+	}
+	waitGroup("stable with both members", func(g kadm.DescribedGroup) bool { return g.State == "Stable" && len(g.Members) == 2 })
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		mu.Lock()
+		done := assigned["a"] == 1 && assigned["b"] == 1
+		mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("assignments never settled one partition each: %v", assigned)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
