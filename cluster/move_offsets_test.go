@@ -13,6 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strand-io/strand/reactor"
 )
 
 // TestMoveOffsetsPartitionLive moves the offsets partition hosting a
@@ -359,5 +362,39 @@ func TestMoveOffsetsPartitionDuringRebalance(t *testing.T) {
 			t.Fatalf("assignments never settled one partition each: %v", assigned)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRetiredCoordinatorAnswersLoadInProgress: while an offsets partition
+// moves, its groups' requests get COORDINATOR_LOAD_IN_PROGRESS, which
+// KafkaJS retries, rather than NOT_COORDINATOR, on which it rejoins its
+// group (a rebalance), or COORDINATOR_NOT_AVAILABLE.
+func TestRetiredCoordinatorAnswersLoadInProgress(t *testing.T) {
+	n := startTwoCores(t, t.TempDir(), &syncBuf{})
+	defer n.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const group = "retired"
+	p := offsetsPartitionFor(group, n.meta.Load().topics[OffsetsTopic].Partitions())
+	core := coreOf(n, OffsetsTopic, p)
+	stopped := make(chan struct{})
+	if err := n.rt.Post(core, func(*reactor.Core) { n.cores[core].stopCoordinator(p); close(stopped) }); err != nil {
+		t.Fatal(err)
+	}
+	<-stopped
+	// No retries: the client would retry this answer until its timeout.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(n.Addr()), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	f := kmsg.NewPtrOffsetFetchRequest()
+	f.Group = group
+	resp, err := f.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != kerr.CoordinatorLoadInProgress {
+		t.Fatalf("OffsetFetch to a retired coordinator: %v, want COORDINATOR_LOAD_IN_PROGRESS", err)
 	}
 }
