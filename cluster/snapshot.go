@@ -189,6 +189,42 @@ type CoreInfo struct {
 	CPU, TID int
 }
 
+// MemberInfo is one broker registered in the cluster metadata, as any
+// broker's applied copy has it.
+type MemberInfo struct {
+	NodeID    int32
+	KafkaAddr string
+	RaftAddr  string
+	Rack      string
+	Cores     int32
+	// Fenced: the controller has not heard from it within the broker
+	// lease (or it has not been unfenced since registering); it leads
+	// nothing.
+	Fenced bool
+}
+
+// Members lists every broker of the applied cluster metadata, in id
+// order; empty before this broker has applied any. Safe from any
+// goroutine.
+func (n *Node) Members() []MemberInfo {
+	if n.raft == nil {
+		return nil
+	}
+	v := n.raft.View()
+	if v == nil {
+		return nil
+	}
+	var out []MemberInfo
+	for _, id := range v.BrokerIDs() {
+		b, ok := v.Broker(id)
+		if !ok {
+			continue
+		}
+		out = append(out, MemberInfo{NodeID: int32(b.ID), KafkaAddr: b.KafkaAddr, RaftAddr: b.RaftAddr, Rack: b.Rack, Cores: b.Cores, Fenced: b.Fenced})
+	}
+	return out
+}
+
 // Info describes the broker. Safe from any goroutine.
 func (n *Node) Info() BrokerInfo {
 	b := n.self()

@@ -23,6 +23,7 @@ type Broker interface {
 	Snapshot(ctx context.Context) ([]cluster.CoreSnapshot, error)
 	Topics() []cluster.TopicLayout
 	Info() cluster.BrokerInfo
+	Members() []cluster.MemberInfo
 	Ready() bool
 	Limits() cluster.LimitStats
 }

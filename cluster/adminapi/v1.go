@@ -26,14 +26,22 @@ func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// brokerJSON is an element of GET /v1/brokers.
+// brokerJSON is an element of GET /v1/brokers: every broker of the
+// cluster metadata. The one answering ("self") also reports its listener,
+// I/O mode and each core's CPU, thread and partitions; of the others this
+// broker knows what the metadata holds: address, rack, core count and
+// whether the controller has fenced it.
 type brokerJSON struct {
 	NodeID    int32      `json:"node_id"`
-	Listen    string     `json:"listen"`
+	Self      bool       `json:"self"`
+	Listen    string     `json:"listen,omitempty"`
 	Advertise string     `json:"advertise"`
+	RaftAddr  string     `json:"raft_address,omitempty"`
 	Rack      string     `json:"rack,omitempty"`
-	IOMode    string     `json:"io_mode"`
-	Cores     []coreJSON `json:"cores"`
+	IOMode    string     `json:"io_mode,omitempty"`
+	CoreCount int32      `json:"core_count"`
+	Fenced    bool       `json:"fenced"`
+	Cores     []coreJSON `json:"cores,omitempty"`
 }
 
 type coreJSON struct {
@@ -51,11 +59,23 @@ func (s *Server) brokers(w http.ResponseWriter, _ *http.Request, b Broker) {
 			counts[int(c)]++
 		}
 	}
-	bj := brokerJSON{NodeID: info.NodeID, Listen: info.Listen, Advertise: info.Advertise, Rack: info.Rack, IOMode: info.IOMode, Cores: []coreJSON{}}
+	self := brokerJSON{NodeID: info.NodeID, Self: true, Listen: info.Listen, Advertise: info.Advertise, Rack: info.Rack,
+		IOMode: info.IOMode, CoreCount: int32(len(info.Cores)), Cores: []coreJSON{}}
 	for _, c := range info.Cores {
-		bj.Cores = append(bj.Cores, coreJSON{Core: int(c.ID), CPU: c.CPU, TID: c.TID, Partitions: counts[int(c.ID)]})
+		self.Cores = append(self.Cores, coreJSON{Core: int(c.ID), CPU: c.CPU, TID: c.TID, Partitions: counts[int(c.ID)]})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"brokers": []brokerJSON{bj}})
+	out := []brokerJSON{}
+	for _, m := range b.Members() {
+		if m.NodeID == info.NodeID {
+			self.RaftAddr, self.Fenced = m.RaftAddr, m.Fenced
+			continue
+		}
+		out = append(out, brokerJSON{NodeID: m.NodeID, Advertise: m.KafkaAddr, RaftAddr: m.RaftAddr, Rack: m.Rack, CoreCount: m.Cores, Fenced: m.Fenced})
+	}
+	// This broker first, then the others in id order; before it has
+	// applied any metadata it is the only one listed.
+	out = append([]brokerJSON{self}, out...)
+	writeJSON(w, http.StatusOK, map[string]any{"brokers": out})
 }
 
 type topicJSON struct {

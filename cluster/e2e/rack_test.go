@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os/exec"
@@ -75,15 +76,28 @@ func TestBrokerRacks(t *testing.T) {
 		resp.Body.Close()
 		var bs struct {
 			Brokers []struct {
-				NodeID int32  `json:"node_id"`
-				Rack   string `json:"rack"`
+				NodeID    int32  `json:"node_id"`
+				Self      bool   `json:"self"`
+				Rack      string `json:"rack"`
+				Advertise string `json:"advertise"`
+				CoreCount int32  `json:"core_count"`
+				Cores     []any  `json:"cores"`
 			} `json:"brokers"`
 		}
 		if err := json.Unmarshal(body, &bs); err != nil || resp.StatusCode != 200 {
 			t.Fatalf("GET /v1/brokers of broker %d: %d %v\n%s", id, resp.StatusCode, err, body)
 		}
-		if len(bs.Brokers) != 1 || bs.Brokers[0].NodeID != id || bs.Brokers[0].Rack != rackOf(id) {
-			t.Fatalf("GET /v1/brokers of broker %d: %s", id, body)
+		// Every broker of the cluster, the one asked first with its
+		// cores' details, each with its rack and address.
+		got := rackMap{}
+		for i, b := range bs.Brokers {
+			if b.Self != (i == 0) || b.Self != (b.NodeID == id) || b.Self != (len(b.Cores) > 0) || b.CoreCount != 1 || b.Advertise != c.procs[b.NodeID].addr {
+				t.Fatalf("GET /v1/brokers of broker %d: entry %d: %+v\n%s", id, i, b, body)
+			}
+			got[b.NodeID] = b.Rack
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("GET /v1/brokers of broker %d: racks %v, want %v\n%s", id, got, want, body)
 		}
 	}
 
