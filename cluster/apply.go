@@ -39,6 +39,8 @@ const defaultMetadataTimeout = 10 * time.Second
 // disk refuses the change instead.
 const defaultMetadataFreeBytes = 1 << 20
 
+const defaultMaxBrokers = 64
+
 // errMetadataFull: the data dir's disk has less than MetadataFreeBytes free.
 var errMetadataFull = errors.New("disk full")
 

@@ -263,6 +263,9 @@ func (b *backend) AddRaftVoter(clusterID string, nodeID int32, raftAddr string, 
 		case voters[rid] == raftAddr || nonVoting[rid] == raftAddr:
 		case voters[rid] != "" || nonVoting[rid] != "":
 			code, msg = kerr.DuplicateVoter.Code, fmt.Sprintf("node %d is a member at another Raft address", nodeID)
+		case len(voters)+len(nonVoting) >= n.cfg.MaxBrokers:
+			code, msg = kerr.PolicyViolation.Code, fmt.Sprintf("the cluster has %d members, --max-brokers allows %d; unregister one first", len(voters)+len(nonVoting), n.cfg.MaxBrokers)
+			n.metaLog.Warn(n.log, "broker join refused: --max-brokers reached", "node_id", nodeID, "raft_address", raftAddr, "members", len(voters)+len(nonVoting), "max_brokers", n.cfg.MaxBrokers)
 		default:
 			if err := n.raft.AddNonVoting(ctx, rid, raftAddr); err != nil {
 				code, msg = kerr.RequestTimedOut.Code, err.Error()

@@ -61,6 +61,11 @@ type Config struct {
 	// MetadataFreeBytes: a metadata change is refused while the data
 	// dir's file system has less free space. Default 1 MiB.
 	MetadataFreeBytes int64
+	// MaxBrokers bounds the members of the metadata group, voters and
+	// non-voting together: AddRaftVoter (--join) past it is refused. Any
+	// client that learns the cluster id can send AddRaftVoter, and each
+	// member costs the leader a replication stream. Default 64.
+	MaxBrokers        int
 	CPUs              []int
 	DefaultPartitions int32 // for auto-created topics and CreateTopics with -1; default 1
 	AutoCreateTopics  bool
@@ -281,6 +286,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.MetadataFreeBytes <= 0 {
 		cfg.MetadataFreeBytes = defaultMetadataFreeBytes
+	}
+	if cfg.MaxBrokers <= 0 {
+		cfg.MaxBrokers = defaultMaxBrokers
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}, held: map[string][16]byte{},
 		failed: map[string]failure{}, proposing: map[string]int{}, viewKick: make(chan struct{}, 1),
