@@ -144,5 +144,15 @@ func setLogAppendTime(b []byte, nowMs int64) {
 	be := binary.BigEndian
 	be.PutUint16(b[21:], be.Uint16(b[21:])|0x08)
 	be.PutUint64(b[35:], uint64(nowMs))
+	resealBatch(b)
+}
+
+// resealBatch makes a batch the broker rewrote whole again: its
+// batchLength field says len(b), and its CRC covers the rewritten bytes
+// (attributes to the end). The cleaner, recompression and LogAppendTime
+// call it after changing a batch.
+func resealBatch(b []byte) {
+	be := binary.BigEndian
+	be.PutUint32(b[8:], uint32(len(b)-batchOverhead))
 	be.PutUint32(b[17:], crc32.Checksum(b[21:], castagnoli))
 }

@@ -505,7 +505,6 @@ func (l *Log) filterBatch(b []byte, h *BatchHeader) ([]byte, int, error) {
 	copy(nb, b[:BatchHeaderSize])
 	copy(nb[BatchHeaderSize:], body)
 	be := binary.BigEndian
-	be.PutUint32(nb[8:], uint32(len(nb)-batchOverhead))
 	attrs := uint16(h.Attributes)
 	if tombstones {
 		attrs |= attrDeleteHorizon
@@ -516,7 +515,7 @@ func (l *Log) filterBatch(b []byte, h *BatchHeader) ([]byte, int, error) {
 	be.PutUint16(nb[21:], attrs)
 	be.PutUint64(nb[27:], uint64(newBase))
 	be.PutUint32(nb[57:], uint32(len(keep)))
-	be.PutUint32(nb[17:], crc32.Checksum(nb[21:], castagnoli))
+	resealBatch(nb)
 	return nb, rawLen, nil
 }
 
@@ -525,10 +524,9 @@ func (l *Log) filterBatch(b []byte, h *BatchHeader) ([]byte, int, error) {
 func emptyBatch(b []byte) []byte {
 	nb := append([]byte(nil), b[:BatchHeaderSize]...)
 	be := binary.BigEndian
-	be.PutUint32(nb[8:], uint32(BatchHeaderSize-batchOverhead))
 	be.PutUint16(nb[21:], be.Uint16(nb[21:])&^(0x07|attrDeleteHorizon))
 	be.PutUint32(nb[57:], 0)
-	be.PutUint32(nb[17:], crc32.Checksum(nb[21:], castagnoli))
+	resealBatch(nb)
 	return nb
 }
 

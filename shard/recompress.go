@@ -3,7 +3,6 @@ package shard
 import (
 	"encoding/binary"
 	"fmt"
-	"hash/crc32"
 	"strings"
 )
 
@@ -76,10 +75,8 @@ func (l *Log) recompress(batch []byte) ([]byte, error) {
 	nb := make([]byte, BatchHeaderSize+len(body))
 	copy(nb, batch[:BatchHeaderSize])
 	copy(nb[BatchHeaderSize:], body)
-	be := binary.BigEndian
-	be.PutUint32(nb[8:], uint32(len(nb)-batchOverhead))
-	be.PutUint16(nb[21:], uint16(h.Attributes&^0x07|want))
-	be.PutUint32(nb[17:], crc32.Checksum(nb[21:], castagnoli))
+	binary.BigEndian.PutUint16(nb[21:], uint16(h.Attributes&^0x07|want))
+	resealBatch(nb)
 	if l.cfg.MaxBatchBytes > 0 && len(nb) > l.cfg.MaxBatchBytes {
 		return nil, fmt.Errorf("%w: %d bytes once recompressed to the topic's compression.type, limit %d", ErrBatchTooLarge, len(nb), l.cfg.MaxBatchBytes)
 	}
