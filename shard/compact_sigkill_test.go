@@ -1,13 +1,9 @@
 package shard
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"math/rand"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -285,106 +281,51 @@ type compactChildResult struct {
 // first.
 func runCompactChild(t *testing.T, dir string, seed int64, delay time.Duration, killOp int) compactChildResult {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCompactCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), compactCrashDirEnv+"="+dir, compactCrashSeedEnv+"="+strconv.FormatInt(seed, 10),
-		compactCrashOpEnv+"="+strconv.Itoa(killOp))
 	if killOp >= 0 {
 		delay += 5 * time.Second // the parent's kill is only the backstop
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	lines := make(chan string, 4096)
-	go func() {
-		defer close(lines)
-		defer pr.Close()
-		r := bufio.NewReader(pr)
-		for {
-			s, err := r.ReadString('\n')
-			if err != nil {
-				return // a fragment cut by the kill was never seen whole
-			}
-			lines <- strings.TrimSuffix(s, "\n")
-		}
-	}()
 	res := compactChildResult{ready: -1}
-	killed, cleaning := false, false
-	deadline := time.NewTimer(60 * time.Second)
-	defer deadline.Stop()
-	var kill <-chan time.Time
-	armed := false
-	arm := func() {
-		if !armed {
-			armed = true
-			kill = time.After(delay) // the crash point, not a wait for a condition
+	cleaning := false
+	c := &crashChild{
+		test: "TestCompactCrashChild",
+		env: []string{compactCrashDirEnv + "=" + dir, compactCrashSeedEnv + "=" + strconv.FormatInt(seed, 10),
+			compactCrashOpEnv + "=" + strconv.Itoa(killOp)},
+		role:   "writer",
+		onKill: func() { res.midClean = cleaning },
+		timeout: func() string {
+			return fmt.Sprintf("writer not killed within 60s (ready %d, %d acks)", res.ready, len(res.acks))
+		},
+	}
+	c.line = func(f []string) {
+		switch {
+		case len(f) == 2 && f[0] == "ready":
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			res.ready = Offset(v)
+		case len(f) == 3 && f[0] == "ack":
+			base, _ := strconv.ParseInt(f[1], 10, 64)
+			idx, _ := strconv.Atoi(f[2])
+			res.acks = append(res.acks, struct {
+				base Offset
+				idx  int
+			}{Offset(base), idx})
+			if len(res.acks) == 3000 || cleaning && len(res.acks) >= 150 {
+				c.killAfter(delay)
+			}
+		case len(f) == 3 && f[0] == "cleaning":
+			if !c.killed {
+				cleaning = f[1] == "true"
+			}
+			if cleaning && len(res.acks) >= 150 {
+				c.killAfter(delay)
+			}
+		case len(f) == 2 && f[0] == "selfkill":
+			c.selfKilled()
+			res.selfKilled, res.midClean = true, cleaning
 		}
 	}
-	for done := false; !done; {
-		select {
-		case <-deadline.C:
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("writer not killed within 60s (ready %d, %d acks); stderr:\n%s", res.ready, len(res.acks), stderr.String())
-		case <-kill:
-			kill = nil
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed, res.midClean = true, cleaning
-		case l, ok := <-lines:
-			if !ok {
-				done = true
-				break
-			}
-			f := strings.Fields(l)
-			switch {
-			case len(f) == 2 && f[0] == "ready":
-				v, _ := strconv.ParseInt(f[1], 10, 64)
-				res.ready = Offset(v)
-			case len(f) == 3 && f[0] == "ack":
-				base, _ := strconv.ParseInt(f[1], 10, 64)
-				idx, _ := strconv.Atoi(f[2])
-				res.acks = append(res.acks, struct {
-					base Offset
-					idx  int
-				}{Offset(base), idx})
-				if len(res.acks) == 3000 || cleaning && len(res.acks) >= 150 {
-					arm()
-				}
-			case len(f) == 3 && f[0] == "cleaning":
-				if !killed {
-					cleaning = f[1] == "true"
-				}
-				if cleaning && len(res.acks) >= 150 {
-					arm()
-				}
-			case len(f) == 2 && f[0] == "selfkill":
-				killed, res.selfKilled, res.midClean = true, true, cleaning
-			case len(f) >= 1 && f[0] == "fail":
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("writer failed: %s\nstderr:\n%s", l, stderr.String())
-			}
-		}
-	}
-	err = cmd.Wait()
-	if strings.Contains(stderr.String(), "DATA RACE") {
-		t.Fatalf("the race detector fired in the writer:\n%s", stderr.String())
-	}
-	var ee *exec.ExitError
-	if !killed || !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("writer ended without our SIGKILL (killed=%v): %v\nstderr:\n%s", killed, err, stderr.String())
-	}
+	c.run(t)
 	if res.ready < 0 {
-		t.Fatalf("writer never reported ready; stderr:\n%s", stderr.String())
+		t.Fatalf("writer never reported ready; stderr:\n%s", c.stderr.String())
 	}
 	return res
 }

@@ -1,9 +1,6 @@
 package shard
 
 import (
-	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"math/rand"
 	"os"
@@ -12,7 +9,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -209,103 +205,43 @@ func runCrashRounds(t *testing.T, dir, engine string, rounds int) {
 // from its start otherwise.
 func runCrashChild(t *testing.T, dir, engine string, seed int64, prealloc bool, delay time.Duration, afterFirstAck bool) ([]crashLine, Offset) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 	pre := "0"
 	if prealloc {
 		pre = "1"
 	}
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashEngineEnv+"="+engine,
-		crashSeedEnv+"="+strconv.FormatInt(seed, 10), crashPreallocEnv+"="+pre)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	type line struct {
-		s   string
-		err error
-	}
-	ch := make(chan line, 1024)
-	go func() {
-		defer pr.Close()
-		r := bufio.NewReader(pr)
-		for {
-			s, err := r.ReadString('\n')
-			if err != nil {
-				// A fragment without its newline was cut by the kill: the
-				// parent never saw that acknowledgement.
-				ch <- line{err: err}
-				close(ch)
-				return
-			}
-			ch <- line{s: strings.TrimSuffix(s, "\n")}
-		}
-	}()
 	var out []crashLine
 	ready := Offset(-1)
-	killed := false
-	deadline := time.NewTimer(60 * time.Second)
-	defer deadline.Stop()
-	var kill <-chan time.Time
-	for done := false; !done; {
-		select {
-		case <-deadline.C:
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("writer did not report ready within 60s; stderr:\n%s", stderr.String())
-		case <-kill:
-			kill = nil
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
+	c := &crashChild{
+		test: "TestCrashChild",
+		env: []string{crashDirEnv + "=" + dir, crashEngineEnv + "=" + engine,
+			crashSeedEnv + "=" + strconv.FormatInt(seed, 10), crashPreallocEnv + "=" + pre},
+		role:    "writer",
+		timeout: func() string { return "writer did not report ready within 60s" },
+	}
+	c.line = func(f []string) {
+		switch {
+		case len(f) >= 2 && f[0] == "ready":
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			ready = Offset(v)
+			if !afterFirstAck {
+				c.killAfter(delay)
 			}
-			killed = true
-		case l, ok := <-ch:
-			if !ok || l.err != nil {
-				done = true
-				break
+		case len(f) == 7 && f[0] == "ack":
+			var l crashLine
+			var v [6]int64
+			for i := range v {
+				v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
 			}
-			f := strings.Fields(l.s)
-			switch {
-			case len(f) >= 2 && f[0] == "ready":
-				v, _ := strconv.ParseInt(f[1], 10, 64)
-				ready = Offset(v)
-				if !afterFirstAck {
-					kill = time.After(delay) // the crash point, not a wait for a condition
-				}
-			case len(f) == 7 && f[0] == "ack":
-				var c crashLine
-				var v [6]int64
-				for i := range v {
-					v[i], _ = strconv.ParseInt(f[i+1], 10, 64)
-				}
-				c.base, c.last, c.seed, c.records, c.size, c.ts = Offset(v[0]), Offset(v[1]), v[2], int(v[3]), int(v[4]), v[5]
-				out = append(out, c)
-				if afterFirstAck && len(out) == 1 {
-					kill = time.After(delay)
-				}
-			case len(f) >= 1 && f[0] == "fail":
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("writer failed: %s\nstderr:\n%s", l.s, stderr.String())
+			l.base, l.last, l.seed, l.records, l.size, l.ts = Offset(v[0]), Offset(v[1]), v[2], int(v[3]), int(v[4]), v[5]
+			out = append(out, l)
+			if afterFirstAck && len(out) == 1 {
+				c.killAfter(delay)
 			}
 		}
 	}
-	err = cmd.Wait()
-	if strings.Contains(stderr.String(), "DATA RACE") {
-		t.Fatalf("the race detector fired in the writer:\n%s", stderr.String())
-	}
-	var ee *exec.ExitError
-	if !killed || !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("writer ended without our SIGKILL (killed=%v): %v\nstderr:\n%s", killed, err, stderr.String())
-	}
+	c.run(t)
 	if ready < 0 {
-		t.Fatalf("writer never reported ready; stderr:\n%s", stderr.String())
+		t.Fatalf("writer never reported ready; stderr:\n%s", c.stderr.String())
 	}
 	return out, ready
 }

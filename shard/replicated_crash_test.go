@@ -1,17 +1,13 @@
 package shard
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"math/rand"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -310,84 +306,28 @@ func checkReplicatedRound(t *testing.T, round int, base []replSpec, lines [][]st
 // acknowledgement, and returns its lines and where it resumed.
 func runReplCrashChild(t *testing.T, dir string, seed int64, delay time.Duration) ([][]string, Offset) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReplicatedCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), replCrashDirEnv+"="+dir, crashSeedEnv+"="+strconv.FormatInt(seed, 10))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = pw
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	ch := make(chan string, 1024)
-	go func() {
-		defer pr.Close()
-		defer close(ch)
-		r := bufio.NewReader(pr)
-		for {
-			s, err := r.ReadString('\n')
-			if err != nil {
-				return // a fragment cut by the kill was never seen
-			}
-			ch <- strings.TrimSuffix(s, "\n")
-		}
-	}()
 	var lines [][]string
 	ready := Offset(-1)
-	deadline := time.NewTimer(60 * time.Second)
-	defer deadline.Stop()
-	var kill <-chan time.Time
-	killed := false
-	for done := false; !done; {
-		select {
-		case <-deadline.C:
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("child did not finish a round within 60s; stderr:\n%s", stderr.String())
-		case <-kill:
-			kill = nil
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed = true
-		case s, ok := <-ch:
-			if !ok {
-				done = true
-				break
-			}
-			f := strings.Fields(s)
-			switch {
-			case len(f) == 0:
-			case f[0] == "ready":
-				v, _ := strconv.ParseInt(f[1], 10, 64)
-				ready = Offset(v)
-			case f[0] == "fail":
-				cmd.Process.Kill()
-				cmd.Wait()
-				t.Fatalf("child failed: %s\nstderr:\n%s", s, stderr.String())
-			case f[0] == "idle":
-				if kill == nil && !killed {
-					kill = time.After(0)
-				}
-			default:
-				lines = append(lines, f)
-				if f[0] == "ack" && kill == nil && !killed {
-					kill = time.After(delay) // the crash point, not a wait for a condition
-				}
+	c := &crashChild{
+		test:    "TestReplicatedCrashChild",
+		env:     []string{replCrashDirEnv + "=" + dir, crashSeedEnv + "=" + strconv.FormatInt(seed, 10)},
+		role:    "child",
+		timeout: func() string { return "child did not finish a round within 60s" },
+	}
+	c.line = func(f []string) {
+		switch f[0] {
+		case "ready":
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			ready = Offset(v)
+		case "idle":
+			c.killAfter(0)
+		default:
+			lines = append(lines, f)
+			if f[0] == "ack" {
+				c.killAfter(delay)
 			}
 		}
 	}
-	err = cmd.Wait()
-	var ee *exec.ExitError
-	if !killed || !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-		t.Fatalf("child ended without our SIGKILL (killed=%v): %v\nstderr:\n%s", killed, err, stderr.String())
-	}
-	if strings.Contains(stderr.String(), "DATA RACE") {
-		t.Fatalf("the race detector fired in the child:\n%s", stderr.String())
-	}
+	c.run(t)
 	return lines, ready
 }
