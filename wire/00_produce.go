@@ -19,17 +19,13 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 	acks := req.Acks
 	badAcks := acks != 0 && acks != 1 && acks != -1
 	failed := false
-	pending := 1
-	done := func() {
-		if pending--; pending > 0 {
-			return
-		}
+	fan := &fanIn{pending: 1, finish: func() {
 		if acks == 0 {
 			c.completeSilent(s, failed)
 			return
 		}
 		c.complete(s, resp)
-	}
+	}}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	autoCreate := c.be.AutoCreateTopics()
 	for i := range req.Topics {
@@ -71,7 +67,7 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 				fail(code, msg)
 				continue
 			}
-			pending++
+			fan.add()
 			c.be.Append(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Records, func(r AppendResult) {
 				defer c.recoverPanic()
 				if r.ErrCode != errNone {
@@ -79,9 +75,9 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 				} else {
 					rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset
 				}
-				done()
+				fan.done()
 			})
 		}
 	}
-	done()
+	fan.done()
 }

@@ -38,12 +38,7 @@ func listSpecVersion(ts int64) int16 {
 func (c *conn) handleListOffsets(s *slot, req *kmsg.ListOffsetsRequest) {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	resp.Topics = make([]kmsg.ListOffsetsResponseTopic, len(req.Topics))
-	pending := 1
-	done := func() {
-		if pending--; pending == 0 {
-			c.complete(s, resp)
-		}
-	}
+	fan := c.answerAfter(s, resp)
 	for i := range req.Topics {
 		t := &req.Topics[i]
 		rt := &resp.Topics[i]
@@ -72,7 +67,7 @@ func (c *conn) handleListOffsets(s *slot, req *kmsg.ListOffsetsRequest) {
 			}
 			v0 := req.Version == 0 && p.MaxNumOffsets > 0
 			ref := PartitionRef{Topic: t.Topic, Partition: p.Partition}
-			pending++
+			fan.add()
 			cb := func(r ListOffsetResult) {
 				defer c.recoverPanic()
 				rp.ErrorCode = r.ErrCode
@@ -82,7 +77,7 @@ func (c *conn) handleListOffsets(s *slot, req *kmsg.ListOffsetsRequest) {
 						rp.OldStyleOffsets = []int64{r.Offset}
 					}
 				}
-				done()
+				fan.done()
 			}
 			switch p.Timestamp {
 			case listMaxTimestamp:
@@ -94,5 +89,5 @@ func (c *conn) handleListOffsets(s *slot, req *kmsg.ListOffsetsRequest) {
 			}
 		}
 	}
-	done()
+	fan.done()
 }

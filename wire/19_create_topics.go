@@ -15,12 +15,7 @@ func (c *conn) handleCreateTopics(s *slot, req *kmsg.CreateTopicsRequest) {
 	for _, t := range req.Topics {
 		counts[t.Topic]++
 	}
-	pending := 1 // released after the loop, so synchronous callbacks cannot finish early
-	done := func() {
-		if pending--; pending == 0 {
-			c.complete(s, resp)
-		}
-	}
+	fan := c.answerAfter(s, resp)
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		t := &req.Topics[i]
@@ -38,7 +33,7 @@ func (c *conn) handleCreateTopics(s *slot, req *kmsg.CreateTopicsRequest) {
 			rt.ErrorCode, rt.ErrorMessage = code, kmsg.StringPtr(msg)
 			continue
 		}
-		pending++
+		fan.add()
 		nt := NewTopic{Name: t.Topic, Partitions: t.NumPartitions, ReplicationFactor: t.ReplicationFactor, Configs: configs,
 			Assignments: replicaAssignment(t)}
 		c.be.CreateTopic(nt, req.ValidateOnly, func(code int16, msg string) {
@@ -50,10 +45,10 @@ func (c *conn) handleCreateTopics(s *slot, req *kmsg.CreateTopicsRequest) {
 			if code == errNone && !req.ValidateOnly {
 				c.fillCreatedTopic(rt)
 			}
-			done()
+			fan.done()
 		})
 	}
-	done()
+	fan.done()
 }
 
 func validateNewTopic(t *kmsg.CreateTopicsRequestTopic, seen int) (int16, string) {

@@ -13,12 +13,7 @@ func (c *conn) handleDeleteTopics(s *slot, req *kmsg.DeleteTopicsRequest) {
 		targets = append(targets, t)
 	}
 	resp.Topics = make([]kmsg.DeleteTopicsResponseTopic, len(targets))
-	pending := 1
-	done := func() {
-		if pending--; pending == 0 {
-			c.complete(s, resp)
-		}
-	}
+	fan := c.answerAfter(s, resp)
 	for i, t := range targets {
 		rt := &resp.Topics[i]
 		*rt = kmsg.NewDeleteTopicsResponseTopic()
@@ -43,15 +38,15 @@ func (c *conn) handleDeleteTopics(s *slot, req *kmsg.DeleteTopicsRequest) {
 			rt.ErrorCode = errInvalidRequest
 			continue
 		}
-		pending++
+		fan.add()
 		c.be.DeleteTopic(name, func(code int16, msg string) {
 			defer c.recoverPanic()
 			rt.ErrorCode = code
 			if msg != "" {
 				rt.ErrorMessage = kmsg.StringPtr(msg)
 			}
-			done()
+			fan.done()
 		})
 	}
-	done()
+	fan.done()
 }

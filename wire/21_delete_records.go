@@ -12,12 +12,7 @@ import (
 func (c *conn) handleDeleteRecords(s *slot, req *kmsg.DeleteRecordsRequest) {
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
 	resp.Topics = make([]kmsg.DeleteRecordsResponseTopic, len(req.Topics))
-	pending := 1
-	done := func() {
-		if pending--; pending == 0 {
-			c.complete(s, resp)
-		}
-	}
+	fan := c.answerAfter(s, resp)
 	for i := range req.Topics {
 		t := &req.Topics[i]
 		rt := &resp.Topics[i]
@@ -43,16 +38,16 @@ func (c *conn) handleDeleteRecords(s *slot, req *kmsg.DeleteRecordsRequest) {
 				rp.ErrorCode = kerr.OffsetOutOfRange.Code
 				continue
 			}
-			pending++
+			fan.add()
 			c.be.DeleteRecords(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Offset, func(low int64, code int16) {
 				defer c.recoverPanic()
 				rp.ErrorCode = code
 				if code == 0 {
 					rp.LowWatermark = low
 				}
-				done()
+				fan.done()
 			})
 		}
 	}
-	done()
+	fan.done()
 }

@@ -25,12 +25,7 @@ import (
 func (c *conn) handleOffsetForLeaderEpoch(s *slot, req *kmsg.OffsetForLeaderEpochRequest) {
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
 	resp.Topics = make([]kmsg.OffsetForLeaderEpochResponseTopic, len(req.Topics))
-	pending := 1
-	done := func() {
-		if pending--; pending == 0 {
-			c.complete(s, resp)
-		}
-	}
+	fan := c.answerAfter(s, resp)
 	for i := range req.Topics {
 		t := &req.Topics[i]
 		rt := &resp.Topics[i]
@@ -55,18 +50,18 @@ func (c *conn) handleOffsetForLeaderEpoch(s *slot, req *kmsg.OffsetForLeaderEpoc
 				rp.ErrorCode = code
 				continue
 			}
-			pending++
+			fan.add()
 			c.be.EndOffsetForEpoch(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.LeaderEpoch, func(r EpochEndOffset) {
 				defer c.recoverPanic()
 				rp.ErrorCode = r.ErrCode
 				if r.ErrCode == 0 {
 					rp.LeaderEpoch, rp.EndOffset = r.LeaderEpoch, r.EndOffset
 				}
-				done()
+				fan.done()
 			})
 		}
 	}
-	done()
+	fan.done()
 }
 
 // checkLeaderEpoch is KIP-320's fencing of a request that names the leader

@@ -12,12 +12,7 @@ import (
 func (c *conn) handleAlterConfigs(s *slot, req *kmsg.AlterConfigsRequest) {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	resp.Resources = make([]kmsg.AlterConfigsResponseResource, len(req.Resources))
-	pending := 1
-	done := func() {
-		if pending--; pending == 0 {
-			c.complete(s, resp)
-		}
-	}
+	fan := c.answerAfter(s, resp)
 	for i := range req.Resources {
 		r := &req.Resources[i]
 		rr := &resp.Resources[i]
@@ -32,13 +27,13 @@ func (c *conn) handleAlterConfigs(s *slot, req *kmsg.AlterConfigsRequest) {
 				}
 				a.Ops = append(a.Ops, op)
 			}
-			pending++
+			fan.add()
 			c.be.AlterConfigOps(a, func(err error) {
 				defer c.recoverPanic()
 				if err != nil {
 					rr.ErrorCode, rr.ErrorMessage = configErrorCode(err, true), kmsg.StringPtr(err.Error())
 				}
-				done()
+				fan.done()
 			})
 			continue
 		}
@@ -58,12 +53,12 @@ func (c *conn) handleAlterConfigs(s *slot, req *kmsg.AlterConfigsRequest) {
 			rr.ErrorCode, rr.ErrorMessage = code, kmsg.StringPtr(msg)
 			continue
 		}
-		pending++
+		fan.add()
 		c.be.AlterConfigs(r.ResourceName, set, req.ValidateOnly, func(code int16) {
 			defer c.recoverPanic()
 			rr.ErrorCode = code
-			done()
+			fan.done()
 		})
 	}
-	done()
+	fan.done()
 }

@@ -15,12 +15,7 @@ func (c *conn) handleCreatePartitions(s *slot, req *kmsg.CreatePartitionsRequest
 		counts[t.Topic]++
 	}
 	resp.Topics = make([]kmsg.CreatePartitionsResponseTopic, len(req.Topics))
-	pending := 1
-	done := func() {
-		if pending--; pending == 0 {
-			c.complete(s, resp)
-		}
-	}
+	fan := c.answerAfter(s, resp)
 	for i, t := range req.Topics {
 		rt := &resp.Topics[i]
 		*rt = kmsg.NewCreatePartitionsResponseTopic()
@@ -41,15 +36,15 @@ func (c *conn) handleCreatePartitions(s *slot, req *kmsg.CreatePartitionsRequest
 			fail(errInvalidPartitions, "topic already has "+strconv.Itoa(len(ti.Partitions))+" partitions")
 			continue
 		}
-		pending++
+		fan.add()
 		c.be.CreatePartitions(t.Topic, t.Count, req.ValidateOnly, func(code int16, msg string) {
 			defer c.recoverPanic()
 			rt.ErrorCode = code
 			if msg != "" {
 				rt.ErrorMessage = kmsg.StringPtr(msg)
 			}
-			done()
+			fan.done()
 		})
 	}
-	done()
+	fan.done()
 }

@@ -17,12 +17,7 @@ import (
 func (c *conn) handleIncrementalAlterConfigs(s *slot, req *kmsg.IncrementalAlterConfigsRequest) {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	resp.Resources = make([]kmsg.IncrementalAlterConfigsResponseResource, len(req.Resources))
-	pending := 1
-	done := func() {
-		if pending--; pending == 0 {
-			c.complete(s, resp)
-		}
-	}
+	fan := c.answerAfter(s, resp)
 	// A resource named twice is refused both times, as Kafka does: which
 	// of the two would win is not defined.
 	type resourceKey struct {
@@ -57,17 +52,17 @@ func (c *conn) handleIncrementalAlterConfigs(s *slot, req *kmsg.IncrementalAlter
 		for j, cfg := range r.Configs {
 			a.Ops[j] = topicconfig.Op{Name: cfg.Name, Kind: topicconfig.OpKind(cfg.Op), Value: cfg.Value}
 		}
-		pending++
+		fan.add()
 		c.be.AlterConfigOps(a, func(err error) {
 			defer c.recoverPanic()
 			if err != nil {
 				rr.ErrorCode = configErrorCode(err, a.Broker)
 				rr.ErrorMessage = kmsg.StringPtr(err.Error())
 			}
-			done()
+			fan.done()
 		})
 	}
-	done()
+	fan.done()
 }
 
 // configErrorCode maps an alteration's error. For broker resources Kafka

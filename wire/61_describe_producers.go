@@ -12,12 +12,7 @@ import (
 func (c *conn) handleDescribeProducers(s *slot, req *kmsg.DescribeProducersRequest) {
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
 	resp.Topics = make([]kmsg.DescribeProducersResponseTopic, len(req.Topics))
-	pending := 1
-	done := func() {
-		if pending--; pending == 0 {
-			c.complete(s, resp)
-		}
-	}
+	fan := c.answerAfter(s, resp)
 	for i := range req.Topics {
 		t := &req.Topics[i]
 		rt := &resp.Topics[i]
@@ -33,7 +28,7 @@ func (c *conn) handleDescribeProducers(s *slot, req *kmsg.DescribeProducersReque
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			pending++
+			fan.add()
 			c.be.Producers(PartitionRef{Topic: t.Topic, Partition: part}, func(ps []ProducerInfo, code int16) {
 				defer c.recoverPanic()
 				rp.ErrorCode = code
@@ -43,9 +38,9 @@ func (c *conn) handleDescribeProducers(s *slot, req *kmsg.DescribeProducersReque
 					ap.LastTimestamp, ap.CoordinatorEpoch, ap.CurrentTxnStartOffset = p.LastTimestamp, -1, -1
 					rp.ActiveProducers = append(rp.ActiveProducers, ap)
 				}
-				done()
+				fan.done()
 			})
 		}
 	}
-	done()
+	fan.done()
 }

@@ -406,6 +406,31 @@ func (c *conn) push(h header) *slot {
 	return s
 }
 
+// fanIn answers a request once every backend callback its handler started
+// has returned. It starts at one, released by the handler's own done after
+// its loop, so callbacks that run synchronously cannot answer before every
+// part has been started.
+type fanIn struct {
+	pending int
+	finish  func()
+}
+
+// add counts one more callback to wait for.
+func (f *fanIn) add() { f.pending++ }
+
+// done marks one callback (or the handler's loop) finished and calls
+// finish after the last.
+func (f *fanIn) done() {
+	if f.pending--; f.pending == 0 {
+		f.finish()
+	}
+}
+
+// answerAfter is the fanIn that completes s with resp.
+func (c *conn) answerAfter(s *slot, resp kmsg.Response) *fanIn {
+	return &fanIn{pending: 1, finish: func() { c.complete(s, resp) }}
+}
+
 // complete encodes resp as the answer to s and flushes when s reaches the
 // head. Late completions (after close, or twice) are dropped.
 func (c *conn) complete(s *slot, resp kmsg.Response) { c.completeSized(s, resp, 0) }
