@@ -26,6 +26,15 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 		}
 		c.complete(s, resp)
 	}}
+	// One closure per request, not per partition: the Append callbacks
+	// capture it, so a per-partition one was a heap allocation each.
+	fail := func(rp *kmsg.ProduceResponseTopicPartition, code int16, msg string) {
+		failed = true
+		rp.ErrorCode = code
+		if msg != "" {
+			rp.ErrorMessage = kmsg.StringPtr(msg)
+		}
+	}
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	autoCreate := c.be.AutoCreateTopics()
 	for i := range req.Topics {
@@ -45,33 +54,26 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 			rp := &rt.Partitions[j]
 			*rp = kmsg.NewProduceResponseTopicPartition()
 			rp.Partition, rp.BaseOffset = p.Partition, -1
-			fail := func(code int16, msg string) {
-				failed = true
-				rp.ErrorCode = code
-				if msg != "" {
-					rp.ErrorMessage = kmsg.StringPtr(msg)
-				}
-			}
 			switch {
 			case badAcks:
-				fail(errInvalidRequiredAcks, "acks must be 0, 1 or -1")
+				fail(rp, errInvalidRequiredAcks, "acks must be 0, 1 or -1")
 				continue
 			case !exists || p.Partition < 0 || p.Partition >= nparts:
-				fail(errUnknownTopicOrPartition, "")
+				fail(rp, errUnknownTopicOrPartition, "")
 				continue
 			}
 			if code, msg := validateProduceBatch(p.Records, c.srv.cfg.MaxRequestBytes); code != errNone {
 				if code == kerr.MessageTooLarge.Code {
 					logDecompressLimit(c.srv.log, t.Topic, p.Partition, c.srv.cfg.MaxRequestBytes, msg)
 				}
-				fail(code, msg)
+				fail(rp, code, msg)
 				continue
 			}
 			fan.add()
 			c.be.Append(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Records, func(r AppendResult) {
 				defer c.recoverPanic()
 				if r.ErrCode != errNone {
-					fail(r.ErrCode, r.ErrMsg)
+					fail(rp, r.ErrCode, r.ErrMsg)
 				} else {
 					rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = r.BaseOffset, r.LogAppendTimeMs, r.LogStartOffset
 				}

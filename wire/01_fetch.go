@@ -39,6 +39,11 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 		// records the high watermark cannot pass until it has them.
 		w.maxWait = 0
 	}
+	total := 0
+	for i := range req.Topics {
+		total += len(req.Topics[i].Partitions)
+	}
+	w.parts = make([]fetchPart, 0, total) // sized once: appending grew it by copies
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		t := &req.Topics[i]
