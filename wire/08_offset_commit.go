@@ -29,9 +29,7 @@ func (c *conn) handleOffsetCommit(s *slot, req *kmsg.OffsetCommitRequest, client
 			for _, p := range t.Partitions {
 				rp := kmsg.NewOffsetCommitResponseTopicPartition()
 				rp.Partition = p.Partition
-				if i < len(errs) {
-					rp.ErrorCode = ErrorCode(errs[i])
-				}
+				rp.ErrorCode = ErrorCode(answerAt(errs, i))
 				i++
 				rt.Partitions = append(rt.Partitions, rp)
 			}

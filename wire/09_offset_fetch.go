@@ -40,10 +40,7 @@ func (c *conn) handleOffsetFetch(s *slot, req *kmsg.OffsetFetchRequest, clientID
 		defer c.recoverPanic()
 		resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 		for i, g := range groups {
-			var r OffsetFetchResult
-			if i < len(res) {
-				r = res[i]
-			}
+			r := answerAt(res, i)
 			code := ErrorCode(r.Err)
 			topics := fetchLayout(g.Partitions, r.Offsets)
 			if req.Version < 8 {

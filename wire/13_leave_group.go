@@ -25,9 +25,7 @@ func (c *conn) handleLeaveGroup(s *slot, req *kmsg.LeaveGroupRequest, clientID [
 			for i, m := range req.Members {
 				rm := kmsg.NewLeaveGroupResponseMember()
 				rm.MemberID, rm.InstanceID = m.MemberID, m.InstanceID
-				if i < len(perMember) {
-					rm.ErrorCode = ErrorCode(perMember[i])
-				}
+				rm.ErrorCode = ErrorCode(answerAt(perMember, i))
 				resp.Members = append(resp.Members, rm)
 			}
 		}

@@ -9,10 +9,7 @@ func (c *conn) handleDescribeGroups(s *slot, req *kmsg.DescribeGroupsRequest, cl
 		defer c.recoverPanic()
 		resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 		for i, name := range req.Groups {
-			var d GroupDescription
-			if i < len(ds) {
-				d = ds[i]
-			}
+			d := answerAt(ds, i)
 			rg := kmsg.NewDescribeGroupsResponseGroup()
 			rg.Group, rg.ErrorCode = name, ErrorCode(d.Err)
 			rg.State, rg.ProtocolType, rg.Protocol = d.State, d.ProtocolType, d.Protocol

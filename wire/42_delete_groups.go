@@ -9,10 +9,7 @@ func (c *conn) handleDeleteGroups(s *slot, req *kmsg.DeleteGroupsRequest, client
 		resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
 		for i, g := range req.Groups {
 			rg := kmsg.NewDeleteGroupsResponseGroup()
-			rg.Group = g
-			if i < len(errs) {
-				rg.ErrorCode = ErrorCode(errs[i])
-			}
+			rg.Group, rg.ErrorCode = g, ErrorCode(answerAt(errs, i))
 			resp.Groups = append(resp.Groups, rg)
 		}
 		c.complete(s, resp)

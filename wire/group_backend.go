@@ -210,3 +210,14 @@ type InitProducerIDResult struct {
 	ProducerID    int64
 	ProducerEpoch int16
 }
+
+// answerAt is a GroupBackend answer's entry i, or the zero value (no
+// error, nothing found) when the answer is shorter than the request, so
+// a short answer cannot index out of range in a handler's callback.
+func answerAt[T any](answers []T, i int) T {
+	if i < len(answers) {
+		return answers[i]
+	}
+	var zero T
+	return zero
+}
