@@ -96,6 +96,7 @@ func run(args []string, allow []allowEntry, allowFile, module string, show map[s
 	if !r.skipList(allow, allowFile) && code == 0 {
 		code = 1
 	}
+	r.failureList()
 	out.Flush()
 	return code
 }

@@ -68,6 +68,10 @@ func TestReportPrintsWhatPlainGoTestPrints(t *testing.T) {
 	if !r.failed {
 		t.Error("a failed package did not mark the run failed")
 	}
+	wantFailures := "[{m/b TestFail [    b_test.go:3: bad]} {m/b TestPanic (did not finish) [panic: boom]}]"
+	if got := fmt.Sprint(r.failures); got != wantFailures {
+		t.Errorf("failures %s, want %s", got, wantFailures)
+	}
 	wantSkips := []skip{{"m/a", "TestChild", "a_test.go:4: writer half of TestCrash"}, {"m/a", "TestSub/x", "a_test.go:5: no kcat here"}}
 	if fmt.Sprint(r.skips) != fmt.Sprint(wantSkips) {
 		t.Errorf("skips %v, want %v", r.skips, wantSkips)
@@ -142,6 +146,9 @@ func TestRunExitCode(t *testing.T) {
 		{"skip not allowed", skipStream("TestKcat", "no kcat") + okStream, 0, 1, "  NOT OK  a TestKcat: x_test.go:1: no kcat"},
 		{"go test failed", okStream, 3, 3, "skipped tests: none"},
 		{"go test failed, skip not allowed", skipStream("TestKcat", "no kcat") + okStream, 3, 3, "  NOT OK  a TestKcat: x_test.go:1: no kcat"},
+		// A failed test's verdict is printed again last, below its log
+		// dumps and the skip list, where a log's tail still shows it.
+		{"test failed", okStream + failStream("TestBad", "lost 3 records"), 1, 1, "      x_test.go:9: lost 3 records"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -169,6 +176,12 @@ const (
 	okStream        = `{"Action":"output","Package":"m/a","Output":"ok  \tm/a\t0.1s\n"}` + "\n" +
 		`{"Action":"pass","Package":"m/a"}` + "\n"
 )
+
+func failStream(test, msg string) string {
+	return fmt.Sprintf(`{"Action":"output","Package":"m/b","Test":%q,"Output":"    x_test.go:9: %s\n"}`+"\n"+
+		`{"Action":"output","Package":"m/b","Test":%q,"Output":"        a dump line\n"}`+"\n"+
+		`{"Action":"fail","Package":"m/b","Test":%q}`+"\n", test, msg, test, test)
+}
 
 func skipStream(test, reason string) string {
 	return fmt.Sprintf(`{"Action":"output","Package":"m/a","Test":%q,"Output":"    x_test.go:1: %s\n"}`+"\n"+

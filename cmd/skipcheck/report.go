@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -16,6 +17,12 @@ type event struct {
 	Package string
 	Test    string
 	Output  string
+}
+
+// failure is one failed test and the first lines of its messages.
+type failure struct {
+	pkg, test string
+	lines     []string
 }
 
 // skip is one skipped test and the reason it printed.
@@ -39,6 +46,10 @@ type report struct {
 	pkgs   map[string]*pkgState
 	skips  []skip
 	failed bool
+	// failures holds, per failed test, the first line of each message it
+	// logged (t.Error, t.Fatal, t.Log): printed again last, because a
+	// failed test's log dumps can push its verdict out of a log's tail.
+	failures []failure
 	// show names packages (relative to the module) whose passing
 	// top-level tests are listed, as go test -v would close them.
 	show map[string]bool
@@ -100,6 +111,7 @@ func (r *report) event(e event) {
 		p.tests[e.Test] = append(p.tests[e.Test], e.Output)
 	case "fail":
 		r.print(p.tests[e.Test])
+		r.failures = append(r.failures, failure{pkg: e.Package, test: e.Test, lines: messages(p.tests[e.Test])})
 		delete(p.tests, e.Test)
 	case "skip":
 		r.skips = append(r.skips, skip{pkg: e.Package, test: e.Test, reason: skipReason(p.tests[e.Test])})
@@ -131,6 +143,9 @@ func (r *report) packageEvent(p *pkgState, e event) {
 		// binary down: its output is the story.
 		for _, t := range p.order {
 			r.print(p.tests[t])
+			if lines, ok := p.tests[t]; ok {
+				r.failures = append(r.failures, failure{pkg: e.Package, test: t + " (did not finish)", lines: messages(lines)})
+			}
 		}
 		r.print(p.own)
 		r.failed = true
@@ -151,6 +166,9 @@ func (r *report) unfinished() {
 		p := r.pkgs[name]
 		for _, t := range p.order {
 			r.print(p.tests[t])
+			if lines, ok := p.tests[t]; ok {
+				r.failures = append(r.failures, failure{pkg: name, test: t + " (did not finish)", lines: messages(lines)})
+			}
 		}
 		r.print(p.own)
 		r.failed = true
@@ -176,6 +194,46 @@ func isFraming(l string) bool {
 		}
 	}
 	return false
+}
+
+// messageLine matches the first line of a message testing prints for
+// t.Log, t.Error and t.Fatal: four spaces, file:line, colon.
+// A panic's first line is kept too.
+var messageLine = regexp.MustCompile(`^(    [^ ]+\.go:\d+: |panic: )`)
+
+// messages keeps the first line of each message in a test's output, each
+// cut at 300 bytes, at most 20 of them.
+func messages(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if !messageLine.MatchString(l) {
+			continue
+		}
+		l = strings.TrimRight(l, "\n")
+		if len(l) > 300 {
+			l = l[:300] + "..."
+		}
+		if len(out) == 20 {
+			out = append(out, "    ...")
+			break
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// failureList prints each failed test with its messages' first lines.
+func (r *report) failureList() {
+	if len(r.failures) == 0 {
+		return
+	}
+	fmt.Fprintf(r.out, "\nfailed tests: %d\n", len(r.failures))
+	for _, f := range r.failures {
+		fmt.Fprintf(r.out, "  %s %s\n", r.short(f.pkg), f.test)
+		for _, l := range f.lines {
+			fmt.Fprintf(r.out, "  %s\n", l)
+		}
+	}
 }
 
 // skipReason is what a skipped test printed, on one line.
