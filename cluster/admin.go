@@ -116,15 +116,9 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 	case parts <= 0 || parts > maxPartitionsPerTopic:
 		answer(errInvalidPartitions, fmt.Sprintf("partitions must be between 1 and %d", maxPartitionsPerTopic))
 		return
-	case len(t.Assignments) == 0 && t.ReplicationFactor != -1 && t.ReplicationFactor != 1:
-		answer(errInvalidReplication, fmt.Sprintf("replication factor %d: only 1 is supported (replication is not wired yet)", t.ReplicationFactor))
+	case len(t.Assignments) == 0 && t.ReplicationFactor > int16(len(s.brokers)) && len(s.brokers) > 0:
+		answer(errInvalidReplication, fmt.Sprintf("replication factor %d is larger than the %d live brokers", t.ReplicationFactor, len(s.brokers)))
 		return
-	}
-	for _, a := range t.Assignments {
-		if len(a) != 1 {
-			answer(errInvalidReplication, fmt.Sprintf("replica assignment of %d replicas: only 1 is supported (replication is not wired yet)", len(a)))
-			return
-		}
 	}
 	pins := map[string]string{}
 	for k, v := range t.Configs {
@@ -214,7 +208,7 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 // exactly as it always has.
 func (n *Node) placeTopic(s *snapshot, t wire.NewTopic, parts int32) ([]metadata.Assignment, error) {
 	v := n.raft.View()
-	req := metadata.PlaceRequest{Partitions: int(parts), ReplicationFactor: 1}
+	req := metadata.PlaceRequest{Partitions: int(parts), ReplicationFactor: max(int(t.ReplicationFactor), 1)}
 	if len(t.Assignments) > 0 {
 		req.Partitions = len(t.Assignments)
 		for _, a := range t.Assignments {

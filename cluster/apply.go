@@ -210,6 +210,7 @@ func (n *Node) reconcile(v *metadata.View) {
 		n.unready[brokerConfigsKey]++
 		n.reconfigureAll(ctl, next, func() { n.opened(&Topic{Name: brokerConfigsKey}, nil) })
 	}
+	n.sendReplicaStates(n.replicaStates(v, next))
 	n.publish()
 	n.settle()
 }

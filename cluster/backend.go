@@ -117,13 +117,21 @@ func (b *backend) topicInfo(t *Topic) wire.TopicInfo {
 	return ti
 }
 
-// leaderEpoch is p's leader epoch as Metadata and ListOffsets report it.
-// With one replica per partition leadership never passes to another
-// broker (fencing only leaves a partition leaderless until its broker
-// returns, its log intact), and the batches carry epoch 0, so the epoch
-// reported stays 0; both answers take it from here so that they change
-// together once replication moves leadership.
-func (b *backend) leaderEpoch(wire.PartitionRef) int32 { return 0 }
+// leaderEpoch is p's leader epoch as Metadata, ListOffsets and the
+// follower fetch's fencing see it: the metadata's. A partition with one
+// replica reports 0 until its leadership first changes (its batches carry
+// epoch 0 until then: the log stamps the epoch it was last given, and an
+// unreplicated partition is given none).
+func (b *backend) leaderEpoch(p wire.PartitionRef) int32 {
+	t, ok := b.node.meta.Load().topics[p.Topic]
+	if !ok || t.LeaderEpochs == nil || p.Partition < 0 || int(p.Partition) >= len(t.LeaderEpochs) {
+		return 0
+	}
+	if len(t.Replicas[p.Partition]) <= 1 {
+		return 0
+	}
+	return t.LeaderEpochs[p.Partition]
+}
 
 // owner finds the core that owns p, or the error code for why none does:
 // UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER when another broker
@@ -163,7 +171,7 @@ func (b *backend) onOwner(owner reactor.CoreID, p wire.PartitionRef, fn func(par
 	})
 }
 
-func (b *backend) Append(p wire.PartitionRef, batch []byte, cb func(wire.AppendResult)) {
+func (b *backend) Append(p wire.PartitionRef, batch []byte, acks int16, cb func(wire.AppendResult)) {
 	owner, code := b.owner(p)
 	if code != 0 {
 		cb(wire.AppendResult{BaseOffset: -1, LogAppendTimeMs: -1, LogStartOffset: -1, ErrCode: code})
@@ -186,17 +194,57 @@ func (b *backend) Append(p wire.PartitionRef, batch []byte, cb func(wire.AppendR
 			return
 		}
 		l := part.log
+		repl := part.repl
+		epoch := int32(-1)
+		switch {
+		case repl != nil:
+			if code, msg := repl.checkProduce(acks); code != 0 {
+				fail(code, msg)
+				return
+			}
+			epoch = repl.st.LeaderEpoch
+		case l.ExternalHW():
+			// Replicated, but its role is not known here yet.
+			fail(errLeaderNotAvailable, "")
+			return
+		}
 		err := l.AppendValidated(batch, time.Now().UnixMilli(), func(r shard.AppendResult, err error) {
 			res := wire.AppendResult{BaseOffset: int64(r.Base), LogAppendTimeMs: r.LogAppendTime, LogStartOffset: int64(l.LogStartOffset()), ErrCode: wire.ErrorCode(err)}
 			if err != nil {
 				res.BaseOffset, res.ErrMsg = -1, err.Error()
-			} else {
-				part.probe.appended(r, len(batch))
+				reply(func() { cb(res) })
+				return
 			}
-			reply(func() { cb(res) })
+			part.probe.appended(r, len(batch))
+			if repl == nil || acks != -1 {
+				reply(func() { cb(res) })
+				return
+			}
+			// acks=all: once every in-sync replica has it fsynced, which
+			// the high watermark passing it says. The replica may have
+			// stepped down meanwhile, even come back under a later epoch
+			// whose log need not hold this batch at these offsets.
+			if part.repl != repl || !repl.leading || repl.st.LeaderEpoch != epoch {
+				res.BaseOffset, res.ErrCode = -1, errNotLeader
+				reply(func() { cb(res) })
+				return
+			}
+			repl.waitCommit(int64(r.Last), func(code int16) {
+				if code != 0 {
+					res.ErrCode = code
+					if code != kerr.NotEnoughReplicasAfterAppend.Code {
+						res.BaseOffset = -1
+					}
+				}
+				reply(func() { cb(res) })
+			})
 		})
 		if err != nil {
 			fail(wire.ErrorCode(err), err.Error())
+			return
+		}
+		if repl != nil {
+			repl.appended()
 		}
 	})
 }

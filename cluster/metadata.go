@@ -31,6 +31,8 @@ type Topic struct {
 	Leaders  []int32   `json:"-"`
 	Replicas [][]int32 `json:"-"`
 	ISR      [][]int32 `json:"-"`
+	// LeaderEpochs[p] is partition p's leader epoch (nil with Leaders).
+	LeaderEpochs []int32 `json:"-"`
 }
 
 // notLocal is Topic.Cores' entry for a partition this broker holds no

@@ -52,6 +52,10 @@ type Config struct {
 	// Join is the Kafka address of a running broker: a new broker asks it
 	// to add this one to the metadata group as a non-voting member.
 	Join string
+	// ReplicaLagTimeMax: a leader drops from the in-sync set a follower
+	// that has not caught up with its log end for this long (Kafka's
+	// replica.lag.time.max.ms). Until then acks=all produces wait for it.
+	ReplicaLagTimeMax time.Duration
 	// BrokerLease: the controller fences a broker that has not answered
 	// its liveness probes for this long. Default 3s.
 	BrokerLease time.Duration
@@ -171,6 +175,9 @@ type Node struct {
 	// ctlSnap is the controller core's newest metadata (see pending):
 	// the last applied View it reconciled with (apply.go).
 	ctlSnap *snapshot
+	// replStates are the replicated partitions' states last sent to their
+	// cores (controller core; replicas.go).
+	replStates map[wire.PartitionRef]*replicaState
 	// held, failed, proposing and waiters belong to apply.go (controller
 	// core); viewKick, watchStop and watchDone to watchViews.
 	held      map[string][16]byte
@@ -209,6 +216,8 @@ type Node struct {
 	autoLog    rateLog
 	// metaLog rate-limits the log lines of refused metadata changes.
 	metaLog rateLog
+	// replLog rate-limits replication's warnings (fetch failures).
+	replLog rateLog
 	// Counters of what those limits refused, for metrics (Limits). Admin
 	// paths only, never the data path.
 	partsRefused, autoThrottled atomic.Int64
@@ -229,6 +238,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.DefaultPartitions <= 0 {
 		cfg.DefaultPartitions = 1
+	}
+	if cfg.ReplicaLagTimeMax <= 0 {
+		cfg.ReplicaLagTimeMax = defaultReplicaLagTimeMax
 	}
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = time.Second
@@ -380,6 +392,7 @@ func Start(cfg Config) (*Node, error) {
 	n.rt = rt
 	for _, c := range rt.Cores() {
 		n.cores = append(n.cores, &coreState{node: n, core: c, parts: map[wire.PartitionRef]*partition{},
+			replStates: map[wire.PartitionRef]*replicaState{}, fetchers: map[int32]*fetcher{},
 			queues: map[wire.PartitionRef][]func(next func()){}, readPool: dma.NewPool(readPoolPerClass),
 			files: shard.NewFileCache(cfg.SegmentFilesPerCore), clean: shard.NewCleanBudget(cfg.CleanerBytesPerRound)})
 	}
@@ -413,7 +426,8 @@ func Start(cfg Config) (*Node, error) {
 		rt.Stop(context.Background())
 		return nil, err
 	}
-	n.meta.Store(snapshotOf(n.raft.View(), n.brokerID()))
+	v0 := n.raft.View()
+	n.meta.Store(snapshotOf(v0, n.brokerID()))
 	n.ctlSnap = n.meta.Load()
 	// A single broker's export for operators and tests; never read again
 	// once imported.
@@ -437,6 +451,14 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.serving.Store(true)
 	n.startLive()
+	// The replicated partitions take their roles from the metadata they
+	// opened with, before any later View reconciles (both on the
+	// controller core, in this order).
+	n.rt.Post(controller, func(*reactor.Core) {
+		if n.replStates == nil {
+			n.sendReplicaStates(n.replicaStates(v0, n.ctlSnap))
+		}
+	})
 	go n.watchViews()
 	n.kickViews() // what was applied since ctlSnap was taken
 	n.brokers = startLiveness(n)
@@ -445,6 +467,7 @@ func Start(cfg Config) (*Node, error) {
 		n.rt.Post(cs.core.ID(), func(*reactor.Core) {
 			cs.startTicking()
 			cs.startCleaning()
+			cs.tickReplicas()
 			cs.startCoordinators()
 		})
 	}

@@ -39,6 +39,12 @@ type coreState struct {
 	coords map[int32]*hostedCoord
 	// probe counts this core's requests (see Node.Snapshot).
 	probe coreProbe
+	// replStates are the metadata's states of this core's replicated
+	// partitions, applied to a partition when its log is open
+	// (replicas.go); fetchers fetch for the ones this broker follows, one
+	// per leader broker (fetcher.go).
+	replStates map[wire.PartitionRef]*replicaState
+	fetchers   map[int32]*fetcher
 }
 
 // partition is one partition owned by this core.
@@ -48,6 +54,7 @@ type partition struct {
 	owner    *coreState
 	watchers []*watch
 	probe    partProbe
+	repl     *replica // nil unless the partition has followers
 }
 
 // watch is a fetch long-poll waiting for a partition's high watermark to
@@ -68,6 +75,9 @@ func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
 	cfg.AssertOwner = cs.core.AssertOwned
 	cfg.CleanBudget = cs.clean
 	cfg.CleanBytesPerTick = cs.node.cfg.CleanerBytesPerRound
+	// A replicated partition's high watermark is replication's: the
+	// smallest durable end over the in-sync set, not this log's own.
+	cfg.ExternalHW = int(p) < len(t.Replicas) && len(t.Replicas[p]) > 1
 	return cfg
 }
 
@@ -94,6 +104,9 @@ func (cs *coreState) install(ref wire.PartitionRef, l *shard.Log) {
 	part := &partition{ref: ref, log: l, owner: cs}
 	l.OnCommit = part.onCommit
 	cs.parts[ref] = part
+	if st := cs.replStates[ref]; st != nil {
+		part.applyState(st)
+	}
 }
 
 // serially runs step for ref once every earlier step for it has called
@@ -166,6 +179,9 @@ func (cs *coreState) openAsync(t *Topic, p int32, fresh bool, done func(error)) 
 
 // onCommit wakes the long-polls the new high watermark satisfies.
 func (p *partition) onCommit(hw shard.Offset) {
+	if p.repl != nil {
+		p.repl.completeAcks()
+	}
 	kept := p.watchers[:0]
 	for _, w := range p.watchers {
 		if int64(hw) > w.offset {
@@ -212,6 +228,9 @@ func (cs *coreState) drop(ref wire.PartitionRef, then func(*shard.Log)) {
 			return
 		}
 		delete(cs.parts, ref)
+		if part.repl != nil {
+			part.repl.stop(errNotLeader)
+		}
 		for _, w := range part.watchers {
 			part.fire(w)
 		}
@@ -233,6 +252,9 @@ func (cs *coreState) drop(ref wire.PartitionRef, then func(*shard.Log)) {
 // closeAll closes every log on this core, then calls done.
 func (cs *coreState) closeAll(done func()) {
 	cs.closing = true
+	for _, f := range cs.fetchers {
+		f.stop()
+	}
 	refs := map[wire.PartitionRef]bool{}
 	for ref := range cs.parts {
 		refs[ref] = true

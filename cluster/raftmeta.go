@@ -123,7 +123,8 @@ func snapshotOf(v *metadata.View, b metadata.BrokerID) *snapshot {
 		mt, _ := v.Topic(name)
 		np := len(mt.Partitions)
 		t := &Topic{Name: name, ID: mt.ID, Internal: mt.Internal, Configs: maps.Clone(mt.Configs),
-			Cores: make([]reactor.CoreID, np), Leaders: make([]int32, np), Replicas: make([][]int32, np), ISR: make([][]int32, np)}
+			Cores: make([]reactor.CoreID, np), Leaders: make([]int32, np), Replicas: make([][]int32, np), ISR: make([][]int32, np),
+			LeaderEpochs: make([]int32, np)}
 		if t.Configs == nil {
 			t.Configs = map[string]string{}
 		}
@@ -134,6 +135,7 @@ func snapshotOf(v *metadata.View, b metadata.BrokerID) *snapshot {
 				t.Cores[p] = reactor.CoreID(c)
 			}
 			t.Leaders[p] = int32(mp.Leader)
+			t.LeaderEpochs[p] = int32(mp.LeaderEpoch)
 			t.Replicas[p] = brokerIDs(mp.Replicas)
 			t.ISR[p] = brokerIDs(mp.ISR)
 		}

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"slices"
+
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
 )
@@ -28,7 +30,7 @@ func (b *backend) EndOffsetForEpoch(p wire.PartitionRef, leaderEpoch int32, cb f
 	})
 }
 
-func (b *backend) FollowerFetch(p wire.PartitionRef, offset int64, maxBytes int32, cb func(wire.FetchResult)) {
+func (b *backend) FollowerFetch(p wire.PartitionRef, replica int32, offset int64, maxBytes int32, cb func(wire.FetchResult)) {
 	owner, code := b.owner(p)
 	if code != 0 {
 		cb(wire.FetchResult{HighWatermark: -1, LastStable: -1, LogStartOffset: -1, ErrCode: code})
@@ -41,10 +43,52 @@ func (b *backend) FollowerFetch(p wire.PartitionRef, offset int64, maxBytes int3
 			})
 			return
 		}
+		// The fetch offset is the follower's durable end: the high
+		// watermark and the in-sync set move with it before the read. A
+		// partition whose role is not known here yet answers as a
+		// non-leader (re-reading it would spin the long-poll).
+		code := errLeaderNotAvailable
+		if part.repl != nil {
+			code = part.repl.followerFetched(replica, offset)
+		}
+		if code != 0 {
+			reply(func() {
+				cb(wire.FetchResult{HighWatermark: -1, LastStable: -1, LogStartOffset: -1, ErrCode: code})
+			})
+			return
+		}
 		part.log.ReadToEnd(shard.Offset(offset), int(maxBytes), func(r shard.ReadResult, err error) {
 			res := wire.FetchResult{Records: r.Data, HighWatermark: int64(r.HighWatermark), LastStable: int64(r.HighWatermark),
 				LogStartOffset: int64(r.LogStartOffset), ErrCode: wire.ErrorCode(err)}
 			reply(func() { cb(res) })
 		})
 	})
+}
+
+func (b *backend) WatchLogEnd(p wire.PartitionRef, offset int64, cb func()) (cancel func()) {
+	w := &watch{offset: offset, origin: b.cs.core.ID(), cb: cb}
+	owner, code := b.owner(p)
+	if code != 0 {
+		return func() { w.cancelled = true }
+	}
+	b.onOwner(owner, p, func(part *partition, _ func(func())) {
+		switch {
+		case part == nil:
+		case part.repl == nil || !part.repl.leading || int64(part.log.NextOffset()) > offset:
+			part.fire(w)
+		default:
+			part.repl.endWatch = append(part.repl.endWatch, w)
+		}
+	})
+	return func() {
+		if w.cancelled {
+			return
+		}
+		w.cancelled = true
+		b.onOwner(owner, p, func(part *partition, _ func(func())) {
+			if part != nil && part.repl != nil {
+				part.repl.endWatch = slices.DeleteFunc(part.repl.endWatch, func(x *watch) bool { return x == w })
+			}
+		})
+	}
 }

@@ -85,19 +85,22 @@ func (l *Log) ReadToEnd(offset Offset, maxBytes int, done ReadFunc) {
 	l.read(offset, maxBytes, true, done)
 }
 
-// SetHighWatermark raises the high watermark to hw, as replication
+// SetHighWatermark sets the high watermark's target to hw, as replication
 // computes it (the leader's, or the one a follower learned from the
-// leader's fetch answer), but never past what is durable here: the rest
-// waits for this log's fdatasyncs. A lower value is ignored (only
-// TruncateTo lowers it). It panics unless Config.ExternalHW is set, since
-// the log moves its own high watermark otherwise. It returns the high
-// watermark now in force.
+// leader's fetch answer): the high watermark follows it, but never past
+// what is durable here (the rest waits for this log's fdatasyncs). A
+// target below the high watermark leaves the high watermark where it is
+// (only TruncateTo lowers it) but still lowers the target: a leader whose
+// in-sync set just grew must not let its own later fsyncs carry the high
+// watermark past what the new member holds. It panics unless
+// Config.ExternalHW is set, since the log moves its own high watermark
+// otherwise. It returns the high watermark now in force.
 func (l *Log) SetHighWatermark(hw Offset) Offset {
 	l.checkInvariants("SetHighWatermark")
 	if !l.cfg.ExternalHW {
 		panic(fmt.Sprintf("shard: SetHighWatermark on %s, whose high watermark is its own (Config.ExternalHW unset)", l.cfg.Dir))
 	}
-	l.hwTarget = max(l.hwTarget, hw)
+	l.hwTarget = max(l.hw, hw)
 	l.raiseHW()
 	return l.hw
 }
@@ -112,6 +115,10 @@ func (l *Log) raiseHW() {
 		}
 	}
 }
+
+// ExternalHW reports whether replication owns this log's high watermark
+// (Config.ExternalHW).
+func (l *Log) ExternalHW() bool { return l.cfg.ExternalHW }
 
 // DurableOffset is the offset after the last record an fdatasync covers:
 // what a follower reports to the leader, whose high watermark waits for it.

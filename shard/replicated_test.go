@@ -315,7 +315,16 @@ func TestExternalHighWatermark(t *testing.T) {
 	if hw := l.SetHighWatermark(84); hw != 80 {
 		t.Fatalf("hw %d past the durable end 80", hw)
 	}
+	// A lower target (an in-sync set that grew) holds the high watermark
+	// where it is against later fdatasyncs, without moving it back.
+	if hw := l.SetHighWatermark(70); hw != 80 {
+		t.Fatalf("hw %d after a lower target, want 80 kept", hw)
+	}
 	drainLog(t, l, eng)
+	if l.HighWatermark() != 80 {
+		t.Fatalf("hw %d after the fdatasync, want 80: the lowered target let it pass", l.HighWatermark())
+	}
+	l.SetHighWatermark(84)
 	if l.HighWatermark() != 84 {
 		t.Fatalf("hw %d after the fdatasync, want the leader's 84", l.HighWatermark())
 	}

@@ -70,7 +70,7 @@ func (c *conn) handleProduce(s *slot, req *kmsg.ProduceRequest) {
 				continue
 			}
 			fan.add()
-			c.be.Append(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Records, func(r AppendResult) {
+			c.be.Append(PartitionRef{Topic: t.Topic, Partition: p.Partition}, p.Records, acks, func(r AppendResult) {
 				defer c.recoverPanic()
 				if r.ErrCode != errNone {
 					fail(rp, r.ErrCode, r.ErrMsg)

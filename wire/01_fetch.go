@@ -33,12 +33,7 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 	if req.Version >= 3 {
 		w.maxBytes = min(int(max(req.MaxBytes, 0)), lim.FetchMaxBytes)
 	}
-	if req.ReplicaID >= 0 {
-		// A follower's fetch is answered at once: the long-poll wakes on
-		// the high watermark, and a follower at the log end waits for
-		// records the high watermark cannot pass until it has them.
-		w.maxWait = 0
-	}
+	w.replica = req.ReplicaID
 	total := 0
 	for i := range req.Topics {
 		total += len(req.Topics[i].Partitions)
@@ -149,6 +144,7 @@ type fetchWait struct {
 	want     int // fetch memory asked for: min(maxBytes, sum of partition limits)
 	budget   int // fetch memory held, the sum of parts' held (counted in conn.fetchHeld)
 	maxWait  time.Duration
+	replica  int32 // the follower's broker id, or -1 for a consumer
 	reading  int
 	waiting  bool
 	toppedUp bool // the second round of reads (topUp) was issued
@@ -249,7 +245,9 @@ func (w *fetchWait) read(i, limit int) {
 	w.reading++
 	fetch := w.c.be.Fetch
 	if p.follower {
-		fetch = w.c.be.FollowerFetch
+		fetch = func(ref PartitionRef, offset int64, maxBytes int32, cb func(FetchResult)) {
+			w.c.be.FollowerFetch(ref, w.replica, offset, maxBytes, cb)
+		}
 	}
 	fetch(p.ref, p.offset, int32(max(limit, 1)), func(r FetchResult) {
 		defer w.c.recoverPanic()
@@ -313,8 +311,14 @@ func (w *fetchWait) readDone() {
 // watch waits for data past what partition i has shown so far.
 func (w *fetchWait) watch(i int) {
 	p := &w.parts[i]
-	at := max(p.offset, p.res.HighWatermark)
-	cancel := w.c.be.WatchAppend(p.ref, at, func() {
+	// A follower waits for the log end to pass its fetch offset (the high
+	// watermark cannot pass it before the follower has fetched it); a
+	// consumer for the high watermark to pass what it saw.
+	watch, at := w.c.be.WatchAppend, max(p.offset, p.res.HighWatermark)
+	if p.follower {
+		watch, at = w.c.be.WatchLogEnd, p.offset
+	}
+	cancel := watch(p.ref, at, func() {
 		defer w.c.recoverPanic()
 		p.cancel = nil
 		if !w.finished && !p.reading {

@@ -86,15 +86,12 @@ type Backend interface {
 	// buffer and is valid only until Append returns. A backend that keeps it
 	// past the call (to hand it to another core, say) copies it; one that
 	// consumes it at once (a log that copies it into its own buffer) does not,
-	// so each produced byte is copied once on its way to the log. The
-	// callback fires once the batch is durable (fsynced), whatever the
-	// producer's acks: with one broker, acks=1 and acks=all both mean the
-	// leader's synced copy, and acks=0 changes only what the wire layer
-	// sends back (nothing, or a closed connection after a failure), so the
-	// backend is not told acks. Replication will need it again: there,
-	// acks=1 waits for the leader's copy and acks=all for the in-sync
-	// replicas'.
-	Append(p PartitionRef, batch []byte, cb func(AppendResult))
+	// so each produced byte is copied once on its way to the log. acks is
+	// the producer's (0, 1 or -1): the callback fires once the leader's
+	// copy is durable (fsynced) for 0 and 1, and for -1 once every in-sync
+	// replica's is, which is when the high watermark passes the batch
+	// (for a partition without followers, the same moment as acks=1).
+	Append(p PartitionRef, batch []byte, acks int16, cb func(AppendResult))
 	// Fetch reads whole batches starting with the batch that holds offset,
 	// up to maxBytes, except that the first batch is returned whole even when
 	// it is larger (KIP-74). Records must stay unmodified after the callback
@@ -134,9 +131,15 @@ type Backend interface {
 	EndOffsetForEpoch(p PartitionRef, leaderEpoch int32, cb func(EpochEndOffset))
 	// FollowerFetch is Fetch for a follower replica (a Fetch with a replica
 	// id): batches up to the log end, durable or not, with the high
-	// watermark. The wire layer has already checked that the replica is
-	// one of p's followers.
-	FollowerFetch(p PartitionRef, offset int64, maxBytes int32, cb func(FetchResult))
+	// watermark. The fetch offset is also the follower's report of what it
+	// holds durably (Strand's followers fetch past a batch only once it is
+	// fsynced), which the leader's high watermark waits for. The wire
+	// layer has already checked that the replica is one of p's followers.
+	FollowerFetch(p PartitionRef, replica int32, offset int64, maxBytes int32, cb func(FetchResult))
+	// WatchLogEnd is WatchAppend for a follower's long-poll: cb runs once
+	// the log end moves past offset (or the partition stops being led
+	// here, so that the follower hears of it).
+	WatchLogEnd(p PartitionRef, offset int64, cb func()) (cancel func())
 }
 
 // EpochEndOffset completes Backend.EndOffsetForEpoch: the largest epoch at

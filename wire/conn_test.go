@@ -77,9 +77,9 @@ type heldBackend struct {
 	held []func()
 }
 
-func (b *heldBackend) Append(p PartitionRef, batch []byte, cb func(AppendResult)) {
+func (b *heldBackend) Append(p PartitionRef, batch []byte, acks int16, cb func(AppendResult)) {
 	batch = append([]byte(nil), batch...) // lent only for the call
-	b.held = append(b.held, func() { b.Backend.Append(p, batch, cb) })
+	b.held = append(b.held, func() { b.Backend.Append(p, batch, acks, cb) })
 }
 
 func TestResponsesInRequestOrder(t *testing.T) {

@@ -89,7 +89,7 @@ func TestFetchLongPollUnit(t *testing.T) {
 	}
 	// A second connection's produce: same broker, same fake loop.
 	other := &memSession{b: h.broker, exec: h.exec}
-	other.Append(PartitionRef{"t", 0}, makeBatch([]byte("late")), func(AppendResult) {})
+	other.Append(PartitionRef{"t", 0}, makeBatch([]byte("late")), -1, func(AppendResult) {})
 	h.drain(100)
 	fs := h.frames(t)
 	if len(fs) != 1 {

@@ -306,7 +306,7 @@ func (s *memSession) AlterConfigs(topic string, set map[string]*string, validate
 	cb(errNone)
 }
 
-func (s *memSession) Append(p PartitionRef, batch []byte, cb func(AppendResult)) {
+func (s *memSession) Append(p PartitionRef, batch []byte, _ int16, cb func(AppendResult)) {
 	if p.Topic != "" && p.Topic == s.b.panicTopic {
 		panic("memBroker: append to panic topic")
 	}

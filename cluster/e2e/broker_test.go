@@ -118,9 +118,11 @@ func (l *logBuf) tail(n int) string {
 }
 
 // dumpOnFailure prints the log when the test has failed.
+//
+// STRAND_E2E_LOGS=1 dumps it after a passing test too (for debugging).
 func (l *logBuf) dumpOnFailure(t testing.TB, what string) {
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("STRAND_E2E_LOGS") != "" {
 			t.Logf("%s log (tail):\n%s", what, l.tail(64<<10))
 		}
 	})

@@ -90,6 +90,7 @@ func serve(args []string) int {
 	metaTimeout := fs.Duration("metadata-timeout", 10*time.Second, "how long an admin request waits for its metadata change to be applied; past it (no metadata quorum) it is answered REQUEST_TIMED_OUT")
 	metaFree := fs.Int64("metadata-free-bytes", 1<<20, "metadata changes are refused (KAFKA_STORAGE_ERROR) while the data dir's disk has less free space than this: the metadata log must never find it full")
 	maxBrokers := fs.Int("max-brokers", 64, "members of the metadata group (voters and non-voting) at most; a --join past it is refused with POLICY_VIOLATION")
+	replicaLag := fs.Duration("replica-lag-time-max", 30*time.Second, "a partition's leader drops from the in-sync set a follower that has not caught up for this long (Kafka's replica.lag.time.max.ms); until then acks=all produces wait for it")
 	brokerLease := fs.Duration("broker-lease", 3*time.Second, "the controller fences a broker (its partitions become leaderless) that has not answered its liveness probes for this long")
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
@@ -180,6 +181,7 @@ func serve(args []string) int {
 		return 2
 	}
 	cfg.RaftListen, cfg.Join, cfg.BrokerLease = *raftListen, *join, *brokerLease
+	cfg.ReplicaLagTimeMax = *replicaLag
 	cfg.MetadataTimeout, cfg.MetadataFreeBytes, cfg.MaxBrokers = *metaTimeout, *metaFree, *maxBrokers
 	if *metaTimeout <= 0 || *metaFree <= 0 || *maxBrokers <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --metadata-timeout, --metadata-free-bytes and --max-brokers must be positive")
@@ -190,6 +192,10 @@ func serve(args []string) int {
 			fmt.Fprintf(os.Stderr, "strand: --cluster-id %q: want 16 hex digits, not all zero\n", *clusterID)
 			return 2
 		}
+	}
+	if *replicaLag <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --replica-lag-time-max must be positive")
+		return 2
 	}
 	if *brokerLease <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --broker-lease must be positive")

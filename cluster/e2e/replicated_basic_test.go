@@ -1,0 +1,113 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// isrOf maps each partition of topic to its in-sync set, as broker id
+// reports it.
+func (c *testCluster) isrOf(ctx context.Context, id int32, topic string) ([][]int32, error) {
+	m, err := c.metadataOf(ctx, id, topic)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Topics) != 1 || m.Topics[0].ErrorCode != 0 {
+		return nil, fmt.Errorf("metadata of %s from broker %d: %+v", topic, id, m.Topics)
+	}
+	out := make([][]int32, len(m.Topics[0].Partitions))
+	for _, p := range m.Topics[0].Partitions {
+		out[p.Partition] = p.ISR
+	}
+	return out, nil
+}
+
+// TestReplicatedBasics: three brokers, a topic of replication factor 3.
+// acks=all records produced through each partition's leader are in every
+// replica: after the leader of partition 0 is SIGKILLed, another in-sync
+// replica leads it (with a larger leader epoch) and serves every
+// acknowledged record, and the partition takes new ones; the killed
+// broker, restarted, catches up and is back in every in-sync set.
+// min.insync.replicas=3 then refuses acks=all produces with
+// NOT_ENOUGH_REPLICAS while one replica is out.
+func TestReplicatedBasics(t *testing.T) {
+	c := startCluster(t, 3, "--replica-lag-time-max", "3s")
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	admin := c.client()
+	const topic, parts = "rep", 3
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, parts, 3
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, admin)
+	if err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %v %+v", err, resp)
+	}
+	full := func() error {
+		isr, err := c.isrOf(ctx, 1, topic)
+		if err != nil {
+			return err
+		}
+		for p, s := range isr {
+			if len(s) != 3 {
+				return fmt.Errorf("partition %d in-sync set %v", p, s)
+			}
+		}
+		return nil
+	}
+	waitUntil(t, 30*time.Second, "full in-sync sets", full)
+	acked := produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.AllISRAcks())), topic, parts, 200)
+	consumeCounts(t, ctx, c.seeds(), topic, acked)
+
+	leaders, err := c.leaders(ctx, 1, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := leaders[0]
+	m0, _ := c.metadataOf(ctx, victim, topic)
+	epoch0 := m0.Topics[0].Partitions[0].LeaderEpoch
+	c.procs[victim].kill()
+	other := int32(1)
+	if victim == 1 {
+		other = 2
+	}
+	waitUntil(t, 20*time.Second, "a new leader for partition 0", func() error {
+		m, err := c.metadataOf(ctx, other, topic)
+		if err != nil {
+			return err
+		}
+		p := m.Topics[0].Partitions[0]
+		if p.Leader == victim || p.Leader < 0 || p.ErrorCode != 0 {
+			return fmt.Errorf("leader %d (%v)", p.Leader, kerr.ErrorForCode(p.ErrorCode))
+		}
+		if p.LeaderEpoch <= epoch0 {
+			return fmt.Errorf("leader epoch %d, was %d", p.LeaderEpoch, epoch0)
+		}
+		return nil
+	})
+	consumeCounts(t, ctx, c.seeds(), topic, acked)
+	var rs []*kgo.Record
+	for p := range int32(parts) {
+		for i := range 100 {
+			rs = append(rs, &kgo.Record{Topic: topic, Partition: p, Value: fmt.Appendf(nil, "%s-%d-%d", topic, p, acked[p]+int64(i))})
+		}
+	}
+	for _, r := range c.client(kgo.RequiredAcks(kgo.AllISRAcks())).ProduceSync(ctx, rs...) {
+		if r.Err != nil {
+			t.Fatalf("produce to %s-%d after the kill: %v", topic, r.Record.Partition, r.Err)
+		}
+	}
+	for p := range acked {
+		acked[p] += 100
+	}
+	c.procs[victim].start()
+	waitUntil(t, 40*time.Second, "the restarted broker back in every in-sync set", full)
+	consumeCounts(t, ctx, c.seeds(), topic, acked)
+}

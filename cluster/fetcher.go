@@ -1,0 +1,487 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strand-io/strand/reactor"
+	"github.com/strand-io/strand/shard"
+	"github.com/strand-io/strand/wire"
+)
+
+// fetcher replicates, for one core, the partitions the core follows whose
+// leader is one broker: over one connection to that broker, it first asks
+// OffsetForLeaderEpoch where each newly followed partition's log diverges
+// and truncates it there, then fetches (Fetch with this broker's replica
+// id) and appends the leader's batches unchanged. A partition is fetched
+// again only once what it last appended is durable, so the fetch offset
+// it sends is what it holds fsynced: the leader's high watermark, and so
+// its acks=all answers, wait for exactly that.
+//
+// Its state belongs to the core; the socket work runs on a goroutine of
+// its own (one per core and leader, so no connection or goroutine
+// funnels a broker's replication), which gets one request at a time and
+// posts each answer back to the core.
+type fetcher struct {
+	cs      *coreState
+	leader  int32
+	parts   map[wire.PartitionRef]*followed
+	busy    bool // a request is out
+	waking  bool // a retry timer is set
+	calls   chan fetchCall
+	stopped bool
+}
+
+// followed is one partition a fetcher replicates.
+type followed struct {
+	part *partition
+	// epoch is the leader epoch it follows; truncated says the
+	// divergence check for it is done.
+	epoch     int32
+	truncated bool
+	pending   int       // appends or a truncation not yet complete
+	idleUntil time.Time // after an error: not asked for until then
+}
+
+type fetchCall struct {
+	addr string
+	req  kmsg.Request
+	done func(kmsg.Response, error) // on the core
+}
+
+const (
+	replicaFetchMaxWait   = 500 * time.Millisecond
+	replicaFetchMaxBytes  = 16 << 20
+	replicaPartitionBytes = 1 << 20
+	replicaRetry          = 200 * time.Millisecond
+	replicaDialTimeout    = 3 * time.Second
+)
+
+// fetcherFor returns the core's fetcher for partitions led by leader.
+func (cs *coreState) fetcherFor(leader int32) *fetcher {
+	f := cs.fetchers[leader]
+	if f == nil {
+		f = &fetcher{cs: cs, leader: leader, parts: map[wire.PartitionRef]*followed{}, calls: make(chan fetchCall, 1)}
+		cs.fetchers[leader] = f
+		go f.run(cs.node.rt, cs.core.ID())
+	}
+	return f
+}
+
+func (f *fetcher) add(p *partition) {
+	f.parts[p.ref] = &followed{part: p, epoch: p.repl.st.LeaderEpoch}
+	f.kick()
+}
+
+// remove stops fetching p; the fetcher ends with its last partition.
+func (f *fetcher) remove(p *partition) {
+	delete(f.parts, p.ref)
+	if len(f.parts) == 0 && !f.busy {
+		f.stop()
+	}
+}
+
+func (f *fetcher) stop() {
+	if f.stopped {
+		return
+	}
+	f.stopped = true
+	if f.cs.fetchers[f.leader] == f {
+		delete(f.cs.fetchers, f.leader)
+	}
+	close(f.calls)
+}
+
+// current reports whether fp is still this fetcher's, for the epoch it
+// was asked about.
+func (f *fetcher) current(ref wire.PartitionRef, fp *followed, epoch int32) bool {
+	return f.parts[ref] == fp && fp.epoch == epoch && fp.part.repl != nil && fp.part.repl.fetcher == f
+}
+
+// kick sends the next request if none is out: the divergence checks
+// first, then a fetch for every partition with nothing pending.
+func (f *fetcher) kick() {
+	if f.busy || f.stopped || f.cs.closing {
+		return
+	}
+	if len(f.parts) == 0 {
+		f.stop()
+		return
+	}
+	addr := f.leaderAddr()
+	if addr == "" {
+		f.retry()
+		return
+	}
+	now := time.Now()
+	var epochs, fetches []*followed
+	for _, fp := range f.parts {
+		switch {
+		case fp.pending > 0 || now.Before(fp.idleUntil):
+		case !fp.truncated:
+			epochs = append(epochs, fp)
+		default:
+			fetches = append(fetches, fp)
+		}
+	}
+	switch {
+	case len(epochs) > 0:
+		f.askEpochs(addr, epochs)
+	case len(fetches) > 0:
+		f.fetch(addr, fetches)
+	default:
+		for _, fp := range f.parts {
+			if fp.pending == 0 {
+				f.retry() // some partition is idling after an error
+				break
+			}
+		}
+	}
+}
+
+// retry kicks again after a pause.
+func (f *fetcher) retry() {
+	if f.waking || f.stopped {
+		return
+	}
+	f.waking = true
+	f.cs.core.After(replicaRetry, func() {
+		f.waking = false
+		f.kick()
+	})
+}
+
+func (f *fetcher) leaderAddr() string {
+	for _, b := range f.cs.node.meta.Load().brokers {
+		if b.NodeID == f.leader {
+			return net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))
+		}
+	}
+	return ""
+}
+
+func (f *fetcher) send(addr string, req kmsg.Request, done func(kmsg.Response, error)) {
+	f.busy = true
+	f.calls <- fetchCall{addr: addr, req: req, done: func(resp kmsg.Response, err error) {
+		f.busy = false
+		if f.stopped || f.cs.closing {
+			return
+		}
+		if err != nil {
+			f.cs.node.replLog.Warn(f.cs.node.log, "replication: fetching from the leader failed", "leader", f.leader, "addr", addr, "err", err)
+			f.retry()
+			return
+		}
+		done(resp, nil)
+		f.kick()
+	}}
+}
+
+// askEpochs is the divergence check (KIP-101/279): where does the leader's
+// log end for the newest epoch this log has?
+func (f *fetcher) askEpochs(addr string, fps []*followed) {
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.SetVersion(4)
+	req.ReplicaID = f.cs.node.cfg.NodeID
+	type asked struct {
+		fp    *followed
+		epoch int32
+		mine  shard.Epoch
+	}
+	byRef := map[wire.PartitionRef]asked{}
+	topics := map[string]int{}
+	for _, fp := range fps {
+		l := fp.part.log
+		if l.NextOffset() == l.LogStartOffset() {
+			fp.truncated = true // nothing here can diverge
+			continue
+		}
+		mine := l.LeaderEpoch()
+		i, ok := topics[fp.part.ref.Topic]
+		if !ok {
+			i = len(req.Topics)
+			topics[fp.part.ref.Topic] = i
+			t := kmsg.NewOffsetForLeaderEpochRequestTopic()
+			t.Topic = fp.part.ref.Topic
+			req.Topics = append(req.Topics, t)
+		}
+		p := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		p.Partition, p.CurrentLeaderEpoch, p.LeaderEpoch = fp.part.ref.Partition, fp.epoch, int32(mine)
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
+		byRef[fp.part.ref] = asked{fp, fp.epoch, mine}
+	}
+	if len(req.Topics) == 0 {
+		f.kick()
+		return
+	}
+	f.send(addr, req, func(r kmsg.Response, _ error) {
+		resp := r.(*kmsg.OffsetForLeaderEpochResponse)
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				ref := wire.PartitionRef{Topic: t.Topic, Partition: p.Partition}
+				a, ok := byRef[ref]
+				if !ok || !f.current(ref, a.fp, a.epoch) {
+					continue
+				}
+				if p.ErrorCode != 0 {
+					f.partitionError(a.fp, p.ErrorCode)
+					continue
+				}
+				f.truncate(a.fp, p.LeaderEpoch, p.EndOffset)
+			}
+		}
+	})
+}
+
+// truncate cuts fp's log where it diverges from the leader's: at the
+// smaller of where the leader's log and this one end the newest epoch
+// both know; when the leader knows none of this log's epochs, at this
+// log's high watermark (all that is known to be committed).
+func (f *fetcher) truncate(fp *followed, leaderEpoch int32, leaderEnd int64) {
+	l := fp.part.log
+	cut := int64(l.HighWatermark())
+	if leaderEpoch >= 0 && leaderEnd >= 0 {
+		cut = leaderEnd
+		if e, mine := l.EndOffsetForEpoch(shard.Epoch(leaderEpoch)); e == shard.Epoch(leaderEpoch) && int64(mine) < cut {
+			cut = int64(mine)
+		}
+	}
+	if cut >= int64(l.NextOffset()) {
+		fp.truncated = true
+		return
+	}
+	fp.pending++
+	ref, epoch := fp.part.ref, fp.epoch
+	before := l.NextOffset()
+	l.TruncateTo(shard.Offset(cut), func(end shard.Offset, err error) {
+		fp.pending--
+		if err != nil {
+			f.cs.node.log.Error("replication: truncating a diverged log failed", "partition", ref, "to", cut, "err", err)
+			fp.idleUntil = time.Now().Add(time.Second)
+		} else {
+			f.cs.node.log.Info("replication: truncated the log where it diverged from the leader's", "partition", ref,
+				"leader", f.leader, "epoch", epoch, "from", before, "to", end)
+			fp.truncated = true
+		}
+		f.kick()
+	})
+}
+
+// fetch asks the leader for what follows each partition's log end.
+func (f *fetcher) fetch(addr string, fps []*followed) {
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(12)
+	req.ReplicaID = f.cs.node.cfg.NodeID
+	req.MaxWaitMillis = int32(replicaFetchMaxWait / time.Millisecond)
+	req.MinBytes, req.MaxBytes = 1, replicaFetchMaxBytes
+	req.SessionEpoch = -1
+	type asked struct {
+		fp     *followed
+		epoch  int32
+		offset int64
+	}
+	byRef := map[wire.PartitionRef]asked{}
+	topics := map[string]int{}
+	for _, fp := range fps {
+		i, ok := topics[fp.part.ref.Topic]
+		if !ok {
+			i = len(req.Topics)
+			topics[fp.part.ref.Topic] = i
+			t := kmsg.NewFetchRequestTopic()
+			t.Topic = fp.part.ref.Topic
+			req.Topics = append(req.Topics, t)
+		}
+		l := fp.part.log
+		p := kmsg.NewFetchRequestTopicPartition()
+		p.Partition, p.CurrentLeaderEpoch = fp.part.ref.Partition, fp.epoch
+		p.FetchOffset, p.LogStartOffset, p.PartitionMaxBytes = int64(l.NextOffset()), -1, replicaPartitionBytes
+		p.LastFetchedEpoch = -1
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, p)
+		byRef[fp.part.ref] = asked{fp, fp.epoch, p.FetchOffset}
+	}
+	f.send(addr, req, func(r kmsg.Response, _ error) {
+		resp := r.(*kmsg.FetchResponse)
+		if resp.ErrorCode != 0 {
+			f.cs.node.replLog.Warn(f.cs.node.log, "replication: the leader refused a fetch", "leader", f.leader, "err", kerr.ErrorForCode(resp.ErrorCode))
+			for _, a := range byRef {
+				a.fp.idleUntil = time.Now().Add(replicaRetry)
+			}
+			return
+		}
+		for _, t := range resp.Topics {
+			for i := range t.Partitions {
+				p := &t.Partitions[i]
+				ref := wire.PartitionRef{Topic: t.Topic, Partition: p.Partition}
+				a, ok := byRef[ref]
+				if !ok || !f.current(ref, a.fp, a.epoch) || int64(a.fp.part.log.NextOffset()) != a.offset {
+					continue
+				}
+				if p.ErrorCode != 0 {
+					f.partitionError(a.fp, p.ErrorCode)
+					continue
+				}
+				f.appendFetched(a.fp, p.RecordBatches, p.HighWatermark)
+			}
+		}
+	})
+}
+
+// appendFetched appends the leader's batches as they are and takes its
+// high watermark (never past what is durable here: the log sees to it).
+func (f *fetcher) appendFetched(fp *followed, data []byte, hw int64) {
+	l := fp.part.log
+	for len(data) >= shard.BatchHeaderSize {
+		h, err := shard.ParseBatchHeader(data)
+		if err != nil || h.Size() > len(data) {
+			break // a partial last batch: fetched again next time
+		}
+		batch := data[:h.Size()]
+		data = data[h.Size():]
+		fp.pending++
+		ref := fp.part.ref
+		if err := l.AppendReplicated(batch, func(_ shard.AppendResult, err error) {
+			fp.pending--
+			if err != nil {
+				f.appendFailed(fp, ref, err)
+			}
+			f.kick()
+		}); err != nil {
+			fp.pending--
+			f.appendFailed(fp, ref, err)
+			break
+		}
+	}
+	if hw >= 0 {
+		l.SetHighWatermark(shard.Offset(hw))
+	}
+}
+
+// appendFailed: a batch that does not continue this log means the leader's
+// log changed under it (a new epoch it has not heard of yet): check the
+// divergence again. Anything else pauses the partition.
+func (f *fetcher) appendFailed(fp *followed, ref wire.PartitionRef, err error) {
+	if errors.Is(err, shard.ErrTruncated) {
+		return
+	}
+	f.cs.node.replLog.Warn(f.cs.node.log, "replication: appending the leader's batch failed", "partition", ref, "err", err)
+	fp.truncated = false
+	fp.idleUntil = time.Now().Add(replicaRetry)
+}
+
+// partitionError handles a per-partition error from the leader: a fenced
+// or changed leadership waits for the metadata to say who leads now; an
+// offset out of range means the logs diverged in a way the epochs did not
+// show, so the check runs again.
+func (f *fetcher) partitionError(fp *followed, code int16) {
+	fp.idleUntil = time.Now().Add(replicaRetry)
+	if code == kerr.OffsetOutOfRange.Code {
+		fp.truncated = false
+		f.cs.node.replLog.Warn(f.cs.node.log, "replication: fetch offset out of the leader's range", "partition", fp.part.ref, "offset", fp.part.log.NextOffset())
+	}
+}
+
+// run is the fetcher's socket goroutine: one request at a time, each
+// answer posted to the core. It ends when the core closes calls.
+func (f *fetcher) run(rt *reactor.Runtime, core reactor.CoreID) {
+	var c net.Conn
+	var connAddr string
+	formatter := kmsg.NewRequestFormatter(kmsg.FormatterClientID("strand-replica-" + strconv.Itoa(int(f.cs.node.cfg.NodeID))))
+	var corr int32
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+	for call := range f.calls {
+		if c != nil && connAddr != call.addr {
+			c.Close()
+			c = nil
+		}
+		var resp kmsg.Response
+		var err error
+		if c == nil {
+			c, err = net.DialTimeout("tcp", call.addr, replicaDialTimeout)
+			if err != nil {
+				c = nil
+			}
+			connAddr = call.addr
+		}
+		if err == nil {
+			corr++
+			resp, err = roundTrip(c, formatter, call.req, corr)
+			if err != nil {
+				c.Close()
+				c = nil
+			}
+		}
+		done := call.done
+		if rt.Post(core, func(*reactor.Core) { done(resp, err) }) != nil {
+			return
+		}
+	}
+}
+
+// roundTrip sends req and reads its answer.
+func roundTrip(c net.Conn, formatter *kmsg.RequestFormatter, req kmsg.Request, corr int32) (kmsg.Response, error) {
+	_ = c.SetDeadline(time.Now().Add(replicaFetchMaxWait + 15*time.Second))
+	if _, err := c.Write(formatter.AppendRequest(nil, req, corr)); err != nil {
+		return nil, err
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(size[:])
+	if n < 4 || n > 256<<20 {
+		return nil, fmt.Errorf("answer of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c, body); err != nil {
+		return nil, err
+	}
+	if got := int32(binary.BigEndian.Uint32(body)); got != corr {
+		return nil, fmt.Errorf("correlation id %d, want %d", got, corr)
+	}
+	body = body[4:]
+	resp := req.ResponseKind()
+	if resp.IsFlexible() {
+		// The response header's tagged fields (none are defined).
+		var err error
+		if body, err = skipTags(body); err != nil {
+			return nil, err
+		}
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func skipTags(b []byte) ([]byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil, errors.New("bad tagged fields")
+	}
+	b = b[k:]
+	for range n {
+		_, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, errors.New("bad tagged field")
+		}
+		b = b[k:]
+		size, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < size {
+			return nil, errors.New("bad tagged field")
+		}
+		b = b[k+int(size):]
+	}
+	return b, nil
+}
