@@ -124,6 +124,15 @@ func (f *fetcher) kick() {
 	now := time.Now()
 	var epochs, fetches []*followed
 	for _, fp := range f.parts {
+		if fp.pending > 0 && fp.truncated {
+			// Wait for every partition's appends to be durable and fetch
+			// them all in one request: fetched without it, a partition
+			// whose fsync lands a moment later would wait out the
+			// others' long-poll, and acks=all with it.
+			return
+		}
+	}
+	for _, fp := range f.parts {
 		switch {
 		case fp.pending > 0 || now.Before(fp.idleUntil):
 		case !fp.truncated:

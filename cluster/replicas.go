@@ -129,6 +129,9 @@ func (p *partition) applyState(st *replicaState) {
 		r.proposing = false
 	}
 	if !roleChanged {
+		if r.followers != nil {
+			r.syncFollowers()
+		}
 		if r.leading {
 			// The in-sync set changed: the high watermark's bound with it,
 			// and acks waiting may now fail min.insync.replicas.
@@ -170,12 +173,7 @@ func (r *replica) becomeLeader() {
 	l := r.part.log
 	r.followers = map[int32]*followerProgress{}
 	r.pendingAdd = map[int32]bool{}
-	now := time.Now()
-	for _, b := range r.st.Replicas {
-		if b != r.me {
-			r.followers[b] = &followerProgress{durable: -1, lastCaughtUp: now, leoAtLastFetch: -1}
-		}
-	}
+	r.syncFollowers()
 	l.Quiesce(func() {
 		if r.part.repl != r || r.part.owner.parts[r.part.ref] != r.part || r.st.Leader != r.me || r.st.LeaderEpoch != epoch {
 			return
@@ -190,6 +188,24 @@ func (r *replica) becomeLeader() {
 			"log_end", r.epochStart, "high_watermark", l.HighWatermark(), "isr", r.st.ISR)
 		r.recomputeHW()
 	})
+}
+
+// syncFollowers tracks exactly the replicas the metadata lists (a
+// reassignment adds and removes some under the same leader). A new one
+// is unknown (it holds the high watermark until it fetches if it is in
+// the in-sync set) and counts as caught up from now.
+func (r *replica) syncFollowers() {
+	now := time.Now()
+	for _, b := range r.st.Replicas {
+		if b != r.me && r.followers[b] == nil {
+			r.followers[b] = &followerProgress{durable: -1, lastCaughtUp: now, leoAtLastFetch: -1}
+		}
+	}
+	for b := range r.followers {
+		if !slices.Contains(r.st.Replicas, b) {
+			delete(r.followers, b)
+		}
+	}
 }
 
 // maximalISR is the in-sync set the high watermark waits for: the
