@@ -200,6 +200,9 @@ func (n *Node) reconcile(v *metadata.View) {
 		if from < len(nt.Cores) {
 			n.openLocal(ctl, nt, from)
 		}
+		if ct != nil {
+			n.reconcileReplicaSets(ctl, ct, nt)
+		}
 		if ct != nil && !maps.Equal(ct.Configs, nt.Configs) {
 			n.reconfigureLocal(ctl, nt)
 		}
@@ -210,8 +213,8 @@ func (n *Node) reconcile(v *metadata.View) {
 		n.unready[brokerConfigsKey]++
 		n.reconfigureAll(ctl, next, func() { n.opened(&Topic{Name: brokerConfigsKey}, nil) })
 	}
-	n.sendReplicaStates(n.replicaStates(v, next))
 	n.publish()
+	n.sendReplicaStates(n.replicaStates(v, next))
 	n.settle()
 }
 

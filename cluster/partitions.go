@@ -77,7 +77,12 @@ func (cs *coreState) logConfigFor(t *Topic, p int32) shard.Config {
 	cfg.CleanBytesPerTick = cs.node.cfg.CleanerBytesPerRound
 	// A replicated partition's high watermark is replication's: the
 	// smallest durable end over the in-sync set, not this log's own.
+	// A log keeps it once it has had followers (a reassignment that
+	// shrinks a partition to one replica leaves its role running).
 	cfg.ExternalHW = int(p) < len(t.Replicas) && len(t.Replicas[p]) > 1
+	if st := cs.replStates[wire.PartitionRef{Topic: t.Name, Partition: p}]; st != nil && len(st.Replicas) > 1 {
+		cfg.ExternalHW = true
+	}
 	return cfg
 }
 

@@ -52,10 +52,6 @@ func (s *replicaState) equal(o *replicaState) bool {
 		s.Core == o.Core && s.MinISR == o.MinISR && slices.Equal(s.Replicas, o.Replicas) && slices.Equal(s.ISR, o.ISR)
 }
 
-// replicated reports whether p has followers: only such partitions run
-// the replication machinery (and open their logs with ExternalHW).
-func replicated(mp *metadata.Partition) bool { return len(mp.Replicas) > 1 }
-
 // followerProgress is what a leader knows of one follower.
 type followerProgress struct {
 	durable        int64 // its last fetch offset: what it holds fsynced; -1 unknown
@@ -109,9 +105,23 @@ func (cs *coreState) setReplicaState(ref wire.PartitionRef, st *replicaState) {
 	}
 }
 
-// applyState moves the partition to the role st gives this broker.
+// applyState moves the partition to the role st gives this broker. A
+// partition with one replica whose log keeps its own high watermark has
+// no role to run; one that gained followers (a reassignment) has its log
+// reopened with replication's high watermark first.
 func (p *partition) applyState(st *replicaState) {
 	cs := p.owner
+	switch {
+	case len(st.Replicas) <= 1 && !p.log.ExternalHW():
+		if p.repl != nil {
+			p.repl.stop(errNotLeader)
+			p.repl = nil
+		}
+		return
+	case len(st.Replicas) > 1 && !p.log.ExternalHW():
+		cs.reopen(p.ref)
+		return
+	}
 	r := p.repl
 	if r == nil {
 		r = &replica{part: p, me: cs.node.cfg.NodeID, st: replicaState{Leader: -2, LeaderEpoch: -1}}
@@ -147,6 +157,23 @@ func (p *partition) applyState(st *replicaState) {
 		r.fetcher = cs.fetcherFor(st.Leader)
 		r.fetcher.add(p)
 	}
+}
+
+// reopen closes a partition's log and opens it again, now that its
+// config (ExternalHW) changed; install then applies its state.
+func (cs *coreState) reopen(ref wire.PartitionRef) {
+	cs.node.log.Info("replication: the partition has followers now; reopening its log with replication's high watermark", "partition", ref)
+	cs.drop(ref, func(l *shard.Log) {
+		t := cs.node.meta.Load().topics[ref.Topic]
+		if l == nil || t == nil || cs.closing {
+			return
+		}
+		cs.openAsync(t, ref.Partition, false, func(err error) {
+			if err != nil {
+				cs.node.log.Error("replication: reopening the log failed", "partition", ref, "err", err)
+			}
+		})
+	})
 }
 
 // stop ends the current role: waiting acks get code, follower long-polls
@@ -435,8 +462,10 @@ func (n *Node) replicaStates(v *metadata.View, s *snapshot) map[wire.PartitionRe
 		minISR := -1
 		for p := range mt.Partitions {
 			mp := &mt.Partitions[p]
+			// Every local partition, replicated or not: one that loses
+			// or gains followers changes role (applyState).
 			core, ok := mp.CoreOf(me)
-			if !ok || !replicated(mp) {
+			if !ok {
 				continue
 			}
 			if minISR < 0 {
