@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -338,6 +339,14 @@ func (f *fetcher) fetch(addr string, fps []*followed) {
 					continue
 				}
 				f.appendFetched(a.fp, p.RecordBatches, p.HighWatermark)
+				if r := a.fp.part.repl; r != nil && !slices.Contains(r.st.ISR, r.me) {
+					t := &f.cs.node.catchUp
+					if pause := t.take(int64(len(p.RecordBatches)), time.Now()); pause > 0 {
+						a.fp.idleUntil = time.Now().Add(pause)
+						t.log.Warn(f.cs.node.log, "replication: catch-up throttled (--replica-catchup-bytes-per-sec)",
+							"partition", ref, "rate", t.rate, "pause", pause)
+					}
+				}
 			}
 		}
 	})

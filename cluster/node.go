@@ -56,6 +56,9 @@ type Config struct {
 	// that has not caught up with its log end for this long (Kafka's
 	// replica.lag.time.max.ms). Until then acks=all produces wait for it.
 	ReplicaLagTimeMax time.Duration
+	// ReplicaCatchUpBytesPerSec bounds what this broker's followers fetch
+	// per second for replicas outside the in-sync set (0: unlimited).
+	ReplicaCatchUpBytesPerSec int64
 	// BrokerLease: the controller fences a broker that has not answered
 	// its liveness probes for this long. Default 3s.
 	BrokerLease time.Duration
@@ -218,6 +221,8 @@ type Node struct {
 	metaLog rateLog
 	// replLog rate-limits replication's warnings (fetch failures).
 	replLog rateLog
+	// catchUp throttles followers outside the in-sync set (throttle.go).
+	catchUp catchUpThrottle
 	// Counters of what those limits refused, for metrics (Limits). Admin
 	// paths only, never the data path.
 	partsRefused, autoThrottled atomic.Int64
@@ -305,6 +310,7 @@ func Start(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, unready: map[string]int{}, held: map[string][16]byte{},
 		failed: map[string]failure{}, proposing: map[string]int{}, viewKick: make(chan struct{}, 1),
 		watchStop: make(chan struct{}), watchDone: make(chan struct{})}
+	n.catchUp.rate = cfg.ReplicaCatchUpBytesPerSec
 	before, soft, hard, err := raiseFDLimit()
 	if err != nil {
 		n.log.Warn("raising the file descriptor limit", "err", err)

@@ -91,6 +91,7 @@ func serve(args []string) int {
 	metaFree := fs.Int64("metadata-free-bytes", 1<<20, "metadata changes are refused (KAFKA_STORAGE_ERROR) while the data dir's disk has less free space than this: the metadata log must never find it full")
 	maxBrokers := fs.Int("max-brokers", 64, "members of the metadata group (voters and non-voting) at most; a --join past it is refused with POLICY_VIOLATION")
 	replicaLag := fs.Duration("replica-lag-time-max", 30*time.Second, "a partition's leader drops from the in-sync set a follower that has not caught up for this long (Kafka's replica.lag.time.max.ms); until then acks=all produces wait for it")
+	catchUpRate := fs.Int64("replica-catchup-bytes-per-sec", 0, "bytes per second this broker's followers fetch, together, for replicas outside the in-sync set (a reassignment's new replica, a broker catching up after an absence), so catching up does not starve producers; 0: unlimited (Kafka's follower.replication.throttled.rate)")
 	brokerLease := fs.Duration("broker-lease", 3*time.Second, "the controller fences a broker (its partitions become leaderless) that has not answered its liveness probes for this long")
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
@@ -182,6 +183,7 @@ func serve(args []string) int {
 	}
 	cfg.RaftListen, cfg.Join, cfg.BrokerLease = *raftListen, *join, *brokerLease
 	cfg.ReplicaLagTimeMax = *replicaLag
+	cfg.ReplicaCatchUpBytesPerSec = *catchUpRate
 	cfg.MetadataTimeout, cfg.MetadataFreeBytes, cfg.MaxBrokers = *metaTimeout, *metaFree, *maxBrokers
 	if *metaTimeout <= 0 || *metaFree <= 0 || *maxBrokers <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --metadata-timeout, --metadata-free-bytes and --max-brokers must be positive")
@@ -192,6 +194,10 @@ func serve(args []string) int {
 			fmt.Fprintf(os.Stderr, "strand: --cluster-id %q: want 16 hex digits, not all zero\n", *clusterID)
 			return 2
 		}
+	}
+	if *catchUpRate < 0 {
+		fmt.Fprintln(os.Stderr, "strand: --replica-catchup-bytes-per-sec must not be negative")
+		return 2
 	}
 	if *replicaLag <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --replica-lag-time-max must be positive")
