@@ -216,6 +216,14 @@ func (b *backend) Append(p wire.PartitionRef, batch []byte, acks int16, cb func(
 				return
 			}
 			part.probe.appended(r, len(batch))
+			if repl != nil && acks != -1 && !part.owner.leaseValid(time.Now()) {
+				// The lease ran out while the batch was being written
+				// (the broker was paused, say): it may have been deposed,
+				// and a new leader need not have the batch.
+				res.BaseOffset, res.ErrCode = -1, errNotLeader
+				reply(func() { cb(res) })
+				return
+			}
 			if repl == nil || acks != -1 {
 				reply(func() { cb(res) })
 				return

@@ -99,13 +99,25 @@ func (l *liveness) round(ctx context.Context, now time.Time) {
 	}
 	ids := v.BrokerIDs()
 	alive := make([]bool, len(ids))
+	sent := make([]time.Time, len(ids))
 	var wg sync.WaitGroup
 	for i, id := range ids {
 		b, _ := v.Broker(id)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			alive[i] = id == n.brokerID() || probe(b.KafkaAddr)
+			if id == n.brokerID() {
+				// The controller's own lease: a quorum-confirmed read
+				// proves it still leads the metadata group after now,
+				// so a successor's fencing of it is a whole lease away.
+				if lv, err := n.raft.LinearizableView(ctx); err == nil {
+					n.renewLease(now, lv.Version())
+				}
+				alive[i], sent[i] = true, now
+				return
+			}
+			sent[i] = time.Now()
+			alive[i] = probe(b.KafkaAddr, v.Version(), sent[i])
 		}()
 	}
 	wg.Wait()
@@ -115,7 +127,10 @@ func (l *liveness) round(ctx context.Context, now time.Time) {
 			l.lastOK[id] = now // registered since: a whole lease from now
 		}
 		if alive[i] {
-			l.lastOK[id] = now
+			// From when the probe was sent, the time it names: the broker
+			// leads on the strength of it until then plus the lease
+			// (lease.go), and is never fenced before.
+			l.lastOK[id] = sent[i]
 		}
 		switch {
 		case !b.Fenced && now.Sub(l.lastOK[id]) > n.cfg.BrokerLease:
@@ -134,7 +149,10 @@ func (l *liveness) round(ctx context.Context, now time.Time) {
 }
 
 // probe reports whether the broker at addr answers an ApiVersions request.
-func probe(addr string) bool {
+// The request names the controller's metadata version and the probe's
+// send time (ClientSoftwareVersion, under the ClientSoftwareName
+// leaseSoftware), from which the broker renews its leadership lease.
+func probe(addr string, version uint64, sent time.Time) bool {
 	c, err := net.DialTimeout("tcp", addr, probeTimeout)
 	if err != nil {
 		return false
@@ -142,6 +160,9 @@ func probe(addr string) bool {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(probeTimeout))
 	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 3
+	req.ClientSoftwareName = leaseSoftware
+	req.ClientSoftwareVersion = formatLeaseProbe(version, sent)
 	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("strand-liveness")).AppendRequest(nil, req, 1)
 	if _, err := c.Write(frame); err != nil {
 		return false

@@ -223,6 +223,9 @@ type Node struct {
 	replLog rateLog
 	// catchUp throttles followers outside the in-sync set (throttle.go).
 	catchUp catchUpThrottle
+	// lease is this broker's leadership lease (lease.go).
+	lease    atomic.Pointer[lease]
+	leaseLog rateLog
 	// Counters of what those limits refused, for metrics (Limits). Admin
 	// paths only, never the data path.
 	partsRefused, autoThrottled atomic.Int64
@@ -462,7 +465,7 @@ func Start(cfg Config) (*Node, error) {
 	// controller core, in this order).
 	n.rt.Post(controller, func(*reactor.Core) {
 		if n.replStates == nil {
-			n.sendReplicaStates(n.replicaStates(v0, n.ctlSnap))
+			n.sendReplicaStates(v0.Version(), n.replicaStates(v0, n.ctlSnap))
 		}
 	})
 	go n.watchViews()

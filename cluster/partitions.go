@@ -45,6 +45,9 @@ type coreState struct {
 	// per leader broker (fetcher.go).
 	replStates map[wire.PartitionRef]*replicaState
 	fetchers   map[int32]*fetcher
+	// appliedVersion is the newest metadata version whose replica states
+	// this core has applied (the leadership lease needs it, lease.go).
+	appliedVersion uint64
 }
 
 // partition is one partition owned by this core.

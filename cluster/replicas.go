@@ -298,6 +298,10 @@ func (r *replica) checkProduce(acks int16) (int16, string) {
 	switch {
 	case !r.leading:
 		return errNotLeader, ""
+	case !r.part.owner.leaseValid(time.Now()):
+		r.part.owner.node.leaseLog.Warn(r.part.owner.node.log, "replication: refusing produces: this broker's leadership lease ran out (no controller probe renewed it)",
+			"partition", r.part.ref, "broker_lease", r.part.owner.node.cfg.BrokerLease)
+		return errNotLeader, ""
 	case acks == -1 && len(r.st.ISR) < r.st.MinISR:
 		return kerr.NotEnoughReplicas.Code, fmt.Sprintf("%d in-sync replicas, min.insync.replicas is %d", len(r.st.ISR), r.st.MinISR)
 	}
@@ -485,8 +489,9 @@ func (n *Node) replicaStates(v *metadata.View, s *snapshot) map[wire.PartitionRe
 }
 
 // sendReplicaStates hands each core the states of its partitions that
-// changed since the last View (controller core).
-func (n *Node) sendReplicaStates(next map[wire.PartitionRef]*replicaState) {
+// changed since the last View (controller core), then tells every core
+// it is at version (after the states, on the same lane).
+func (n *Node) sendReplicaStates(version uint64, next map[wire.PartitionRef]*replicaState) {
 	prev := n.replStates
 	n.replStates = next
 	for ref, st := range next {
@@ -502,6 +507,11 @@ func (n *Node) sendReplicaStates(next map[wire.PartitionRef]*replicaState) {
 		if next[ref] == nil {
 			n.sendState(old.Core, ref, nil)
 		}
+	}
+	for _, cs := range n.cores {
+		n.cores[controller].core.Send(cs.core.ID(), func(*reactor.Core) {
+			cs.appliedVersion = max(cs.appliedVersion, version)
+		})
 	}
 }
 

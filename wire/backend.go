@@ -136,6 +136,10 @@ type Backend interface {
 	// fsynced), which the leader's high watermark waits for. The wire
 	// layer has already checked that the replica is one of p's followers.
 	FollowerFetch(p PartitionRef, replica int32, offset int64, maxBytes int32, cb func(FetchResult))
+	// LivenessProbed is told the ClientSoftwareVersion of a controller's
+	// liveness probe (an ApiVersions from LivenessSoftware): the cluster
+	// renews its leadership lease from it.
+	LivenessProbed(softwareVersion string)
 	// WatchLogEnd is WatchAppend for a follower's long-poll: cb runs once
 	// the log end moves past offset (or the partition stops being led
 	// here, so that the follower hears of it).

@@ -128,6 +128,9 @@ func (s *memSession) FollowerFetch(p PartitionRef, _ int32, offset int64, maxByt
 	s.Fetch(p, offset, maxBytes, cb)
 }
 
+// LivenessProbed: the test broker has no leases.
+func (s *memSession) LivenessProbed(string) {}
+
 // WatchLogEnd: the log end is the high watermark here.
 func (s *memSession) WatchLogEnd(p PartitionRef, offset int64, cb func()) func() {
 	return s.WatchAppend(p, offset, cb)

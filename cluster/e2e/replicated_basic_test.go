@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,4 +112,82 @@ func TestReplicatedBasics(t *testing.T) {
 	c.procs[victim].start()
 	waitUntil(t, 40*time.Second, "the restarted broker back in every in-sync set", full)
 	consumeCounts(t, ctx, c.seeds(), topic, acked)
+}
+
+// TestPausedLeaderRefusesAcks1: a leader paused (SIGSTOP) past its broker
+// lease is fenced and replaced; an acks=1 produce it reads only after
+// SIGCONT, sent on a connection opened before the pause, is refused
+// (NOT_LEADER_OR_FOLLOWER), not acknowledged: the new leader would never
+// have the record. acks=1 needs no follower, so only the leadership lease
+// (cluster/lease.go) stops a deposed leader that has not yet heard of its
+// replacement.
+func TestPausedLeaderRefusesAcks1(t *testing.T) {
+	c := startCluster(t, 3, "--replica-lag-time-max", "3s")
+	ctx := ctxFor(t, 90*time.Second)
+	const topic = "paused"
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, 3
+	req.Topics = append(req.Topics, rt)
+	if resp, err := req.RequestWith(ctx, c.client()); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %v %+v", err, resp)
+	}
+	// Leading and taking produces.
+	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()), topic, 1, 10)
+	leaders, err := c.leaders(ctx, 1, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := leaders[0]
+	rc := dialRaw(t, c.procs[victim].addr)
+	p := c.procs[victim]
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	cont := sync.OnceFunc(func() { _ = p.cmd.Process.Signal(syscall.SIGCONT) })
+	t.Cleanup(cont)
+	other := int32(1)
+	if victim == 1 {
+		other = 2
+	}
+	waitUntil(t, 30*time.Second, "a new leader", func() error {
+		l, err := c.leaders(ctx, other, topic)
+		if err != nil {
+			return err
+		}
+		if l[0] == victim || l[0] < 0 {
+			return fmt.Errorf("leader %d", l[0])
+		}
+		return nil
+	})
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version, pr.Acks, pr.TimeoutMillis = 9, 1, 5000
+	prt := kmsg.NewProduceRequestTopic()
+	prt.Topic = topic
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Records = makeBatch([]byte("from the past"))
+	prt.Partitions = append(prt.Partitions, pp)
+	pr.Topics = append(pr.Topics, prt)
+	type answer struct {
+		resp kmsg.Response
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := rc.roundTrip(pr, 30*time.Second)
+		got <- answer{resp, err}
+	}()
+	time.Sleep(100 * time.Millisecond) // the request is in the paused broker's socket buffer
+	cont()
+	a := <-got
+	if a.err != nil {
+		t.Fatalf("the paused leader's answer: %v", a.err)
+	}
+	part := a.resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+	if part.ErrorCode == 0 {
+		t.Fatalf("the deposed leader acknowledged an acks=1 produce at offset %d after it was replaced", part.BaseOffset)
+	}
+	if part.ErrorCode != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("answer %s, want NOT_LEADER_OR_FOLLOWER", codeName(part.ErrorCode))
+	}
 }
