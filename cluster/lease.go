@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"time"
 
+	"github.com/strand-io/strand/cluster/metadata"
 	"github.com/strand-io/strand/wire"
 )
 
@@ -87,4 +89,47 @@ func (b *backend) LivenessProbed(softwareVersion string) {
 		return
 	}
 	b.node.renewLease(time.UnixMilli(sentMs), version)
+}
+
+// handOver is a controlled shutdown's first step: a broker leading
+// replicated partitions fences itself through the metadata group, which
+// elects new leaders from the rest of their in-sync sets at once, instead
+// of a lease after the process is gone (Kafka's controlled shutdown). New
+// connections are refused from here on, so no liveness probe unfences it
+// again before it stops; it is unfenced when it answers after its
+// restart. A failure (no quorum) is logged and the shutdown goes on: the
+// lease then moves leadership.
+func (n *Node) handOver(ctx context.Context) {
+	if !n.serving.Load() {
+		return
+	}
+	v := n.raft.View()
+	me := n.brokerID()
+	leads := false
+	for _, name := range v.TopicNames() {
+		t, _ := v.Topic(name)
+		for i := range t.Partitions {
+			p := &t.Partitions[i]
+			if p.Leader == me && len(p.ISR) > 1 {
+				leads = true
+				break
+			}
+		}
+		if leads {
+			break
+		}
+	}
+	if !leads {
+		return
+	}
+	n.rt.StopAccepting()
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	res, err := n.proposeCtx(cctx, &metadata.FenceBroker{ID: me})
+	if err != nil || !res.Accepted() {
+		n.log.Warn("shutdown: handing leadership over failed; it moves when the broker lease runs out", "err", err, "result", res.Message)
+		return
+	}
+	n.log.Info("shutdown: leadership handed over to the other in-sync replicas", "took", time.Since(start).Round(time.Millisecond))
 }

@@ -704,6 +704,7 @@ func (n *Node) Close(ctx context.Context) error {
 		return nil
 	}
 	n.stopLive()
+	n.handOver(ctx)
 	n.drain(ctx)
 	n.closingLogs.Store(true)
 	var wg sync.WaitGroup

@@ -37,7 +37,8 @@ func (c *testCluster) isrOf(ctx context.Context, id int32, topic string) ([][]in
 // acknowledged record, and the partition takes new ones; the killed
 // broker, restarted, catches up and is back in every in-sync set.
 // min.insync.replicas=3 then refuses acks=all produces with
-// NOT_ENOUGH_REPLICAS while one replica is out.
+// NOT_ENOUGH_REPLICAS while one replica is out. Last, a SIGTERMed leader
+// hands leadership over before it exits.
 func TestReplicatedBasics(t *testing.T) {
 	c := startCluster(t, 3, "--replica-lag-time-max", "3s")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -112,6 +113,84 @@ func TestReplicatedBasics(t *testing.T) {
 	c.procs[victim].start()
 	waitUntil(t, 40*time.Second, "the restarted broker back in every in-sync set", full)
 	consumeCounts(t, ctx, c.seeds(), topic, acked)
+
+	// A SIGTERM hands leadership over before the process exits (a
+	// controlled shutdown): the other brokers name new leaders at once,
+	// not a broker lease (2 s here) after the exit.
+	if leaders, err = c.leaders(ctx, 1, topic); err != nil {
+		t.Fatal(err)
+	}
+	stopping := leaders[1]
+	if code := c.procs[stopping].term(30 * time.Second); code != 0 {
+		t.Fatalf("SIGTERM exit code %d", code)
+	}
+	exited := time.Now()
+	other = 1
+	if stopping == 1 {
+		other = 2
+	}
+	waitUntil(t, 20*time.Second, "new leaders after the SIGTERM", func() error {
+		l, err := c.leaders(ctx, other, topic)
+		if err != nil {
+			return err
+		}
+		for p, b := range l {
+			if b == stopping || b < 0 {
+				return fmt.Errorf("partition %d leader %d", p, b)
+			}
+		}
+		return nil
+	})
+	if d := time.Since(exited); d > time.Second {
+		t.Errorf("leadership moved %v after the SIGTERMed broker exited: it was not handed over", d)
+	}
+	consumeCounts(t, ctx, c.seeds(), topic, acked)
+
+	// Two in-sync replicas now: min.insync.replicas=3 refuses acks=all
+	// before appending anything, and acks=1 still goes through.
+	ac := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	ar := kmsg.NewIncrementalAlterConfigsRequestResource()
+	ar.ResourceType, ar.ResourceName = kmsg.ConfigResourceTypeTopic, topic
+	ac0 := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	ac0.Name, ac0.Value = "min.insync.replicas", kmsg.StringPtr("3")
+	ar.Configs = append(ar.Configs, ac0)
+	ac.Resources = append(ac.Resources, ar)
+	if resp, err := ac.RequestWith(ctx, c.client()); err != nil || resp.Resources[0].ErrorCode != 0 {
+		t.Fatalf("alter min.insync.replicas: %v %+v", err, resp)
+	}
+	if leaders, err = c.leaders(ctx, other, topic); err != nil {
+		t.Fatal(err)
+	}
+	produceRaw := func(acks int16) int16 {
+		t.Helper()
+		var code int16
+		waitUntil(t, 10*time.Second, "the config reaching the leader", func() error {
+			pr := kmsg.NewPtrProduceRequest()
+			pr.Version, pr.Acks, pr.TimeoutMillis = 9, acks, 5000
+			prt := kmsg.NewProduceRequestTopic()
+			prt.Topic = topic
+			pp := kmsg.NewProduceRequestTopicPartition()
+			pp.Records = makeBatch([]byte("min-isr"))
+			prt.Partitions = append(prt.Partitions, pp)
+			pr.Topics = append(pr.Topics, prt)
+			resp, err := c.request(leaders[0], pr)
+			if err != nil {
+				return err
+			}
+			code = resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+			if acks == -1 && code == 0 {
+				return fmt.Errorf("acks=all acknowledged with two in-sync replicas")
+			}
+			return nil
+		})
+		return code
+	}
+	if code := produceRaw(-1); code != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("acks=all with 2 in-sync replicas and min.insync.replicas=3: %s, want NOT_ENOUGH_REPLICAS", codeName(code))
+	}
+	if code := produceRaw(1); code != 0 {
+		t.Fatalf("acks=1 with 2 in-sync replicas: %s", codeName(code))
+	}
 }
 
 // TestPausedLeaderRefusesAcks1: a leader paused (SIGSTOP) past its broker
