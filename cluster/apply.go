@@ -214,7 +214,7 @@ func (n *Node) reconcile(v *metadata.View) {
 		n.reconfigureAll(ctl, next, func() { n.opened(&Topic{Name: brokerConfigsKey}, nil) })
 	}
 	n.publish()
-	n.sendReplicaStates(v.Version(), n.replicaStates(v, next))
+	n.sendReplicaStates(v, next, !maps.EqualFunc(cur.brokerConfigs, next.brokerConfigs, maps.Equal))
 	n.settle()
 }
 

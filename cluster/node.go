@@ -180,7 +180,7 @@ type Node struct {
 	ctlSnap *snapshot
 	// replStates are the replicated partitions' states last sent to their
 	// cores (controller core; replicas.go).
-	replStates map[wire.PartitionRef]*replicaState
+	replStates map[string]*topicStates
 	// held, failed, proposing and waiters belong to apply.go (controller
 	// core); viewKick, watchStop and watchDone to watchViews.
 	held      map[string][16]byte
@@ -465,7 +465,7 @@ func Start(cfg Config) (*Node, error) {
 	// controller core, in this order).
 	n.rt.Post(controller, func(*reactor.Core) {
 		if n.replStates == nil {
-			n.sendReplicaStates(v0.Version(), n.replicaStates(v0, n.ctlSnap))
+			n.sendReplicaStates(v0, n.ctlSnap, false)
 		}
 	})
 	go n.watchViews()

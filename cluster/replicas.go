@@ -452,66 +452,98 @@ const replicaTickInterval = 250 * time.Millisecond
 // defaultReplicaLagTimeMax is Kafka's replica.lag.time.max.ms default.
 const defaultReplicaLagTimeMax = 30 * time.Second
 
-// replicaStates computes, for each replicated partition this broker holds
-// in v, its replicaState (controller core, from reconcile).
-func (n *Node) replicaStates(v *metadata.View, s *snapshot) map[wire.PartitionRef]*replicaState {
-	out := map[wire.PartitionRef]*replicaState{}
+// topicStates are one topic's local partitions' states as last sent to
+// their cores, with the metadata Topic they were computed from: Views
+// share unchanged topics, so an unchanged pointer means nothing to send.
+type topicStates struct {
+	mt     *metadata.Topic
+	states map[int32]*replicaState
+}
+
+// sendReplicaStates hands each core the states of its partitions (every
+// local partition, replicated or not: one that gains or loses followers
+// changes role, applyState) that changed since the last View (controller
+// core), then tells every core it is at v's version (after the states, on
+// the same lane). configsChanged says the dynamic broker configs changed,
+// which every topic's min.insync.replicas may inherit.
+func (n *Node) sendReplicaStates(v *metadata.View, s *snapshot, configsChanged bool) {
+	if n.replStates == nil {
+		n.replStates = map[string]*topicStates{}
+	}
 	me := n.brokerID()
 	for _, name := range v.TopicNames() {
 		mt, _ := v.Topic(name)
-		t := s.topics[name]
-		if t == nil {
+		old := n.replStates[name]
+		if old != nil && old.mt == mt && !configsChanged {
 			continue
 		}
-		minISR := -1
-		for p := range mt.Partitions {
-			mp := &mt.Partitions[p]
-			// Every local partition, replicated or not: one that loses
-			// or gains followers changes role (applyState).
-			core, ok := mp.CoreOf(me)
-			if !ok {
-				continue
-			}
-			if minISR < 0 {
-				minISR = 1
-				eff := topicconfig.Merge(n.inherited(s), t.Configs)
-				if m, err := strconv.Atoi(eff["min.insync.replicas"]); err == nil && m > 0 {
-					minISR = m
+		next := &topicStates{mt: mt, states: map[int32]*replicaState{}}
+		if t := s.topics[name]; t != nil {
+			minISR := -1
+			for p := range mt.Partitions {
+				mp := &mt.Partitions[p]
+				core, ok := mp.CoreOf(me)
+				if !ok {
+					continue
+				}
+				if minISR < 0 {
+					minISR = 1
+					eff := topicconfig.Merge(n.inherited(s), t.Configs)
+					if m, err := strconv.Atoi(eff["min.insync.replicas"]); err == nil && m > 0 {
+						minISR = m
+					}
+				}
+				next.states[int32(p)] = &replicaState{
+					Leader: int32(mp.Leader), LeaderEpoch: int32(mp.LeaderEpoch), PartitionEpoch: mp.PartitionEpoch,
+					Replicas: brokerIDs(mp.Replicas), ISR: brokerIDs(mp.ISR), Core: reactor.CoreID(core), MinISR: minISR,
 				}
 			}
-			out[wire.PartitionRef{Topic: name, Partition: int32(p)}] = &replicaState{
-				Leader: int32(mp.Leader), LeaderEpoch: int32(mp.LeaderEpoch), PartitionEpoch: mp.PartitionEpoch,
-				Replicas: brokerIDs(mp.Replicas), ISR: brokerIDs(mp.ISR), Core: reactor.CoreID(core), MinISR: minISR,
-			}
+		}
+		var prev map[int32]*replicaState
+		if old != nil && old.mt.ID == mt.ID {
+			prev = old.states
+		} else if old != nil {
+			n.dropStates(name, old.states) // a new topic of the same name
+		}
+		n.diffStates(name, prev, next.states)
+		n.replStates[name] = next
+	}
+	for name, old := range n.replStates {
+		if _, ok := v.Topic(name); !ok {
+			n.dropStates(name, old.states)
+			delete(n.replStates, name)
 		}
 	}
-	return out
-}
-
-// sendReplicaStates hands each core the states of its partitions that
-// changed since the last View (controller core), then tells every core
-// it is at version (after the states, on the same lane).
-func (n *Node) sendReplicaStates(version uint64, next map[wire.PartitionRef]*replicaState) {
-	prev := n.replStates
-	n.replStates = next
-	for ref, st := range next {
-		if old := prev[ref]; old != nil && old.equal(st) {
-			continue
-		}
-		if old := prev[ref]; old != nil && old.Core != st.Core {
-			n.sendState(old.Core, ref, nil)
-		}
-		n.sendState(st.Core, ref, st)
-	}
-	for ref, old := range prev {
-		if next[ref] == nil {
-			n.sendState(old.Core, ref, nil)
-		}
-	}
+	version := v.Version()
 	for _, cs := range n.cores {
 		n.cores[controller].core.Send(cs.core.ID(), func(*reactor.Core) {
 			cs.appliedVersion = max(cs.appliedVersion, version)
 		})
+	}
+}
+
+func (n *Node) diffStates(topic string, prev, next map[int32]*replicaState) {
+	for p, st := range next {
+		ref := wire.PartitionRef{Topic: topic, Partition: p}
+		old := prev[p]
+		if old != nil && old.equal(st) {
+			continue
+		}
+		if old != nil && old.Core != st.Core {
+			n.sendState(old.Core, ref, nil)
+		}
+		n.sendState(st.Core, ref, st)
+	}
+	for p, old := range prev {
+		if next[p] == nil {
+			n.sendState(old.Core, wire.PartitionRef{Topic: topic, Partition: p}, nil)
+		}
+	}
+}
+
+func (n *Node) dropStates(topic string, states map[int32]*replicaState) {
+	for p, old := range states {
+		n.sendState(old.Core, wire.PartitionRef{Topic: topic, Partition: p}, nil)
 	}
 }
 

@@ -155,16 +155,25 @@ func TestReplicatedBasics(t *testing.T) {
 	ac0.Name, ac0.Value = "min.insync.replicas", kmsg.StringPtr("3")
 	ar.Configs = append(ar.Configs, ac0)
 	ac.Resources = append(ac.Resources, ar)
-	if resp, err := ac.RequestWith(ctx, c.client()); err != nil || resp.Resources[0].ErrorCode != 0 {
-		t.Fatalf("alter min.insync.replicas: %v %+v", err, resp)
-	}
+	// The SIGTERMed broker may have led the metadata group: a change can
+	// time out (REQUEST_TIMED_OUT, retriable) until another is elected.
+	waitUntil(t, 30*time.Second, "min.insync.replicas=3", func() error {
+		resp, err := ac.RequestWith(ctx, c.client())
+		if err != nil {
+			return err
+		}
+		if code := resp.Resources[0].ErrorCode; code != 0 {
+			return fmt.Errorf("%s: %v", codeName(code), resp.Resources[0].ErrorMessage)
+		}
+		return nil
+	})
 	if leaders, err = c.leaders(ctx, other, topic); err != nil {
 		t.Fatal(err)
 	}
 	produceRaw := func(acks int16) int16 {
 		t.Helper()
 		var code int16
-		waitUntil(t, 10*time.Second, "the config reaching the leader", func() error {
+		waitUntil(t, 20*time.Second, "the config reaching the leader", func() error {
 			pr := kmsg.NewPtrProduceRequest()
 			pr.Version, pr.Acks, pr.TimeoutMillis = 9, acks, 5000
 			prt := kmsg.NewProduceRequestTopic()
@@ -178,8 +187,13 @@ func TestReplicatedBasics(t *testing.T) {
 				return err
 			}
 			code = resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
-			if acks == -1 && code == 0 {
+			switch {
+			case acks == -1 && code == 0:
 				return fmt.Errorf("acks=all acknowledged with two in-sync replicas")
+			case code == kerr.NotLeaderForPartition.Code:
+				// Settling: the leader's lease waits for the probes of
+				// a controller that may have moved with the SIGTERM.
+				return fmt.Errorf("%s", codeName(code))
 			}
 			return nil
 		})
