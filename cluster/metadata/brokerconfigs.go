@@ -71,6 +71,9 @@ func (s *State) alterBrokerConfigs(c *AlterBrokerConfigs) Result {
 	} else {
 		s.brokerConfigs[c.Resource] = m
 	}
+	if c.Resource == "" {
+		s.uncleanSweep() // the cluster default may have allowed unclean election
+	}
 	return Result{}
 }
 

@@ -74,6 +74,8 @@ type decoder struct {
 	b   []byte
 	off int
 	err error
+	// version is the command's encoding version (0 for snapshots).
+	version byte
 }
 
 func (d *decoder) fail(field string, err error) {

@@ -44,10 +44,33 @@ func (k Kind) String() string {
 	return fmt.Sprintf("Kind(%d)", byte(k))
 }
 
-// commandVersion is the newest encoding version of every kind this code
-// writes and reads. A kind gets its own version when its fields change;
-// all are 0 so far.
+// commandVersion is the encoding version of every kind whose fields never
+// changed. A kind whose fields grew implements versioned: it writes the
+// oldest version that holds its values, so a command that needs none of
+// the new fields keeps the bytes older brokers wrote and read.
 const commandVersion = 0
+
+// versioned is a kind with more than one encoding version.
+type versioned interface {
+	// version is the version Encode writes for this value.
+	version() byte
+	// maxVersion is the newest version this code decodes.
+	maxVersion() byte
+}
+
+func versionOf(c Command) byte {
+	if v, ok := c.(versioned); ok {
+		return v.version()
+	}
+	return commandVersion
+}
+
+func maxVersionOf(c Command) byte {
+	if v, ok := c.(versioned); ok {
+		return v.maxVersion()
+	}
+	return commandVersion
+}
 
 // ErrUnsupported is wrapped by DecodeCommand for a kind or version this code
 // does not know: a newer broker wrote it. Applying around it would let
@@ -73,7 +96,7 @@ type Command interface {
 func Encode(c Command) []byte {
 	e := encoder{b: make([]byte, 0, 64)}
 	e.byte(byte(c.Kind()))
-	e.byte(commandVersion)
+	e.byte(versionOf(c))
 	c.encode(&e)
 	return e.b
 }
@@ -90,13 +113,17 @@ func DecodeCommand(b []byte) (Command, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%w: kind %d", ErrUnsupported, b[0])
 	}
-	if b[1] != commandVersion {
+	if b[1] > maxVersionOf(c) {
 		return nil, fmt.Errorf("%w: %v version %d", ErrUnsupported, c.Kind(), b[1])
 	}
-	d := decoder{b: b, off: 2}
+	d := decoder{b: b, off: 2, version: b[1]}
 	c.decode(&d)
 	if err := d.end(); err != nil {
 		return nil, err
+	}
+	// Canonical: a value is written in one version only.
+	if versionOf(c) != b[1] {
+		return nil, fmt.Errorf("metadata: %v in version %d, which its values do not need", c.Kind(), b[1])
 	}
 	return c, nil
 }
@@ -140,6 +167,13 @@ func newCommand(k Kind) Command {
 // fenced, as in KRaft: a restarted broker must reopen its logs before the
 // controller unfences it, and until then its partitions move to other
 // in-sync replicas or have no leader.
+//
+// A re-registration with a LogDirID other than the recorded one (both
+// non-zero) comes from a replaced data dir: the broker's replicas are
+// empty, so in the same step it leaves every in-sync set, even as the last
+// member (KIP-858's rule: a replica on a new directory is not in sync).
+// A partition that loses its last in-sync replica that way stays without a
+// leader, unless unclean election is enabled for its topic.
 type RegisterBroker struct {
 	ID        BrokerID
 	KafkaAddr string
@@ -147,6 +181,9 @@ type RegisterBroker struct {
 	Rack      string
 	Cores     int32
 	NowMs     int64 // the controller's clock; becomes LastHeartbeatMs
+	// LogDirID is the broker's data dir id (Broker.LogDirID); 0 = not
+	// sent (encoding version 0). Version 1 carries it.
+	LogDirID uint64
 }
 
 // BrokerHeartbeat records that the controller heard from a live broker.
@@ -283,6 +320,15 @@ func (*AllocateProducerIDs) Kind() Kind { return KindAllocateProducerIDs }
 func (*ShrinkPartitions) Kind() Kind    { return KindShrinkPartitions }
 func (*AlterBrokerConfigs) Kind() Kind  { return KindAlterBrokerConfigs }
 
+func (c *RegisterBroker) version() byte {
+	if c.LogDirID != 0 {
+		return 1
+	}
+	return 0
+}
+
+func (*RegisterBroker) maxVersion() byte { return 1 }
+
 func (c *RegisterBroker) encode(e *encoder) {
 	e.broker(c.ID)
 	e.str(c.KafkaAddr)
@@ -290,6 +336,9 @@ func (c *RegisterBroker) encode(e *encoder) {
 	e.str(c.Rack)
 	e.varint(int64(c.Cores))
 	e.varint(c.NowMs)
+	if c.LogDirID != 0 {
+		e.uvarint(c.LogDirID)
+	}
 }
 
 func (c *RegisterBroker) decode(d *decoder) {
@@ -299,6 +348,9 @@ func (c *RegisterBroker) decode(d *decoder) {
 	c.Rack = d.str("rack")
 	c.Cores = d.int32("cores")
 	c.NowMs = d.varint("now")
+	if d.version >= 1 {
+		c.LogDirID = d.uvarint("log dir id")
+	}
 }
 
 func (c *BrokerHeartbeat) encode(e *encoder) { e.broker(c.ID); e.varint(c.NowMs) }

@@ -10,6 +10,7 @@ import (
 func sampleCommands() []Command {
 	return []Command{
 		&RegisterBroker{ID: 3, KafkaAddr: "10.0.0.3:9092", RaftAddr: "10.0.0.3:7000", Rack: "eu-1a", Cores: 16, NowMs: 1733472000000},
+		&RegisterBroker{ID: 4, KafkaAddr: "k", RaftAddr: "r", Cores: 1, NowMs: 1, LogDirID: 1 << 63},
 		&BrokerHeartbeat{ID: 3, NowMs: -5},
 		&FenceBroker{ID: 300},
 		&UnfenceBroker{ID: 0},
@@ -74,6 +75,10 @@ func TestDecodeRejectsNonCanonical(t *testing.T) {
 		"huge count":     {byte(KindChangePartition), 0, 1, 't', 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"huge string":    {byte(KindDeleteTopic), 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"too short":      {byte(KindFenceBroker)},
+		// RegisterBroker version 1 exists only for a non-zero dir id.
+		"version 1, dir id 0": append(Encode(&RegisterBroker{ID: 1, KafkaAddr: "k", RaftAddr: "r", Cores: 1})[:1:1],
+			append(append([]byte{1}, Encode(&RegisterBroker{ID: 1, KafkaAddr: "k", RaftAddr: "r", Cores: 1})[2:]...), 0)...),
+		"version 2": append([]byte{byte(KindRegisterBroker), 2}, Encode(&RegisterBroker{ID: 1, KafkaAddr: "k", RaftAddr: "r", Cores: 1})[2:]...),
 	}
 	for name, b := range cases {
 		if c, err := DecodeCommand(b); err == nil {

@@ -74,8 +74,8 @@ func (v *View) checkPartition(p *Partition) error {
 			return fmt.Errorf("core %d on broker %d of %d cores", c, r, b.Cores)
 		}
 	}
-	if len(p.ISR) == 0 {
-		return fmt.Errorf("empty in-sync set")
+	if len(p.ISR) == 0 && p.Leader != NoLeader {
+		return fmt.Errorf("empty in-sync set with leader %d", p.Leader)
 	}
 	for i, r := range p.ISR {
 		if !slices.Contains(p.Replicas, r) || slices.Contains(p.ISR[:i], r) {

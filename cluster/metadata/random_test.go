@@ -131,13 +131,17 @@ func randomCommand(rng *rand.Rand, v *View) Command {
 		for range rng.IntN(3) {
 			m[string(rune('k'+rng.IntN(4)))] = fmt.Sprint(rng.IntN(100))
 		}
+		if rng.IntN(4) == 0 {
+			m[UncleanKey] = []string{"true", "false"}[rng.IntN(2)]
+		}
 		return m
 	}
 	switch rng.IntN(18) {
 	case 0, 1:
 		id := BrokerID(rng.IntN(6))
 		return &RegisterBroker{ID: id, KafkaAddr: fmt.Sprintf("k%d", id+BrokerID(rng.IntN(2))), RaftAddr: fmt.Sprintf("r%d", id),
-			Rack: []string{"", "x", "y"}[rng.IntN(3)], Cores: int32(rng.IntN(4) + min(rng.IntN(8), 1)), NowMs: rng.Int64N(1e6)}
+			Rack: []string{"", "x", "y"}[rng.IntN(3)], Cores: int32(rng.IntN(4) + min(rng.IntN(8), 1)), NowMs: rng.Int64N(1e6),
+			LogDirID: uint64(rng.IntN(3))}
 	case 2:
 		return &BrokerHeartbeat{ID: brokerID(), NowMs: rng.Int64N(1e6)}
 	case 3:

@@ -19,19 +19,26 @@ import (
 //	            name, id (16 bytes), internal, configs (sorted pairs),
 //	            partition count, then per partition:
 //	              replicas, cores, isr, leader, leader epoch, partition epoch
-//	format 1 only:
+//	format bit 1 (broker configs) only:
 //	uvarint   broker config resource count (>= 1), then per resource in
 //	            name order: name, configs (sorted pairs, >= 1)
+//	format bit 2 (log dir ids) only:
+//	uvarint   count (>= 1) of brokers with a log dir id, then per broker
+//	            in id order: id, log dir id (uvarint, non-zero)
 //	4 bytes   CRC-32C (Castagnoli) of everything before, big-endian
 //
 // Equal states give equal bytes: every collection is written in a fixed
-// order and the decoder accepts only that order. A state without dynamic
-// broker configs is written in format 0, byte for byte what brokers
-// before them wrote, so format 1 appears only once a broker config is set.
+// order and the decoder accepts only that order. The format byte is a set
+// of optional sections, each present exactly when it is not empty: a
+// state without them is written in format 0, byte for byte what brokers
+// before them wrote, and an older broker refuses a snapshot with a
+// section it does not know.
 
 const (
 	snapshotFormat              = 0
 	snapshotFormatBrokerConfigs = 1
+	snapshotFormatLogDirs       = 2
+	snapshotFormatsKnown        = snapshotFormatBrokerConfigs | snapshotFormatLogDirs
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -52,7 +59,16 @@ func (v *View) AppendSnapshot(b []byte) []byte {
 	start := len(e.b)
 	format := byte(snapshotFormat)
 	if len(v.brokerConfigs) > 0 {
-		format = snapshotFormatBrokerConfigs
+		format |= snapshotFormatBrokerConfigs
+	}
+	dirs := 0
+	for _, id := range v.brokerIDs {
+		if v.brokers[id].LogDirID != 0 {
+			dirs++
+		}
+	}
+	if dirs > 0 {
+		format |= snapshotFormatLogDirs
 	}
 	e.byte(format)
 	e.uvarint(v.version)
@@ -86,8 +102,17 @@ func (v *View) AppendSnapshot(b []byte) []byte {
 			e.varint(int64(p.PartitionEpoch))
 		}
 	}
-	if format == snapshotFormatBrokerConfigs {
+	if format&snapshotFormatBrokerConfigs != 0 {
 		v.encodeBrokerConfigs(&e)
+	}
+	if format&snapshotFormatLogDirs != 0 {
+		e.uvarint(uint64(dirs))
+		for _, id := range v.brokerIDs {
+			if d := v.brokers[id].LogDirID; d != 0 {
+				e.broker(id)
+				e.uvarint(d)
+			}
+		}
 	}
 	return binary.BigEndian.AppendUint32(e.b, crc32.Checksum(e.b[start:], castagnoli))
 }
@@ -118,7 +143,7 @@ func decodeSnapshot(b []byte) (*State, error) {
 	}
 	d := decoder{b: body}
 	f := d.byte("format")
-	if f != snapshotFormat && f != snapshotFormatBrokerConfigs {
+	if f&^snapshotFormatsKnown != 0 {
 		return nil, fmt.Errorf("metadata: snapshot format %d unsupported", f)
 	}
 	s := New()
@@ -170,8 +195,11 @@ func decodeSnapshot(b []byte) (*State, error) {
 		s.names = append(s.names, t.Name)
 		s.byID[t.ID] = t.Name
 	}
-	if f == snapshotFormatBrokerConfigs && d.err == nil {
+	if f&snapshotFormatBrokerConfigs != 0 && d.err == nil {
 		s.decodeBrokerConfigs(&d)
+	}
+	if f&snapshotFormatLogDirs != 0 && d.err == nil {
+		s.decodeLogDirs(&d)
 	}
 	if err := d.end(); err != nil {
 		return nil, err
@@ -180,4 +208,29 @@ func decodeSnapshot(b []byte) (*State, error) {
 		return nil, fmt.Errorf("metadata: snapshot breaks an invariant: %w", err)
 	}
 	return s, nil
+}
+
+// decodeLogDirs reads the log dir id section: at least one entry, brokers
+// registered, ascending, ids non-zero (a zero id is written by leaving
+// the broker out).
+func (s *State) decodeLogDirs(d *decoder) {
+	n := d.count("log dirs", 2)
+	if n == 0 && d.err == nil {
+		d.fail("log dirs", errors.New("empty section"))
+	}
+	prev := BrokerID(-1)
+	for i := 0; i < n && d.err == nil; i++ {
+		id := d.broker("log dir broker")
+		dir := d.uvarint("log dir id")
+		b, ok := s.brokers[id]
+		switch {
+		case d.err != nil:
+		case !ok || id <= prev:
+			d.fail("log dir broker", errors.New("unknown or not ascending"))
+		case dir == 0:
+			d.fail("log dir id", errRange)
+		default:
+			b.LogDirID, prev = dir, id
+		}
+	}
 }

@@ -207,19 +207,29 @@ func (s *State) registerBroker(c *RegisterBroker) Result {
 		}
 	}
 	old, exists := s.brokers[c.ID]
+	newDir := exists && old.LogDirID != 0 && c.LogDirID != 0 && c.LogDirID != old.LogDirID
 	if exists {
 		if used := s.coresUsed(c.ID); used > c.Cores {
 			return reject(ErrBrokerConflict, "broker %d: %d cores, but its replicas use cores up to %d",
 				c.ID, c.Cores, used-1)
 		}
+		inISR := func(p *Partition) bool { return p.Leader == c.ID || slices.Contains(p.ISR, c.ID) }
+		if r := s.checkEpochRoom(inISR); r.Code != OK {
+			return r
+		}
 		if !old.Fenced {
-			if r := s.fence(c.ID); r.Code != OK {
-				return r
-			}
+			s.fence(c.ID) // cannot fail: the broker exists, the epochs have room
 		}
 	}
+	dirID := c.LogDirID
+	if dirID == 0 && exists {
+		dirID = old.LogDirID // a registration that does not know its dir id keeps the recorded one
+	}
 	s.putBroker(&Broker{ID: c.ID, KafkaAddr: c.KafkaAddr, RaftAddr: c.RaftAddr, Rack: c.Rack,
-		Cores: c.Cores, Fenced: true, LastHeartbeatMs: c.NowMs})
+		Cores: c.Cores, Fenced: true, LastHeartbeatMs: c.NowMs, LogDirID: dirID})
+	if newDir {
+		s.forgetLogDir(c.ID)
+	}
 	return Result{}
 }
 
@@ -262,35 +272,50 @@ func (s *State) fence(id BrokerID) Result {
 		return reject(ErrUnknownBroker, "broker %d", id)
 	}
 	// Everything is checked before anything changes.
-	if r := s.checkEpochRoom(func(p *Partition) bool { return p.Leader == id }); r.Code != OK {
+	touches := func(p *Partition) bool { return p.Leader == id || slices.Contains(p.ISR, id) }
+	if r := s.checkEpochRoom(touches); r.Code != OK {
 		return r
 	}
 	nb := *b
 	nb.Fenced = true
 	s.putBroker(&nb)
-	s.changePartitions(func(p *Partition) bool {
-		inISR := slices.Contains(p.ISR, id)
-		if p.Leader != id && !inISR {
+	s.changePartitions(func(t *Topic, p *Partition) bool {
+		if !touches(p) {
 			return false
 		}
 		if p.Leader == id {
-			p.Leader = NoLeader
-			for _, r := range p.Replicas {
-				if r != id && slices.Contains(p.ISR, r) && !s.brokers[r].Fenced {
-					p.Leader = r
-					break
-				}
-			}
-			p.LeaderEpoch++
+			s.reelect(t, p, id)
 		}
 		// The last in-sync replica stays: it holds every acknowledged
-		// record, so only it may lead again (no unclean election).
-		if inISR && len(p.ISR) > 1 {
+		// record, so only it may lead again (unless an unclean election
+		// just made another the whole set).
+		if slices.Contains(p.ISR, id) && len(p.ISR) > 1 {
 			p.ISR = slices.DeleteFunc(p.ISR, func(r BrokerID) bool { return r == id })
 		}
 		return true
 	})
 	return Result{}
+}
+
+// forgetLogDir takes a (fenced) broker whose data dir was replaced out of
+// every in-sync set, even as the last member: its replicas are empty, and
+// electing it would silently drop every acknowledged record. A partition
+// left with no in-sync replica gets an unclean leader if its topic allows
+// that, and otherwise waits leaderless with an empty in-sync set.
+func (s *State) forgetLogDir(id BrokerID) {
+	s.changePartitions(func(t *Topic, p *Partition) bool {
+		if !slices.Contains(p.ISR, id) {
+			return false
+		}
+		p.ISR = slices.DeleteFunc(p.ISR, func(r BrokerID) bool { return r == id })
+		if len(p.ISR) == 0 && p.Leader == NoLeader && s.uncleanEnabled(t) && p.LeaderEpoch != maxEpoch {
+			if r := s.uncleanCandidate(p, id); r != NoLeader {
+				p.Leader, p.ISR = r, []BrokerID{r}
+				p.LeaderEpoch++
+			}
+		}
+		return true
+	})
 }
 
 func (s *State) unfence(id BrokerID) Result {
@@ -305,7 +330,7 @@ func (s *State) unfence(id BrokerID) Result {
 	nb := *b
 	nb.Fenced = false
 	s.putBroker(&nb)
-	s.changePartitions(func(p *Partition) bool {
+	s.changePartitions(func(_ *Topic, p *Partition) bool {
 		if !takes(p) {
 			return false
 		}
@@ -313,6 +338,7 @@ func (s *State) unfence(id BrokerID) Result {
 		p.LeaderEpoch++
 		return true
 	})
+	s.uncleanSweep()
 	return Result{}
 }
 
@@ -324,7 +350,7 @@ func (s *State) checkEpochRoom(f func(p *Partition) bool) Result {
 		t := s.topics[n]
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
-			if f(p) && (p.LeaderEpoch == math.MaxInt32 || p.PartitionEpoch == math.MaxInt32) {
+			if f(p) && (p.LeaderEpoch == maxEpoch || p.PartitionEpoch == maxEpoch) {
 				return reject(ErrExhausted, "%s-%d: epoch exhausted", n, i)
 			}
 		}
@@ -335,13 +361,13 @@ func (s *State) checkEpochRoom(f func(p *Partition) bool) Result {
 // changePartitions calls f on a private copy of every partition; where f
 // returns true the copy replaces the partition (with its partition epoch
 // bumped) in a new Topic.
-func (s *State) changePartitions(f func(p *Partition) bool) {
+func (s *State) changePartitions(f func(t *Topic, p *Partition) bool) {
 	for _, n := range s.names {
 		t := s.topics[n]
 		var nt *Topic
 		for i := range t.Partitions {
 			p := t.Partitions[i].clone()
-			if !f(&p) {
+			if !f(t, &p) {
 				continue
 			}
 			p.PartitionEpoch++
@@ -589,6 +615,7 @@ func (s *State) alterConfigs(c *AlterTopicConfigs) Result {
 	nt := *t
 	nt.Configs = m
 	s.putTopic(&nt)
+	s.uncleanSweep()
 	return Result{}
 }
 
@@ -694,5 +721,9 @@ func (s *State) allocateProducerIDs(c *AllocateProducerIDs) Result {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// maxEpoch is the last leader or partition epoch: a partition at it takes
+// no more changes.
+const maxEpoch = math.MaxInt32
 
 func isUnsupported(err error) bool { return errors.Is(err, ErrUnsupported) }

@@ -44,6 +44,11 @@ type Broker struct {
 	// last heartbeat command (Unix ms, the proposer's clock, never this
 	// state machine's).
 	LastHeartbeatMs int64
+	// LogDirID identifies the broker's data dir (made at its first start,
+	// kept in its cluster.json). A registration with another one means the
+	// data dir was replaced: its replicas are empty. 0 = not known (a
+	// registration from before log dir ids).
+	LogDirID uint64
 }
 
 // Topic is one topic. Values reachable from a View are shared and must not
@@ -60,8 +65,12 @@ type Topic struct {
 type Partition struct {
 	Replicas []BrokerID // preferred order; Replicas[0] is the preferred leader
 	Cores    []CoreID   // Cores[i] is Replicas[i]'s core on that broker
-	ISR      []BrokerID // in-sync replicas, a non-empty subset of Replicas
-	Leader   BrokerID   // NoLeader, or a member of ISR on an unfenced broker
+	// ISR is the in-sync replicas, a subset of Replicas. It is empty only
+	// while no replica is known to hold every acknowledged record (the
+	// last in-sync one lost its data dir): then Leader is NoLeader until
+	// an unclean election.
+	ISR    []BrokerID
+	Leader BrokerID // NoLeader, or a member of ISR on an unfenced broker
 	// LeaderEpoch grows by one whenever Leader changes (to NoLeader too).
 	LeaderEpoch Epoch
 	// PartitionEpoch grows by one on every change to the partition, so a
