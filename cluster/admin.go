@@ -106,6 +106,10 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 	if len(t.Assignments) > 0 {
 		parts = int32(len(t.Assignments))
 	}
+	rf := t.ReplicationFactor
+	if rf == -1 {
+		rf = n.cfg.DefaultReplicationFactor
+	}
 	switch {
 	case !metadata.ValidTopicName(t.Name):
 		answer(errInvalidTopic, fmt.Sprintf("invalid topic name %q", t.Name))
@@ -116,8 +120,11 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 	case parts <= 0 || parts > maxPartitionsPerTopic:
 		answer(errInvalidPartitions, fmt.Sprintf("partitions must be between 1 and %d", maxPartitionsPerTopic))
 		return
-	case len(t.Assignments) == 0 && t.ReplicationFactor > int16(len(s.brokers)) && len(s.brokers) > 0:
-		answer(errInvalidReplication, fmt.Sprintf("replication factor %d is larger than the %d live brokers", t.ReplicationFactor, len(s.brokers)))
+	case len(t.Assignments) == 0 && rf < 1:
+		answer(errInvalidReplication, fmt.Sprintf("replication factor %d: must be at least 1", rf))
+		return
+	case len(t.Assignments) == 0 && int(rf) > len(s.brokers) && len(s.brokers) > 0:
+		answer(errInvalidReplication, fmt.Sprintf("replication factor %d is larger than the %d live brokers", rf, len(s.brokers)))
 		return
 	}
 	pins := map[string]string{}
@@ -134,9 +141,9 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 		answer(errInvalidConfig, msg)
 		return
 	}
-	assign, err := n.placeTopic(s, t, parts)
+	assign, err := n.placeTopic(s, t, parts, rf)
 	if err != nil {
-		answer(kerr.InvalidReplicaAssignment.Code, err.Error())
+		answer(placeErrorCode(err), err.Error())
 		return
 	}
 	local := n.localCount(assign)
@@ -201,14 +208,15 @@ func (n *Node) createTopic(ctl *coreState, t wire.NewTopic, validateOnly bool, a
 	})
 }
 
-// placeTopic places a new topic's partitions: over the live brokers by
-// metadata.Place (the replica sets, fewest first; an explicit assignment
-// as given), and, for this broker's replicas, on its cores least-loaded
-// first as before (cluster/placement.go), so a single broker places
-// exactly as it always has.
-func (n *Node) placeTopic(s *snapshot, t wire.NewTopic, parts int32) ([]metadata.Assignment, error) {
+// placeTopic places a new topic's partitions: rf replicas each over the
+// live brokers by metadata.Place (distinct brokers, preferred leaders and
+// replicas spread evenly; an explicit assignment as given), and, for this
+// broker's replicas, on its cores least-loaded first as before
+// (cluster/placement.go), so a single broker places exactly as it always
+// has.
+func (n *Node) placeTopic(s *snapshot, t wire.NewTopic, parts int32, rf int16) ([]metadata.Assignment, error) {
 	v := n.raft.View()
-	req := metadata.PlaceRequest{Partitions: int(parts), ReplicationFactor: max(int(t.ReplicationFactor), 1)}
+	req := metadata.PlaceRequest{Partitions: int(parts), ReplicationFactor: int(rf)}
 	if len(t.Assignments) > 0 {
 		req.Partitions = len(t.Assignments)
 		for _, a := range t.Assignments {
@@ -231,6 +239,28 @@ func (n *Node) placeTopic(s *snapshot, t wire.NewTopic, parts int32) ([]metadata
 	}
 	n.placeLocalCores(s, assign, configs)
 	return assign, nil
+}
+
+// placeErrorCode is the Kafka error for a metadata.Place refusal.
+func placeErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, metadata.ErrInvalidReplicationFactor):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, metadata.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	}
+	return kerr.InvalidReplicaAssignment.Code
+}
+
+// replicationFactor is topic name's replication factor in v: its first
+// partition's replicas, less those a reassignment is adding (1 when the
+// topic is gone, which the proposal then finds).
+func replicationFactor(v *metadata.View, name string) int {
+	t, ok := v.Topic(name)
+	if !ok || len(t.Partitions) == 0 {
+		return 1
+	}
+	return len(t.Partitions[0].Replicas)
 }
 
 // localCount is how many of assign's replicas are on this broker: what
@@ -324,9 +354,10 @@ func (b *backend) CreatePartitions(name string, total int32, validateOnly bool, 
 			answer(errInvalidPartitions, fmt.Sprintf("at most %d partitions per topic", maxPartitionsPerTopic))
 			return
 		}
-		assign, err := metadata.Place(n.raft.View(), metadata.PlaceRequest{Partitions: int(total - t.Partitions()), ReplicationFactor: 1})
+		v := n.raft.View()
+		assign, err := metadata.Place(v, metadata.PlaceRequest{Partitions: int(total - t.Partitions()), ReplicationFactor: replicationFactor(v, name)})
 		if err != nil {
-			answer(kerr.InvalidReplicaAssignment.Code, err.Error())
+			answer(placeErrorCode(err), err.Error())
 			return
 		}
 		n.placeLocalCores(s, assign, t.Configs)

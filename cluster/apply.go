@@ -131,6 +131,7 @@ func (n *Node) proposalCode(op string, res metadata.Result, err error) (int16, s
 // a burst are coalesced into the newest.
 func (n *Node) watchViews() {
 	defer close(n.watchDone)
+	var prev *metadata.View
 	for {
 		select {
 		case <-n.watchStop:
@@ -138,6 +139,8 @@ func (n *Node) watchViews() {
 		case <-n.viewKick:
 		}
 		v := n.raft.View()
+		n.logUncleanElections(prev, v)
+		prev = v
 		if err := n.rt.Post(controller, func(*reactor.Core) { n.reconcile(v) }); err != nil {
 			return
 		}

@@ -112,6 +112,8 @@ func (b *backend) topicInfo(t *Topic) wire.TopicInfo {
 			ti.Partitions[p] = wire.PartitionInfo{ID: int32(p), Leader: id, LeaderEpoch: b.leaderEpoch(ref), Replicas: []int32{id}, ISR: []int32{id}}
 			continue
 		}
+		// Every replica, leader or not, and the in-sync set as the
+		// metadata has them: a client learns the followers too.
 		ti.Partitions[p] = wire.PartitionInfo{ID: int32(p), Leader: t.Leaders[p], LeaderEpoch: b.leaderEpoch(ref), Replicas: t.Replicas[p], ISR: t.ISR[p]}
 	}
 	return ti

@@ -59,6 +59,7 @@ func (n *Node) brokerSettings() topicconfig.BrokerSettings {
 		AdvertisedListeners: "PLAINTEXT://" + net.JoinHostPort(adv.Host, strconv.Itoa(int(adv.Port))),
 		LogDirs:             n.cfg.DataDir,
 		NumPartitions:       n.cfg.DefaultPartitions,
+		ReplicationFactor:   n.cfg.DefaultReplicationFactor,
 		AutoCreateTopics:    n.cfg.AutoCreateTopics,
 		SocketRequestBytes:  n.cfg.MaxRequestBytes,
 		OffsetsPartitions:   n.cfg.OffsetsPartitions,

@@ -75,6 +75,11 @@ type Config struct {
 	MaxBrokers        int
 	CPUs              []int
 	DefaultPartitions int32 // for auto-created topics and CreateTopics with -1; default 1
+	// DefaultReplicationFactor is the replicas of each partition of an
+	// auto-created topic, and of CreateTopics with -1 (Kafka's
+	// default.replication.factor); default 1. More than the live brokers
+	// is refused with INVALID_REPLICATION_FACTOR, as Kafka does.
+	DefaultReplicationFactor int16
 	AutoCreateTopics  bool
 	MaxRequestBytes   int
 	// MaxInflightRequests and Limits bound what one client can make the
@@ -249,6 +254,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.ReplicaLagTimeMax <= 0 {
 		cfg.ReplicaLagTimeMax = defaultReplicaLagTimeMax
+	}
+	if cfg.DefaultReplicationFactor <= 0 {
+		cfg.DefaultReplicationFactor = 1
 	}
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = time.Second
@@ -607,7 +615,7 @@ func (n *Node) ensureOffsetsTopic() error {
 	if _, ok := s.topics[OffsetsTopic]; ok {
 		return nil
 	}
-	assign, err := n.placeTopic(s, wire.NewTopic{Name: OffsetsTopic}, n.cfg.OffsetsPartitions)
+	assign, err := n.placeTopic(s, wire.NewTopic{Name: OffsetsTopic}, n.cfg.OffsetsPartitions, 1)
 	if err != nil {
 		return fmt.Errorf("cluster: placing %s: %w", OffsetsTopic, err)
 	}

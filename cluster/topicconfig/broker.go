@@ -17,6 +17,7 @@ type BrokerSettings struct {
 	AdvertisedListeners string
 	LogDirs             string
 	NumPartitions       int32
+	ReplicationFactor   int16 // default.replication.factor
 	AutoCreateTopics    bool
 	SocketRequestBytes  int
 	OffsetsPartitions   int32
@@ -151,7 +152,7 @@ func Broker(s BrokerSettings, names []string) []Entry {
 		{Name: "auto.create.topics.enable", Type: TypeBoolean, Value: strconv.FormatBool(s.AutoCreateTopics), Doc: "create unknown topics on produce or metadata (-auto-create-topics)"},
 		{Name: "broker.id", Type: TypeInt, Value: i32(s.NodeID), Doc: "this broker's id (-node-id)"},
 		{Name: "broker.rack", Type: TypeString, Value: s.Rack, Doc: "this broker's rack (-rack)"},
-		{Name: "default.replication.factor", Type: TypeInt, Value: "1", Doc: "Strand keeps one replica per partition"},
+		{Name: "default.replication.factor", Type: TypeInt, Value: strconv.Itoa(int(max(s.ReplicationFactor, 1))), Doc: "replicas of each partition of auto-created topics and of CreateTopics asking for -1 (-default-replication-factor)"},
 		{Name: "listeners", Type: TypeList, Value: s.Listeners, Doc: "the address Strand accepts clients on (-listen)"},
 		{Name: "log.dirs", Type: TypeString, Value: s.LogDirs, Doc: "the data directory (-data-dir)"},
 		{Name: "log.index.interval.bytes", Type: TypeInt, Value: strconv.Itoa(s.IndexIntervalBytes), Doc: "log bytes between offset index entries"},

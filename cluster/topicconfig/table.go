@@ -160,7 +160,8 @@ var keys = []Key{
 		Strand: "accepted and reported; it changes placement, not the log: new partitions go to the least-loaded of these cores, " +
 			"and moves and rebalances keep the topic on them; changing it moves no existing partition (strand placement move does)"},
 	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", check: validator{},
-		Doc: "let an out-of-sync replica become leader", Strand: "accepted and reported; " + noReplication},
+		Doc: "let an out-of-sync replica become leader", Strand: "applied by the metadata state machine (cluster/metadata/election.go): " +
+			"when no in-sync replica is live, the first live replica leads and becomes the whole in-sync set; the topic's value, else the cluster-wide dynamic default (per-broker values are not used)"},
 }
 
 // PinnedCoresKey is Strand's own topic config pinning a topic to cores.

@@ -95,6 +95,7 @@ func serve(args []string) int {
 	brokerLease := fs.Duration("broker-lease", 3*time.Second, "the controller fences a broker (its partitions become leaderless) that has not answered its liveness probes for this long")
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
+	defRF := fs.Int("default-replication-factor", 1, "replicas of each partition of auto-created topics and of CreateTopics asking for -1 (Kafka's default.replication.factor); more than the live brokers is refused with INVALID_REPLICATION_FACTOR")
 	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted (larger ones close the connection), and the most a produced batch may decompress to")
 	maxConns := fs.Int("max-connections", 0, "open client connections at most; new ones past it are closed (0: the descriptors --reserved-fds keeps from partitions, less 576 for accept bursts and the broker's own files, at least half of them; negative: no cap)")
 	maxConnsIP := fs.Int("max-connections-per-ip", 0, "open connections from one address at most (0: no per-address cap)")
@@ -155,6 +156,7 @@ func serve(args []string) int {
 		// (cluster.json) is kept, so a restart needs only --data-dir.
 		NodeIDExplicit:   set["node-id"] || *nodeID != 0,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
+		DefaultReplicationFactor: int16(*defRF),
 		MaxInflightRequests: *maxInflight,
 		Limits: wire.Limits{
 			MaxConnections: *maxConns, MaxConnectionsPerIP: *maxConnsIP, MaxConnectionBufferedBytes: *maxBuffered,
@@ -201,6 +203,10 @@ func serve(args []string) int {
 	}
 	if *replicaLag <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --replica-lag-time-max must be positive")
+		return 2
+	}
+	if *defRF < 1 || *defRF > 64 {
+		fmt.Fprintln(os.Stderr, "strand: --default-replication-factor must be between 1 and 64")
 		return 2
 	}
 	if *brokerLease <= 0 {
@@ -292,6 +298,7 @@ var brokerConfigNames = map[string][]string{
 	"rack":               {"broker.rack"},
 	"auto-create-topics": {"auto.create.topics.enable"},
 	"default-partitions": {"num.partitions"},
+	"default-replication-factor": {"default.replication.factor"},
 	"max-request-bytes":  {"socket.request.max.bytes"},
 }
 
