@@ -80,8 +80,8 @@ type Config struct {
 	// default.replication.factor); default 1. More than the live brokers
 	// is refused with INVALID_REPLICATION_FACTOR, as Kafka does.
 	DefaultReplicationFactor int16
-	AutoCreateTopics  bool
-	MaxRequestBytes   int
+	AutoCreateTopics         bool
+	MaxRequestBytes          int
 	// MaxInflightRequests and Limits bound what one client can make the
 	// protocol edge hold (wire.Config).
 	MaxInflightRequests int

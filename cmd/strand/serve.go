@@ -157,7 +157,7 @@ func serve(args []string) int {
 		NodeIDExplicit:   set["node-id"] || *nodeID != 0,
 		AutoCreateTopics: *autoCreate, DefaultPartitions: int32(*defParts), MaxRequestBytes: *maxReq,
 		DefaultReplicationFactor: int16(*defRF),
-		MaxInflightRequests: *maxInflight,
+		MaxInflightRequests:      *maxInflight,
 		Limits: wire.Limits{
 			MaxConnections: *maxConns, MaxConnectionsPerIP: *maxConnsIP, MaxConnectionBufferedBytes: *maxBuffered,
 			IdleTimeout: *idle, RequestTimeout: *reqTimeout,
@@ -291,15 +291,15 @@ const defaultDiskReserveBytes = 64 << 20
 // brokerConfigNames maps serve's flags (and config-file keys) onto the
 // Kafka broker configs they set, for DescribeConfigs' STATIC_BROKER_CONFIG.
 var brokerConfigNames = map[string][]string{
-	"data-dir":           {"log.dirs"},
-	"listen":             {"listeners"},
-	"advertise":          {"advertised.listeners"},
-	"node-id":            {"broker.id", "node.id"},
-	"rack":               {"broker.rack"},
-	"auto-create-topics": {"auto.create.topics.enable"},
-	"default-partitions": {"num.partitions"},
+	"data-dir":                   {"log.dirs"},
+	"listen":                     {"listeners"},
+	"advertise":                  {"advertised.listeners"},
+	"node-id":                    {"broker.id", "node.id"},
+	"rack":                       {"broker.rack"},
+	"auto-create-topics":         {"auto.create.topics.enable"},
+	"default-partitions":         {"num.partitions"},
 	"default-replication-factor": {"default.replication.factor"},
-	"max-request-bytes":  {"socket.request.max.bytes"},
+	"max-request-bytes":          {"socket.request.max.bytes"},
 }
 
 func staticConfigs(set map[string]bool) []string {
