@@ -30,6 +30,56 @@ type identity struct {
 	// one. Neither: a single broker (membership.go).
 	Members map[int32]string `json:"initial_cluster,omitempty"`
 	Joined  bool             `json:"joined,omitempty"`
+	// LogDirID names this data dir: random, made with it. The broker
+	// registers with it, so when a broker comes back with an empty data
+	// dir under its old node id, the metadata sees a new id and takes the
+	// broker out of every in-sync set before it could lead what it lost
+	// (metadata.RegisterBroker). A data dir from before log dir ids gets
+	// one at its next start.
+	LogDirID uint64 `json:"log_dir_id,omitempty"`
+	// RaftGeneration is the high half of the Raft replica id (replicaID):
+	// 0 for an initial voter, derived from LogDirID for a broker that
+	// joined. Dragonboat never takes back a replica id, and a replica that
+	// lost its log must not come back under its old one (Raft assumes a
+	// member keeps what it acknowledged; Dragonboat panics when it does
+	// not), so a broker that rejoins with an empty data dir gets a new
+	// replica id under the same node id.
+	RaftGeneration uint32 `json:"raft_generation,omitempty"`
+}
+
+// raftGeneration is the generation a join with data dir id dir uses:
+// non-zero, so it never collides with an initial voter's.
+func raftGeneration(dir uint64) uint32 {
+	if dir == 0 {
+		return 0
+	}
+	return uint32(dir>>32) | 1
+}
+
+// raftReplicaID is node id's Raft replica id in generation gen: node id
+// + 1 in the low half (Dragonboat refuses 0, a valid Kafka node id), the
+// generation in the high half.
+func raftReplicaID(node int32, gen uint32) uint64 { return uint64(gen)<<32 | uint64(node) + 1 }
+
+// raftNodeID is the Kafka node id of Raft replica rid.
+func raftNodeID(rid uint64) int32 { return int32(uint32(rid)) - 1 }
+
+// dirUUID carries a data dir id in KIP-853's 16-byte directory id.
+func dirUUID(dir uint64) [16]byte {
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[:8], dir)
+	return u
+}
+
+// newLogDirID is a random non-zero data dir id.
+func newLogDirID() uint64 {
+	for {
+		var r [8]byte
+		_, _ = rand.Read(r[:])
+		if id := binary.BigEndian.Uint64(r[:]); id != 0 {
+			return id
+		}
+	}
 }
 
 // identityExists reports whether dataDir has been started before.
@@ -40,7 +90,7 @@ func identityExists(dataDir string) bool {
 
 // replicaID is the broker's Raft replica id: Dragonboat refuses 0, which
 // is a valid (and today's default) Kafka node id.
-func (id identity) replicaID() uint64 { return uint64(id.NodeID) + 1 }
+func (id identity) replicaID() uint64 { return raftReplicaID(id.NodeID, id.RaftGeneration) }
 
 // loadIdentity reads the data dir's identity, or makes and persists one
 // on the first start. A data dir of another cluster or another node id
@@ -66,12 +116,20 @@ func loadIdentity(cfg Config) (identity, error) {
 			return identity{}, fmt.Errorf("cluster: data dir %s belongs to node %d, not %d: refusing to open it (restart with --data-dir alone to keep its id)",
 				cfg.DataDir, id.NodeID, cfg.NodeID)
 		}
+		if id.LogDirID == 0 {
+			// Its replicas hold what they held: the metadata adopts the
+			// first id it is told (a recorded 0 is "not known").
+			id.LogDirID = newLogDirID()
+			if err := writeIdentity(cfg.DataDir, id); err != nil {
+				return identity{}, err
+			}
+		}
 		return id, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return identity{}, err
 	}
-	id := identity{ClusterID: cfg.ClusterID, NodeID: cfg.NodeID}
+	id := identity{ClusterID: cfg.ClusterID, NodeID: cfg.NodeID, LogDirID: newLogDirID()}
 	for id.ClusterID == 0 {
 		var r [8]byte
 		_, _ = rand.Read(r[:])
@@ -82,19 +140,27 @@ func loadIdentity(cfg Config) (identity, error) {
 		id.Members, id.RaftAddress = cfg.InitialCluster, cfg.InitialCluster[cfg.NodeID]
 	case cfg.Join != "":
 		id.Joined, id.RaftAddress = true, cfg.RaftListen
+		id.RaftGeneration = raftGeneration(id.LogDirID)
 	default:
 		if id.RaftAddress, err = freeLoopbackAddr(); err != nil {
 			return identity{}, err
 		}
 	}
-	b, err = json.MarshalIndent(id, "", "  ")
-	if err != nil {
+	if err := writeIdentity(cfg.DataDir, id); err != nil {
 		return identity{}, err
 	}
-	if err := writeFileDurably(cfg.DataDir, identityName, b); err != nil {
-		return identity{}, fmt.Errorf("cluster: writing %s: %w", path, err)
-	}
 	return id, nil
+}
+
+func writeIdentity(dir string, id identity) error {
+	b, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileDurably(dir, identityName, b); err != nil {
+		return fmt.Errorf("cluster: writing %s: %w", filepath.Join(dir, identityName), err)
+	}
+	return nil
 }
 
 // freeLoopbackAddr is an address on 127.0.0.1 no one listened on a moment

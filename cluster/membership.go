@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"hash/fnv"
 	"path/filepath"
@@ -33,7 +34,10 @@ import (
 //     member: it receives the log and serves everything a voter does, but
 //     the quorum stays the initial voters (promotion is not wired).
 //
-// Raft replica id = node id + 1 (Dragonboat refuses 0, a valid Kafka id).
+// Raft replica id = node id + 1 (Dragonboat refuses 0, a valid Kafka id)
+// in the low half, a generation in the high half (identity.go): a broker
+// that lost its data dir rejoins with --join under a new replica id,
+// replacing its old replica (AddRaftVoter).
 
 // clusterWait bounds how long Start waits for the metadata quorum (the
 // other initial voters starting, or the broker a join named).
@@ -230,7 +234,7 @@ func (n *Node) controllerID() int32 {
 	if l == 0 {
 		return -1
 	}
-	return int32(l - 1)
+	return raftNodeID(l)
 }
 
 // ClusterID is the cluster id as clients see it (DescribeCluster).
@@ -240,7 +244,13 @@ func (b *backend) ClusterID() string { return fmt.Sprintf("%016x", b.node.id.Clu
 // group (the other side of --join). Adding a member already there at the
 // same address succeeds, so a join interrupted after this step can be
 // repeated.
-func (b *backend) AddRaftVoter(clusterID string, nodeID int32, raftAddr string, cb func(int16, string)) {
+//
+// A broker that lost its data dir rejoins under its node id with a new
+// dir id, so a new replica id (identity.RaftGeneration): its old replica
+// is removed once the metadata has fenced it (a live broker of that id is
+// never replaced), and the new one takes its place, as a voter if the old
+// one was (a new id never voted, so an empty log is safe to vote with).
+func (b *backend) AddRaftVoter(clusterID string, nodeID int32, dirID [16]byte, raftAddr string, cb func(int16, string)) {
 	n := b.node
 	origin := b.cs.core.ID()
 	if want := b.ClusterID(); clusterID != want {
@@ -252,29 +262,70 @@ func (b *backend) AddRaftVoter(clusterID string, nodeID int32, raftAddr string, 
 		return
 	}
 	go func() {
-		code, msg := int16(0), ""
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.MetadataTimeout)
 		defer cancel()
-		rid := uint64(nodeID) + 1
-		voters, nonVoting, err := n.raft.Members(ctx)
-		switch {
-		case err != nil:
-			code, msg = kerr.RequestTimedOut.Code, err.Error()
-		case voters[rid] == raftAddr || nonVoting[rid] == raftAddr:
-		case voters[rid] != "" || nonVoting[rid] != "":
-			code, msg = kerr.DuplicateVoter.Code, fmt.Sprintf("node %d is a member at another Raft address", nodeID)
-		case len(voters)+len(nonVoting) >= n.cfg.MaxBrokers:
-			code, msg = kerr.PolicyViolation.Code, fmt.Sprintf("the cluster has %d members, --max-brokers allows %d; unregister one first", len(voters)+len(nonVoting), n.cfg.MaxBrokers)
-			n.metaLog.Warn(n.log, "broker join refused: --max-brokers reached", "node_id", nodeID, "raft_address", raftAddr, "members", len(voters)+len(nonVoting), "max_brokers", n.cfg.MaxBrokers)
-		default:
-			if err := n.raft.AddNonVoting(ctx, rid, raftAddr); err != nil {
-				code, msg = kerr.RequestTimedOut.Code, err.Error()
-			} else {
-				n.log.Info("added a broker to the metadata group as a non-voting member", "node_id", nodeID, "raft_address", raftAddr)
-			}
-		}
+		code, msg := n.addRaftMember(ctx, nodeID, binary.BigEndian.Uint64(dirID[:8]), raftAddr)
 		_ = n.rt.Post(origin, func(*reactor.Core) { cb(code, msg) })
 	}()
+}
+
+func (n *Node) addRaftMember(ctx context.Context, nodeID int32, dir uint64, raftAddr string) (int16, string) {
+	rid := raftReplicaID(nodeID, raftGeneration(dir))
+	voters, nonVoting, err := n.raft.Members(ctx)
+	if err != nil {
+		return kerr.RequestTimedOut.Code, err.Error()
+	}
+	switch {
+	case voters[rid] == raftAddr || nonVoting[rid] == raftAddr:
+		return 0, ""
+	case voters[rid] != "" || nonVoting[rid] != "":
+		return kerr.DuplicateVoter.Code, fmt.Sprintf("node %d is a member at another Raft address", nodeID)
+	}
+	var old []uint64
+	wasVoter := false
+	for _, m := range []map[uint64]string{voters, nonVoting} {
+		for id := range m {
+			if raftNodeID(id) == nodeID {
+				old = append(old, id)
+				wasVoter = wasVoter || voters[id] != ""
+			}
+		}
+	}
+	if members := len(voters) + len(nonVoting) - len(old); members >= n.cfg.MaxBrokers {
+		n.metaLog.Warn(n.log, "broker join refused: --max-brokers reached", "node_id", nodeID, "raft_address", raftAddr, "members", members, "max_brokers", n.cfg.MaxBrokers)
+		return kerr.PolicyViolation.Code, fmt.Sprintf("the cluster has %d members, --max-brokers allows %d; unregister one first", members, n.cfg.MaxBrokers)
+	}
+	if len(old) > 0 {
+		// The old replica's broker must be gone: only a fenced broker
+		// (dead for a lease) is replaced, never a live one.
+		for {
+			b, ok := n.raft.View().Broker(metadata.BrokerID(nodeID))
+			if !ok || b.Fenced {
+				break
+			}
+			if ctx.Err() != nil {
+				return kerr.DuplicateVoter.Code, fmt.Sprintf("node %d is a live member with another data dir; stop it (or wait until the controller fences it) first", nodeID)
+			}
+			time.Sleep(50 * time.Millisecond) // fencing arrives as an applied command
+		}
+		for _, id := range old {
+			if err := n.raft.RemoveReplica(ctx, id); err != nil {
+				return kerr.RequestTimedOut.Code, fmt.Sprintf("removing node %d's old replica: %v", nodeID, err)
+			}
+		}
+		n.log.Warn("a broker rejoins with a new data dir: its old metadata replica is replaced by a new one",
+			"node_id", nodeID, "old_replicas", old, "replica", rid, "voter", wasVoter)
+	}
+	if err := n.raft.AddNonVoting(ctx, rid, raftAddr); err != nil {
+		return kerr.RequestTimedOut.Code, err.Error()
+	}
+	if wasVoter {
+		if err := n.raft.Promote(ctx, rid, raftAddr); err != nil {
+			return kerr.RequestTimedOut.Code, fmt.Sprintf("promoting node %d's new replica: %v", nodeID, err)
+		}
+	}
+	n.log.Info("added a broker to the metadata group", "node_id", nodeID, "raft_address", raftAddr, "voter", wasVoter)
+	return 0, ""
 }
 
 // UnregisterBroker removes broker nodeID from the cluster: its
@@ -300,10 +351,13 @@ func (b *backend) UnregisterBroker(nodeID int32, cb func(int16, string)) {
 		default:
 			ctx, cancel := context.WithTimeout(context.Background(), n.cfg.MetadataTimeout)
 			defer cancel()
-			rid := uint64(nodeID) + 1
 			voters, nonVoting, err := n.raft.Members(ctx)
-			if err == nil && (voters[rid] != "" || nonVoting[rid] != "") {
-				err = n.raft.RemoveReplica(ctx, rid)
+			for _, m := range []map[uint64]string{voters, nonVoting} {
+				for rid := range m {
+					if err == nil && raftNodeID(rid) == nodeID {
+						err = n.raft.RemoveReplica(ctx, rid)
+					}
+				}
 			}
 			if err != nil {
 				code, msg = kerr.RequestTimedOut.Code, fmt.Sprintf("unregistered, but removing its Raft replica: %v", err)
@@ -350,6 +404,7 @@ func addRaftVoter(ctx context.Context, addr string, id identity) error {
 	req := kmsg.NewPtrAddRaftVoterRequest()
 	req.ClusterID = kmsg.StringPtr(fmt.Sprintf("%016x", id.ClusterID))
 	req.VoterID = id.NodeID
+	req.VoterDirectoryID = dirUUID(id.LogDirID)
 	req.TimeoutMillis = int32(defaultMetadataTimeout / time.Millisecond)
 	l := kmsg.NewAddRaftVoterRequestListener()
 	l.Name, l.Host, l.Port = "RAFT", h, uint16(p)

@@ -73,10 +73,14 @@ func (n *Node) persist(next *snapshot) (*snapshot, error) {
 func (n *Node) registerSelf(cores int, atLeast bool) error {
 	b, ok := n.raft.View().Broker(n.brokerID())
 	addr := n.kafkaAddr()
-	if !ok || b.KafkaAddr != addr || b.RaftAddr != n.id.RaftAddress || b.Rack != n.cfg.Rack ||
+	if ok && b.LogDirID != 0 && b.LogDirID != n.id.LogDirID {
+		n.log.Warn("this broker's data dir is new: it leaves every in-sync set and leads none of its partitions until it has caught up (or an unclean election picks it)",
+			"node_id", n.brokerID(), "log_dir_id", fmt.Sprintf("%016x", n.id.LogDirID), "was", fmt.Sprintf("%016x", b.LogDirID))
+	}
+	if !ok || b.KafkaAddr != addr || b.RaftAddr != n.id.RaftAddress || b.Rack != n.cfg.Rack || b.LogDirID != n.id.LogDirID ||
 		(atLeast && b.Cores < int32(cores)) || (!atLeast && b.Cores != int32(cores)) {
 		if err := n.propose(&metadata.RegisterBroker{ID: n.brokerID(), KafkaAddr: addr, RaftAddr: n.id.RaftAddress,
-			Rack: n.cfg.Rack, Cores: int32(cores), NowMs: time.Now().UnixMilli()}); err != nil {
+			Rack: n.cfg.Rack, Cores: int32(cores), NowMs: time.Now().UnixMilli(), LogDirID: n.id.LogDirID}); err != nil {
 			return fmt.Errorf("cluster: registering broker %d: %w", n.brokerID(), err)
 		}
 	}

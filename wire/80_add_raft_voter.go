@@ -22,7 +22,7 @@ func (c *conn) handleAddRaftVoter(s *slot, req *kmsg.AddRaftVoterRequest) {
 	}
 	l := req.Listeners[0]
 	addr := net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
-	c.cb.AddRaftVoter(*req.ClusterID, req.VoterID, addr, func(code int16, msg string) {
+	c.cb.AddRaftVoter(*req.ClusterID, req.VoterID, req.VoterDirectoryID, addr, func(code int16, msg string) {
 		defer c.recoverPanic()
 		resp.ErrorCode = code
 		if msg != "" {

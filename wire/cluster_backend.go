@@ -11,7 +11,10 @@ type ClusterBackend interface {
 	// AddRaftVoter adds broker nodeID, whose metadata Raft replica listens
 	// at raftAddr, to the metadata group of cluster clusterID. The
 	// callback runs on this core with a Kafka error code and message.
-	AddRaftVoter(clusterID string, nodeID int32, raftAddr string, cb func(errCode int16, msg string))
+	// dirID is the new replica's data dir id (KIP-853's directory id; zero
+	// when the sender has none): a broker that lost its data dir rejoins
+	// under its node id with a new one, and replaces its old replica.
+	AddRaftVoter(clusterID string, nodeID int32, dirID [16]byte, raftAddr string, cb func(errCode int16, msg string))
 	// UnregisterBroker removes broker nodeID, which must hold no
 	// partition, from the cluster. The callback runs on this core.
 	UnregisterBroker(nodeID int32, cb func(errCode int16, msg string))
