@@ -25,6 +25,7 @@ const (
 	KindAllocateProducerIDs Kind = 12
 	KindShrinkPartitions    Kind = 13
 	KindAlterBrokerConfigs  Kind = 14
+	KindElectLeader         Kind = 15
 )
 
 var kindNames = map[Kind]string{
@@ -35,6 +36,7 @@ var kindNames = map[Kind]string{
 	KindAlterTopicConfigs: "AlterTopicConfigs", KindChangePartition: "ChangePartition",
 	KindMoveReplicaCore: "MoveReplicaCore", KindAllocateProducerIDs: "AllocateProducerIDs",
 	KindShrinkPartitions: "ShrinkPartitions", KindAlterBrokerConfigs: "AlterBrokerConfigs",
+	KindElectLeader: "ElectLeader",
 }
 
 func (k Kind) String() string {
@@ -158,6 +160,8 @@ func newCommand(k Kind) Command {
 		return &ShrinkPartitions{}
 	case KindAlterBrokerConfigs:
 		return &AlterBrokerConfigs{}
+	case KindElectLeader:
+		return &ElectLeader{}
 	}
 	return nil
 }
@@ -305,6 +309,22 @@ type AlterBrokerConfigs struct {
 	Delete   []string
 }
 
+// ElectLeader is one partition's ElectLeaders election (Kafka's API 43).
+// Preferred (Unclean false): the preferred replica (Replicas[0]) becomes
+// leader if it is in sync and unfenced; rejected with
+// ErrElectionNotNeeded when it already leads, ErrPreferredNotAvailable
+// when it cannot. Unclean: a partition without a live leader gets the
+// first live in-sync replica, else the first live replica as its whole
+// in-sync set, whatever the topic's unclean.leader.election.enable (an
+// operator asked); ErrElectionNotNeeded when it has a leader,
+// ErrEligibleNotAvailable when no replica is live. A new leader bumps the
+// leader epoch.
+type ElectLeader struct {
+	Topic     string
+	Partition int32
+	Unclean   bool
+}
+
 func (*RegisterBroker) Kind() Kind      { return KindRegisterBroker }
 func (*BrokerHeartbeat) Kind() Kind     { return KindBrokerHeartbeat }
 func (*FenceBroker) Kind() Kind         { return KindFenceBroker }
@@ -319,6 +339,14 @@ func (*MoveReplicaCore) Kind() Kind     { return KindMoveReplicaCore }
 func (*AllocateProducerIDs) Kind() Kind { return KindAllocateProducerIDs }
 func (*ShrinkPartitions) Kind() Kind    { return KindShrinkPartitions }
 func (*AlterBrokerConfigs) Kind() Kind  { return KindAlterBrokerConfigs }
+func (*ElectLeader) Kind() Kind         { return KindElectLeader }
+
+func (c *ElectLeader) encode(e *encoder) { e.str(c.Topic); e.varint(int64(c.Partition)); e.bool(c.Unclean) }
+func (c *ElectLeader) decode(d *decoder) {
+	c.Topic = d.str("topic")
+	c.Partition = d.int32("partition")
+	c.Unclean = d.bool("unclean")
+}
 
 func (c *RegisterBroker) version() byte {
 	if c.LogDirID != 0 {

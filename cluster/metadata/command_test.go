@@ -25,6 +25,7 @@ func sampleCommands() []Command {
 		&AllocateProducerIDs{Broker: 1, Count: 1000},
 		&ShrinkPartitions{Topic: "orders", ID: tid(7), Count: 3},
 		&AlterBrokerConfigs{Resource: "3", Set: map[string]string{"log.retention.ms": "1000"}, Delete: []string{"log.segment.bytes"}},
+		&ElectLeader{Topic: "orders", Partition: 7, Unclean: true},
 	}
 }
 

@@ -119,3 +119,56 @@ func UncleanElections(before, after *View) []UncleanElection {
 	}
 	return out
 }
+
+// electLeader is the ElectLeader command.
+func (s *State) electLeader(c *ElectLeader) Result {
+	t, r, ok := s.lookupPartition(c.Topic, c.Partition)
+	if !ok {
+		return r
+	}
+	cur := &t.Partitions[c.Partition]
+	leader, isr := NoLeader, cur.ISR
+	if c.Unclean {
+		if cur.Leader != NoLeader {
+			return reject(ErrElectionNotNeeded, "%s-%d: led by %d", c.Topic, c.Partition, cur.Leader)
+		}
+		if leader = s.cleanCandidate(cur, NoLeader); leader == NoLeader {
+			if leader = s.uncleanCandidate(cur, NoLeader); leader == NoLeader {
+				return reject(ErrEligibleNotAvailable, "%s-%d: no replica of %v is live", c.Topic, c.Partition, cur.Replicas)
+			}
+			isr = []BrokerID{leader}
+		}
+	} else {
+		pref := s.preferred(cur)
+		switch {
+		case cur.Leader == pref:
+			return reject(ErrElectionNotNeeded, "%s-%d: preferred replica %d leads", c.Topic, c.Partition, pref)
+		case !slices.Contains(cur.ISR, pref) || !s.live(pref):
+			return reject(ErrPreferredNotAvailable, "%s-%d: preferred replica %d is not live and in sync (isr %v)", c.Topic, c.Partition, pref, cur.ISR)
+		}
+		leader = pref
+	}
+	if cur.LeaderEpoch == maxEpoch || cur.PartitionEpoch == maxEpoch {
+		return reject(ErrExhausted, "%s-%d: epoch exhausted", c.Topic, c.Partition)
+	}
+	p := cur.clone()
+	p.Leader, p.ISR = leader, slices.Clone(isr)
+	p.LeaderEpoch++
+	p.PartitionEpoch++
+	nt := t.withPartitions()
+	nt.Partitions[c.Partition] = p
+	s.putTopic(nt)
+	return Result{}
+}
+
+// preferred is p's preferred leader: its first replica.
+func (s *State) preferred(p *Partition) BrokerID { return p.Replicas[0] }
+
+// PreferredElectable reports whether a preferred ElectLeader on p would
+// be accepted in view v: the preferred replica is live, in sync and not
+// the leader. The controller's automatic rebalance proposes exactly these.
+func (v *View) PreferredElectable(p *Partition) bool {
+	pref := p.Replicas[0]
+	b, ok := v.brokers[pref]
+	return p.Leader != pref && ok && !b.Fenced && slices.Contains(p.ISR, pref)
+}

@@ -221,3 +221,55 @@ func TestSnapshotFormats(t *testing.T) {
 		t.Fatal("unknown format accepted")
 	}
 }
+
+// TestElectLeader: preferred election moves leadership back to the first
+// replica once it is live and in sync, and says why it would not; unclean
+// election brings back a partition whose in-sync replicas are gone.
+func TestElectLeader(t *testing.T) {
+	s := rf3(t, nil)
+	r := apply(t, s, &ElectLeader{Topic: "r"})
+	if r.Code != ErrElectionNotNeeded {
+		t.Fatalf("preferred leader already leads: %v", r.Code)
+	}
+	mustApply(t, s, &FenceBroker{ID: 1})
+	wantPartition(t, s, "r", 0, 2, 1, 2, 3)
+	if r := apply(t, s, &ElectLeader{Topic: "r"}); r.Code != ErrPreferredNotAvailable {
+		t.Fatalf("fenced preferred replica: %v", r.Code)
+	}
+	mustApply(t, s, &UnfenceBroker{ID: 1})
+	if r := apply(t, s, &ElectLeader{Topic: "r"}); r.Code != ErrPreferredNotAvailable {
+		t.Fatalf("preferred replica out of sync: %v", r.Code)
+	}
+	if s.View().PreferredElectable(part(t, s, "r", 0)) {
+		t.Fatal("PreferredElectable disagrees with the command")
+	}
+	p := part(t, s, "r", 0)
+	mustApply(t, s, &ChangePartition{Topic: "r", LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, Leader: 2, ISR: []BrokerID{2, 3, 1}})
+	if !s.View().PreferredElectable(part(t, s, "r", 0)) {
+		t.Fatal("PreferredElectable disagrees with the command")
+	}
+	mustApply(t, s, &ElectLeader{Topic: "r"})
+	wantPartition(t, s, "r", 0, 1, 2, 2, 3, 1)
+	if r := apply(t, s, &ElectLeader{Topic: "r", Partition: 1}); r.Code != ErrUnknownPartition {
+		t.Fatalf("unknown partition: %v", r.Code)
+	}
+	if r := apply(t, s, &ElectLeader{Topic: "x"}); r.Code != ErrUnknownTopic {
+		t.Fatalf("unknown topic: %v", r.Code)
+	}
+
+	// Unclean: not needed while a leader lives; brings back a partition
+	// whose only in-sync replica is fenced, even with the config off.
+	if r := apply(t, s, &ElectLeader{Topic: "r", Unclean: true}); r.Code != ErrElectionNotNeeded {
+		t.Fatalf("unclean with a leader: %v", r.Code)
+	}
+	shrunk(t, s)
+	mustApply(t, s, &FenceBroker{ID: 1})
+	wantPartition(t, s, "r", 0, NoLeader, 3, 1)
+	mustApply(t, s, &ElectLeader{Topic: "r", Unclean: true})
+	wantPartition(t, s, "r", 0, 2, 4, 2)
+	mustApply(t, s, &FenceBroker{ID: 2})
+	mustApply(t, s, &FenceBroker{ID: 3})
+	if r := apply(t, s, &ElectLeader{Topic: "r", Unclean: true}); r.Code != ErrEligibleNotAvailable {
+		t.Fatalf("unclean with every replica fenced: %v", r.Code)
+	}
+}

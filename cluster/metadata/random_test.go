@@ -212,6 +212,9 @@ func randomCommand(rng *rand.Rand, v *View) Command {
 		}
 		return c
 	case 15:
+		if rng.IntN(2) == 0 {
+			return &ElectLeader{Topic: topicName(), Partition: int32(rng.IntN(3)), Unclean: rng.IntN(3) == 0}
+		}
 		return &AllocateProducerIDs{Broker: brokerID(), Count: int32(rng.IntN(2000))}
 	default:
 		c := &MoveReplicaCore{Topic: topicName(), Partition: int32(rng.IntN(3)), Broker: brokerID(), Core: CoreID(rng.IntN(3))}

@@ -22,6 +22,12 @@ const (
 	ErrStaleEpoch       Code = 10 // the leader or partition epoch is not the current one
 	ErrBrokerInUse      Code = 11 // the broker still holds replicas
 	ErrExhausted        Code = 12 // producer ids ran out
+	// ErrElectionNotNeeded: the partition already has the leader asked for.
+	ErrElectionNotNeeded Code = 13
+	// ErrPreferredNotAvailable: the preferred replica is fenced or not in sync.
+	ErrPreferredNotAvailable Code = 14
+	// ErrEligibleNotAvailable: no live replica could lead.
+	ErrEligibleNotAvailable Code = 15
 )
 
 var codeNames = [...]string{
@@ -31,6 +37,8 @@ var codeNames = [...]string{
 	ErrUnknownPartition: "UNKNOWN_PARTITION", ErrInvalidReplicas: "INVALID_REPLICAS",
 	ErrInvalidISR: "INVALID_ISR", ErrStaleEpoch: "STALE_EPOCH",
 	ErrBrokerInUse: "BROKER_IN_USE", ErrExhausted: "EXHAUSTED",
+	ErrElectionNotNeeded: "ELECTION_NOT_NEEDED", ErrPreferredNotAvailable: "PREFERRED_NOT_AVAILABLE",
+	ErrEligibleNotAvailable: "ELIGIBLE_NOT_AVAILABLE",
 }
 
 func (c Code) String() string {

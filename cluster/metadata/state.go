@@ -112,6 +112,8 @@ func (s *State) Apply(c Command) Result {
 		r = s.allocateProducerIDs(c)
 	case *AlterBrokerConfigs:
 		r = s.alterBrokerConfigs(c)
+	case *ElectLeader:
+		r = s.electLeader(c)
 	default:
 		r = reject(ErrMalformed, "unknown command %T", c)
 	}
