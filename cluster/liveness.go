@@ -42,10 +42,12 @@ type liveness struct {
 	// leading is whether this tracker acted as controller last round.
 	lastOK  map[metadata.BrokerID]time.Time
 	leading bool
+	leaders *leaderRebalance
 }
 
 func startLiveness(n *Node) *liveness {
-	l := &liveness{n: n, stopCh: make(chan struct{}), done: make(chan struct{}), lastOK: map[metadata.BrokerID]time.Time{}}
+	l := &liveness{n: n, stopCh: make(chan struct{}), done: make(chan struct{}), lastOK: map[metadata.BrokerID]time.Time{},
+		leaders: &leaderRebalance{n: n, delay: n.cfg.LeaderRebalanceDelay, unfencedSince: map[metadata.BrokerID]time.Time{}}}
 	go l.run()
 	return l
 }
@@ -92,6 +94,7 @@ func (l *liveness) round(ctx context.Context, now time.Time) {
 	v := n.raft.View()
 	if !l.leading { // a new controller: everyone gets a whole lease
 		l.leading = true
+		l.leaders.reset()
 		clear(l.lastOK)
 		for _, id := range v.BrokerIDs() {
 			l.lastOK[id] = now
@@ -146,6 +149,7 @@ func (l *liveness) round(ctx context.Context, now time.Time) {
 			}
 		}
 	}
+	l.leaders.round(n.raft.View(), now)
 }
 
 // probe reports whether the broker at addr answers an ApiVersions request.

@@ -80,6 +80,11 @@ type Config struct {
 	// default.replication.factor); default 1. More than the live brokers
 	// is refused with INVALID_REPLICATION_FACTOR, as Kafka does.
 	DefaultReplicationFactor int16
+	// LeaderRebalanceDelay: the controller gives a returned broker back
+	// leadership of the partitions it is the preferred leader of once it
+	// has been unfenced this long and is in their in-sync sets (Kafka's
+	// auto.leader.rebalance.enable). 0: 5 s; negative: never.
+	LeaderRebalanceDelay time.Duration
 	AutoCreateTopics         bool
 	MaxRequestBytes          int
 	// MaxInflightRequests and Limits bound what one client can make the
@@ -257,6 +262,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.DefaultReplicationFactor <= 0 {
 		cfg.DefaultReplicationFactor = 1
+	}
+	if cfg.LeaderRebalanceDelay == 0 {
+		cfg.LeaderRebalanceDelay = defaultLeaderRebalanceDelay
 	}
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = time.Second

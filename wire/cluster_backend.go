@@ -18,4 +18,17 @@ type ClusterBackend interface {
 	// UnregisterBroker removes broker nodeID, which must hold no
 	// partition, from the cluster. The callback runs on this core.
 	UnregisterBroker(nodeID int32, cb func(errCode int16, msg string))
+	// ElectLeaders runs a preferred (or, with unclean, an unclean) leader
+	// election for each partition of parts, or for every partition when
+	// parts is nil; the callback runs on this core with one result per
+	// partition named (for nil, one per partition an election was tried
+	// for, ELECTION_NOT_NEEDED left out, as Kafka answers).
+	ElectLeaders(unclean bool, parts []PartitionRef, cb func([]ElectionResult))
+}
+
+// ElectionResult is one partition's outcome of ElectLeaders.
+type ElectionResult struct {
+	PartitionRef
+	ErrCode int16
+	Msg     string
 }

@@ -393,6 +393,8 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 		c.handleAddRaftVoter(s, q)
 	case *kmsg.UnregisterBrokerRequest:
 		c.handleUnregisterBroker(s, q)
+	case *kmsg.ElectLeadersRequest:
+		c.handleElectLeaders(s, q)
 	default: // versionRange admits only the keys above and, with gb, groups
 		c.dispatchGroup(s, req, clientID)
 	}

@@ -108,6 +108,25 @@ func walkShape(key, v int16, flex bool, body []byte) ([]byte, bool) {
 		}
 	case kmsg.UnregisterBroker:
 		s.i32() // broker id
+	case kmsg.ElectLeaders:
+		if v >= 1 {
+			s.i8() // election type
+		}
+		s.array(func() { s.str(); s.fixedArray(4); s.tags(nil) }) // nullable
+		s.i32()                                                   // timeout
+	case kmsg.AlterPartitionAssignments:
+		s.i32() // timeout
+		if v >= 1 {
+			s.i8() // allow replication factor change
+		}
+		s.array(func() {
+			s.str()
+			s.array(func() { s.i32(); s.fixedArray(4); s.tags(nil) }) // replicas nullable
+			s.tags(nil)
+		})
+	case kmsg.ListPartitionReassignments:
+		s.i32()                                                   // timeout
+		s.array(func() { s.str(); s.fixedArray(4); s.tags(nil) }) // nullable
 	case kmsg.AddRaftVoter:
 		s.str() // cluster id
 		s.i32() // timeout

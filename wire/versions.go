@@ -74,6 +74,7 @@ var clusterAdvertised = []apiRange{
 	{kmsg.DescribeCluster.Int16(), 0, 1},
 	{kmsg.AddRaftVoter.Int16(), 0, 1},
 	{kmsg.UnregisterBroker.Int16(), 0, 0},
+	{kmsg.ElectLeaders.Int16(), 0, 2},
 }
 
 // versionRange returns the advertised range for key; withGroups includes

@@ -92,6 +92,8 @@ func serve(args []string) int {
 	maxBrokers := fs.Int("max-brokers", 64, "members of the metadata group (voters and non-voting) at most; a --join past it is refused with POLICY_VIOLATION")
 	replicaLag := fs.Duration("replica-lag-time-max", 30*time.Second, "a partition's leader drops from the in-sync set a follower that has not caught up for this long (Kafka's replica.lag.time.max.ms); until then acks=all produces wait for it")
 	catchUpRate := fs.Int64("replica-catchup-bytes-per-sec", 0, "bytes per second this broker's followers fetch, together, for replicas outside the in-sync set (a reassignment's new replica, a broker catching up after an absence), so catching up does not starve producers; 0: unlimited (Kafka's follower.replication.throttled.rate)")
+	autoLeaders := fs.Bool("auto-leader-rebalance", true, "the controller gives a returned broker back leadership of the partitions it is the preferred (first) replica of, once it is back in their in-sync sets (Kafka's auto.leader.rebalance.enable)")
+	leaderDelay := fs.Duration("leader-rebalance-delay", 5*time.Second, "how long a broker must have been unfenced before --auto-leader-rebalance gives it its partitions back")
 	brokerLease := fs.Duration("broker-lease", 3*time.Second, "the controller fences a broker (its partitions become leaderless) that has not answered its liveness probes for this long")
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
@@ -203,6 +205,14 @@ func serve(args []string) int {
 	}
 	if *replicaLag <= 0 {
 		fmt.Fprintln(os.Stderr, "strand: --replica-lag-time-max must be positive")
+		return 2
+	}
+	cfg.LeaderRebalanceDelay = *leaderDelay
+	if !*autoLeaders {
+		cfg.LeaderRebalanceDelay = -1
+	}
+	if *leaderDelay <= 0 {
+		fmt.Fprintln(os.Stderr, "strand: --leader-rebalance-delay must be positive")
 		return 2
 	}
 	if *defRF < 1 || *defRF > 64 {
