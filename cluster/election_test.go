@@ -115,7 +115,6 @@ func TestElectLeaders(t *testing.T) {
 	}
 }
 
-
 // TestAutoLeaderRebalance: the controller's check gives a returned broker
 // back the partitions it is the preferred replica of, only once it has
 // been unfenced for the delay and is in their in-sync sets.

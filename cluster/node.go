@@ -85,8 +85,8 @@ type Config struct {
 	// has been unfenced this long and is in their in-sync sets (Kafka's
 	// auto.leader.rebalance.enable). 0: 5 s; negative: never.
 	LeaderRebalanceDelay time.Duration
-	AutoCreateTopics         bool
-	MaxRequestBytes          int
+	AutoCreateTopics     bool
+	MaxRequestBytes      int
 	// MaxInflightRequests and Limits bound what one client can make the
 	// protocol edge hold (wire.Config).
 	MaxInflightRequests int

@@ -341,7 +341,11 @@ func (*ShrinkPartitions) Kind() Kind    { return KindShrinkPartitions }
 func (*AlterBrokerConfigs) Kind() Kind  { return KindAlterBrokerConfigs }
 func (*ElectLeader) Kind() Kind         { return KindElectLeader }
 
-func (c *ElectLeader) encode(e *encoder) { e.str(c.Topic); e.varint(int64(c.Partition)); e.bool(c.Unclean) }
+func (c *ElectLeader) encode(e *encoder) {
+	e.str(c.Topic)
+	e.varint(int64(c.Partition))
+	e.bool(c.Unclean)
+}
 func (c *ElectLeader) decode(d *decoder) {
 	c.Topic = d.str("topic")
 	c.Partition = d.int32("partition")
