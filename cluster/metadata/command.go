@@ -26,6 +26,7 @@ const (
 	KindShrinkPartitions    Kind = 13
 	KindAlterBrokerConfigs  Kind = 14
 	KindElectLeader         Kind = 15
+	KindReassignPartition   Kind = 16
 )
 
 var kindNames = map[Kind]string{
@@ -36,7 +37,7 @@ var kindNames = map[Kind]string{
 	KindAlterTopicConfigs: "AlterTopicConfigs", KindChangePartition: "ChangePartition",
 	KindMoveReplicaCore: "MoveReplicaCore", KindAllocateProducerIDs: "AllocateProducerIDs",
 	KindShrinkPartitions: "ShrinkPartitions", KindAlterBrokerConfigs: "AlterBrokerConfigs",
-	KindElectLeader: "ElectLeader",
+	KindElectLeader: "ElectLeader", KindReassignPartition: "ReassignPartition",
 }
 
 func (k Kind) String() string {
@@ -162,6 +163,8 @@ func newCommand(k Kind) Command {
 		return &AlterBrokerConfigs{}
 	case KindElectLeader:
 		return &ElectLeader{}
+	case KindReassignPartition:
+		return &ReassignPartition{}
 	}
 	return nil
 }

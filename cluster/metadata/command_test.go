@@ -26,6 +26,7 @@ func sampleCommands() []Command {
 		&ShrinkPartitions{Topic: "orders", ID: tid(7), Count: 3},
 		&AlterBrokerConfigs{Resource: "3", Set: map[string]string{"log.retention.ms": "1000"}, Delete: []string{"log.segment.bytes"}},
 		&ElectLeader{Topic: "orders", Partition: 7, Unclean: true},
+		&ReassignPartition{Topic: "orders", Partition: 2, Target: []BrokerID{4, 1, 2}, Cores: []CoreID{3, 0, 1}},
 	}
 }
 

@@ -90,8 +90,32 @@ func (v *View) checkPartition(p *Partition) error {
 			return fmt.Errorf("leader %d is fenced", p.Leader)
 		}
 	}
+	if err := checkReassignment(p); err != nil {
+		return err
+	}
 	if p.LeaderEpoch < 0 || p.PartitionEpoch < 0 {
 		return fmt.Errorf("negative epoch %d/%d", p.LeaderEpoch, p.PartitionEpoch)
+	}
+	return nil
+}
+
+// checkReassignment: Removing is the tail of Replicas, Adding is within
+// the rest (the target), each a set, nil when empty.
+func checkReassignment(p *Partition) error {
+	if (p.Adding != nil && len(p.Adding) == 0) || (p.Removing != nil && len(p.Removing) == 0) {
+		return fmt.Errorf("empty, not nil, reassignment lists")
+	}
+	if len(p.Removing) >= len(p.Replicas) {
+		return fmt.Errorf("removing %v of replicas %v leaves no target", p.Removing, p.Replicas)
+	}
+	if !slices.Equal(p.Removing, p.Replicas[len(p.Replicas)-len(p.Removing):]) {
+		return fmt.Errorf("removing %v is not the tail of replicas %v", p.Removing, p.Replicas)
+	}
+	target := p.Target()
+	for i, b := range p.Adding {
+		if !slices.Contains(target, b) || slices.Contains(p.Adding[:i], b) {
+			return fmt.Errorf("adding %v not a set within the target %v", p.Adding, target)
+		}
 	}
 	return nil
 }

@@ -29,7 +29,7 @@ func TestRandomCommands(t *testing.T) {
 	}
 	// Rarer kinds need a topic in the right shape: not every seed gets one
 	// accepted, but the runs together must.
-	for _, k := range []Kind{KindCreatePartitions, KindShrinkPartitions, KindDeleteTopic} {
+	for _, k := range []Kind{KindCreatePartitions, KindShrinkPartitions, KindDeleteTopic, KindReassignPartition, KindElectLeader} {
 		if total[k] == 0 {
 			t.Errorf("no %v accepted in %d seeds (%v)", k, seeds, total)
 		}
@@ -212,6 +212,14 @@ func randomCommand(rng *rand.Rand, v *View) Command {
 		}
 		return c
 	case 15:
+		if rng.IntN(3) == 0 {
+			c := &ReassignPartition{Topic: topicName(), Partition: int32(rng.IntN(3))}
+			if rng.IntN(4) > 0 {
+				a := assignment()
+				c.Target, c.Cores = a.Replicas, a.Cores
+			}
+			return c
+		}
 		if rng.IntN(2) == 0 {
 			return &ElectLeader{Topic: topicName(), Partition: int32(rng.IntN(3)), Unclean: rng.IntN(3) == 0}
 		}

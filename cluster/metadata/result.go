@@ -28,6 +28,8 @@ const (
 	ErrPreferredNotAvailable Code = 14
 	// ErrEligibleNotAvailable: no live replica could lead.
 	ErrEligibleNotAvailable Code = 15
+	// ErrNoReassignment: a cancel found no reassignment in progress.
+	ErrNoReassignment Code = 16
 )
 
 var codeNames = [...]string{
@@ -38,7 +40,7 @@ var codeNames = [...]string{
 	ErrInvalidISR: "INVALID_ISR", ErrStaleEpoch: "STALE_EPOCH",
 	ErrBrokerInUse: "BROKER_IN_USE", ErrExhausted: "EXHAUSTED",
 	ErrElectionNotNeeded: "ELECTION_NOT_NEEDED", ErrPreferredNotAvailable: "PREFERRED_NOT_AVAILABLE",
-	ErrEligibleNotAvailable: "ELIGIBLE_NOT_AVAILABLE",
+	ErrEligibleNotAvailable: "ELIGIBLE_NOT_AVAILABLE", ErrNoReassignment: "NO_REASSIGNMENT",
 }
 
 func (c Code) String() string {

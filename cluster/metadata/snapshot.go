@@ -25,6 +25,10 @@ import (
 //	format bit 2 (log dir ids) only:
 //	uvarint   count (>= 1) of brokers with a log dir id, then per broker
 //	            in id order: id, log dir id (uvarint, non-zero)
+//	format bit 4 (reassignments) only:
+//	uvarint   count (>= 1) of partitions being reassigned, then per
+//	            partition in topic name and partition order: topic name,
+//	            partition, adding, removing
 //	4 bytes   CRC-32C (Castagnoli) of everything before, big-endian
 //
 // Equal states give equal bytes: every collection is written in a fixed
@@ -38,7 +42,8 @@ const (
 	snapshotFormat              = 0
 	snapshotFormatBrokerConfigs = 1
 	snapshotFormatLogDirs       = 2
-	snapshotFormatsKnown        = snapshotFormatBrokerConfigs | snapshotFormatLogDirs
+	snapshotFormatReassignments = 4
+	snapshotFormatsKnown        = snapshotFormatBrokerConfigs | snapshotFormatLogDirs | snapshotFormatReassignments
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -69,6 +74,17 @@ func (v *View) AppendSnapshot(b []byte) []byte {
 	}
 	if dirs > 0 {
 		format |= snapshotFormatLogDirs
+	}
+	moving := 0
+	for _, n := range v.names {
+		for i := range v.topics[n].Partitions {
+			if v.topics[n].Partitions[i].Reassigning() {
+				moving++
+			}
+		}
+	}
+	if moving > 0 {
+		format |= snapshotFormatReassignments
 	}
 	e.byte(format)
 	e.uvarint(v.version)
@@ -111,6 +127,19 @@ func (v *View) AppendSnapshot(b []byte) []byte {
 			if d := v.brokers[id].LogDirID; d != 0 {
 				e.broker(id)
 				e.uvarint(d)
+			}
+		}
+	}
+	if format&snapshotFormatReassignments != 0 {
+		e.uvarint(uint64(moving))
+		for _, n := range v.names {
+			for i := range v.topics[n].Partitions {
+				if p := &v.topics[n].Partitions[i]; p.Reassigning() {
+					e.str(n)
+					e.varint(int64(i))
+					e.brokers(p.Adding)
+					e.brokers(p.Removing)
+				}
 			}
 		}
 	}
@@ -201,6 +230,9 @@ func decodeSnapshot(b []byte) (*State, error) {
 	if f&snapshotFormatLogDirs != 0 && d.err == nil {
 		s.decodeLogDirs(&d)
 	}
+	if f&snapshotFormatReassignments != 0 && d.err == nil {
+		s.decodeReassignments(&d)
+	}
 	if err := d.end(); err != nil {
 		return nil, err
 	}
@@ -231,6 +263,36 @@ func (s *State) decodeLogDirs(d *decoder) {
 			d.fail("log dir id", errRange)
 		default:
 			b.LogDirID, prev = dir, id
+		}
+	}
+}
+
+// decodeReassignments reads the reassignment section: at least one entry,
+// partitions that exist, in order, each with a non-empty list (the
+// invariants check the rest).
+func (s *State) decodeReassignments(d *decoder) {
+	n := d.count("reassignments", 4)
+	if n == 0 && d.err == nil {
+		d.fail("reassignments", errors.New("empty section"))
+	}
+	prevName, prevPart := "", -1
+	for i := 0; i < n && d.err == nil; i++ {
+		name := d.str("reassignment topic")
+		part := int(d.int32("reassignment partition"))
+		adding := d.brokers("adding")
+		removing := d.brokers("removing")
+		t, ok := s.topics[name]
+		switch {
+		case d.err != nil:
+		case !ok || part < 0 || part >= len(t.Partitions):
+			d.fail("reassignment", errors.New("unknown partition"))
+		case name < prevName || name == prevName && part <= prevPart:
+			d.fail("reassignment", errors.New("not in order"))
+		case len(adding) == 0 && len(removing) == 0:
+			d.fail("reassignment", errors.New("empty"))
+		default:
+			t.Partitions[part].Adding, t.Partitions[part].Removing = adding, removing
+			prevName, prevPart = name, part
 		}
 	}
 }

@@ -114,6 +114,8 @@ func (s *State) Apply(c Command) Result {
 		r = s.alterBrokerConfigs(c)
 	case *ElectLeader:
 		r = s.electLeader(c)
+	case *ReassignPartition:
+		r = s.reassign(c)
 	default:
 		r = reject(ErrMalformed, "unknown command %T", c)
 	}
@@ -671,6 +673,12 @@ func (s *State) changePartition(c *ChangePartition) Result {
 	if c.Leader != cur.Leader {
 		p.Leader = c.Leader
 		p.LeaderEpoch++
+	}
+	if p.Reassigning() {
+		if p.LeaderEpoch == maxEpoch && !slices.Contains(p.Target(), p.Leader) {
+			return reject(ErrExhausted, "%s-%d: epoch exhausted", c.Topic, c.Partition)
+		}
+		s.completeReassignment(&p) // the in-sync set may now cover the target
 	}
 	p.PartitionEpoch++
 	nt := t.withPartitions()

@@ -76,6 +76,24 @@ type Partition struct {
 	// PartitionEpoch grows by one on every change to the partition, so a
 	// proposer's compare-and-set on it catches any concurrent change.
 	PartitionEpoch int32
+	// Adding and Removing describe a reassignment in progress, as in
+	// Kafka: Replicas is the target followed by the replicas being
+	// removed, Adding the target's replicas that were not replicas
+	// before. Both nil when none is in progress (see reassign.go).
+	Adding, Removing []BrokerID
+}
+
+// Reassigning reports whether a reassignment of p is in progress.
+func (p *Partition) Reassigning() bool { return len(p.Adding) > 0 || len(p.Removing) > 0 }
+
+// Target is the replica set p is being reassigned to (Replicas less
+// Removing), or Replicas when no reassignment is in progress. The slice
+// may be shared: do not modify it.
+func (p *Partition) Target() []BrokerID {
+	if len(p.Removing) == 0 {
+		return p.Replicas
+	}
+	return p.Replicas[:len(p.Replicas)-len(p.Removing)]
 }
 
 // CoreOf returns the core broker b's replica lives on.
@@ -93,6 +111,8 @@ func (p Partition) clone() Partition {
 	p.Replicas = slices.Clone(p.Replicas)
 	p.Cores = slices.Clone(p.Cores)
 	p.ISR = slices.Clone(p.ISR)
+	p.Adding = slices.Clone(p.Adding)
+	p.Removing = slices.Clone(p.Removing)
 	return p
 }
 
