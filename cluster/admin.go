@@ -253,14 +253,14 @@ func placeErrorCode(err error) int16 {
 }
 
 // replicationFactor is topic name's replication factor in v: its first
-// partition's replicas, less those a reassignment is adding (1 when the
-// topic is gone, which the proposal then finds).
+// partition's target replicas (a reassignment's removed ones left out; 1
+// when the topic is gone, which the proposal then finds).
 func replicationFactor(v *metadata.View, name string) int {
 	t, ok := v.Topic(name)
 	if !ok || len(t.Partitions) == 0 {
 		return 1
 	}
-	return len(t.Partitions[0].Replicas)
+	return len(t.Partitions[0].Target())
 }
 
 // localCount is how many of assign's replicas are on this broker: what

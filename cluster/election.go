@@ -35,7 +35,7 @@ func (n *Node) logUncleanElections(before, after *metadata.View) {
 // ElectLeaders proposes one ElectLeader per partition (ElectLeaders, API
 // 43), all at once from goroutines, and answers on this core once every
 // outcome is applied here (or failed).
-func (b *backend) ElectLeaders(unclean bool, parts []wire.PartitionRef, cb func([]wire.ElectionResult)) {
+func (b *backend) ElectLeaders(unclean bool, parts []wire.PartitionRef, cb func([]wire.PartitionResult)) {
 	n := b.node
 	origin := b.cs.core.ID()
 	all := parts == nil
@@ -49,7 +49,7 @@ func (b *backend) ElectLeaders(unclean bool, parts []wire.PartitionRef, cb func(
 		}
 	}
 	go func() {
-		out := make([]wire.ElectionResult, len(parts))
+		out := make([]wire.PartitionResult, len(parts))
 		var wg sync.WaitGroup
 		// Proposals in flight at once: enough to fill Raft's batches,
 		// few enough that every partition of a large cluster does not
@@ -62,7 +62,7 @@ func (b *backend) ElectLeaders(unclean bool, parts []wire.PartitionRef, cb func(
 				defer func() { <-sem; wg.Done() }()
 				res, err := n.proposeWait(&metadata.ElectLeader{Topic: p.Topic, Partition: p.Partition, Unclean: unclean})
 				code, msg := electionCode(res, err)
-				out[i] = wire.ElectionResult{PartitionRef: p, ErrCode: code, Msg: msg}
+				out[i] = wire.PartitionResult{PartitionRef: p, ErrCode: code, Msg: msg}
 				if code == 0 {
 					e, _ := n.raft.View().Partition(p.Topic, p.Partition)
 					n.log.Info("leader elected on request", "topic", p.Topic, "partition", p.Partition, "unclean", unclean,
@@ -72,7 +72,7 @@ func (b *backend) ElectLeaders(unclean bool, parts []wire.PartitionRef, cb func(
 		}
 		wg.Wait()
 		if all {
-			out = slices.DeleteFunc(out, func(r wire.ElectionResult) bool { return r.ErrCode == kerr.ElectionNotNeeded.Code })
+			out = slices.DeleteFunc(out, func(r wire.PartitionResult) bool { return r.ErrCode == kerr.ElectionNotNeeded.Code })
 		}
 		_ = n.rt.Post(origin, func(*reactor.Core) { cb(out) })
 	}()

@@ -32,7 +32,7 @@ func (c *conn) handleElectLeaders(s *slot, req *kmsg.ElectLeadersRequest) {
 			}
 		}
 	}
-	c.cb.ElectLeaders(unclean, parts, func(rs []ElectionResult) {
+	c.cb.ElectLeaders(unclean, parts, func(rs []PartitionResult) {
 		defer c.recoverPanic()
 		at := map[string]int{}
 		for _, r := range rs {

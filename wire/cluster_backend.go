@@ -23,12 +23,34 @@ type ClusterBackend interface {
 	// parts is nil; the callback runs on this core with one result per
 	// partition named (for nil, one per partition an election was tried
 	// for, ELECTION_NOT_NEEDED left out, as Kafka answers).
-	ElectLeaders(unclean bool, parts []PartitionRef, cb func([]ElectionResult))
+	ElectLeaders(unclean bool, parts []PartitionRef, cb func([]PartitionResult))
+	// AlterPartitionReassignments starts (or, with nil Replicas, cancels)
+	// each partition's reassignment; with keepRF, a target of another
+	// replication factor is refused. The callback runs on this core with
+	// one result per partition, in order.
+	AlterPartitionReassignments(rs []Reassignment, keepRF bool, cb func([]PartitionResult))
+	// ListPartitionReassignments lists the reassignments in progress among
+	// parts (nil: all).
+	ListPartitionReassignments(parts []PartitionRef) []ReassignmentStatus
 }
 
-// ElectionResult is one partition's outcome of ElectLeaders.
-type ElectionResult struct {
+// PartitionResult is one partition's outcome of a per-partition admin
+// request (ElectLeaders, AlterPartitionReassignments).
+type PartitionResult struct {
 	PartitionRef
 	ErrCode int16
 	Msg     string
+}
+
+// Reassignment is one partition's target replicas; nil cancels.
+type Reassignment struct {
+	PartitionRef
+	Replicas []int32
+}
+
+// ReassignmentStatus is a reassignment in progress: every replica held
+// now, and those being added and removed.
+type ReassignmentStatus struct {
+	PartitionRef
+	Replicas, Adding, Removing []int32
 }

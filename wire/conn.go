@@ -395,6 +395,10 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 		c.handleUnregisterBroker(s, q)
 	case *kmsg.ElectLeadersRequest:
 		c.handleElectLeaders(s, q)
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		c.handleAlterPartitionAssignments(s, q)
+	case *kmsg.ListPartitionReassignmentsRequest:
+		c.handleListPartitionReassignments(s, q)
 	default: // versionRange admits only the keys above and, with gb, groups
 		c.dispatchGroup(s, req, clientID)
 	}

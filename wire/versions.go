@@ -75,6 +75,8 @@ var clusterAdvertised = []apiRange{
 	{kmsg.AddRaftVoter.Int16(), 0, 1},
 	{kmsg.UnregisterBroker.Int16(), 0, 0},
 	{kmsg.ElectLeaders.Int16(), 0, 2},
+	{kmsg.AlterPartitionAssignments.Int16(), 0, 1},
+	{kmsg.ListPartitionReassignments.Int16(), 0, 0},
 }
 
 // versionRange returns the advertised range for key; withGroups includes

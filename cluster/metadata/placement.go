@@ -165,11 +165,19 @@ func (l *loads) rackUsed(live []*Broker, chosen []BrokerID, rack string) bool {
 	return false
 }
 
+// CoresFor picks a core for each broker of reps as Place does: the one of
+// that broker's cores holding the fewest replicas in v (0 for a broker v
+// does not know; the state machine refuses those anyway).
+func CoresFor(v *View, reps []BrokerID) []CoreID { return newLoads(v).cores(reps) }
+
 // cores picks each replica's core, the least-loaded on its broker.
 func (l *loads) cores(reps []BrokerID) []CoreID {
 	out := make([]CoreID, len(reps))
 	for i, b := range reps {
 		pc := l.perCore[b]
+		if len(pc) == 0 {
+			continue
+		}
 		best := 0
 		for c := 1; c < len(pc); c++ {
 			if pc[c] < pc[best] {
