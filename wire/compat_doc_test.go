@@ -50,12 +50,12 @@ var apiNotes = map[kmsg.Key]string{
 	kmsg.DeleteGroups:    "consumer groups",
 	kmsg.OffsetDelete:    "consumer groups",
 
-	kmsg.DescribeCluster:  "the live brokers, the controller (the metadata Raft group's leader) and the cluster id; served by a broker that runs the cluster backend, as strand serve does",
-	kmsg.UnregisterBroker: "removes a broker that holds no partition: its registration and its metadata Raft replica (BROKER_ID_NOT_REGISTERED if unknown, INVALID_REQUEST naming the partitions' holder otherwise)",
-	kmsg.ElectLeaders:     "preferred (type 0) and unclean (type 1) leader election per partition, decided by the metadata state machine (ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE as Kafka); null topics = every partition",
+	kmsg.DescribeCluster:            "the live brokers, the controller (the metadata Raft group's leader) and the cluster id; served by a broker that runs the cluster backend, as strand serve does",
+	kmsg.UnregisterBroker:           "removes a broker that holds no partition: its registration and its metadata Raft replica (BROKER_ID_NOT_REGISTERED if unknown, INVALID_REQUEST naming the partitions' holder otherwise)",
+	kmsg.ElectLeaders:               "preferred (type 0) and unclean (type 1) leader election per partition, decided by the metadata state machine (ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE as Kafka); null topics = every partition",
 	kmsg.AlterPartitionAssignments:  "starts, replaces or cancels (null replicas) each partition's reassignment in the metadata state machine (Kafka's KIP-455 model: the union is held until the target is in sync); v1 honours AllowReplicationFactorChange",
 	kmsg.ListPartitionReassignments: "the reassignments in progress: replicas, adding, removing",
-	kmsg.AddRaftVoter:     "how `strand serve --join` asks a running broker to add it to the metadata Raft group (as a non-voting member); the first listener is the new replica's Raft address",
+	kmsg.AddRaftVoter:               "how `strand serve --join` asks a running broker to add it to the metadata Raft group (as a non-voting member); the first listener is the new replica's Raft address",
 }
 
 // unservedNote groups the keys Strand does not serve by why.
