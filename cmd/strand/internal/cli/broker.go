@@ -31,6 +31,9 @@ type decommissionResult struct {
 	Decommissioned bool            `json:"decommissioned"`
 	WasRunning     bool            `json:"was_running"` // listed as live (unfenced) by the cluster
 	Partitions     []heldPartition `json:"partitions"`
+	// Moved are the partitions whose replica on the broker was moved to
+	// another broker by reassignment first.
+	Moved []heldPartition `json:"moved,omitempty"`
 	Error          string          `json:"error,omitempty"`
 }
 
@@ -40,16 +43,21 @@ type decommissionResult struct {
 const unregisterTimeout = 45 * time.Second
 
 func brokerCmd(g *globals) *cobra.Command {
+	var moveTimeout time.Duration
 	decom := &cobra.Command{
 		Use:   "decommission ID",
-		Short: "Remove a broker that leads and holds no partition from the cluster",
-		Long: `Remove broker ID from the cluster: its registration and its metadata Raft
-replica (Kafka's UnregisterBroker, sent to another broker). It is refused,
-listing them, while the broker still leads or holds a replica of any
-partition: moving replicas between brokers comes with replication (issue
-#13); until then delete the topics it holds. Stop the broker's process
-first: a removed node id cannot rejoin the cluster (start the machine again
-with an empty data dir, a new --node-id and --join).`,
+		Short: "Move a broker's replicas to other brokers, then remove it from the cluster",
+		Long: `Remove broker ID from the cluster: first every replica it holds is moved to
+another live broker by partition reassignment (Kafka's
+AlterPartitionReassignments; each goes to the broker holding the fewest
+replicas among those without one of that partition, so its copy is
+fetched from the partition's leader), waiting up to --move-timeout for the
+moves to complete; then its registration and its metadata Raft replica
+are removed (Kafka's UnregisterBroker, sent to another broker). It is
+refused, listing them, while a partition it holds cannot be moved (no
+other live broker can take it) or has not moved in time: run it again.
+Keep the broker running while its replicas move (it may be the only copy);
+stop its process once it is removed.`,
 		Args: exactArgs(1, "the ID of the broker to remove"),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
 			id, err := strconv.ParseInt(args[0], 10, 32)
@@ -61,7 +69,7 @@ with an empty data dir, a new --node-id and --join).`,
 				return err
 			}
 			defer cl.Close()
-			res, err := decommission(cmd.Context(), cl, int32(id))
+			res, err := decommission(cmd.Context(), cl, int32(id), moveTimeout)
 			if g.json && res != nil {
 				if werr := writeJSON(g.env.Stdout, res); werr != nil {
 					return werr
@@ -89,12 +97,13 @@ with an empty data dir, a new --node-id and --join).`,
 			return nil
 		}),
 	}
+	decom.Flags().DurationVar(&moveTimeout, "move-timeout", 10*time.Minute, "how long to wait for the broker's replicas to move to other brokers")
 	return parentCmd("broker", "Manage the cluster's brokers", decom)
 }
 
-// decommission removes broker id unless it still holds partitions. The
+// decommission moves broker id's replicas away, then removes it. The
 // result, if not nil, is what to print; an error says why it failed.
-func decommission(ctx context.Context, cl *kgo.Client, id int32) (*decommissionResult, error) {
+func decommission(ctx context.Context, cl *kgo.Client, id int32, moveTimeout time.Duration) (*decommissionResult, error) {
 	adm := kadm.NewClient(cl)
 	md, err := adm.Metadata(ctx)
 	if err != nil {
@@ -108,6 +117,25 @@ func decommission(ctx context.Context, cl *kgo.Client, id int32) (*decommissionR
 			res.WasRunning = true
 		} else if to < 0 {
 			to = b.NodeID
+		}
+	}
+	if len(res.Partitions) > 0 {
+		moved, err := moveOff(ctx, cl, md, id)
+		if err != nil {
+			res.Error = err.Error()
+			return res, err
+		}
+		if moved != nil {
+			res.Moved = moved
+			md, err = waitMoved(ctx, adm, id, moveTimeout)
+			if err != nil && md.Topics == nil {
+				return nil, err
+			}
+			res.Partitions = held(md, id)
+			if err != nil {
+				res.Error = err.Error()
+				return res, err
+			}
 		}
 	}
 	if n := len(res.Partitions); n > 0 {
@@ -171,13 +199,13 @@ func refusal(id int32, ps []heldPartition) string {
 		}
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "broker %d still holds %d partition(s) (it leads %d of them): %s; a broker is removed only once it holds none. "+
-		"Moving replicas to other brokers comes with replication (issue #13)", id, len(ps), leads, partitionList(ps, 10))
+	fmt.Fprintf(&b, "broker %d still holds %d partition(s) (it leads %d of them): %s; a broker is removed only once it holds none, "+
+		"and no other live broker can take some of them (each already holds a replica, or there is none)", id, len(ps), leads, partitionList(ps, 10))
 	if len(topics) > 0 {
-		fmt.Fprintf(&b, "; until then, delete the topics it holds (`strand topic delete %s`) and run this again", strings.Join(topics, " "))
+		fmt.Fprintf(&b, "; add a broker, or delete the topics it holds (`strand topic delete %s`), and run this again", strings.Join(topics, " "))
 	}
 	if len(internal) > 0 {
-		fmt.Fprintf(&b, "; %s is internal and cannot be deleted, so the broker stays until replication can move it", strings.Join(internal, ", "))
+		fmt.Fprintf(&b, "; %s is internal and cannot be deleted: add a broker to move it to", strings.Join(internal, ", "))
 	}
 	return b.String()
 }
@@ -210,4 +238,109 @@ func unregisterErr(id int32, err error, msg *string) error {
 		return failedf("removing broker %d timed out%s; the cluster may have lost its metadata quorum: run this again once it is back", id, detail)
 	}
 	return failedf("removing broker %d: %v%s", id, err, detail)
+}
+
+// moveOff starts the reassignments that move every replica of broker id
+// to another live broker, the one holding the fewest replicas among those
+// without one of that partition (lowest id first), in id's place in the
+// replica list (so a preferred leader's successor is preferred). It
+// returns nil when some partition has nowhere to go (nothing started;
+// the caller refuses), else the partitions it started moving.
+func moveOff(ctx context.Context, cl *kgo.Client, md kadm.Metadata, id int32) ([]heldPartition, error) {
+	load := map[int32]int{}
+	for _, b := range md.Brokers {
+		if b.NodeID != id {
+			load[b.NodeID] = 0
+		}
+	}
+	for _, t := range md.Topics {
+		for _, p := range t.Partitions {
+			for _, r := range p.Replicas {
+				if _, ok := load[r]; ok {
+					load[r]++
+				}
+			}
+		}
+	}
+	req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+	req.TimeoutMillis = int32(unregisterTimeout / time.Millisecond)
+	var moving []heldPartition
+	for _, t := range md.Topics.Sorted() {
+		rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions.Sorted() {
+			i := slices.Index(p.Replicas, id)
+			if i < 0 {
+				continue
+			}
+			to := int32(-1)
+			for b, n := range load {
+				if !slices.Contains(p.Replicas, b) && (to < 0 || n < load[to] || n == load[to] && b < to) {
+					to = b
+				}
+			}
+			if to < 0 {
+				return nil, failedf("%s", refusal(id, held(md, id)))
+			}
+			load[to]++
+			target := slices.Clone(p.Replicas)
+			target[i] = to
+			rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+			rp.Partition, rp.Replicas = p.Partition, target
+			rt.Partitions = append(rt.Partitions, rp)
+			moving = append(moving, heldPartition{Topic: t.Topic, Partition: p.Partition, Leader: p.Leader == id, Internal: t.IsInternal})
+		}
+		if len(rt.Partitions) > 0 {
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	if len(moving) == 0 {
+		return nil, nil // it leads only what it does not hold: nothing to move
+	}
+	rctx, cancel := context.WithTimeout(ctx, unregisterTimeout)
+	defer cancel()
+	resp, err := req.RequestWith(rctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("moving broker %d's replicas: %w", id, err)
+	}
+	if kErr := kerr.ErrorForCode(resp.ErrorCode); kErr != nil {
+		return nil, failedf("moving broker %d's replicas: %v", id, kErr)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if kErr := kerr.ErrorForCode(rp.ErrorCode); kErr != nil {
+				msg := ""
+				if rp.ErrorMessage != nil {
+					msg = ": " + *rp.ErrorMessage
+				}
+				return nil, failedf("moving %s/%d off broker %d: %v%s", rt.Topic, rp.Partition, id, kErr, msg)
+			}
+		}
+	}
+	return moving, nil
+}
+
+// waitMoved polls the metadata until broker id holds no partition, or
+// timeout passes (an error naming what still has to move).
+func waitMoved(ctx context.Context, adm *kadm.Client, id int32, timeout time.Duration) (kadm.Metadata, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		md, err := adm.Metadata(ctx)
+		if err != nil {
+			return md, err
+		}
+		left := held(md, id)
+		if len(left) == 0 {
+			return md, nil
+		}
+		if time.Now().After(deadline) {
+			return md, failedf("broker %d still holds %d partition(s) after --move-timeout %v: %s; their new replicas are still catching up (ListPartitionReassignments, e.g. kafka-reassign-partitions.sh --list, shows them): run this again",
+				id, len(left), timeout, partitionList(left, 10))
+		}
+		select {
+		case <-ctx.Done():
+			return md, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }

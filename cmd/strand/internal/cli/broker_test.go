@@ -29,7 +29,7 @@ func TestBrokerDecommissionRefusedWhileHolding(t *testing.T) {
 	ok(t, "", "topic", "create", topic, "--partitions", "2")
 	self := selfID(t)
 	r := fails(t, ExitFailed, "still holds", "", "broker", "decommission", self)
-	for _, want := range []string{"broker " + self + " still holds", topic + "/0", "issue #13", "strand topic delete"} {
+	for _, want := range []string{"broker " + self + " still holds", topic + "/0", "no other live broker", "strand topic delete"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Fatalf("decommission of a broker holding partitions: stderr lacks %q: %s", want, r.stderr)
 		}
@@ -52,7 +52,7 @@ func TestBrokerDecommissionRefusedWhileHolding(t *testing.T) {
 		}
 	}
 	if res.Decommissioned || strconv.Itoa(int(res.Broker)) != self || !res.WasRunning ||
-		len(mine) != 2 || mine[0] != 0 || mine[1] != 1 || !strings.Contains(res.Error, "issue #13") {
+		len(mine) != 2 || mine[0] != 0 || mine[1] != 1 || !strings.Contains(res.Error, "no other live broker") {
 		t.Fatalf("decommission --json of a broker holding partitions: %+v", res)
 	}
 	if selfID(t) != self {

@@ -11,8 +11,10 @@
 // (connecting, fail-fast reachability, error classification), output.go
 // (tables and JSON), topic.go, config.go (alter-config and its AlterConfigs
 // fallback), produce.go and progress.go, consume.go,
-// group.go, cluster.go, broker.go (decommission: refused while the broker
-// holds partitions, else UnregisterBroker sent to another broker),
+// group.go, cluster.go, broker.go (decommission: the broker's replicas
+// moved away by AlterPartitionReassignments, refused while one cannot move
+// or has not moved in --move-timeout, then UnregisterBroker sent to
+// another broker),
 // placement.go (show, move, rebalance over the admin API).
 //
 // Exit codes are part of the interface scripts rely on: 0 success, 1 the
