@@ -34,7 +34,7 @@ type decommissionResult struct {
 	// Moved are the partitions whose replica on the broker was moved to
 	// another broker by reassignment first.
 	Moved []heldPartition `json:"moved,omitempty"`
-	Error          string          `json:"error,omitempty"`
+	Error string          `json:"error,omitempty"`
 }
 
 // unregisterTimeout bounds the UnregisterBroker round trip; the broker
