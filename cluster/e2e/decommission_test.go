@@ -36,23 +36,50 @@ type decomJSON struct {
 		Leader    bool   `json:"leader"`
 	} `json:"partitions"`
 	Moved []struct {
-		Topic string `json:"topic"`
+		Topic     string `json:"topic"`
+		Partition int32  `json:"partition"`
 	} `json:"moved"`
 	Error string `json:"error"`
 }
 
 // TestBrokerDecommission: `strand broker decommission` against a live
-// cluster. A joined fourth broker that leads partitions has them
-// reassigned to the other brokers, and while they have not moved
-// (--move-timeout) it is refused (exit 1) with its partitions listed, and
-// stays; an unknown id is refused;
-// once its topic is deleted and it is stopped, it is removed, `strand
-// cluster info` no longer lists it on any broker, and a second
-// decommission finds it unknown.
+// cluster. A joined fourth broker leads partitions of a topic with records;
+// decommission moves each of its replicas to another broker by
+// reassignment (the new replica fetches the records from it), then removes
+// it: every record is still read back from the others, `strand cluster
+// info` no longer lists it on any broker, and a second decommission finds
+// it unknown. A partition with nowhere to go (a replica on every broker)
+// is refused (exit 1) with its partitions listed, and the broker stays; an
+// unknown id is refused.
 func TestBrokerDecommission(t *testing.T) {
 	c := startCluster(t, 3)
 	ctx := ctxFor(t, 3*time.Minute)
 	p4 := c.join(ctx, 4)
+	seed := c.procs[1].addr
+
+	// Nowhere to go: a replica on each of the four brokers.
+	if err := createReplicated(ctx, c, 1, "everywhere", [][]int32{{4, 1, 2, 3}}); err != nil {
+		t.Fatalf("create everywhere: %v", err)
+	}
+	stdout, stderr, code := strandCLI(t, "broker", "decommission", "4", "--brokers", seed)
+	if code != 1 || !strings.Contains(stderr, "broker 4 still holds") || !strings.Contains(stderr, "no other live broker") ||
+		!strings.Contains(stderr, "everywhere/0") || !strings.Contains(stderr, "strand topic delete everywhere") {
+		t.Fatalf("decommission of a broker whose partition has nowhere to go: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	stdout, stderr, code = strandCLI(t, "broker", "decommission", "4", "--json", "--brokers", seed)
+	var res decomJSON
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != 1 || res.Decommissioned || len(res.Moved) != 0 {
+		t.Fatalf("decommission --json refused: exit %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout, stderr)
+	}
+	if ids := c.infoBrokers(t, 2); !slices.Contains(ids, 4) {
+		t.Fatalf("a refused decommission removed broker 4: cluster info lists %v", ids)
+	}
+	wantCode(t, "delete everywhere", deleteTopic(t, c.clientOf(1), "everywhere"), 0)
+
+	if _, stderr, code := strandCLI(t, "broker", "decommission", "9", "--brokers", seed); code != 1 || !strings.Contains(stderr, "broker 9 is not registered") {
+		t.Fatalf("decommission of an unknown broker: exit %d, %s", code, stderr)
+	}
+
 	const topic = "held"
 	createTopic(t, c.clientOf(2), topic, 4)
 	c.waitLeads(ctx, 4, topic)
@@ -66,56 +93,22 @@ func TestBrokerDecommission(t *testing.T) {
 			want = append(want, fmt.Sprintf("%s/%d", topic, p))
 		}
 	}
-	seed := c.procs[1].addr
-
-	// The new replicas catch up only once the leader serves them (the
-	// replication data path): a short --move-timeout ends the wait.
-	stdout, stderr, code := strandCLI(t, "broker", "decommission", "4", "--brokers", seed, "--move-timeout", "1s")
-	if code != 1 || !strings.Contains(stderr, "broker 4 still holds") || !strings.Contains(stderr, "--move-timeout") {
-		t.Fatalf("decommission of a broker leading partitions: exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
-	}
-	for _, p := range want {
-		if !strings.Contains(stderr, p) {
-			t.Fatalf("the refusal does not name %s: %s", p, stderr)
-		}
-	}
-	stdout, stderr, code = strandCLI(t, "broker", "decommission", "4", "--json", "--brokers", seed, "--move-timeout", "1s")
-	var res decomJSON
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != 1 {
+	acked := produceAll(t, ctx, c.client(), topic, 4, 20)
+	stdout, stderr, code = strandCLI(t, "broker", "decommission", "4", "--json", "--brokers", seed, "--move-timeout", "60s")
+	res = decomJSON{}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || code != 0 || !res.Decommissioned || len(res.Partitions) != 0 {
 		t.Fatalf("decommission --json: exit %d, %v\nstdout:\n%s\nstderr:\n%s", code, err, stdout, stderr)
 	}
-	var got []string
-	for _, p := range res.Partitions {
-		if !p.Leader || p.Topic != topic {
-			t.Fatalf("decommission --json lists %+v", p)
-		}
-		got = append(got, fmt.Sprintf("%s/%d", p.Topic, p.Partition))
+	var moved []string
+	for _, p := range res.Moved {
+		moved = append(moved, fmt.Sprintf("%s/%d", p.Topic, p.Partition))
 	}
-	if res.Broker != 4 || res.Decommissioned || !slices.Equal(got, want) || len(res.Moved) != len(want) {
-		t.Fatalf("decommission --json: %+v, want partitions %v", res, want)
+	if !slices.Equal(moved, want) {
+		t.Fatalf("moved %v, want broker 4's partitions %v", moved, want)
 	}
-	if ids := c.infoBrokers(t, 2); !slices.Contains(ids, 4) {
-		t.Fatalf("a refused decommission removed broker 4: cluster info lists %v", ids)
-	}
-
-	if _, stderr, code := strandCLI(t, "broker", "decommission", "9", "--brokers", seed); code != 1 || !strings.Contains(stderr, "broker 9 is not registered") {
-		t.Fatalf("decommission of an unknown broker: exit %d, %s", code, stderr)
-	}
-
-	wantCode(t, "delete "+topic, deleteTopic(t, c.clientOf(1), topic), 0)
 	p4.term(30 * time.Second)
 	delete(c.procs, 4)
-	waitUntil(t, 30*time.Second, "broker 4 decommissioned", func() error {
-		stdout, stderr, code := strandCLI(t, "broker", "decommission", "4", "--json", "--brokers", seed)
-		if code != 0 {
-			return fmt.Errorf("exit %d: %s", code, stderr)
-		}
-		var res decomJSON
-		if err := json.Unmarshal([]byte(stdout), &res); err != nil || !res.Decommissioned || res.Broker != 4 || len(res.Partitions) != 0 {
-			t.Fatalf("decommission --json: %v\n%s", err, stdout)
-		}
-		return nil
-	})
+	consumeCounts(t, ctx, c.seeds(), topic, acked)
 	for id := int32(1); id <= 3; id++ {
 		waitUntil(t, 10*time.Second, fmt.Sprintf("broker %d's cluster info without broker 4", id), func() error {
 			if ids := c.infoBrokers(t, id); !slices.Equal(ids, []int32{1, 2, 3}) {

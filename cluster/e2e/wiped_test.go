@@ -35,9 +35,13 @@ func createReplicated(ctx context.Context, c *testCluster, via int32, name strin
 // TestWipedBrokerRejoins: an initial voter killed, its data dir emptied,
 // and started again under its node id with --join (a running broker) and
 // its Raft address comes back as a member of its cluster (a new Raft
-// replica replaces its old one), still a replica of its partitions but in
-// none of their in-sync sets: it leads nothing it lost. A partition whose
-// only in-sync replica it was stays leaderless (unclean election is off).
+// replica replaces its old one), still a replica of its partitions, which
+// have leaders; a partition whose only in-sync replica it was stays
+// leaderless with an empty in-sync set (unclean election is off), where
+// it would otherwise have led it again, empty. (Leaving the other in-sync
+// sets until it has caught up is the metadata's part, tested in
+// metadata.TestRegisterWithNewLogDir: with the data path a replica of an
+// empty topic catches up at once.)
 func TestWipedBrokerRejoins(t *testing.T) {
 	c := startCluster(t, 3)
 	ctx := ctxFor(t, 3*time.Minute)
@@ -105,9 +109,6 @@ func TestWipedBrokerRejoins(t *testing.T) {
 			for _, p := range mt.Partitions {
 				if !slices.Contains(p.Replicas, 3) {
 					return fmt.Errorf("%s-%d: replicas %v lost broker 3", *mt.Topic, p.Partition, p.Replicas)
-				}
-				if slices.Contains(p.ISR, 3) || p.Leader == 3 {
-					return fmt.Errorf("%s-%d: leader %d isr %v: the wiped broker is still in sync", *mt.Topic, p.Partition, p.Leader, p.ISR)
 				}
 				if *mt.Topic == "solo" && (p.Leader != -1 || len(p.ISR) != 0) {
 					return fmt.Errorf("solo-0: leader %d isr %v, want leaderless with no in-sync replica", p.Leader, p.ISR)
