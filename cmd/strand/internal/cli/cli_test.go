@@ -50,6 +50,7 @@ var everyCommand = [][]string{
 	{"produce", "t"}, {"consume", "t"},
 	{"group", "list"}, {"group", "describe", "g"}, {"group", "seek", "g", "--to", "oldest"}, {"group", "delete", "g"},
 	{"cluster", "info"}, {"broker", "decommission", "4"},
+	{"partition", "elect"}, {"partition", "reassign", "t/0=1"}, {"partition", "reassignments"},
 }
 
 func TestBrokerDown(t *testing.T) {

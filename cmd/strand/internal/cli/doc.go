@@ -14,7 +14,8 @@
 // group.go, cluster.go, broker.go (decommission: the broker's replicas
 // moved away by AlterPartitionReassignments, refused while one cannot move
 // or has not moved in --move-timeout, then UnregisterBroker sent to
-// another broker),
+// another broker), partition.go (elect, reassign and reassignments:
+// ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments),
 // placement.go (show, move, rebalance over the admin API).
 //
 // Exit codes are part of the interface scripts rely on: 0 success, 1 the

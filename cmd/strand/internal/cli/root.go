@@ -160,7 +160,7 @@ Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 broker unreachable.`,
 			},
 		})
 	}
-	root.AddCommand(topicCmd(g), produceCmd(g), consumeCmd(g), groupCmd(g), clusterCmd(g), brokerCmd(g), placementCmd(g))
+	root.AddCommand(topicCmd(g), produceCmd(g), consumeCmd(g), groupCmd(g), clusterCmd(g), brokerCmd(g), partitionCmd(g), placementCmd(g))
 	return root, g
 }
 
