@@ -66,6 +66,8 @@ func TestWipedBrokerRejoins(t *testing.T) {
 		return nil
 	})
 
+	acked := produceAll(t, ctx, c.client(), "w", 3, 20)
+
 	p3 := c.procs[3]
 	p3.kill()
 	waitUntil(t, 30*time.Second, "broker 3 fenced", func() error {
@@ -131,6 +133,21 @@ func TestWipedBrokerRejoins(t *testing.T) {
 		}
 		return nil
 	})
+	// It refetches its replicas of w and rejoins their in-sync sets; no
+	// acknowledged record is lost.
+	waitUntil(t, 60*time.Second, "broker 3 back in w's in-sync sets", func() error {
+		m, err := c.metadataOf(ctx, 1, "w")
+		if err != nil {
+			return err
+		}
+		for _, p := range m.Topics[0].Partitions {
+			if !slices.Contains(p.ISR, 3) {
+				return fmt.Errorf("w-%d: isr %v", p.Partition, p.ISR)
+			}
+		}
+		return nil
+	})
+	consumeCounts(t, ctx, c.seeds(), "w", acked)
 	// Its new replica votes in the old one's place: with broker 1 gone,
 	// brokers 2 and 3 still make a quorum that applies a change.
 	c.procs[1].kill()
