@@ -94,7 +94,7 @@ func TestWipedBrokerRejoins(t *testing.T) {
 	p3.extra = []string{"--node-id", "3", "--join", c.procs[1].addr, "--raft-listen", c.raft[3], "--cores", "1", "--broker-lease", testLease}
 	p3.start()
 
-	waitUntil(t, 60*time.Second, "broker 3 back, out of every in-sync set", func() error {
+	waitUntil(t, 60*time.Second, "broker 3 back, solo-0 leaderless with no in-sync replica", func() error {
 		m, err := c.metadataOf(ctx, 1, "w", "solo")
 		if err != nil {
 			return err
