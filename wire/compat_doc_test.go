@@ -78,8 +78,8 @@ func unservedNote(k kmsg.Key) string {
 		return "authentication and authorization are not implemented"
 	case kmsg.DescribeClientQuotas, kmsg.AlterClientQuotas:
 		return "client quotas are not implemented"
-	case kmsg.AlterReplicaLogDirs, kmsg.ElectLeaders, kmsg.AlterPartitionAssignments, kmsg.ListPartitionReassignments:
-		return "replica management; Strand has one replica per partition"
+	case kmsg.AlterReplicaLogDirs:
+		return "a broker has one log directory, so there is nowhere to move a replica to"
 	case kmsg.ConsumerGroupHeartbeat, kmsg.ConsumerGroupDescribe:
 		return "KIP-848 consumer groups; clients fall back to the classic protocol"
 	case kmsg.StreamsGroupHeartbeat, kmsg.StreamsGroupDescribe, kmsg.StreamsGroupTopologyDescriptionUpdate:

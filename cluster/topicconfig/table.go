@@ -25,7 +25,6 @@ type Key struct {
 }
 
 const (
-	noReplication = "Strand keeps one replica per partition (no replication yet)"
 	noTiered      = "Strand has no tiered storage"
 	noRecompress  = "Strand compresses with each codec's default level (the level keys are not applied)"
 )
