@@ -25,8 +25,8 @@ type Key struct {
 }
 
 const (
-	noTiered      = "Strand has no tiered storage"
-	noRecompress  = "Strand compresses with each codec's default level (the level keys are not applied)"
+	noTiered     = "Strand has no tiered storage"
+	noRecompress = "Strand compresses with each codec's default level (the level keys are not applied)"
 )
 
 // keys is the table, sorted by name.
@@ -159,7 +159,7 @@ var keys = []Key{
 		Strand: "accepted and reported; it changes placement, not the log: new partitions go to the least-loaded of these cores, " +
 			"and moves and rebalances keep the topic on them; changing it moves no existing partition (strand placement move does)"},
 	{Name: "unclean.leader.election.enable", Type: TypeBoolean, Default: "false", check: validator{},
-		Doc: "let an out-of-sync replica become leader", Strand: "applied by the metadata state machine (cluster/metadata/election.go): " +
+		Doc: "let an out-of-sync replica become leader", Strand: "enforced by the metadata state machine (cluster/metadata/election.go): " +
 			"when no in-sync replica is live, the first live replica leads and becomes the whole in-sync set; the topic's value, else the cluster-wide dynamic default (per-broker values are not used)"},
 }
 
