@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/strand-io/strand/cluster/metadata"
@@ -203,7 +204,7 @@ func (n *Node) reconcile(v *metadata.View) {
 		if from < len(nt.Cores) {
 			n.openLocal(ctl, nt, from)
 		}
-		if ct != nil {
+		if ct != nil && !slices.Equal(ct.Cores, nt.Cores) {
 			n.reconcileReplicaSets(ctl, ct, nt)
 		}
 		if ct != nil && !maps.Equal(ct.Configs, nt.Configs) {
