@@ -413,14 +413,24 @@ func TestKafkaGoReplicated(t *testing.T) {
 	for p := range clientParts {
 		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(p))
 	}
-	lo, err := kc.ListOffsets(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, po := range lo.Topics[topic] {
-		if po.Error != nil {
-			t.Fatalf("partition %d end offset: %v", po.Partition, po.Error)
+	// Leadership goes back to the restarted broker (preferred-leader
+	// election): kafka-go's Client asks the leader of its cached metadata
+	// (6 s old at most) and does not retry NOT_LEADER_OR_FOLLOWER itself.
+	var ends []kafka.PartitionOffsets
+	waitUntil(t, 20*time.Second, "end offsets through kafka-go", func() error {
+		lo, err := kc.ListOffsets(ctx, req)
+		if err != nil {
+			return err
 		}
+		ends = lo.Topics[topic]
+		for _, po := range ends {
+			if po.Error != nil {
+				return fmt.Errorf("partition %d: %w", po.Partition, po.Error)
+			}
+		}
+		return nil
+	})
+	for _, po := range ends {
 		r := kafka.NewReader(kafka.ReaderConfig{Brokers: c.seeds(), Topic: topic, Partition: po.Partition, MaxWait: 100 * time.Millisecond})
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		var rb readBack
@@ -477,14 +487,15 @@ func TestKcatReplicated(t *testing.T) {
 	waitUntil(t, 30*time.Second, "three replicas in sync", fullISR)
 	victim := mostLeader(leaders)
 
-	cmd := exec.CommandContext(ctx, kcat, "-b", strings.Join(c.seeds(), ","), "-P", "-t", topic, "-K", ":",
+	cmd := exec.CommandContext(ctx, kcat, "-b", strings.Join(c.seeds(), ","), "-P", "-u", "-t", topic, "-K", ":",
 		"-X", "acks=all", "-X", "enable.idempotence=true", "-X", "message.timeout.ms=60000", "-X", "linger.ms=5")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := newLogBuf()
+	stderr.dumpOnFailure(t, "kcat -P stderr")
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -506,51 +517,58 @@ func TestKcatReplicated(t *testing.T) {
 			sent[k]++
 		}
 		if err := bw.Flush(); err != nil {
-			t.Fatalf("writing to kcat: %v\n%s", err, lastBytes(stderr.Bytes(), 4000))
+			t.Fatalf("writing to kcat: %v\n%s", err, stderr.tail(4000))
 		}
 	}
-	total := func() (int64, error) {
-		offs, err := adm.ListEndOffsets(ctx, topic)
-		if err != nil {
-			return 0, nil // a broker down: ask again
-		}
-		var n int64
-		offs.Each(func(o kadm.ListedOffset) {
-			if o.Err == nil {
-				n += o.Offset
-			}
-		})
-		return n, nil
-	}
+	// kcat reports nothing until it exits: its progress is the sum of
+	// the partitions' end offsets.
 	until := func(what string, n int64) {
 		t.Helper()
 		waitUntil(t, 30*time.Second, what, func() error {
-			if got, _ := total(); got < n {
-				return fmt.Errorf("%d of %d records in the log", got, n)
+			offs, err := adm.ListEndOffsets(ctx, topic)
+			if err != nil {
+				return err
+			}
+			var got int64
+			var each []string
+			offs.Each(func(o kadm.ListedOffset) {
+				if o.Err == nil {
+					got += o.Offset
+				}
+				each = append(each, fmt.Sprintf("%d:%d(%v)", o.Partition, o.Offset, o.Err))
+			})
+			if got < n {
+				return fmt.Errorf("%d of %d records in the log; end offsets %v", got, n, each)
 			}
 			return nil
 		})
 	}
-	write(clientStep)
-	until("kcat's records before the kill", clientStep)
+	// kcat 1.7.1 reads stdin in fixed-size buffers and keeps the lines
+	// past a buffer's end until more input comes (at most kcatHeld lines
+	// of at least 8 bytes each): only that much less is waited for.
+	const phase, kcatHeld = 1000, 512
+	write(phase)
+	until("kcat's records before the kill", phase-kcatHeld)
 	c.procs[victim].kill()
-	write(clientStep)
-	until(fmt.Sprintf("kcat's records after broker %d was SIGKILLed", victim), 2*clientStep)
+	write(phase)
+	until(fmt.Sprintf("kcat's records after broker %d was SIGKILLed", victim), 2*phase-kcatHeld)
 	c.procs[victim].start()
-	write(2 * clientStep)
+	write(2 * phase)
 	if err := stdin.Close(); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-exited:
 		if err != nil {
-			t.Fatalf("kcat -P: %v\n%s", err, lastBytes(stderr.Bytes(), 4000))
+			t.Fatalf("kcat -P: %v\n%s", err, stderr.tail(4000))
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("kcat -P still running 60s after its input ended\n%s", lastBytes(stderr.Bytes(), 4000))
+		t.Fatalf("kcat -P still running 60s after its input ended\n%s", stderr.tail(4000))
 	}
-	if s := stderr.String(); strings.Contains(s, "ERROR") || strings.Contains(s, "failed") {
-		t.Errorf("kcat -P reported:\n%s", lastBytes(stderr.Bytes(), 4000))
+	// kcat prints the killed broker's refused connections as errors too:
+	// only a given-up message or a fatal (idempotence) error counts.
+	if s := stderr.String(); strings.Contains(s, "Delivery failed") || strings.Contains(s, "atal") {
+		t.Errorf("kcat -P reported failures (stderr above)")
 	}
 	waitUntil(t, 40*time.Second, "the restarted broker back in every in-sync set", fullISR)
 
