@@ -51,9 +51,10 @@ func mostLeader(leaders []int32) int32 {
 
 // killAndRestart SIGKILLs victim once clientStep records were acknowledged
 // (progress reports how many, or why the producer stopped), waits for
-// clientStep more (so the producer got past the failover), restarts it
-// and waits for clientStep more.
-func killAndRestart(t *testing.T, c *testCluster, victim int32, progress func() (int64, error)) {
+// clientStep more (so the producer got past the failover), then for
+// down (the library's view of the cluster without victim) to hold,
+// restarts it and waits for clientStep more.
+func killAndRestart(t *testing.T, c *testCluster, victim int32, progress func() (int64, error), down func() error) {
 	t.Helper()
 	at := func(what string, n int64) {
 		t.Helper()
@@ -74,6 +75,7 @@ func killAndRestart(t *testing.T, c *testCluster, victim int32, progress func() 
 	killed := time.Now()
 	at(fmt.Sprintf("records acknowledged after broker %d was SIGKILLed", victim), n0+clientStep)
 	t.Logf("broker %d SIGKILLed at %d acknowledged records; %d more within %v", victim, n0, clientStep, time.Since(killed).Round(time.Millisecond))
+	waitUntil(t, 20*time.Second, fmt.Sprintf("broker %d out of every in-sync set and leading nothing", victim), down)
 	c.procs[victim].start()
 	n1, _ := progress()
 	at(fmt.Sprintf("records acknowledged after broker %d restarted", victim), n1+clientStep)
@@ -192,6 +194,23 @@ func TestSaramaReplicated(t *testing.T) {
 	}
 	waitUntil(t, 30*time.Second, "three replicas in sync, as sarama describes them", fullISR)
 	victim := mostLeader(leaders)
+	// Without victim sarama must see other leaders and in-sync sets of
+	// two: the killed broker fenced, then dropped for lagging.
+	down := func() error {
+		tms, err := admin.DescribeTopics([]string{topic})
+		if err != nil {
+			return err
+		}
+		if len(tms) != 1 || len(tms[0].Partitions) != clientParts {
+			return fmt.Errorf("described %+v", tms)
+		}
+		for _, pm := range tms[0].Partitions {
+			if pm.Leader == victim || pm.Leader < 0 || slices.Contains(pm.Isr, victim) || len(pm.Isr) != 2 || len(pm.Replicas) != 3 {
+				return fmt.Errorf("partition %d leader %d replicas %v in sync %v", pm.ID, pm.Leader, pm.Replicas, pm.Isr)
+			}
+		}
+		return nil
+	}
 
 	producer, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
@@ -259,7 +278,7 @@ func TestSaramaReplicated(t *testing.T) {
 			return count.Load(), *e
 		}
 		return count.Load(), nil
-	})
+	}, down)
 	stopOnce()
 	if e := prodErr.Load(); e != nil {
 		t.Fatalf("sarama producer: %v", *e)
@@ -343,6 +362,25 @@ func TestKafkaGoReplicated(t *testing.T) {
 	}
 	waitUntil(t, 30*time.Second, "three replicas in sync, as kafka-go describes them", fullISR)
 	victim := mostLeader(leaders)
+	down := func() error {
+		m, err := kc.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err != nil {
+			return err
+		}
+		if len(m.Topics) != 1 || len(m.Topics[0].Partitions) != clientParts {
+			return fmt.Errorf("metadata %+v", m.Topics)
+		}
+		for _, pm := range m.Topics[0].Partitions {
+			isr := make([]int32, 0, len(pm.Isr))
+			for _, b := range pm.Isr {
+				isr = append(isr, int32(b.ID))
+			}
+			if int32(pm.Leader.ID) == victim || slices.Contains(isr, victim) || len(isr) != 2 {
+				return fmt.Errorf("partition %d leader %d in sync %v", pm.ID, pm.Leader.ID, isr)
+			}
+		}
+		return nil
+	}
 
 	w := &kafka.Writer{Addr: kafka.TCP(c.seeds()...), Topic: topic, Balancer: keyBalancer{}, RequiredAcks: kafka.RequireAll,
 		BatchTimeout: time.Millisecond, MaxAttempts: 50, WriteBackoffMax: 200 * time.Millisecond}
@@ -402,7 +440,7 @@ func TestKafkaGoReplicated(t *testing.T) {
 			return count.Load(), *e
 		}
 		return count.Load(), nil
-	})
+	}, down)
 	stopOnce()
 	if e := prodErr.Load(); e != nil {
 		t.Fatalf("kafka-go writer: %v", *e)
@@ -552,6 +590,18 @@ func TestKcatReplicated(t *testing.T) {
 	c.procs[victim].kill()
 	write(phase)
 	until(fmt.Sprintf("kcat's records after broker %d was SIGKILLed", victim), 2*phase-kcatHeld)
+	waitUntil(t, 20*time.Second, fmt.Sprintf("broker %d out of every in-sync set and leading nothing", victim), func() error {
+		td, err := adm.ListTopics(ctx, topic)
+		if err != nil {
+			return err
+		}
+		for _, pd := range td[topic].Partitions {
+			if pd.Leader == victim || pd.Leader < 0 || slices.Contains(pd.ISR, victim) || len(pd.ISR) != 2 {
+				return fmt.Errorf("partition %d leader %d in sync %v", pd.Partition, pd.Leader, pd.ISR)
+			}
+		}
+		return nil
+	})
 	c.procs[victim].start()
 	write(2 * phase)
 	if err := stdin.Close(); err != nil {
