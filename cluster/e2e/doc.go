@@ -1,7 +1,7 @@
 // Package e2e holds Strand's end-to-end tests and the produce benchmark:
 // a real broker (in-process through cluster.Start, or the strand binary as a
 // child process when a test kills, signals or restarts it) driven by real
-// clients (franz-go's kgo, kcat, raw TCP).
+// clients (franz-go's kgo, sarama, kafka-go, kcat, raw TCP).
 //
 // The package has no code besides this file; everything is in _test.go
 // files. Helpers:
@@ -20,7 +20,10 @@
 // placement_test.go (two busy partitions on one core rebalanced by `strand
 // placement rebalance` and by `strand serve --auto-rebalance` under an
 // idempotent producer and a group consumer: exactly once, cores within 20%),
-// kcat_test.go, crash_test.go (SIGKILL and SIGTERM while producing),
+// kcat_test.go, replicated_clients_test.go (replication factor 3 through
+// sarama, kafka-go and kcat: acks=all producers through a leader's SIGKILL
+// and restart, each library's own metadata and reader checking what was
+// acknowledged), crash_test.go (SIGKILL and SIGTERM while producing),
 // garbage_test.go (bad frames next to a producer), hostile_test.go (a table
 // of hostile-client phases against one broker process under a descriptor
 // limit, with the producer's rate and the broker's RSS checked after each;
