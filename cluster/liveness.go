@@ -75,12 +75,15 @@ func (l *liveness) run() {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		// A round at once, then every quarter lease: a started
+		// controller grants leadership leases (lease.go) without
+		// waiting a quarter lease first.
+		l.round(ctx, time.Now())
 		select {
 		case <-l.stopCh:
 			return
 		case <-t.C:
 		}
-		l.round(ctx, time.Now())
 	}
 }
 
