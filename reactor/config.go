@@ -21,6 +21,9 @@ const (
 	DefaultStallThreshold = 50 * time.Millisecond
 	DefaultMailboxCap     = 4096
 	DefaultBootTimeout    = 10 * time.Second
+	// DefaultHeldBytesMax is wire's default request size bound: a client
+	// that sends more before its first answer is not a Kafka client.
+	DefaultHeldBytesMax = 100 << 20
 )
 
 // Config describes a Runtime. The zero value of every field but Listen picks
@@ -50,10 +53,19 @@ type Config struct {
 	// BootTimeout bounds how long Start waits for every loop to be discovered,
 	// pinned and given its ring (default 10s).
 	BootTimeout time.Duration
-	// HoldClients keeps resetting client connections after boot, as during
-	// it, until Runtime.Serve: for a server that has more to set up on
-	// its cores before it can answer anyone.
+	// HoldClients holds client connections that arrive after boot until
+	// Runtime.Serve: for a server that has more to set up on its cores
+	// before it can answer anyone. A held client is accepted, and what it
+	// sends waits unread by the handler, which first sees the connection
+	// at Serve. It is not reset: on loopback a reset reaches the client
+	// inside connect(2), and franz-go does not retry a coordinator lookup
+	// that fails to connect (a group member whose heartbeat needs one ends
+	// its session: a rebalance).
 	HoldClients bool
+	// HeldBytesMax bounds what a held client may send before Serve (gnet
+	// buffers it); past it the client is reset. Default 100 MiB, the
+	// protocol's default request size bound.
+	HeldBytesMax int
 	// Options are extra gnet options (buffer sizes, keep-alive, ...). The
 	// reactor's own options (loop count, LockOSThread, ReusePort=false,
 	// RoundRobin, logger) are applied after them and win.
@@ -72,6 +84,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.MailboxCap <= 0 {
 		cfg.MailboxCap = DefaultMailboxCap
+	}
+	if cfg.HeldBytesMax <= 0 {
+		cfg.HeldBytesMax = DefaultHeldBytesMax
 	}
 	if cfg.BootTimeout <= 0 {
 		cfg.BootTimeout = DefaultBootTimeout

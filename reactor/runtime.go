@@ -50,6 +50,12 @@ type Runtime struct {
 	bootClosed bool
 	phase      atomic.Int32 // phaseBoot → (phaseHeld →) phaseRunning → phaseStopping
 
+	// heldMu orders hold (a loop taking a client in phaseHeld) against
+	// Serve (leaving it), so that Serve wakes every client held before it.
+	heldMu   sync.Mutex
+	held     map[gnet.Conn]struct{}
+	heldShed rateLog // "held client sent too much" warnings
+
 	// gate orders goroutines that are not loop threads (reapers, timer
 	// callbacks, Post) against Stop: once closed, they no longer touch loops.
 	gate       sync.RWMutex
@@ -201,19 +207,62 @@ func (r *Runtime) Post(to CoreID, fn Message) error {
 }
 
 // Serve starts handing client connections to the handler when
-// Config.HoldClients held them back after boot; until then they are reset.
-// Safe from any goroutine.
+// Config.HoldClients held them back after boot: the clients held so far
+// are handed over on their loops, with what they sent meanwhile. Safe from
+// any goroutine.
 func (r *Runtime) Serve() {
-	r.phase.CompareAndSwap(phaseHeld, phaseRunning)
+	r.heldMu.Lock()
+	if !r.phase.CompareAndSwap(phaseHeld, phaseRunning) {
+		r.heldMu.Unlock()
+		return
+	}
+	held := r.held
+	r.held = nil
+	r.heldMu.Unlock()
+	for c := range held {
+		// The wake runs OnTraffic on the client's loop, which hands it
+		// over (handler.OnTraffic). A client gone meanwhile is skipped.
+		_ = c.Wake(nil)
+	}
+}
+
+// hold takes client c into the held set if the runtime is still holding
+// clients, and reports whether it did. It runs on c's loop.
+func (r *Runtime) hold(c gnet.Conn) bool {
+	r.heldMu.Lock()
+	defer r.heldMu.Unlock()
+	if r.phase.Load() != phaseHeld {
+		return false
+	}
+	if r.held == nil {
+		r.held = map[gnet.Conn]struct{}{}
+	}
+	r.held[c] = struct{}{}
+	c.SetContext(heldConn{})
+	// Closed before Serve (a Stop, or too much sent), it is reset, which
+	// clients retry, never closed with a FIN before any answer, which
+	// franz-go takes for a TLS mismatch.
+	_ = c.SetLinger(0)
+	return true
+}
+
+// unhold forgets held client c (closed before Serve handed it over).
+func (r *Runtime) unhold(c gnet.Conn) {
+	r.heldMu.Lock()
+	delete(r.held, c)
+	r.heldMu.Unlock()
 }
 
 // StopAccepting makes the runtime reset every connection opened from now
 // on at once, unseen by the protocol, while the connections already open
 // are served as usual: the first step of a graceful shutdown. Stop does it
-// too. Safe from any goroutine.
+// too. Clients still held stay held until Stop resets them. Safe from any
+// goroutine.
 func (r *Runtime) StopAccepting() {
 	if !r.phase.CompareAndSwap(phaseRunning, phaseStopping) {
+		r.heldMu.Lock()
 		r.phase.CompareAndSwap(phaseHeld, phaseStopping)
+		r.heldMu.Unlock()
 	}
 }
 

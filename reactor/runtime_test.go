@@ -536,42 +536,110 @@ func TestStopRefusesNewClients(t *testing.T) {
 	}
 }
 
-// TestHeldClientsAreResetUntilServe: with HoldClients, a client connecting
-// after boot but before Serve is reset (which clients retry) and the
-// handler never sees it; after Serve clients are served. Before, a broker
-// handed clients to its handler as soon as the loops were up, while it was
-// still setting its cores up (a data race on the node's core list).
-func TestHeldClientsAreResetUntilServe(t *testing.T) {
+// TestHeldClientsWaitForServe: with HoldClients, a client connecting after
+// boot but before Serve is held: its connect succeeds, what it sends waits,
+// the handler does not see it, and at Serve the handler gets it with those
+// bytes. Before, it was reset; on loopback the reset reaches the client
+// inside connect(2), and franz-go does not retry a coordinator lookup that
+// fails to connect: a group member whose heartbeat hit a restarting broker
+// in that window ended its session (a rebalance).
+func TestHeldClientsWaitForServe(t *testing.T) {
 	h := newEchoHandler()
 	r, _ := startRuntime(t, Config{HoldClients: true}, h)
+	eventually(t, "the boot probes to close", func() bool { return r.eng.CountConnections() == 0 })
 	conn, err := net.Dial("tcp", r.Addr().String())
-	if err == nil {
-		_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
-		var n int
-		if n, err = conn.Read(make([]byte, 1)); n > 0 {
-			t.Fatalf("held client read %d bytes", n)
-		}
-		conn.Close()
-	}
-	if !errors.Is(err, unix.ECONNRESET) {
-		t.Fatalf("held client: err %v, want the server to reset it", err)
-	}
-	if _, total, _ := h.snapshot(); total != 0 {
-		t.Fatalf("handler saw %d opens before Serve; want none", total)
-	}
-	r.Serve()
-	conn, err = net.Dial("tcp", r.Addr().String())
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("a client connecting before Serve: %v; want it held", err)
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(waitTimeout))
 	if _, err := conn.Write([]byte("hi")); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the server to hold the client", func() bool { return r.eng.CountConnections() == 1 })
+	if _, total, _ := h.snapshot(); total != 0 {
+		t.Fatalf("handler saw %d opens before Serve; want none", total)
+	}
+	r.Serve()
 	got := make([]byte, 2)
 	if _, err := io.ReadFull(conn, got); err != nil || string(got) != "hi" {
-		t.Fatalf("after Serve: echo %q, err %v", got, err)
+		t.Fatalf("held client after Serve: echo %q, err %v; want what it sent before Serve", got, err)
+	}
+	if _, total, _ := h.snapshot(); total != 1 || h.internal.Load() != 0 || h.noCore.Load() != 0 || h.offCore.Load() != 0 {
+		t.Fatalf("handler saw %d opens (%d internal, %d without a core, %d off core); want 1 on its core",
+			total, h.internal.Load(), h.noCore.Load(), h.offCore.Load())
+	}
+	// After Serve, clients are served at once.
+	c2, err := net.Dial("tcp", r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_ = c2.SetDeadline(time.Now().Add(waitTimeout))
+	if _, err := c2.Write([]byte("yo")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c2, got); err != nil || string(got) != "yo" {
+		t.Fatalf("client after Serve: echo %q, err %v", got, err)
+	}
+}
+
+// TestHeldClientResetByStop: a runtime stopped before Serve resets the
+// clients it holds (which clients retry) rather than closing them with a
+// FIN before any answer (which franz-go takes for a TLS mismatch and does
+// not retry); the handler never sees them.
+func TestHeldClientResetByStop(t *testing.T) {
+	h := newEchoHandler()
+	r, _ := startRuntime(t, Config{HoldClients: true}, h)
+	conn, err := net.Dial("tcp", r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the server to hold the client", func() bool {
+		r.heldMu.Lock()
+		defer r.heldMu.Unlock()
+		return len(r.held) == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := r.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
+	n, err := conn.Read(make([]byte, 1))
+	if n > 0 || !errors.Is(err, unix.ECONNRESET) {
+		t.Fatalf("held client at Stop: read %d bytes, err %v; want a reset", n, err)
+	}
+	if _, total, closes := h.snapshot(); total != 0 || closes != 0 {
+		t.Fatalf("handler saw %d opens, %d closes; want none", total, closes)
+	}
+}
+
+// TestHeldClientSendingTooMuchIsReset drives a held client past
+// Config.HeldBytesMax: it is reset, with a warning, and the handler never
+// sees it.
+func TestHeldClientSendingTooMuchIsReset(t *testing.T) {
+	h := newEchoHandler()
+	r, logs := startRuntime(t, Config{HoldClients: true, HeldBytesMax: 1000}, h)
+	conn, err := net.Dial("tcp", r.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitTimeout))
+	_, _ = conn.Write(make([]byte, 4000)) // may fail once the reset is in
+	n, err := conn.Read(make([]byte, 1))
+	if n > 0 || !errors.Is(err, unix.ECONNRESET) {
+		t.Fatalf("held client past HeldBytesMax: read %d bytes, err %v; want a reset", n, err)
+	}
+	eventually(t, "the warning", func() bool { return strings.Contains(logs.String(), "sent more than it may before the server is ready") })
+	r.Serve()
+	if _, total, _ := h.snapshot(); total != 0 {
+		t.Fatalf("handler saw %d opens; want none", total)
 	}
 }
 
