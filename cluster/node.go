@@ -247,6 +247,10 @@ type Node struct {
 	offsetsGate offsetsGate
 }
 
+// startHookBeforeRaft runs in Start once the listener is bound, before the
+// Raft log opens (tests hold a start there).
+var startHookBeforeRaft = func() {}
+
 // Start opens the data directory, starts one reactor per core with the
 // Kafka protocol server, and opens every partition on the core that owns it.
 // It returns once every partition is open and the listener accepts clients.
@@ -337,13 +341,6 @@ func Start(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, err
 	}
-	probe, err := dma.ProbeDir(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	if !probe.Direct {
-		n.log.Warn("file system refuses O_DIRECT: falling back to buffered I/O + fdatasync (durability unchanged, page cache in the data path)", "dir", cfg.DataDir)
-	}
 	if err := clusterFlags(&cfg); err != nil {
 		return nil, err
 	}
@@ -353,10 +350,62 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.cfg.NodeID = n.id.NodeID
 	cfg.NodeID = n.id.NodeID
+	// The listener is bound first, before the slow steps of a start (the
+	// I/O probe, the Raft log, opening every partition): a client of a
+	// restarting broker connects at once and is held (HoldClients) until
+	// Serve below answers it. Left unbound, its connections would be
+	// refused meanwhile, and franz-go does not retry a coordinator lookup
+	// that cannot connect: a group member whose heartbeat needs one then
+	// ends its session (a rebalance).
+	if cfg.Limits.MaxConnections == 0 {
+		// Connections live on the descriptors kept back from partitions,
+		// so the two budgets never add up past the limit (where gnet's
+		// accept would fail with EMFILE and stop its engine).
+		cfg.Limits.MaxConnections = wire.ConnectionsFor(int(min(n.fdReserved, 1<<30)))
+	}
+	var clusterName string
+	if n.id.clustered() {
+		clusterName = fmt.Sprintf("%016x", n.id.ClusterID)
+	}
+	n.srv = wire.NewServer(wire.Config{
+		NodeID: cfg.NodeID, ClusterID: clusterName, AdvertisedHost: cfg.AdvertiseHost, AdvertisedPort: cfg.AdvertisePort,
+		MaxRequestBytes: cfg.MaxRequestBytes, MaxInflightRequests: cfg.MaxInflightRequests,
+		AutoCreateMaxPerRequest: cfg.AutoCreateMaxPerRequest,
+		Limits:                  cfg.Limits, Logger: cfg.Logger,
+	}, n.attach)
+	// SO_REUSEADDR: after a crash or a shutdown with clients connected, the
+	// broker's side of those connections sits in TIME_WAIT on the listen
+	// port for a minute; without it the restarted broker cannot bind.
+	rt, err := reactor.Start(reactor.Config{Listen: cfg.Listen, CPUs: cfg.CPUs, Logger: cfg.Logger,
+		StallThreshold: cfg.StallThreshold, HoldClients: true, HeldBytesMax: cfg.MaxRequestBytes,
+		Options: []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
+	if err != nil {
+		return nil, err
+	}
+	n.rt = rt
+	started := false
+	defer func() {
+		if !started {
+			_ = rt.Stop(context.Background()) // resets the clients held so far
+		}
+	}()
+	for _, c := range rt.Cores() {
+		n.cores = append(n.cores, &coreState{node: n, core: c, parts: map[wire.PartitionRef]*partition{},
+			replStates: map[wire.PartitionRef]*replicaState{}, fetchers: map[int32]*fetcher{},
+			queues: map[wire.PartitionRef][]func(next func()){}, readPool: dma.NewPool(readPoolPerClass),
+			files: shard.NewFileCache(cfg.SegmentFilesPerCore), clean: shard.NewCleanBudget(cfg.CleanerBytesPerRound)})
+	}
+	probe, err := dma.ProbeDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if !probe.Direct {
+		n.log.Warn("file system refuses O_DIRECT: falling back to buffered I/O + fdatasync (durability unchanged, page cache in the data path)", "dir", cfg.DataDir)
+	}
+	startHookBeforeRaft()
 	if n.raft, err = n.openRaft(cfg); err != nil {
 		return nil, err
 	}
-	started := false
 	defer func() {
 		if !started {
 			n.raft.Close()
@@ -389,38 +438,6 @@ func Start(cfg Config) (*Node, error) {
 		}
 	}
 	n.meta.Store(snap)
-	if cfg.Limits.MaxConnections == 0 {
-		// Connections live on the descriptors kept back from partitions,
-		// so the two budgets never add up past the limit (where gnet's
-		// accept would fail with EMFILE and stop its engine).
-		cfg.Limits.MaxConnections = wire.ConnectionsFor(int(min(n.fdReserved, 1<<30)))
-	}
-	var clusterName string
-	if n.id.clustered() {
-		clusterName = fmt.Sprintf("%016x", n.id.ClusterID)
-	}
-	n.srv = wire.NewServer(wire.Config{
-		NodeID: cfg.NodeID, ClusterID: clusterName, AdvertisedHost: cfg.AdvertiseHost, AdvertisedPort: cfg.AdvertisePort,
-		MaxRequestBytes: cfg.MaxRequestBytes, MaxInflightRequests: cfg.MaxInflightRequests,
-		AutoCreateMaxPerRequest: cfg.AutoCreateMaxPerRequest,
-		Limits:                  cfg.Limits, Logger: cfg.Logger,
-	}, n.attach)
-	// SO_REUSEADDR: after a crash or a shutdown with clients connected, the
-	// broker's side of those connections sits in TIME_WAIT on the listen
-	// port for a minute; without it the restarted broker cannot bind.
-	rt, err := reactor.Start(reactor.Config{Listen: cfg.Listen, CPUs: cfg.CPUs, Logger: cfg.Logger,
-		StallThreshold: cfg.StallThreshold, HoldClients: true,
-		Options: []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
-	if err != nil {
-		return nil, err
-	}
-	n.rt = rt
-	for _, c := range rt.Cores() {
-		n.cores = append(n.cores, &coreState{node: n, core: c, parts: map[wire.PartitionRef]*partition{},
-			replStates: map[wire.PartitionRef]*replicaState{}, fetchers: map[int32]*fetcher{},
-			queues: map[wire.PartitionRef][]func(next func()){}, readPool: dma.NewPool(readPoolPerClass),
-			files: shard.NewFileCache(cfg.SegmentFilesPerCore), clean: shard.NewCleanBudget(cfg.CleanerBytesPerRound)})
-	}
 	// The budget needs the core count: each core's file cache is part of it.
 	n.fdLimit = soft
 	n.fdPartitions = fdPartitions(soft, cfg.ReservedFDs, len(n.cores)*cfg.SegmentFilesPerCore)
@@ -500,7 +517,7 @@ func Start(cfg Config) (*Node, error) {
 	// Clients reach the node only now: before, they would have raced the
 	// cores' setup above (n.cores, the logs, the coordinators) or been
 	// closed with a FIN, which franz-go does not retry. Until now they are
-	// reset, which every client retries.
+	// held: connected, their requests wait.
 	n.rt.Serve()
 	n.log.Info("strand broker ready", "listen", rt.Addr().String(), "cores", len(n.cores),
 		"io", n.mode.String(), "align", probe.Align, "data_dir", cfg.DataDir, "node_id", n.id.NodeID,
