@@ -251,6 +251,10 @@ type Node struct {
 // Raft log opens (tests hold a start there).
 var startHookBeforeRaft = func() {}
 
+// closeHookAfterReactor runs in Close once the reactor has stopped (tests
+// connect there).
+var closeHookAfterReactor = func() {}
+
 // Start opens the data directory, starts one reactor per core with the
 // Kafka protocol server, and opens every partition on the core that owns it.
 // It returns once every partition is open and the listener accepts clients.
@@ -377,7 +381,7 @@ func Start(cfg Config) (*Node, error) {
 	// broker's side of those connections sits in TIME_WAIT on the listen
 	// port for a minute; without it the restarted broker cannot bind.
 	rt, err := reactor.Start(reactor.Config{Listen: cfg.Listen, CPUs: cfg.CPUs, Logger: cfg.Logger,
-		StallThreshold: cfg.StallThreshold, HoldClients: true, HeldBytesMax: cfg.MaxRequestBytes,
+		StallThreshold: cfg.StallThreshold, HoldClients: true, HeldBytesMax: cfg.MaxRequestBytes, KeepPort: true,
 		Options: []gnet.Option{gnet.WithReuseAddr(true)}}, n.srv)
 	if err != nil {
 		return nil, err
@@ -387,6 +391,7 @@ func Start(cfg Config) (*Node, error) {
 	defer func() {
 		if !started {
 			_ = rt.Stop(context.Background()) // resets the clients held so far
+			rt.ReleasePort()
 		}
 	}()
 	for _, c := range rt.Cores() {
@@ -760,6 +765,13 @@ func (n *Node) Close(ctx context.Context) error {
 		err = errors.Join(err, fmt.Errorf("cluster: %d partition logs failed to close cleanly (see the log); they recover on the next start", f))
 	}
 	err = errors.Join(err, n.rt.Stop(ctx))
+	// The listener is closed, but the port stays bound (KeepPort) until
+	// Close returns, through the clean-up below (Raft, the metadata
+	// export): a client connecting meanwhile waits and is reset, rather
+	// than refused, so a restart refuses connections only from this
+	// process's exit to the next one's bind (see Start).
+	defer n.rt.ReleasePort()
+	closeHookAfterReactor()
 	if n.serving.Load() {
 		close(n.watchStop)
 		<-n.watchDone

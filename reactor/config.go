@@ -62,6 +62,15 @@ type Config struct {
 	// that fails to connect (a group member whose heartbeat needs one ends
 	// its session: a rebalance).
 	HoldClients bool
+	// KeepPort keeps the listen address bound after Stop closes the
+	// listener, until Runtime.ReleasePort: a plain socket listens there
+	// and never accepts, so a client connecting while the process finishes
+	// its shutdown waits in the backlog and is reset at ReleasePort (or
+	// when the process exits) rather than refused. With a restart right
+	// behind, that leaves clients only the time from the old process's
+	// exit to the new one's bind in which a connect fails: franz-go does
+	// not retry a coordinator lookup that fails to connect.
+	KeepPort bool
 	// HeldBytesMax bounds what a held client may send before Serve (gnet
 	// buffers it); past it the client is reset. Default 100 MiB, the
 	// protocol's default request size bound.

@@ -35,7 +35,9 @@
 // dma.Engine and starts the reaper. Probes are recognised by the local port
 // they bound before connect(2), so there is no race with real clients; until
 // every core is up, real clients are reset at once and the protocol handler
-// never sees a probe. Client connections are then spread round-robin.
+// never sees a probe. Client connections are then spread round-robin. With
+// Config.HoldClients, clients arriving between boot and Runtime.Serve are
+// held (accepted, unread, unseen by the handler) and handed over at Serve.
 //
 // # Wake-ups
 //

@@ -62,8 +62,11 @@ type Runtime struct {
 	gateClosed bool
 
 	prevProcs int // GOMAXPROCS before Start, 0 if untouched
-	stopOnce  sync.Once
-	stopErr   error
+
+	keptMu   sync.Mutex
+	kept     net.Listener // Config.KeepPort: the address, held after Stop
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // Start runs the gnet engine with one event loop per CPU, pins each loop's
@@ -300,6 +303,9 @@ func (r *Runtime) shutdown(ctx context.Context, drain bool) error {
 	if err := r.stopEngine(ctx); err != nil {
 		return errors.Join(append(errs, fmt.Errorf("stopping engine: %w", err))...)
 	}
+	if r.cfg.KeepPort {
+		r.keepPort()
+	}
 	// Every loop has exited: their state is ours now.
 	for _, c := range bound {
 		c.stopTimers()
@@ -313,6 +319,33 @@ func (r *Runtime) shutdown(ctx context.Context, drain bool) error {
 	unregister(bound)
 	r.restoreProcs()
 	return errors.Join(errs...)
+}
+
+// keepPort binds the listen address again, now that the engine closed its
+// listener, with a socket that never accepts (see Config.KeepPort).
+func (r *Runtime) keepPort() {
+	l, err := net.Listen("tcp", r.addr.String())
+	if err != nil {
+		// Taken meanwhile: clients get refused, as without KeepPort.
+		r.log.Warn("reactor: could not keep the listen address bound after stopping", "addr", r.addr.String(), "err", err)
+		return
+	}
+	r.keptMu.Lock()
+	r.kept = l
+	r.keptMu.Unlock()
+}
+
+// ReleasePort closes what Config.KeepPort kept bound after Stop, resetting
+// the clients waiting there. Call it last before the process exits (which
+// would release it too). Safe from any goroutine; later calls do nothing.
+func (r *Runtime) ReleasePort() {
+	r.keptMu.Lock()
+	l := r.kept
+	r.kept = nil
+	r.keptMu.Unlock()
+	if l != nil {
+		_ = l.Close()
+	}
 }
 
 // closeBoot stops further loop adoption and returns the cores that were

@@ -636,7 +636,9 @@ func TestHeldClientSendingTooMuchIsReset(t *testing.T) {
 	if n > 0 || !errors.Is(err, unix.ECONNRESET) {
 		t.Fatalf("held client past HeldBytesMax: read %d bytes, err %v; want a reset", n, err)
 	}
-	eventually(t, "the warning", func() bool { return strings.Contains(logs.String(), "sent more than it may before the server is ready") })
+	eventually(t, "the warning", func() bool {
+		return strings.Contains(logs.String(), "sent more than it may before the server is ready")
+	})
 	r.Serve()
 	if _, total, _ := h.snapshot(); total != 0 {
 		t.Fatalf("handler saw %d opens; want none", total)
@@ -666,5 +668,45 @@ func TestStopAfterHandlerShutdown(t *testing.T) {
 	defer cancel()
 	if err := r.Stop(ctx); err != nil {
 		t.Fatalf("Stop after the engine stopped itself: %v", err)
+	}
+}
+
+// TestKeepPortAfterStop: with KeepPort, a client connecting after Stop
+// closed the listener connects (it waits in a backlog nobody accepts) and
+// is reset at ReleasePort, not refused; after ReleasePort the address is
+// free. Before, a broker stopping for a restart refused connections from
+// the moment its listener closed, through its last clean-up, until the new
+// process bound the port.
+func TestKeepPortAfterStop(t *testing.T) {
+	h := newEchoHandler()
+	r, _ := startRuntime(t, Config{KeepPort: true}, h)
+	addr := r.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := r.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("a client connecting after Stop: %v; want it to wait", err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	r.ReleasePort()
+	_ = conn.SetReadDeadline(time.Now().Add(waitTimeout))
+	n, err := conn.Read(make([]byte, 1))
+	if n > 0 || !errors.Is(err, unix.ECONNRESET) {
+		t.Fatalf("waiting client at ReleasePort: read %d bytes, err %v; want a reset", n, err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("the address after ReleasePort: %v; want it free", err)
+	}
+	l.Close()
+	r.ReleasePort() // again: nothing
+	if _, total, _ := h.snapshot(); total != 0 {
+		t.Fatalf("handler saw %d opens; want none", total)
 	}
 }
