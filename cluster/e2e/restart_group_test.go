@@ -45,7 +45,7 @@ func startRider(t testing.TB, addr, group, topic, name string, o *owners, progre
 		}
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup(group), kgo.ConsumeTopics(topic),
-		kgo.FetchMaxWait(time.Second), kgo.WithLogger(kgo.BasicLogger(logs, kgo.LogLevelInfo, nil)),
+		kgo.FetchMaxWait(time.Second), kgo.WithLogger(kgo.BasicLogger(logs, kgo.LogLevelInfo, stamp)),
 		kgo.OnPartitionsAssigned(report(true)), kgo.OnPartitionsRevoked(report(false)), kgo.OnPartitionsLost(report(false)))
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +90,10 @@ func startRider(t testing.TB, addr, group, topic, name string, o *owners, progre
 	return r
 }
 
+// stamp prefixes client log lines with the time, to line them up with the
+// broker's.
+func stamp() string { return time.Now().Format("15:04:05.000000 ") }
+
 func (r *rider) state() (changes int, fatal, other []error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -102,7 +106,12 @@ func (r *rider) state() (changes int, fatal, other []error) {
 // acknowledged record is consumed, and the group does not rebalance (every
 // member keeps its member id and generation, and no assignment callback
 // fires). Before, the restarted broker had no group: heartbeats got
-// UNKNOWN_MEMBER_ID and every member rejoined as a new one.
+// UNKNOWN_MEMBER_ID and every member rejoined as a new one. Later, it
+// failed in CI because the port refused connections for the whole start
+// (and was reset until serving): franz-go does not retry a coordinator
+// lookup that cannot connect, so a member whose heartbeat hit that window
+// ended its session (see TestClientHeldDuringStart). The members' and the
+// producer's logs carry times, to line them up with the broker's.
 func TestRestartKeepsConsumerGroup(t *testing.T) {
 	const topic, group, parts = "riders", "riders-group", 6
 	bp := startProc(t, testDataDir(t))
@@ -156,7 +165,10 @@ func TestRestartKeepsConsumerGroup(t *testing.T) {
 	// An idempotent acks=all producer (franz-go's defaults) writes
 	// numbered records to every partition until told to stop.
 	// Produce blocks at 1000 buffered records: a steady stream, not a flood.
-	prod := defaultClient(t, bp.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MaxBufferedRecords(1000))
+	plogs := newLogBuf()
+	plogs.dumpOnFailure(t, "producer")
+	prod := defaultClient(t, bp.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MaxBufferedRecords(1000),
+		kgo.WithLogger(kgo.BasicLogger(plogs, kgo.LogLevelInfo, stamp)))
 	var (
 		ackMu sync.Mutex
 		acked = map[int32][]uint64{}
@@ -205,10 +217,13 @@ func TestRestartKeepsConsumerGroup(t *testing.T) {
 		}
 	}
 	waitAcks(2000, "before the restart")
+	t.Logf("%sSIGTERM", stamp())
 	if code := bp.term(60 * time.Second); code != 0 {
 		t.Fatalf("SIGTERM exit code %d, want 0", code)
 	}
+	t.Logf("%sexited; restarting", stamp())
 	bp.start()
+	t.Logf("%sready again", stamp())
 	after := ackCount()
 	waitAcks(after+2000, "after the restart")
 	close(stop)

@@ -98,7 +98,7 @@ func serve(args []string) int {
 	autoCreate := fs.Bool("auto-create-topics", true, "create unknown topics on first produce or metadata request")
 	defParts := fs.Int("default-partitions", 1, "partitions of auto-created topics")
 	defRF := fs.Int("default-replication-factor", 1, "replicas of each partition of auto-created topics and of CreateTopics asking for -1 (Kafka's default.replication.factor); more than the live brokers is refused with INVALID_REPLICATION_FACTOR")
-	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted (larger ones close the connection), and the most a produced batch may decompress to")
+	maxReq := fs.Int("max-request-bytes", 100<<20, "largest request frame accepted (larger ones close the connection), the most a produced batch may decompress to, and the most a client may send while the starting broker holds it (past it, it is reset)")
 	maxConns := fs.Int("max-connections", 0, "open client connections at most; new ones past it are closed (0: the descriptors --reserved-fds keeps from partitions, less 576 for accept bursts and the broker's own files, at least half of them; negative: no cap)")
 	maxConnsIP := fs.Int("max-connections-per-ip", 0, "open connections from one address at most (0: no per-address cap)")
 	maxInflight := fs.Int("max-inflight-requests", 1024, "requests one connection may have awaiting a response; past it the broker stops reading that connection")
