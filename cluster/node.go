@@ -124,6 +124,12 @@ type Config struct {
 	// DrainTimeout bounds the first step of Close, which lets requests in
 	// flight finish with normal answers. Default 10s.
 	DrainTimeout time.Duration
+	// KeepPortUntilExit leaves the listen port bound when Close returns
+	// (clients connecting then wait, and are reset when the process exits):
+	// for a process that exits right after Close, so that a restart
+	// refuses connections only from its exit, not from the end of Close,
+	// to the next process's bind.
+	KeepPortUntilExit bool
 	// SegmentFilesPerCore bounds the sealed-segment files each core keeps
 	// open for reads (shard.FileCache). An open partition holds
 	// shard.DescriptorsPerLog more. Default 256.
@@ -780,11 +786,14 @@ func (n *Node) Close(ctx context.Context) error {
 	err = errors.Join(err, n.raft.Close())
 	err = errors.Join(err, n.rt.Stop(ctx))
 	// The listener is closed, but the port stays bound (KeepPort) until
-	// Close returns: a client connecting meanwhile waits and is reset,
-	// rather than refused, so a restart refuses connections only from
-	// this process's exit to the next one's bind (see Start).
+	// Close returns, or with KeepPortUntilExit until the process exits: a
+	// client connecting meanwhile waits and is reset, rather than refused,
+	// so a restart refuses connections only from this process's exit to
+	// the next one's bind (see Start).
 	closeHookAfterReactor()
-	n.rt.ReleasePort()
+	if !n.cfg.KeepPortUntilExit {
+		n.rt.ReleasePort()
+	}
 	return err
 }
 

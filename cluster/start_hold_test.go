@@ -116,3 +116,30 @@ func TestClientWaitsDuringShutdown(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestPortKeptUntilExit: with KeepPortUntilExit (strand serve, which exits
+// right after Close) the port is still bound when Close returns, so a
+// client connecting then waits instead of being refused; the process's
+// exit (here ReleasePort) resets it.
+func TestPortKeptUntilExit(t *testing.T) {
+	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", KeepPortUntilExit: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", n.Addr(), 10*time.Second)
+	if err != nil {
+		t.Fatalf("a client after Close: %v; want it to wait until the process exits", err)
+	}
+	defer conn.Close()
+	n.rt.ReleasePort() // what the exit does
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if k, err := conn.Read(make([]byte, 1)); k > 0 || !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the waiting client at exit: read %d bytes, err %v; want a reset", k, err)
+	}
+}

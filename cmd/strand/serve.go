@@ -154,6 +154,8 @@ func serve(args []string) int {
 	}
 	cfg := cluster.Config{
 		DataDir: *dataDir, Listen: *listen, NodeID: int32(*nodeID), CPUs: cpus,
+		// serve exits right after Close: the port stays bound until then.
+		KeepPortUntilExit: true,
 		// Without --node-id (or node_id in the file) the data dir's id
 		// (cluster.json) is kept, so a restart needs only --data-dir.
 		NodeIDExplicit:   set["node-id"] || *nodeID != 0,
