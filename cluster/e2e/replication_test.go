@@ -472,7 +472,10 @@ func verifyReplicated(t *testing.T, c *testCluster, acks *ackLog) {
 			})
 		}
 	}
-	ackedTotal := acks.n.Load()
+	var ackedTotal int64
+	for _, m := range acks.byOff {
+		ackedTotal += int64(len(m))
+	}
 	t.Logf("final log: %d records (high watermarks %v); %d acknowledged, all %d read back in place; %d present but unacknowledged (acks lost in faults, or never sent back)",
 		total, hw, ackedTotal, ackedSeen, total-ackedSeen)
 	if nBad > 0 {
