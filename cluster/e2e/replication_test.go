@@ -262,7 +262,9 @@ func (c *testCluster) waitMoved(ctx context.Context, victim int32, before []part
 
 // replLoad is replProducers franz-go clients with their defaults
 // (idempotent, acks=all, unlimited retries), each producing numbered
-// records to every partition at a steady pace until stop.
+// records to every partition at a steady pace until stop, and a consumer
+// reading every partition at the tail throughout, which records what it
+// read where: a record a consumer saw must never disappear.
 type replLoad struct {
 	t      testing.TB
 	acks   *ackLog
@@ -273,6 +275,10 @@ type replLoad struct {
 	mu     sync.Mutex
 	errs   []string // under mu: failed records and double acks, the first 20
 	nErrs  int      // under mu
+
+	readMu sync.Mutex
+	read   []map[int64]uint64 // under readMu: partition -> offset -> id read there
+	nRead  int64              // under readMu
 }
 
 func startReplLoad(t testing.TB, c *testCluster, acks *ackLog) *replLoad {
@@ -291,7 +297,31 @@ func startReplLoad(t testing.TB, c *testCluster, acks *ackLog) *replLoad {
 		l.loops.Add(1)
 		go l.run(ctx, cl, g)
 	}
+	offsets := map[string]map[int32]kgo.Offset{replTopic: {}}
+	for p := range int32(replParts) {
+		offsets[replTopic][p] = kgo.NewOffset().AtStart()
+		l.read = append(l.read, map[int64]uint64{})
+	}
+	cons := defaultClient(t, c.seeds()[0], kgo.SeedBrokers(c.seeds()...), kgo.ConsumePartitions(offsets),
+		kgo.MetadataMinAge(250*time.Millisecond), kgo.FetchMaxWait(200*time.Millisecond))
+	l.loops.Add(1)
+	go l.consume(ctx, cons)
 	return l
+}
+
+// consume records every record read until ctx ends.
+func (l *replLoad) consume(ctx context.Context, cl *kgo.Client) {
+	defer l.loops.Done()
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		l.readMu.Lock()
+		fs.EachRecord(func(r *kgo.Record) {
+			g, _, seq, _ := replParse(r.Value)
+			l.read[r.Partition][r.Offset] = replID(g, seq)
+			l.nRead++
+		})
+		l.readMu.Unlock()
+	}
 }
 
 // run produces one record to every partition each 10 ms (1,200 records/s
@@ -381,9 +411,11 @@ func (c *testCluster) waitAcks(ctx context.Context, acks *ackLog, n int64, skip 
 // every record is one a producer sent, byte for byte, in the partition it
 // was sent to; no record is there twice; each producer's records are in
 // its order; every acknowledged offset is below the high watermark and
-// holds exactly the record acknowledged there. Together: every
-// acknowledged record is there exactly once, in order.
-func verifyReplicated(t *testing.T, c *testCluster, acks *ackLog) {
+// holds exactly the record acknowledged there; every record the load's
+// consumer read during the run is still at the offset it was read at.
+// Together: every acknowledged record is there exactly once, in order, and
+// nothing a consumer saw was ever taken back.
+func verifyReplicated(t *testing.T, c *testCluster, load *replLoad) {
 	t.Helper()
 	seeds := c.seeds()
 	admin := newClient(t, seeds[0], kgo.SeedBrokers(seeds...))
@@ -396,9 +428,17 @@ func verifyReplicated(t *testing.T, c *testCluster, acks *ackLog) {
 			bad = append(bad, fmt.Sprintf(format, args...))
 		}
 	}
+	acks := load.acks
 	acks.mu.Lock()
 	defer acks.mu.Unlock()
+	load.readMu.Lock()
+	defer load.readMu.Unlock()
 	for p := range int32(replParts) {
+		for off, id := range load.read[p] {
+			if off >= hw[p] {
+				report("partition %d: a consumer read producer %d sequence %d at offset %d during the run, but the high watermark is %d", p, id>>48, id&(1<<48-1), off, hw[p])
+			}
+		}
 		for off, id := range acks.byOff[p] {
 			if off >= hw[p] {
 				report("partition %d: offset %d (producer %d sequence %d) was acknowledged, but the high watermark is %d", p, off, id>>48, id&(1<<48-1), hw[p])
@@ -448,6 +488,9 @@ func verifyReplicated(t *testing.T, c *testCluster, acks *ackLog) {
 				got++
 				g, vp, seq, ok := replParse(r.Value)
 				want, acked := acks.byOff[p][r.Offset]
+				if seen, read := load.read[p][r.Offset]; read && (!ok || seen != replID(g, seq)) {
+					report("partition %d offset %d: a consumer read producer %d sequence %d there during the run; the final log holds %s", p, r.Offset, seen>>48, seen&(1<<48-1), describeRecord(r.Value))
+				}
 				switch {
 				case !ok:
 					report("partition %d offset %d: a record no producer sent (%d bytes: %.16x...)", p, r.Offset, len(r.Value), r.Value)
@@ -476,14 +519,23 @@ func verifyReplicated(t *testing.T, c *testCluster, acks *ackLog) {
 	for _, m := range acks.byOff {
 		ackedTotal += int64(len(m))
 	}
-	t.Logf("final log: %d records (high watermarks %v); %d acknowledged, all %d read back in place; %d present but unacknowledged (acks lost in faults, or never sent back)",
-		total, hw, ackedTotal, ackedSeen, total-ackedSeen)
+	t.Logf("final log: %d records (high watermarks %v); %d acknowledged, %d of them read back in place; %d present but unacknowledged (acks lost in faults); %d reads by the tail consumer during the run",
+		total, hw, ackedTotal, ackedSeen, total-ackedSeen, load.nRead)
 	if nBad > 0 {
 		t.Fatalf("%d violations of the replication invariants (the first %d):\n  %s", nBad, len(bad), strings.Join(bad, "\n  "))
 	}
 	if ackedSeen != ackedTotal {
 		t.Fatalf("%d acknowledged records, but %d read back at their offsets", ackedTotal, ackedSeen)
 	}
+}
+
+// describeRecord names the record in v for a failure message.
+func describeRecord(v []byte) string {
+	g, p, seq, ok := replParse(v)
+	if !ok {
+		return fmt.Sprintf("a record no producer sent (%d bytes)", len(v))
+	}
+	return fmt.Sprintf("producer %d sequence %d of partition %d", g, seq, p)
 }
 
 // ackedAt is the offset id was acknowledged at in partition p, or "none".
@@ -535,7 +587,7 @@ func TestReplicatedSIGKILLLeaders(t *testing.T) {
 		}
 	}
 	load.finish(t)
-	verifyReplicated(t, c, acks)
+	verifyReplicated(t, c, load)
 }
 
 // staleProbe is a client that keeps sending acks=all Produce requests to
@@ -676,7 +728,7 @@ func TestReplicatedSIGSTOPLeader(t *testing.T) {
 		}
 	}
 	load.finish(t)
-	verifyReplicated(t, c, acks)
+	verifyReplicated(t, c, load)
 }
 
 // TestReplicatedWipedDataDir: while idempotent acks=all producers run, the
@@ -740,5 +792,5 @@ func TestReplicatedWipedDataDir(t *testing.T) {
 	t.Logf("broker %d SIGKILLed, new leaders after %v; partitions %v failed over to the wiped broker %d", second, moved.Round(time.Millisecond), onWiped, wiped)
 	c.waitAcks(ctx, acks, 1000, second, fmt.Sprintf("producers with broker %d down", second))
 	load.finish(t)
-	verifyReplicated(t, c, acks)
+	verifyReplicated(t, c, load)
 }
