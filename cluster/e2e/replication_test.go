@@ -138,8 +138,8 @@ func leaderMost(s []partState) (id int32, n int) {
 	return id, n
 }
 
-// createReplicated creates topic with replication factor rf and configs.
-func createReplicated(ctx context.Context, cl *kgo.Client, topic string, parts int32, rf int16, configs map[string]string) error {
+// createTopicRF creates topic with replication factor rf and configs.
+func createTopicRF(ctx context.Context, cl *kgo.Client, topic string, parts int32, rf int16, configs map[string]string) error {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, parts, rf
@@ -174,7 +174,7 @@ func startReplicated(t *testing.T) *testCluster {
 	t.Helper()
 	c := startCluster(t, 3, "--replica-lag-time-max", replLagMax)
 	ctx := ctxFor(t, 30*time.Second)
-	if err := createReplicated(ctx, c.clientOf(1), replTopic, replParts, 3, map[string]string{"min.insync.replicas": "2"}); err != nil {
+	if err := createTopicRF(ctx, c.clientOf(1), replTopic, replParts, 3, map[string]string{"min.insync.replicas": "2"}); err != nil {
 		t.Fatalf("create %s with 12 partitions, replication factor 3: %v", replTopic, err)
 	}
 	s := c.waitAllInSync(ctx, 20*time.Second, "the new topic")
