@@ -39,7 +39,11 @@ const (
 	// cores with the race detector and the test's clients).
 	replMoveBound   = 15 * time.Second // leadership off a dead broker
 	replRejoinBound = 45 * time.Second // a restarted broker back in every ISR
-	replAckBound    = 30 * time.Second // producers making progress again
+	// Producers making progress again. A paused broker holds the
+	// idempotent producers' requests in flight until franz-go gives up
+	// on them (10 s produce timeout + 10 s overhead), and an idempotent
+	// producer sends nothing more to that partition before it knows.
+	replAckBound = 45 * time.Second
 )
 
 // replID is a record's identity in the ackLog: producer and its sequence
@@ -258,6 +262,27 @@ func (c *testCluster) waitMoved(ctx context.Context, victim int32, before []part
 		}
 	}
 	return took
+}
+
+// waitOutOfISR waits until a broker other than victim reports no
+// in-sync set holding victim (a dead or paused follower must leave it, or
+// acks=all would wait for it, or worse, answer without it), and returns
+// the time since from.
+func (c *testCluster) waitOutOfISR(ctx context.Context, victim int32, from time.Time) time.Duration {
+	c.t.Helper()
+	waitUntil(c.t, replMoveBound, fmt.Sprintf("broker %d out of every in-sync set", victim), func() error {
+		s, id, err := c.statesFromOther(ctx, victim, replTopic)
+		if err != nil {
+			return err
+		}
+		for p, ps := range s {
+			if slices.Contains(ps.isr, victim) {
+				return fmt.Errorf("broker %d reports partition %d: %s", id, p, ps)
+			}
+		}
+		return nil
+	})
+	return time.Since(from)
 }
 
 // replLoad is replProducers franz-go clients with their defaults
@@ -577,11 +602,12 @@ func TestReplicatedSIGKILLLeaders(t *testing.T) {
 		killed := time.Now()
 		moved := c.waitMoved(ctx, victim, before, killed)
 		resumed := c.waitAcks(ctx, acks, 1000, victim, fmt.Sprintf("round %d: producers with broker %d down", round, victim))
+		shrunk := c.waitOutOfISR(ctx, victim, killed)
 		c.procs[victim].start()
 		restarted := time.Now()
 		c.waitAllInSync(ctx, replRejoinBound, fmt.Sprintf("round %d: broker %d restarted", round, victim))
-		t.Logf("round %d: SIGKILL of broker %d (leading %d partitions) after %d acks; its partitions had new leaders %v later; 1000 more acks %v after that; restarted, it was back in every in-sync set after %v",
-			round, victim, led, ackedBefore, moved.Round(time.Millisecond), resumed.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+		t.Logf("round %d: SIGKILL of broker %d (leading %d partitions) after %d acks; its partitions had new leaders %v later, 1000 more acks %v after that, no in-sync set held it %v after the kill; restarted, it was back in every in-sync set after %v",
+			round, victim, led, ackedBefore, moved.Round(time.Millisecond), resumed.Round(time.Millisecond), shrunk.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
 		if t.Failed() {
 			break
 		}
@@ -704,6 +730,7 @@ func TestReplicatedSIGSTOPLeader(t *testing.T) {
 		moved := c.waitMoved(ctx, victim, before, paused)
 		probe.send(1, round, acks, load.fail) // sent after it lost leadership
 		resumed := c.waitAcks(ctx, acks, 1000, victim, fmt.Sprintf("round %d: producers with broker %d paused", round, victim))
+		shrunk := c.waitOutOfISR(ctx, victim, paused)
 		cont()
 		pausedFor := time.Since(paused)
 		answers := probe.wait()
@@ -721,8 +748,8 @@ func TestReplicatedSIGSTOPLeader(t *testing.T) {
 			return nil
 		})
 		c.waitAllInSync(ctx, replRejoinBound, fmt.Sprintf("round %d: broker %d resumed", round, victim))
-		t.Logf("round %d: SIGSTOP of broker %d (leading partitions %v) for %v; new leaders after %v, 1000 more acks %v after that; the stale probe's answers: %s",
-			round, victim, led, pausedFor.Round(time.Millisecond), moved.Round(time.Millisecond), resumed.Round(time.Millisecond), strings.Join(answers, "; "))
+		t.Logf("round %d: SIGSTOP of broker %d (leading partitions %v) for %v; new leaders after %v, 1000 more acks %v after that, out of every in-sync set after %v; the stale probe's answers: %s",
+			round, victim, led, pausedFor.Round(time.Millisecond), moved.Round(time.Millisecond), resumed.Round(time.Millisecond), shrunk.Round(time.Millisecond), strings.Join(answers, "; "))
 		if t.Failed() {
 			break
 		}
@@ -758,6 +785,7 @@ func TestReplicatedWipedDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitAcks(ctx, acks, 1000, wiped, fmt.Sprintf("producers with broker %d down", wiped))
+	c.waitOutOfISR(ctx, wiped, killed)
 	p.start()
 	restarted := time.Now()
 	c.waitAllInSync(ctx, replRejoinBound, fmt.Sprintf("broker %d restarted on an empty data dir", wiped))
