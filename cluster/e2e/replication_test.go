@@ -669,7 +669,7 @@ func (sp *staleProbe) send(i int, round int32, acks *ackLog, fail func(string)) 
 		for _, t := range resp.(*kmsg.ProduceResponse).Topics {
 			for _, p := range t.Partitions {
 				if p.ErrorCode != 0 {
-					sp.answer = append(sp.answer, fmt.Sprintf("request %d partition %d: %v", i, p.Partition, kerr.ErrorForCode(p.ErrorCode)))
+					sp.answer = append(sp.answer, fmt.Sprintf("request %d: %s", i, codeName(p.ErrorCode)))
 					continue
 				}
 				sp.answer = append(sp.answer, fmt.Sprintf("request %d partition %d: ACKNOWLEDGED at offset %d", i, p.Partition, p.BaseOffset))
@@ -686,8 +686,21 @@ func (sp *staleProbe) wait() []string {
 	sp.wg.Wait()
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	sort.Strings(sp.answer)
-	return sp.answer
+	// Errors are the same for many partitions: count them.
+	n := map[string]int{}
+	var out []string
+	for _, a := range sp.answer {
+		if n[a]++; n[a] == 1 {
+			out = append(out, a)
+		}
+	}
+	sort.Strings(out)
+	for i, a := range out {
+		if n[a] > 1 {
+			out[i] = fmt.Sprintf("%s (%d partitions)", a, n[a])
+		}
+	}
+	return out
 }
 
 // TestReplicatedSIGSTOPLeader: while idempotent acks=all producers run,
