@@ -601,13 +601,13 @@ func TestReplicatedSIGKILLLeaders(t *testing.T) {
 		c.procs[victim].kill()
 		killed := time.Now()
 		moved := c.waitMoved(ctx, victim, before, killed)
-		resumed := c.waitAcks(ctx, acks, 1000, victim, fmt.Sprintf("round %d: producers with broker %d down", round, victim))
 		shrunk := c.waitOutOfISR(ctx, victim, killed)
+		resumed := c.waitAcks(ctx, acks, 1000, victim, fmt.Sprintf("round %d: producers with broker %d down", round, victim))
 		c.procs[victim].start()
 		restarted := time.Now()
 		c.waitAllInSync(ctx, replRejoinBound, fmt.Sprintf("round %d: broker %d restarted", round, victim))
-		t.Logf("round %d: SIGKILL of broker %d (leading %d partitions) after %d acks; its partitions had new leaders %v later, 1000 more acks %v after that, no in-sync set held it %v after the kill; restarted, it was back in every in-sync set after %v",
-			round, victim, led, ackedBefore, moved.Round(time.Millisecond), resumed.Round(time.Millisecond), shrunk.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+		t.Logf("round %d: SIGKILL of broker %d (leading %d partitions) after %d acks; its partitions had new leaders %v later, no in-sync set held it %v after the kill, 1000 more acks %v after that; restarted, it was back in every in-sync set after %v",
+			round, victim, led, ackedBefore, moved.Round(time.Millisecond), shrunk.Round(time.Millisecond), resumed.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
 		if t.Failed() {
 			break
 		}
@@ -742,8 +742,8 @@ func TestReplicatedSIGSTOPLeader(t *testing.T) {
 		probe.send(0, round, acks, load.fail) // read by the broker after SIGCONT
 		moved := c.waitMoved(ctx, victim, before, paused)
 		probe.send(1, round, acks, load.fail) // sent after it lost leadership
-		resumed := c.waitAcks(ctx, acks, 1000, victim, fmt.Sprintf("round %d: producers with broker %d paused", round, victim))
 		shrunk := c.waitOutOfISR(ctx, victim, paused)
+		resumed := c.waitAcks(ctx, acks, 1000, victim, fmt.Sprintf("round %d: producers with broker %d paused", round, victim))
 		cont()
 		pausedFor := time.Since(paused)
 		answers := probe.wait()
@@ -761,8 +761,8 @@ func TestReplicatedSIGSTOPLeader(t *testing.T) {
 			return nil
 		})
 		c.waitAllInSync(ctx, replRejoinBound, fmt.Sprintf("round %d: broker %d resumed", round, victim))
-		t.Logf("round %d: SIGSTOP of broker %d (leading partitions %v) for %v; new leaders after %v, 1000 more acks %v after that, out of every in-sync set after %v; the stale probe's answers: %s",
-			round, victim, led, pausedFor.Round(time.Millisecond), moved.Round(time.Millisecond), resumed.Round(time.Millisecond), shrunk.Round(time.Millisecond), strings.Join(answers, "; "))
+		t.Logf("round %d: SIGSTOP of broker %d (leading partitions %v) for %v; new leaders after %v, out of every in-sync set after %v, 1000 more acks %v after that; the stale probe's answers: %s",
+			round, victim, led, pausedFor.Round(time.Millisecond), moved.Round(time.Millisecond), shrunk.Round(time.Millisecond), resumed.Round(time.Millisecond), strings.Join(answers, "; "))
 		if t.Failed() {
 			break
 		}
@@ -797,8 +797,8 @@ func TestReplicatedWipedDataDir(t *testing.T) {
 	if err := os.RemoveAll(p.dir); err != nil {
 		t.Fatal(err)
 	}
-	c.waitAcks(ctx, acks, 1000, wiped, fmt.Sprintf("producers with broker %d down", wiped))
 	c.waitOutOfISR(ctx, wiped, killed)
+	c.waitAcks(ctx, acks, 1000, wiped, fmt.Sprintf("producers with broker %d down", wiped))
 	p.start()
 	restarted := time.Now()
 	c.waitAllInSync(ctx, replRejoinBound, fmt.Sprintf("broker %d restarted on an empty data dir", wiped))
