@@ -39,11 +39,7 @@ const (
 	// cores with the race detector and the test's clients).
 	replMoveBound   = 15 * time.Second // leadership off a dead broker
 	replRejoinBound = 45 * time.Second // a restarted broker back in every ISR
-	// Producers making progress again. A paused broker holds the
-	// idempotent producers' requests in flight until franz-go gives up
-	// on them (10 s produce timeout + 10 s overhead), and an idempotent
-	// producer sends nothing more to that partition before it knows.
-	replAckBound = 45 * time.Second
+	replAckBound = 30 * time.Second // producers making progress again
 )
 
 // replID is a record's identity in the ackLog: producer and its sequence
@@ -311,13 +307,18 @@ func startReplLoad(t testing.TB, c *testCluster, acks *ackLog) *replLoad {
 	l := &replLoad{t: t, acks: acks, cancel: cancel}
 	t.Cleanup(func() { cancel(); l.loops.Wait() })
 	for g := range int32(replProducers) {
-		// Only the partitioner (the test picks partitions) and a shorter
+		// Only the partitioner (the test picks partitions), a shorter
 		// metadata refresh floor than the 5 s default (so a producer finds
-		// a new leader in about the time the brokers elect it) differ from
-		// franz-go's defaults.
+		// a new leader in about the time the brokers elect it) and a
+		// larger buffer differ from franz-go's defaults. A paused broker
+		// holds requests until franz-go gives up on them (10 s produce
+		// timeout + 10 s overhead), and an idempotent producer sends
+		// nothing more to their partitions before it knows their fate:
+		// with the default 10,000 records the stuck partitions would fill
+		// the buffer and block the others.
 		cl := defaultClient(t, c.seeds()[0], kgo.SeedBrokers(c.seeds()...),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(250*time.Millisecond),
-			kgo.MaxBufferedRecords(4096))
+			kgo.MaxBufferedRecords(1<<20))
 		l.cls = append(l.cls, cl)
 		l.loops.Add(1)
 		go l.run(ctx, cl, g)
@@ -350,7 +351,7 @@ func (l *replLoad) consume(ctx context.Context, cl *kgo.Client) {
 }
 
 // run produces one record to every partition each 10 ms (1,200 records/s
-// per producer) until ctx ends; Produce blocks while 4096 are buffered.
+// per producer) until ctx ends.
 func (l *replLoad) run(ctx context.Context, cl *kgo.Client, g int32) {
 	defer l.loops.Done()
 	seq := make([]uint64, replParts)
