@@ -39,7 +39,7 @@ const (
 	// cores with the race detector and the test's clients).
 	replMoveBound   = 15 * time.Second // leadership off a dead broker
 	replRejoinBound = 45 * time.Second // a restarted broker back in every ISR
-	replAckBound = 30 * time.Second // producers making progress again
+	replAckBound    = 30 * time.Second // producers making progress again
 )
 
 // replID is a record's identity in the ackLog: producer and its sequence
