@@ -617,11 +617,13 @@ func TestReplicatedSIGKILLLeaders(t *testing.T) {
 	verifyReplicated(t, c, load)
 }
 
-// staleProbe is a client that keeps sending acks=all Produce requests to
-// one broker for the partitions it led, each request on a connection
-// opened before the broker was paused, so that the broker reads them only
-// when it runs again: by then it has lost leadership, and it must not
-// acknowledge them unless the records are in the final log.
+// staleProbe is a client that sends Produce requests (acks=all and
+// acks=1) to one broker for the partitions it led, each request on a
+// connection opened before the broker was paused, so that the broker reads
+// them only when it runs again: by then it has lost leadership, and it
+// must not acknowledge them unless the records are in the final log. A
+// deposed leader that has not noticed would take acks=1 records most
+// readily: they need no follower.
 type staleProbe struct {
 	broker int32
 	parts  []int32
@@ -642,11 +644,11 @@ func (c *testCluster) newStaleProbe(broker int32, parts []int32, n int) *stalePr
 	return sp
 }
 
-// send writes request i (one record for each partition) on connection i
-// and records the answer in acks when it comes.
-func (sp *staleProbe) send(i int, round int32, acks *ackLog, fail func(string)) {
+// send writes request i (one record for each partition) with required
+// acks on connection i and records the answer in acks when it comes.
+func (sp *staleProbe) send(i int, required int16, round int32, acks *ackLog, fail func(string)) {
 	req := kmsg.NewPtrProduceRequest()
-	req.Version, req.Acks, req.TimeoutMillis = 9, -1, 5000
+	req.Version, req.Acks, req.TimeoutMillis = 9, required, 5000
 	rt := kmsg.NewProduceRequestTopic()
 	rt.Topic = replTopic
 	producer := staleProducer + round
@@ -664,16 +666,16 @@ func (sp *staleProbe) send(i int, round int32, acks *ackLog, fail func(string)) 
 		sp.mu.Lock()
 		defer sp.mu.Unlock()
 		if err != nil {
-			sp.answer = append(sp.answer, fmt.Sprintf("request %d: %v", i, err))
+			sp.answer = append(sp.answer, fmt.Sprintf("request %d (acks=%d): %v", i, required, err))
 			return
 		}
 		for _, t := range resp.(*kmsg.ProduceResponse).Topics {
 			for _, p := range t.Partitions {
 				if p.ErrorCode != 0 {
-					sp.answer = append(sp.answer, fmt.Sprintf("request %d: %s", i, codeName(p.ErrorCode)))
+					sp.answer = append(sp.answer, fmt.Sprintf("request %d (acks=%d): %s", i, required, codeName(p.ErrorCode)))
 					continue
 				}
-				sp.answer = append(sp.answer, fmt.Sprintf("request %d partition %d: ACKNOWLEDGED at offset %d", i, p.Partition, p.BaseOffset))
+				sp.answer = append(sp.answer, fmt.Sprintf("request %d (acks=%d) partition %d: ACKNOWLEDGED at offset %d", i, required, p.Partition, p.BaseOffset))
 				if err := acks.add(p.Partition, p.BaseOffset, replID(producer, uint64(i))); err != nil {
 					fail(fmt.Sprintf("stale probe to broker %d: %v", sp.broker, err))
 				}
@@ -733,16 +735,20 @@ func TestReplicatedSIGSTOPLeader(t *testing.T) {
 			}
 		}
 		p := c.procs[victim]
-		probe := c.newStaleProbe(victim, led, 2)
+		probe := c.newStaleProbe(victim, led, 4)
 		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
 		paused := time.Now()
 		cont := sync.OnceFunc(func() { _ = p.cmd.Process.Signal(syscall.SIGCONT) })
-		t.Cleanup(cont)                       // before the process cleanup kills it
-		probe.send(0, round, acks, load.fail) // read by the broker after SIGCONT
+		t.Cleanup(cont) // before the process cleanup kills it
+		// Read by the broker after SIGCONT.
+		probe.send(0, -1, round, acks, load.fail)
+		probe.send(1, 1, round, acks, load.fail)
 		moved := c.waitMoved(ctx, victim, before, paused)
-		probe.send(1, round, acks, load.fail) // sent after it lost leadership
+		// Sent after it lost leadership.
+		probe.send(2, -1, round, acks, load.fail)
+		probe.send(3, 1, round, acks, load.fail)
 		shrunk := c.waitOutOfISR(ctx, victim, paused)
 		resumed := c.waitAcks(ctx, acks, 1000, victim, fmt.Sprintf("round %d: producers with broker %d paused", round, victim))
 		cont()
