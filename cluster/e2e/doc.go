@@ -45,8 +45,12 @@
 // from routine start and stop), disk_test.go (a full disk on a small
 // tmpfs: messages, log lines, admin through the reserve, produce
 // resuming), partitions_cost_test.go (descriptors and disk of near-empty
-// partitions); bench_test.go has BenchmarkProduce (docs/PERFORMANCE.md,
-// "Broker produce").
+// partitions), replication_test.go (issue 13: three brokers, a topic of
+// 12 partitions with replication factor 3 under idempotent acks=all
+// producers and a tail consumer while leaders are SIGKILLed, SIGSTOPped
+// or wiped; every acknowledged record exactly once, in order, nothing a
+// consumer read taken back); bench_test.go has BenchmarkProduce
+// (docs/PERFORMANCE.md, "Broker produce").
 //
 // Tests never sleep to wait for something: they wait on the condition with
 // a deadline, and every broker, process and client they start is stopped by

@@ -33,7 +33,8 @@ const (
 	replParts     = 12
 	replProducers = 3
 	// replLagMax is --replica-lag-time-max: how long a silent follower
-	// stays in the in-sync set, so how long acks=all stalls after a kill.
+	// stays in the in-sync set (unless the controller fences its broker
+	// first), so how long acks=all may stall after a kill.
 	replLagMax = "3s"
 	// Generous bounds on what the brokers do after a fault (they share 2
 	// cores with the race detector and the test's clients).
