@@ -463,12 +463,12 @@ func verifyReplicated(t *testing.T, c *testCluster, load *replLoad) {
 	for p := range int32(replParts) {
 		for off, id := range load.read[p] {
 			if off >= hw[p] {
-				report("partition %d: a consumer read producer %d sequence %d at offset %d during the run, but the high watermark is %d", p, id>>48, id&(1<<48-1), off, hw[p])
+				report("partition %d: a consumer read %s at offset %d during the run, but the high watermark is %d", p, idName(id), off, hw[p])
 			}
 		}
 		for off, id := range acks.byOff[p] {
 			if off >= hw[p] {
-				report("partition %d: offset %d (producer %d sequence %d) was acknowledged, but the high watermark is %d", p, off, id>>48, id&(1<<48-1), hw[p])
+				report("partition %d: offset %d (%s) was acknowledged, but the high watermark is %d", p, off, idName(id), hw[p])
 			}
 		}
 	}
@@ -516,7 +516,7 @@ func verifyReplicated(t *testing.T, c *testCluster, load *replLoad) {
 				g, vp, seq, ok := replParse(r.Value)
 				want, acked := acks.byOff[p][r.Offset]
 				if seen, read := load.read[p][r.Offset]; read && (!ok || seen != replID(g, seq)) {
-					report("partition %d offset %d: a consumer read producer %d sequence %d there during the run; the final log holds %s", p, r.Offset, seen>>48, seen&(1<<48-1), describeRecord(r.Value))
+					report("partition %d offset %d: a consumer read %s there during the run; the final log holds %s", p, r.Offset, idName(seen), describeRecord(r.Value))
 				}
 				switch {
 				case !ok:
@@ -525,7 +525,7 @@ func verifyReplicated(t *testing.T, c *testCluster, load *replLoad) {
 				case vp != p:
 					report("partition %d offset %d: producer %d's sequence %d of partition %d", p, r.Offset, g, seq, vp)
 				case acked && want != replID(g, seq):
-					report("partition %d offset %d: holds producer %d sequence %d, but producer %d sequence %d was acknowledged at this offset", p, r.Offset, g, seq, want>>48, want&(1<<48-1))
+					report("partition %d offset %d: holds %s, but %s was acknowledged at this offset", p, r.Offset, idName(replID(g, seq)), idName(want))
 				case acked:
 					ackedSeen++
 				}
@@ -562,7 +562,16 @@ func describeRecord(v []byte) string {
 	if !ok {
 		return fmt.Sprintf("a record no producer sent (%d bytes)", len(v))
 	}
-	return fmt.Sprintf("producer %d sequence %d of partition %d", g, seq, p)
+	return fmt.Sprintf("%s of partition %d", idName(replID(g, seq)), p)
+}
+
+// idName names a record's identity for a failure message.
+func idName(id uint64) string {
+	g, seq := int32(id>>48), id&(1<<48-1)
+	if g >= staleProducer {
+		return fmt.Sprintf("the stale probe's round %d request %d (acks=%s)", g-staleProducer, seq, staleAcks[seq])
+	}
+	return fmt.Sprintf("producer %d sequence %d", g, seq)
 }
 
 // ackedAt is the offset id was acknowledged at in partition p, or "none".
@@ -635,6 +644,10 @@ type staleProbe struct {
 }
 
 const staleProducer = 1 << 14 // producer ids of the stale probes' records
+
+// staleAcks are the required acks of the stale probe's requests 0..3:
+// two sent when the leader is paused, two once it has lost leadership.
+var staleAcks = []string{"all", "1", "all", "1"}
 
 // newStaleProbe dials n connections to broker before it is paused.
 func (c *testCluster) newStaleProbe(broker int32, parts []int32, n int) *staleProbe {
@@ -743,7 +756,7 @@ func TestReplicatedSIGSTOPLeader(t *testing.T) {
 		paused := time.Now()
 		cont := sync.OnceFunc(func() { _ = p.cmd.Process.Signal(syscall.SIGCONT) })
 		t.Cleanup(cont) // before the process cleanup kills it
-		// Read by the broker after SIGCONT.
+		// Read by the broker after SIGCONT (staleAcks).
 		probe.send(0, -1, round, acks, load.fail)
 		probe.send(1, 1, round, acks, load.fail)
 		moved := c.waitMoved(ctx, victim, before, paused)
