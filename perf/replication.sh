@@ -93,8 +93,7 @@ workload() { # NAME RF RATE
 }
 
 tck=$(getconf CLK_TCK)
-echo "| run | RF | offered | load before | publish msg/s | MB/s | p50 / p99 ms | broker CPU s (3 brokers) | acked GB | CPU s per acked GB | errors |" >"$OUT/table.md"
-echo "|---|---|---|---|---|---|---|---|---|---|---|" >>"$OUT/table.md"
+: >"$OUT/runs.tsv"
 for run in max:0 fixed:$RATE; do
 	for rf in 1 3; do
 		name="repl-${run%%:*}-rf$rf"
@@ -103,11 +102,29 @@ for run in max:0 fixed:$RATE; do
 		before=$(cpu)
 		"$BIN" perf run "$OUT/$name.yaml" --brokers "$brokers" --out "$OUT/$name" --warmup "$WARMUP" --duration "$DURATION"
 		after=$(cpu)
-		jq -r --argjson cpu "$(((after - before)))" --argjson tck "$tck" --arg rf "$rf" --arg load "$load" --arg name "$name" '
-			([.series[].publish_bytes] | add) as $bytes |
-			($cpu / $tck) as $cpus |
-			"| \($name) | \($rf) | \(if .settings.target_rate_msgs_per_sec == 0 then "max" else .settings.target_rate_msgs_per_sec end) | \($load) | \(.publish.msgs_per_sec | round) | \(.publish.mb_per_sec * 10 | round / 10) | \(.publish.latency.p50_us / 1000) / \(.publish.latency.p99_us / 1000) | \($cpus) | \($bytes / 1e9 * 1000 | round / 1000) | \($cpus / ($bytes / 1e9) * 10 | round / 10) | \(.publish.errors) |"
-		' "$OUT/$name/result.json" >>"$OUT/table.md"
+		# name rf offered load msg/s MB/s p50ms p99ms cpu_s acked_GB errors
+		jq -r --argjson cpu "$((after - before))" --argjson tck "$tck" --arg rf "$rf" --arg load "$load" --arg name "$name" '
+			[$name, $rf,
+			 (if .settings.target_rate_msgs_per_sec == 0 then "max" else (.settings.target_rate_msgs_per_sec | tostring) end),
+			 $load, .publish.msgs_per_sec, .publish.mb_per_sec,
+			 .publish.latency.p50_us / 1000, .publish.latency.p99_us / 1000,
+			 $cpu / $tck, ([.series[].publish_bytes] | add) / 1e9, .publish.errors] | @tsv
+		' "$OUT/$name/result.json" >>"$OUT/runs.tsv"
 	done
 done
-cat "$OUT/table.md"
+
+# One row per run, then RF 3 / RF 1 for each pair.
+awk -F'\t' '
+	BEGIN {
+		print "| run | RF | offered msg/s | load before | publish msg/s | MB/s | p50 / p99 ms | broker CPU s (3 brokers) | acked GB | CPU s per acked GB | errors |"
+		print "|---|---|---|---|---|---|---|---|---|---|---|"
+	}
+	{
+		cpugb = $9 / $10
+		printf "| %s | %s | %s | %s | %.0f | %.1f | %.2f / %.2f | %.1f | %.3f | %.2f | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, cpugb, $11
+		key = $3; if ($2 == 1) { r1[key] = $5; p50[key] = $7; p99[key] = $8; c1[key] = cpugb } else {
+			ratio[key] = sprintf("| RF 3 / RF 1, offered %s | | | | %.2f | | %.2f / %.2f | | | %.2f | |", key, $5 / r1[key], $7 / p50[key], $8 / p99[key], cpugb / c1[key])
+		}
+	}
+	END { for (k in ratio) print ratio[k] }
+' "$OUT/runs.tsv" | tee "$OUT/table.md"
