@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Replication factor 3 against 1 on the same three brokers (issue 13's
 # figures, docs/PERFORMANCE.md "Replication"). Starts three strand brokers
-# on 127.0.0.1 (data dirs under $DIR, ext4 /tmp on the reference machine),
-# runs four `strand perf` workloads back to back against them: max rate
-# with RF 1 and RF 3, then 10,000 msg/s with RF 1 and RF 3 (1 KiB
-# messages, 12 partitions, 4 producers, acks=all, produce only), and
-# stops the brokers. For each run it sums utime+stime of the three broker
-# processes (/proc/PID/stat) from before the run to after it and divides by
-# the bytes acknowledged in the whole run (warm-up included, from the
-# per-second series), and prints one markdown table with the ratios.
+# on 127.0.0.1 (data dirs under $DIR, ext4 /tmp on the reference machine)
+# and runs six `strand perf` workloads back to back against them, RF 1 then
+# RF 3 at each of: max rate, $RATE msg/s (latency) and $CPU_RATE msg/s (CPU
+# per GB at one load); 1 KiB messages, 12 partitions, 4 producers,
+# acks=all, produce only. For each run it sums utime+stime of the three
+# broker processes (/proc/PID/stat) from before the run to after it and
+# divides by the bytes acknowledged in the whole run (warm-up included, from
+# the per-second series), and prints one markdown table with the ratios.
 #
 #   perf/replication.sh                    # builds bin/strand first
 #   DURATION=60s WARMUP=10s OUT=/tmp/x perf/replication.sh
@@ -20,6 +20,9 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30s}
 WARMUP=${WARMUP:-5s}
 RATE=${RATE:-10000}
+# CPU per GB at max rate favours RF 1 (bigger batches at its higher rate);
+# at one offered rate both do the same work per message but the copies.
+CPU_RATE=${CPU_RATE:-50000}
 DIR=${DIR:-/tmp/strand-repl-perf}
 OUT=${OUT:-perf-results/replication-$(date -u +%Y%m%dT%H%M%SZ)}
 BIN=${BIN:-bin/strand}
@@ -94,9 +97,9 @@ workload() { # NAME RF RATE
 
 tck=$(getconf CLK_TCK)
 : >"$OUT/runs.tsv"
-for run in max:0 fixed:$RATE; do
+for run in max:0 fixed:$RATE fixed:$CPU_RATE; do
 	for rf in 1 3; do
-		name="repl-${run%%:*}-rf$rf"
+		name="repl-${run%%:*}${run#*:}-rf$rf"
 		workload "$name" "$rf" "${run#*:}"
 		load=$(cut -d' ' -f1 /proc/loadavg)
 		before=$(cpu)
