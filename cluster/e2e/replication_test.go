@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -794,9 +795,10 @@ func TestReplicatedSIGSTOPLeader(t *testing.T) {
 
 // TestReplicatedWipedDataDir: while idempotent acks=all producers run, the
 // broker leading the most partitions is SIGKILLed, its data dir removed,
-// and it is restarted with the same flags (node id, cluster, ports): it
-// must copy every partition back from the leaders and rejoin every
-// in-sync set. Then the broker leading the most of the others is killed,
+// and it is restarted under its node id and ports, joining through a
+// running broker (docs/OPERATIONS.md: its Raft log went with the data
+// dir, so --initial-cluster cannot bring it back): it must copy every
+// partition back from the leaders and rejoin every in-sync set. Then the broker leading the most of the others is killed,
 // so that partitions fail over to the wiped one (from its in-sync copy),
 // and with that broker still down every acknowledged record must be in
 // the log exactly once, in order.
@@ -820,6 +822,12 @@ func TestReplicatedWipedDataDir(t *testing.T) {
 	}
 	c.waitOutOfISR(ctx, wiped, killed)
 	c.waitAcks(ctx, acks, 1000, wiped, fmt.Sprintf("producers with broker %d down", wiped))
+	// Its Raft replica's log went with the data dir: it comes back
+	// under its node id by joining through a running broker, and its new
+	// Raft replica replaces the old one.
+	via := wiped%3 + 1
+	p.extra = []string{"--node-id", strconv.Itoa(int(wiped)), "--join", c.procs[via].addr, "--raft-listen", c.raft[wiped],
+		"--cores", "1", "--broker-lease", testLease, "--replica-lag-time-max", replLagMax}
 	p.start()
 	restarted := time.Now()
 	c.waitAllInSync(ctx, replRejoinBound, fmt.Sprintf("broker %d restarted on an empty data dir", wiped))
