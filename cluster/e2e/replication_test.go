@@ -860,6 +860,9 @@ func TestReplicatedWipedDataDir(t *testing.T) {
 		}
 	}
 	t.Logf("broker %d SIGKILLed, new leaders after %v; partitions %v failed over to the wiped broker %d", second, moved.Round(time.Millisecond), onWiped, wiped)
+	if len(onWiped) == 0 {
+		t.Errorf("none of broker %d's partitions failed over to the wiped broker %d (%s): the test does not read the wiped broker's copy", second, wiped, describeStates(after))
+	}
 	c.waitAcks(ctx, acks, 1000, second, fmt.Sprintf("producers with broker %d down", second))
 	load.finish(t)
 	verifyReplicated(t, c, load)
