@@ -402,6 +402,7 @@ func (l *replLoad) fail(msg string) {
 // error: with unlimited retries, only a non-retriable answer fails one.
 func (l *replLoad) finish(t testing.TB) {
 	t.Helper()
+	start := time.Now()
 	l.cancel()
 	l.loops.Wait()
 	ctx := ctxFor(t, 90*time.Second)
@@ -410,6 +411,7 @@ func (l *replLoad) finish(t testing.TB) {
 			t.Errorf("producer %d: flush: %v (%d records still buffered)", i, err, cl.BufferedProduceRecords())
 		}
 	}
+	t.Logf("producers stopped; every buffered record answered %v later", time.Since(start).Round(time.Millisecond))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.nErrs > 0 {
@@ -445,6 +447,7 @@ func (c *testCluster) waitAcks(ctx context.Context, acks *ackLog, n int64, skip 
 // nothing a consumer saw was ever taken back.
 func verifyReplicated(t *testing.T, c *testCluster, load *replLoad) {
 	t.Helper()
+	start := time.Now()
 	seeds := c.seeds()
 	admin := newClient(t, seeds[0], kgo.SeedBrokers(seeds...))
 	hw := endOffsets(t, admin, replTopic, replParts)
@@ -547,8 +550,8 @@ func verifyReplicated(t *testing.T, c *testCluster, load *replLoad) {
 	for _, m := range acks.byOff {
 		ackedTotal += int64(len(m))
 	}
-	t.Logf("final log: %d records (high watermarks %v); %d acknowledged, %d of them read back in place; %d present but unacknowledged (acks lost in faults); %d reads by the tail consumer during the run",
-		total, hw, ackedTotal, ackedSeen, total-ackedSeen, load.nRead)
+	t.Logf("final log, read back in %v: %d records (high watermarks %v); %d acknowledged, %d of them read back in place; %d present but unacknowledged (acks lost in faults); %d reads by the tail consumer during the run",
+		time.Since(start).Round(time.Millisecond), total, hw, ackedTotal, ackedSeen, total-ackedSeen, load.nRead)
 	if nBad > 0 {
 		t.Fatalf("%d violations of the replication invariants (the first %d):\n  %s", nBad, len(bad), strings.Join(bad, "\n  "))
 	}
