@@ -618,11 +618,13 @@ func TestReplicatedSIGKILLLeaders(t *testing.T) {
 		moved := c.waitMoved(ctx, victim, before, killed)
 		shrunk := c.waitOutOfISR(ctx, victim, killed)
 		resumed := c.waitAcks(ctx, acks, 1000, victim, fmt.Sprintf("round %d: producers with broker %d down", round, victim))
+		starting := time.Now()
 		c.procs[victim].start()
 		restarted := time.Now()
 		c.waitAllInSync(ctx, replRejoinBound, fmt.Sprintf("round %d: broker %d restarted", round, victim))
-		t.Logf("round %d: SIGKILL of broker %d (leading %d partitions) after %d acks; its partitions had new leaders %v later, no in-sync set held it %v after the kill, 1000 more acks %v after that; restarted, it was back in every in-sync set after %v",
-			round, victim, led, ackedBefore, moved.Round(time.Millisecond), shrunk.Round(time.Millisecond), resumed.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+		t.Logf("round %d: SIGKILL of broker %d (leading %d partitions) after %d acks; its partitions had new leaders %v later, no in-sync set held it %v after the kill, 1000 more acks %v after that; restarted (ready in %v), it was back in every in-sync set %v later",
+			round, victim, led, ackedBefore, moved.Round(time.Millisecond), shrunk.Round(time.Millisecond), resumed.Round(time.Millisecond),
+			restarted.Sub(starting).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
 		if t.Failed() {
 			break
 		}
