@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -289,12 +288,10 @@ func (c *testCluster) waitOutOfISR(ctx context.Context, victim int32, from time.
 // reading every partition at the tail throughout, which records what it
 // read where: a record a consumer saw must never disappear.
 type replLoad struct {
-	t      testing.TB
 	acks   *ackLog
 	cls    []*kgo.Client
 	cancel context.CancelFunc
 	loops  sync.WaitGroup
-	failed atomic.Int64
 	mu     sync.Mutex
 	errs   []string // under mu: failed records and double acks, the first 20
 	nErrs  int      // under mu
@@ -306,7 +303,7 @@ type replLoad struct {
 
 func startReplLoad(t testing.TB, c *testCluster, acks *ackLog) *replLoad {
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &replLoad{t: t, acks: acks, cancel: cancel}
+	l := &replLoad{acks: acks, cancel: cancel}
 	t.Cleanup(func() { cancel(); l.loops.Wait() })
 	for g := range int32(replProducers) {
 		// Only the partitioner (the test picks partitions), a shorter
@@ -379,7 +376,6 @@ func (l *replLoad) done(ctx context.Context, g int32, r *kgo.Record, err error) 
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return // never buffered: Produce was blocked when the load stopped
 		}
-		l.failed.Add(1)
 		l.fail(fmt.Sprintf("producer %d partition %d sequence %d failed: %v", g, r.Partition, seq, err))
 		return
 	}
