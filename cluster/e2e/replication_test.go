@@ -542,7 +542,7 @@ func verifyReplicated(t *testing.T, c *testCluster, load *replLoad) {
 			})
 		}
 	}
-	var ackedTotal int64
+	var ackedTotal int64 // every acknowledged record, the stale probe's too
 	for _, m := range acks.byOff {
 		ackedTotal += int64(len(m))
 	}
@@ -554,6 +554,82 @@ func verifyReplicated(t *testing.T, c *testCluster, load *replLoad) {
 	if ackedSeen != ackedTotal {
 		t.Fatalf("%d acknowledged records, but %d read back at their offsets", ackedTotal, ackedSeen)
 	}
+	checkReplicasAgree(t, c, hw)
+}
+
+// checkReplicasAgree stops every broker (SIGKILL: what a replica holds
+// below the high watermark is fsynced) and checks that each partition's
+// in-sync replicas, as the Metadata reported them before, hold the same
+// batches from offset 0 to the high watermark hw[p]: the same offsets,
+// leader epochs and CRCs, read from their segment files.
+func checkReplicasAgree(t *testing.T, c *testCluster, hw []int64) {
+	t.Helper()
+	s, _, err := c.statesFromOther(ctxFor(t, 30*time.Second), -1, replTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.procs {
+		if p.running() {
+			p.kill()
+		}
+	}
+	type batch struct {
+		base, last int64
+		epoch      int32
+		crc        uint32
+	}
+	// prefix is the batches of broker id's copy of partition p below
+	// hw[p], stopping where offsets stop being contiguous (bytes after a
+	// truncation may still hold an older batch).
+	prefix := func(id, p int32) []batch {
+		var out []batch
+		next := int64(0)
+		for _, b := range segmentBatches(t, c.procs[id].dir, replTopic, p) {
+			if int64(b.h.BaseOffset) != next || int64(b.h.BaseOffset) >= hw[p] {
+				break
+			}
+			out = append(out, batch{int64(b.h.BaseOffset), int64(b.h.LastOffset()), int32(b.h.LeaderEpoch), b.h.CRC})
+			next = int64(b.h.LastOffset()) + 1
+		}
+		return out
+	}
+	var compared int
+	for p := range int32(replParts) {
+		isr := s[p].isr
+		if len(isr) < 2 {
+			t.Errorf("partition %d: in-sync set %v at the end; want at least two copies to compare", p, isr)
+			continue
+		}
+		want := prefix(isr[0], p)
+		end := int64(0)
+		if len(want) > 0 {
+			end = want[len(want)-1].last + 1
+		}
+		if end != hw[p] {
+			t.Errorf("partition %d: broker %d holds %d contiguous batches, offsets 0 to %d, but the high watermark is %d", p, isr[0], len(want), end, hw[p])
+			continue
+		}
+		for _, id := range isr[1:] {
+			got := prefix(id, p)
+			if slices.Equal(got, want) {
+				compared++
+				continue
+			}
+			i := 0
+			for i < min(len(got), len(want)) && got[i] == want[i] {
+				i++
+			}
+			var g, w any = "nothing", "nothing"
+			if i < len(got) {
+				g = got[i]
+			}
+			if i < len(want) {
+				w = want[i]
+			}
+			t.Errorf("partition %d: in-sync replicas %d and %d differ below the high watermark %d at batch %d: %+v against %+v", p, isr[0], id, hw[p], i, w, g)
+		}
+	}
+	t.Logf("in-sync replicas' segment files agree below the high watermark: %d replica pairs of %d partitions", compared, replParts)
 }
 
 // describeRecord names the record in v for a failure message.
