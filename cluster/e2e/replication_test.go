@@ -593,7 +593,7 @@ func checkReplicasAgree(t *testing.T, c *testCluster, hw []int64) {
 		}
 		return out
 	}
-	var compared int
+	var agree, pairs int
 	for p := range int32(replParts) {
 		isr := s[p].isr
 		if len(isr) < 2 {
@@ -611,8 +611,9 @@ func checkReplicasAgree(t *testing.T, c *testCluster, hw []int64) {
 		}
 		for _, id := range isr[1:] {
 			got := prefix(id, p)
+			pairs++
 			if slices.Equal(got, want) {
-				compared++
+				agree++
 				continue
 			}
 			i := 0
@@ -629,7 +630,7 @@ func checkReplicasAgree(t *testing.T, c *testCluster, hw []int64) {
 			t.Errorf("partition %d: in-sync replicas %d and %d differ below the high watermark %d at batch %d: %+v against %+v", p, isr[0], id, hw[p], i, w, g)
 		}
 	}
-	t.Logf("in-sync replicas' segment files agree below the high watermark: %d replica pairs of %d partitions", compared, replParts)
+	t.Logf("in-sync replicas' segment files below the high watermark: %d of %d replica pairs agree", agree, pairs)
 }
 
 // describeRecord names the record in v for a failure message.
