@@ -49,7 +49,8 @@
 // 12 partitions with replication factor 3 under idempotent acks=all
 // producers and a tail consumer while leaders are SIGKILLed, SIGSTOPped
 // or wiped; every acknowledged record exactly once, in order, nothing a
-// consumer read taken back); bench_test.go has BenchmarkProduce
+// consumer read taken back, the in-sync replicas' segment files equal
+// below the high watermark); bench_test.go has BenchmarkProduce
 // (docs/PERFORMANCE.md, "Broker produce").
 //
 // Tests never sleep to wait for something: they wait on the condition with

@@ -26,7 +26,9 @@ import (
 // running throughout, and one broker at a time SIGKILLed, SIGSTOPped, or
 // stopped and wiped. Whatever happens, verifyReplicated must hold at the
 // end: every acknowledged record is in the log exactly once, at the offset
-// its acknowledgement named, in each producer's order.
+// its acknowledgement named, in each producer's order; nothing a consumer
+// read was taken back; and the in-sync replicas' segment files hold the
+// same batches below the high watermark.
 
 const (
 	replTopic     = "replicated"
@@ -440,7 +442,8 @@ func (c *testCluster) waitAcks(ctx context.Context, acks *ackLog, n int64, skip 
 // holds exactly the record acknowledged there; every record the load's
 // consumer read during the run is still at the offset it was read at.
 // Together: every acknowledged record is there exactly once, in order, and
-// nothing a consumer saw was ever taken back.
+// nothing a consumer saw was ever taken back. Then checkReplicasAgree
+// stops the brokers and compares the in-sync replicas' files.
 func verifyReplicated(t *testing.T, c *testCluster, load *replLoad) {
 	t.Helper()
 	start := time.Now()
