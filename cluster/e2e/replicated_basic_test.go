@@ -227,11 +227,19 @@ func TestPausedLeaderRefusesAcks1(t *testing.T) {
 	}
 	// Leading and taking produces.
 	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()), topic, 1, 10)
-	leaders, err := c.leaders(ctx, 1, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	victim := leaders[0]
+	// Broker 1 may publish the topic a moment after the broker that
+	// answered the create.
+	var victim int32
+	waitUntil(t, 20*time.Second, "broker 1 naming the leader", func() error {
+		l, err := c.leaders(ctx, 1, topic)
+		if err != nil {
+			return err
+		}
+		if victim = l[0]; victim < 0 {
+			return fmt.Errorf("no leader")
+		}
+		return nil
+	})
 	rc := dialRaw(t, c.procs[victim].addr)
 	p := c.procs[victim]
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
