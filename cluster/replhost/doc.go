@@ -24,6 +24,7 @@
 //     replica appended before it has reached the log.
 //
 // Ownership: a Host belongs to the core that owns its log, like the log.
-// Nothing in the broker uses it yet; its test drives a leader and a
+// The broker does not use it (cluster/replicas.go runs replication); its
+// test drives a leader and a
 // follower on two logs over MemFS with power cuts (host_test.go).
 package replhost

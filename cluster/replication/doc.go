@@ -26,10 +26,11 @@
 //     Its output is the changed PartitionStates, which in Strand become
 //     metadata commands (cluster/metadata) carried by the Raft group.
 //
-// Ownership, once wired: a partition's Replica belongs to the core that
-// owns the partition's log and is only called there; the Controller
-// belongs to the metadata group's leader. Not wired yet: nothing outside
-// this package and its simulator uses it.
+// The brokers do not run this package: cluster/replicas.go and
+// cluster/fetcher.go carry out the same rules on real batches, and the
+// controller's decisions live in cluster/metadata. It is the model the
+// simulator checks; having the brokers run a pure state machine the
+// simulator drives is what remains of issue 13.
 //
 // The simulator (sim_test.go, check_test.go) runs brokers, the controller,
 // producers and consumers over a seeded faulty network, checking the
