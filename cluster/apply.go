@@ -120,10 +120,18 @@ func (n *Node) proposalCode(op string, res metadata.Result, err error) (int16, s
 		return errTopicExists, res.Message
 	case metadata.ErrUnknownTopic, metadata.ErrUnknownPartition:
 		return errUnknownTopic, res.Message
-	case metadata.ErrInvalidReplicas:
+	case metadata.ErrInvalidReplicas, metadata.ErrInvalidISR:
 		return kerr.InvalidReplicaAssignment.Code, res.Message
 	case metadata.ErrInvalidArgument:
 		return errInvalidRequest, res.Message
+	case metadata.ErrElectionNotNeeded:
+		return kerr.ElectionNotNeeded.Code, res.Message
+	case metadata.ErrPreferredNotAvailable:
+		return kerr.PreferredLeaderNotAvailable.Code, res.Message
+	case metadata.ErrEligibleNotAvailable:
+		return kerr.EligibleLeadersNotAvailable.Code, res.Message
+	case metadata.ErrNoReassignment:
+		return kerr.NoReassignmentInProgress.Code, res.Message
 	}
 	return kerr.KafkaStorageError.Code, fmt.Sprintf("%s: %s: %s", op, res.Code, res.Message)
 }

@@ -61,7 +61,7 @@ func (b *backend) ElectLeaders(unclean bool, parts []wire.PartitionRef, cb func(
 			go func() {
 				defer func() { <-sem; wg.Done() }()
 				res, err := n.proposeWait(&metadata.ElectLeader{Topic: p.Topic, Partition: p.Partition, Unclean: unclean})
-				code, msg := electionCode(res, err)
+				code, msg := n.proposalCode("elect leader", res, err)
 				out[i] = wire.PartitionResult{PartitionRef: p, ErrCode: code, Msg: msg}
 				if code == 0 {
 					e, _ := n.raft.View().Partition(p.Topic, p.Partition)
@@ -76,27 +76,6 @@ func (b *backend) ElectLeaders(unclean bool, parts []wire.PartitionRef, cb func(
 		}
 		_ = n.rt.Post(origin, func(*reactor.Core) { cb(out) })
 	}()
-}
-
-// electionCode is the Kafka error for an ElectLeader proposal's outcome.
-func electionCode(res metadata.Result, err error) (int16, string) {
-	switch {
-	case err != nil:
-		return kerr.RequestTimedOut.Code, err.Error()
-	case res.Accepted():
-		return 0, ""
-	}
-	switch res.Code {
-	case metadata.ErrElectionNotNeeded:
-		return kerr.ElectionNotNeeded.Code, res.Message
-	case metadata.ErrPreferredNotAvailable:
-		return kerr.PreferredLeaderNotAvailable.Code, res.Message
-	case metadata.ErrEligibleNotAvailable:
-		return kerr.EligibleLeadersNotAvailable.Code, res.Message
-	case metadata.ErrUnknownTopic, metadata.ErrUnknownPartition:
-		return kerr.UnknownTopicOrPartition.Code, res.Message
-	}
-	return kerr.UnknownServerError.Code, res.Message
 }
 
 // defaultLeaderRebalanceDelay is how long a returned broker must have

@@ -46,7 +46,7 @@ func (n *Node) reassign(rs []wire.Reassignment, keepRF bool) []wire.PartitionRes
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			res, err := n.proposeWait(cmd)
-			out[i].ErrCode, out[i].Msg = reassignCode(res, err)
+			out[i].ErrCode, out[i].Msg = n.proposalCode("reassign partition", res, err)
 			if out[i].ErrCode == 0 {
 				n.log.Info("partition reassignment", "topic", r.Topic, "partition", r.Partition, "target", r.Replicas, "cancel", r.Replicas == nil)
 			}
@@ -86,25 +86,6 @@ func (n *Node) reassignCommand(r wire.Reassignment, keepRF bool) (*metadata.Reas
 	}
 	cmd.Cores = metadata.CoresFor(v, cmd.Target)
 	return cmd, 0, ""
-}
-
-// reassignCode is the Kafka error for a ReassignPartition's outcome.
-func reassignCode(res metadata.Result, err error) (int16, string) {
-	switch {
-	case err != nil:
-		return kerr.RequestTimedOut.Code, err.Error()
-	case res.Accepted():
-		return 0, ""
-	}
-	switch res.Code {
-	case metadata.ErrNoReassignment:
-		return kerr.NoReassignmentInProgress.Code, res.Message
-	case metadata.ErrUnknownTopic, metadata.ErrUnknownPartition:
-		return kerr.UnknownTopicOrPartition.Code, res.Message
-	case metadata.ErrInvalidReplicas, metadata.ErrInvalidISR:
-		return kerr.InvalidReplicaAssignment.Code, res.Message
-	}
-	return kerr.UnknownServerError.Code, res.Message
 }
 
 // ListPartitionReassignments reads the applied view.
