@@ -359,8 +359,14 @@ func (r *replica) followerFetched(b int32, offset int64) int16 {
 	if f == nil {
 		return errNotLeader
 	}
-	now := time.Now()
 	leo := int64(r.part.log.NextOffset())
+	if offset > leo {
+		// Not a follower's durable end: nothing it fetched from this
+		// log ends there. Counted, it would carry the high watermark to
+		// the log end without that follower's copy.
+		return kerr.OffsetOutOfRange.Code
+	}
+	now := time.Now()
 	if offset >= leo {
 		f.lastCaughtUp = now
 	} else if f.leoAtLastFetch >= 0 && offset >= f.leoAtLastFetch {

@@ -292,3 +292,97 @@ func TestPausedLeaderRefusesAcks1(t *testing.T) {
 		t.Fatalf("answer %s, want NOT_LEADER_OR_FOLLOWER", codeName(part.ErrorCode))
 	}
 }
+
+// TestReplicaFetchPastLogEndNotCounted: a Fetch naming a follower's
+// replica id with an offset past the leader's log end (a confused or
+// hostile client; replica fetches are not authenticated) is refused with
+// OFFSET_OUT_OF_RANGE and does not count as that follower's durable end:
+// with the real follower paused (still in sync under a long lease), a
+// record the leader alone holds stays above the high watermark. Before,
+// the claim carried the high watermark to the log end.
+func TestReplicaFetchPastLogEndNotCounted(t *testing.T) {
+	c := startCluster(t, 3, "--broker-lease", "60s", "--replica-lag-time-max", "60s")
+	ctx := ctxFor(t, 90*time.Second)
+	const topic = "spoof"
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, 2
+	req.Topics = append(req.Topics, rt)
+	if resp, err := req.RequestWith(ctx, c.client()); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %v %+v", err, resp)
+	}
+	var leader, follower int32
+	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {
+		m, err := c.metadataOf(ctx, 1, topic)
+		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
+			return fmt.Errorf("metadata: %v", err)
+		}
+		p := m.Topics[0].Partitions[0]
+		if len(p.ISR) != 2 || p.Leader < 0 {
+			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
+		}
+		leader = p.Leader
+		for _, r := range p.Replicas {
+			if r != leader {
+				follower = r
+			}
+		}
+		return nil
+	})
+	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.AllISRAcks())), topic, 1, 1)
+	fp := c.procs[follower]
+	if err := fp.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fp.cmd.Process.Signal(syscall.SIGCONT) })
+	// A record only the leader holds: acks=1.
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version, pr.Acks, pr.TimeoutMillis = 9, 1, 5000
+	prt := kmsg.NewProduceRequestTopic()
+	prt.Topic = topic
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Records = makeBatch([]byte("leader only"))
+	prt.Partitions = append(prt.Partitions, pp)
+	pr.Topics = append(pr.Topics, prt)
+	waitUntil(t, 20*time.Second, "an acks=1 produce", func() error {
+		resp, err := c.request(leader, pr)
+		if err != nil {
+			return err
+		}
+		if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+			return fmt.Errorf("%s", codeName(code))
+		}
+		return nil
+	})
+	f := kmsg.NewPtrFetchRequest()
+	f.SetVersion(12)
+	f.ReplicaID, f.MaxBytes, f.SessionEpoch = follower, 1<<20, -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = topic
+	fpart := kmsg.NewFetchRequestTopicPartition()
+	fpart.FetchOffset, fpart.PartitionMaxBytes, fpart.CurrentLeaderEpoch, fpart.LastFetchedEpoch, fpart.LogStartOffset = 1<<40, 1<<20, -1, -1, -1
+	ft.Partitions = append(ft.Partitions, fpart)
+	f.Topics = append(f.Topics, ft)
+	resp, err := c.request(leader, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("replica fetch past the log end: %s, want OFFSET_OUT_OF_RANGE", codeName(code))
+	}
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lo.Version = 4
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = topic
+	lp := kmsg.NewListOffsetsRequestTopicPartition()
+	lp.Timestamp, lp.CurrentLeaderEpoch = -1, -1
+	lt.Partitions = append(lt.Partitions, lp)
+	lo.Topics = append(lo.Topics, lt)
+	lr, err := c.request(leader, lo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hw := lr.(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0].Offset; hw != 1 {
+		t.Fatalf("high watermark %d after the claim, want 1: the record the paused follower lacks was exposed", hw)
+	}
+}
