@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -282,30 +283,43 @@ func (b *backend) Fetch(p wire.PartitionRef, offset int64, maxBytes int32, cb fu
 }
 
 func (b *backend) WatchAppend(p wire.PartitionRef, offset int64, cb func()) (cancel func()) {
+	return b.watchOn(p, offset, cb, func(part *partition) *[]*watch {
+		if int64(part.log.HighWatermark()) > offset {
+			return nil
+		}
+		return &part.watchers
+	})
+}
+
+// watchOn registers a long-poll watch on p's owning core: list returns
+// the partition's list to wait in, or nil when the watch should fire at
+// once. A partition with an error (another leader, none) gets no watch;
+// the fetch's max-wait ends it.
+func (b *backend) watchOn(p wire.PartitionRef, offset int64, cb func(), list func(part *partition) *[]*watch) (cancel func()) {
 	w := &watch{offset: offset, origin: b.cs.core.ID(), cb: cb}
 	owner, code := b.owner(p)
 	if code != 0 {
-		// Nothing will ever commit there; the fetch's max-wait ends it.
 		return func() { w.cancelled = true }
 	}
+	var in *[]*watch // owner core only
 	b.onOwner(owner, p, func(part *partition, _ func(func())) {
 		if part == nil {
 			return
 		}
-		if int64(part.log.HighWatermark()) > offset {
+		if in = list(part); in == nil {
 			part.fire(w)
 			return
 		}
-		part.watchers = append(part.watchers, w)
+		*in = append(*in, w)
 	})
 	return func() {
 		if w.cancelled {
 			return
 		}
 		w.cancelled = true
-		b.onOwner(owner, p, func(part *partition, _ func(func())) {
-			if part != nil {
-				part.removeWatch(w)
+		b.onOwner(owner, p, func(*partition, func(func())) {
+			if in != nil {
+				*in = slices.DeleteFunc(*in, func(x *watch) bool { return x == w })
 			}
 		})
 	}

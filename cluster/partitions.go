@@ -190,16 +190,22 @@ func (p *partition) onCommit(hw shard.Offset) {
 	if p.repl != nil {
 		p.repl.completeAcks()
 	}
-	kept := p.watchers[:0]
-	for _, w := range p.watchers {
-		if int64(hw) > w.offset {
+	p.watchers = p.firePast(p.watchers, int64(hw))
+}
+
+// firePast fires the watches of ws that end has passed and returns the
+// rest, in ws's backing array.
+func (p *partition) firePast(ws []*watch, end int64) []*watch {
+	kept := ws[:0]
+	for _, w := range ws {
+		if end > w.offset {
 			p.fire(w)
 		} else {
 			kept = append(kept, w)
 		}
 	}
-	clear(p.watchers[len(kept):])
-	p.watchers = kept
+	clear(ws[len(kept):])
+	return kept
 }
 
 // fire runs w's callback on its origin core, always from the task queue
@@ -211,15 +217,6 @@ func (p *partition) fire(w *watch) {
 			w.cb()
 		}
 	})
-}
-
-func (p *partition) removeWatch(w *watch) {
-	for i, x := range p.watchers {
-		if x == w {
-			p.watchers = append(p.watchers[:i], p.watchers[i+1:]...)
-			return
-		}
-	}
 }
 
 // drop detaches a partition (deleted topic or shutdown): long-polls on it

@@ -1,8 +1,6 @@
 package cluster
 
 import (
-	"slices"
-
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
 )
@@ -66,29 +64,10 @@ func (b *backend) FollowerFetch(p wire.PartitionRef, replica int32, offset int64
 }
 
 func (b *backend) WatchLogEnd(p wire.PartitionRef, offset int64, cb func()) (cancel func()) {
-	w := &watch{offset: offset, origin: b.cs.core.ID(), cb: cb}
-	owner, code := b.owner(p)
-	if code != 0 {
-		return func() { w.cancelled = true }
-	}
-	b.onOwner(owner, p, func(part *partition, _ func(func())) {
-		switch {
-		case part == nil:
-		case part.repl == nil || !part.repl.leading || int64(part.log.NextOffset()) > offset:
-			part.fire(w)
-		default:
-			part.repl.endWatch = append(part.repl.endWatch, w)
+	return b.watchOn(p, offset, cb, func(part *partition) *[]*watch {
+		if part.repl == nil || !part.repl.leading || int64(part.log.NextOffset()) > offset {
+			return nil
 		}
+		return &part.repl.endWatch
 	})
-	return func() {
-		if w.cancelled {
-			return
-		}
-		w.cancelled = true
-		b.onOwner(owner, p, func(part *partition, _ func(func())) {
-			if part != nil && part.repl != nil {
-				part.repl.endWatch = slices.DeleteFunc(part.repl.endWatch, func(x *watch) bool { return x == w })
-			}
-		})
-	}
 }

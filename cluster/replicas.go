@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -335,16 +336,10 @@ func (r *replica) appended() {
 // them if all).
 func (r *replica) wakeEnd(all bool) {
 	end := int64(r.part.log.NextOffset())
-	kept := r.endWatch[:0]
-	for _, w := range r.endWatch {
-		if all || end > w.offset {
-			r.part.fire(w)
-		} else {
-			kept = append(kept, w)
-		}
+	if all {
+		end = math.MaxInt64
 	}
-	clear(r.endWatch[len(kept):])
-	r.endWatch = kept
+	r.endWatch = r.part.firePast(r.endWatch, end)
 }
 
 // followerFetched records a follower's fetch at offset: its durable end,
