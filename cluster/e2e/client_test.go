@@ -43,12 +43,19 @@ func ctxFor(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
-// createTopicReq sends one CreateTopics request and returns the topic's
-// error code.
+// createTopicReq sends one CreateTopics request (replication factor 1)
+// and returns the topic's error code.
 func createTopicReq(ctx context.Context, cl *kgo.Client, name string, parts int32, configs map[string]string) (int16, error) {
+	code, _, err := createTopicRFReq(ctx, cl, name, parts, 1, configs)
+	return code, err
+}
+
+// createTopicRFReq is createTopicReq with a replication factor, also
+// returning the error message.
+func createTopicRFReq(ctx context.Context, cl *kgo.Client, name string, parts int32, rf int16, configs map[string]string) (int16, string, error) {
 	req := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, parts, 1
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, parts, rf
 	for k, v := range configs {
 		c := kmsg.NewCreateTopicsRequestTopicConfig()
 		c.Name, c.Value = k, kmsg.StringPtr(v)
@@ -58,12 +65,16 @@ func createTopicReq(ctx context.Context, cl *kgo.Client, name string, parts int3
 	req.TimeoutMillis = 10000
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if len(resp.Topics) != 1 {
-		return 0, fmt.Errorf("CreateTopics answered %d topics, want 1", len(resp.Topics))
+		return 0, "", fmt.Errorf("CreateTopics answered %d topics, want 1", len(resp.Topics))
 	}
-	return resp.Topics[0].ErrorCode, nil
+	msg := ""
+	if m := resp.Topics[0].ErrorMessage; m != nil {
+		msg = *m
+	}
+	return resp.Topics[0].ErrorCode, msg, nil
 }
 
 // createTopic creates a topic and fails the test unless that succeeds.

@@ -45,13 +45,8 @@ func TestReplicatedBasics(t *testing.T) {
 	defer cancel()
 	admin := c.client()
 	const topic, parts = "rep", 3
-	req := kmsg.NewPtrCreateTopicsRequest()
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, parts, 3
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, admin)
-	if err != nil || resp.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create: %v %+v", err, resp)
+	if err := createTopicRF(ctx, admin, topic, parts, 3, nil); err != nil {
+		t.Fatalf("create: %v", err)
 	}
 	full := func() error {
 		isr, err := c.isrOf(ctx, 1, topic)
@@ -218,12 +213,8 @@ func TestPausedLeaderRefusesAcks1(t *testing.T) {
 	c := startCluster(t, 3, "--replica-lag-time-max", "3s")
 	ctx := ctxFor(t, 90*time.Second)
 	const topic = "paused"
-	req := kmsg.NewPtrCreateTopicsRequest()
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, 3
-	req.Topics = append(req.Topics, rt)
-	if resp, err := req.RequestWith(ctx, c.client()); err != nil || resp.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create: %v %+v", err, resp)
+	if err := createTopicRF(ctx, c.client(), topic, 1, 3, nil); err != nil {
+		t.Fatalf("create: %v", err)
 	}
 	// Leading and taking produces.
 	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()), topic, 1, 10)
@@ -304,12 +295,8 @@ func TestReplicaFetchPastLogEndNotCounted(t *testing.T) {
 	c := startCluster(t, 3, "--broker-lease", "60s", "--replica-lag-time-max", "60s")
 	ctx := ctxFor(t, 90*time.Second)
 	const topic = "spoof"
-	req := kmsg.NewPtrCreateTopicsRequest()
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, 2
-	req.Topics = append(req.Topics, rt)
-	if resp, err := req.RequestWith(ctx, c.client()); err != nil || resp.Topics[0].ErrorCode != 0 {
-		t.Fatalf("create: %v %+v", err, resp)
+	if err := createTopicRF(ctx, c.client(), topic, 1, 2, nil); err != nil {
+		t.Fatalf("create: %v", err)
 	}
 	var leader, follower int32
 	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {

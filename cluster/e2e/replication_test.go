@@ -143,28 +143,11 @@ func leaderMost(s []partState) (id int32, n int) {
 
 // createTopicRF creates topic with replication factor rf and configs.
 func createTopicRF(ctx context.Context, cl *kgo.Client, topic string, parts int32, rf int16, configs map[string]string) error {
-	req := kmsg.NewPtrCreateTopicsRequest()
-	rt := kmsg.NewCreateTopicsRequestTopic()
-	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, parts, rf
-	for k, v := range configs {
-		c := kmsg.NewCreateTopicsRequestTopicConfig()
-		c.Name, c.Value = k, kmsg.StringPtr(v)
-		rt.Configs = append(rt.Configs, c)
-	}
-	req.Topics = append(req.Topics, rt)
-	req.TimeoutMillis = 10000
-	resp, err := req.RequestWith(ctx, cl)
+	code, msg, err := createTopicRFReq(ctx, cl, topic, parts, rf, configs)
 	if err != nil {
 		return err
 	}
-	if len(resp.Topics) != 1 {
-		return fmt.Errorf("CreateTopics answered %d topics, want 1", len(resp.Topics))
-	}
-	if code := resp.Topics[0].ErrorCode; code != 0 {
-		msg := ""
-		if m := resp.Topics[0].ErrorMessage; m != nil {
-			msg = *m
-		}
+	if code != 0 {
 		return fmt.Errorf("%w: %s", kerr.ErrorForCode(code), msg)
 	}
 	return nil
