@@ -204,23 +204,27 @@ func startProc(t testing.TB, dir string, extra ...string) *proc {
 	return startProcWrapped(t, dir, nil, extra...)
 }
 
+// stopAndCheckRaces is every process's cleanup: it kills the broker if it
+// still runs, then fails the test if the broker (race-built, which
+// reports races on stderr and keeps going) reported a data race.
+func (p *proc) stopAndCheckRaces() {
+	if p.running() {
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	if log := p.logs.String(); strings.Contains(log, "WARNING: DATA RACE") {
+		i := strings.Index(log, "WARNING: DATA RACE")
+		p.t.Errorf("a broker process reported a data race:\n%s", log[i:min(len(log), i+16<<10)])
+	}
+}
+
 // startProcWrapped is startProc with the binary run under the command
 // line wrap (e.g. prlimit and its options).
 func startProcWrapped(t testing.TB, dir string, wrap []string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, bin: strandBin(t), dir: dir, extra: extra, wrap: wrap, logs: newLogBuf()}
 	p.logs.dumpOnFailure(t, "strand process")
-	t.Cleanup(func() {
-		if p.running() {
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		// A race-built broker reports races on stderr and keeps going.
-		if log := p.logs.String(); strings.Contains(log, "WARNING: DATA RACE") {
-			i := strings.Index(log, "WARNING: DATA RACE")
-			t.Errorf("the broker process reported a data race:\n%s", log[i:min(len(log), i+16<<10)])
-		}
-	})
+	t.Cleanup(p.stopAndCheckRaces)
 	// The free port may be taken by someone else before the broker binds
 	// it (other tests run on this machine): then try another one.
 	for attempt := 1; ; attempt++ {

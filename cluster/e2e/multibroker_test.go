@@ -70,16 +70,7 @@ func newProc(t testing.TB, dir string, extra ...string) *proc {
 	p := &proc{t: t, bin: strandBin(t), dir: dir, extra: extra, logs: newLogBuf()}
 	p.logs.dumpOnFailure(t, "strand process "+strings.Join(extra, " "))
 	p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	t.Cleanup(func() {
-		if p.running() {
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if log := p.logs.String(); strings.Contains(log, "WARNING: DATA RACE") {
-			i := strings.Index(log, "WARNING: DATA RACE")
-			t.Errorf("a broker process reported a data race:\n%s", log[i:min(len(log), i+16<<10)])
-		}
-	})
+	t.Cleanup(p.stopAndCheckRaces)
 	return p
 }
 
