@@ -69,7 +69,12 @@ func TestPartitionReassignment(t *testing.T) {
 		!slices.Equal(ls[0].AddingReplicas, []int32{2}) || !slices.Equal(ls[0].RemovingReplicas, []int32{1}) {
 		t.Fatalf("reassignments %+v", ls)
 	}
-	if p := describe(t, cl, "m").Partitions[0]; !slices.Equal(p.Replicas, []int32{0, 2, 1}) || p.Leader != 0 {
+	reassigning := func(mt kmsg.MetadataResponseTopic) bool {
+		p := mt.Partitions[0]
+		return slices.Equal(p.Replicas, []int32{0, 2, 1}) && p.Leader == 0
+	}
+	if mt := describeWhen(t, cl, "m", reassigning); !reassigning(mt) {
+		p := mt.Partitions[0]
 		t.Fatalf("m-0 while reassigning: replicas %v leader %d", p.Replicas, p.Leader)
 	}
 	if got := alterReassignments(t, cl, true, "m", map[int32][]int32{1: {1, 7}}); got[1] != kerr.InvalidReplicaAssignment.Code {
@@ -82,7 +87,12 @@ func TestPartitionReassignment(t *testing.T) {
 	if ls := listReassignments(t, cl); len(ls) != 0 {
 		t.Fatalf("reassignments after the target is in sync: %+v", ls)
 	}
-	if p := describe(t, cl, "m").Partitions[0]; !slices.Equal(p.Replicas, []int32{0, 2}) || !slices.Equal(p.ISR, []int32{0, 2}) {
+	done := func(mt kmsg.MetadataResponseTopic) bool {
+		p := mt.Partitions[0]
+		return slices.Equal(p.Replicas, []int32{0, 2}) && slices.Equal(p.ISR, []int32{0, 2})
+	}
+	if mt := describeWhen(t, cl, "m", done); !done(mt) {
+		p := mt.Partitions[0]
 		t.Fatalf("m-0 after the reassignment: replicas %v isr %v", p.Replicas, p.ISR)
 	}
 	// Cancel reverts.
@@ -94,7 +104,11 @@ func TestPartitionReassignment(t *testing.T) {
 	}
 	// Replicas less the one being added, in the reassignment's order (as
 	// Kafka reverts).
-	if p := describe(t, cl, "m").Partitions[1]; !slices.Equal(p.Replicas, []int32{0, 1}) {
+	reverted := func(mt kmsg.MetadataResponseTopic) bool {
+		return slices.Equal(mt.Partitions[1].Replicas, []int32{0, 1})
+	}
+	if mt := describeWhen(t, cl, "m", reverted); !reverted(mt) {
+		p := mt.Partitions[1]
 		t.Fatalf("m-1 after cancel: replicas %v", p.Replicas)
 	}
 }

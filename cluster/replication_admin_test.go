@@ -71,6 +71,21 @@ func createTopic(t *testing.T, cl *kgo.Client, name string, parts int32, rf int1
 	return resp.Topics[0].ErrorCode
 }
 
+// describeWhen is describe until ok holds (at most 10 s): Metadata
+// answers from the published snapshot, which follows a change applied by
+// the metadata group a moment later (the controller core reconciles it).
+func describeWhen(t *testing.T, cl *kgo.Client, name string, ok func(kmsg.MetadataResponseTopic) bool) kmsg.MetadataResponseTopic {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mt := describe(t, cl, name)
+		if ok(mt) || time.Now().After(deadline) {
+			return mt
+		}
+		time.Sleep(10 * time.Millisecond) // polling another goroutine's publication
+	}
+}
+
 func describe(t *testing.T, cl *kgo.Client, name string) kmsg.MetadataResponseTopic {
 	t.Helper()
 	req := kmsg.NewPtrMetadataRequest()
