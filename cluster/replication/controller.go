@@ -27,6 +27,14 @@ type Controller struct {
 	lastBrokerEpoch BrokerEpoch
 	parts           map[PartitionID]*PartitionState
 	partIDs         []PartitionID // sorted
+	// lastSeq is, per partition, the leader epoch and sequence number of
+	// the last numbered AlterPartition decided.
+	lastSeq map[PartitionID]decidedSeq
+}
+
+type decidedSeq struct {
+	epoch Epoch
+	seq   uint64
 }
 
 type brokerInfo struct {
@@ -41,7 +49,8 @@ type brokerInfo struct {
 // on every replica: every replica is in sync, and none leads until a
 // broker registers.
 func NewController(cfg ControllerConfig, parts []PartitionState) *Controller {
-	c := &Controller{cfg: cfg, brokers: map[BrokerID]*brokerInfo{}, parts: map[PartitionID]*PartitionState{}}
+	c := &Controller{cfg: cfg, brokers: map[BrokerID]*brokerInfo{}, parts: map[PartitionID]*PartitionState{},
+		lastSeq: map[PartitionID]decidedSeq{}}
 	for _, p := range parts {
 		s := p.Clone()
 		s.ISR = slices.Clone(s.Replicas)
@@ -247,7 +256,16 @@ func (c *Controller) ElectPreferred(p PartitionID) ([]PartitionState, error) {
 func (c *Controller) AlterPartition(req AlterPartitionRequest) (AlterPartitionResponse, []PartitionState) {
 	s := c.parts[req.Partition]
 	reject := func(err error) (AlterPartitionResponse, []PartitionState) {
-		return AlterPartitionResponse{Partition: req.Partition, Err: err, State: s.Clone()}, nil
+		return AlterPartitionResponse{Partition: req.Partition, LeaderEpoch: req.LeaderEpoch, Seq: req.Seq, Err: err, State: s.Clone()}, nil
+	}
+	if req.Seq != 0 && req.LeaderEpoch == s.LeaderEpoch {
+		// Decided in order, once: a late or repeated proposal is refused
+		// after a newer one was decided, so a leader can take the refusal
+		// of its newest as final for every older one.
+		if last := c.lastSeq[req.Partition]; last.epoch == req.LeaderEpoch && req.Seq <= last.seq {
+			return reject(ErrInvalidUpdateVersion)
+		}
+		c.lastSeq[req.Partition] = decidedSeq{epoch: req.LeaderEpoch, seq: req.Seq}
 	}
 	newISR := make([]BrokerID, 0, len(req.NewISR))
 	for _, m := range req.NewISR {
@@ -262,7 +280,7 @@ func (c *Controller) AlterPartition(req AlterPartitionRequest) (AlterPartitionRe
 		return reject(ErrNotLeader)
 	case req.PartitionEpoch != s.PartitionEpoch:
 		if slices.Equal(sorted(newISR), sorted(s.ISR)) {
-			return AlterPartitionResponse{Partition: req.Partition, State: s.Clone()}, nil // a retry that already won
+			return AlterPartitionResponse{Partition: req.Partition, LeaderEpoch: req.LeaderEpoch, Seq: req.Seq, State: s.Clone()}, nil // a retry that already won
 		}
 		return reject(ErrInvalidUpdateVersion)
 	case !contains(newISR, req.Leader):
@@ -280,7 +298,7 @@ func (c *Controller) AlterPartition(req AlterPartitionRequest) (AlterPartitionRe
 		}
 	}
 	if slices.Equal(sorted(newISR), sorted(s.ISR)) {
-		return AlterPartitionResponse{Partition: req.Partition, State: s.Clone()}, nil
+		return AlterPartitionResponse{Partition: req.Partition, LeaderEpoch: req.LeaderEpoch, Seq: req.Seq, State: s.Clone()}, nil
 	}
 	var isr []BrokerID
 	for _, b := range s.Replicas {
@@ -290,5 +308,5 @@ func (c *Controller) AlterPartition(req AlterPartitionRequest) (AlterPartitionRe
 	}
 	s.ISR = isr
 	s.PartitionEpoch++
-	return AlterPartitionResponse{Partition: req.Partition, State: s.Clone()}, []PartitionState{s.Clone()}
+	return AlterPartitionResponse{Partition: req.Partition, LeaderEpoch: req.LeaderEpoch, Seq: req.Seq, State: s.Clone()}, []PartitionState{s.Clone()}
 }

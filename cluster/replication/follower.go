@@ -72,15 +72,14 @@ func (r *Replica) handleEpochResponse(from BrokerID, m EpochResponse) {
 		r.backOff()
 		return
 	}
-	if m.Epoch == NoEpoch {
-		r.truncate(0)
-		r.fl.truncated = true
-		r.sendNext()
-		return
+	// The next round asks for the last epoch left in the log, which is
+	// at most Divergence's askNext: here every epoch has a batch.
+	cut, agreed, _ := Divergence(m.Epoch, m.EndOffset, r.endForEpoch, 0)
+	r.truncate(cut)
+	r.fl.truncated = agreed
+	if !agreed {
+		r.stats.TruncationRounds++
 	}
-	mine, end := r.endForEpoch(m.Epoch)
-	r.truncate(min(end, m.EndOffset))
-	r.fl.truncated = mine == m.Epoch || len(r.log) == 0
 	r.sendNext()
 }
 
@@ -116,4 +115,44 @@ func (r *Replica) handleFetchResponse(from BrokerID, m FetchResponse) {
 	} else {
 		r.backOff()
 	}
+}
+
+// Divergence is one round of a follower's truncation (KIP-101, KIP-279):
+// the leader answered OffsetForLeaderEpoch with leaderEpoch, the largest
+// epoch at or below the follower's last one in its log, ending there at
+// leaderEnd. local is the follower's own leader-epoch lookup (the largest
+// epoch at or below one, NoEpoch if none, and where it ends in the
+// follower's log); logStart is the follower's log start.
+//
+// The follower cuts at cut. agreed says its log is then a prefix of the
+// leader's; otherwise it asks again, for askNext: the largest epoch it
+// has below the leader's answer, which falls with every round, so the
+// rounds end (asking for the log's newest epoch instead would loop when
+// that epoch has no batch: an epoch this broker led without writing).
+// The brokers' fetchers (cluster/fetcher.go) and the simulator's
+// followers both decide by this function.
+func Divergence(leaderEpoch Epoch, leaderEnd Offset, local func(Epoch) (Epoch, Offset), logStart Offset) (cut Offset, agreed bool, askNext Epoch) {
+	if leaderEpoch == NoEpoch {
+		// The leader has no epoch this log knows: every batch here was
+		// written in an epoch the leader never had.
+		return logStart, true, NoEpoch
+	}
+	mine, end := local(leaderEpoch)
+	if mine == NoEpoch {
+		// Every batch here is from an epoch after leaderEpoch, which the
+		// leader never had.
+		return logStart, true, NoEpoch
+	}
+	if mine == leaderEpoch {
+		// Both logs hold the epoch's batches, written by its one leader:
+		// they agree up to the earlier of its two ends, a batch boundary
+		// in both.
+		return max(min(end, leaderEnd), logStart), true, mine
+	}
+	// Lacking leaderEpoch, what lies here past the end of our largest
+	// epoch below it is not the leader's: cut there and ask again. Not at
+	// leaderEnd too, as when the epochs match: our batches there are
+	// another epoch's, and leaderEnd may fall inside one (seed 1865773).
+	cut = max(end, logStart)
+	return cut, cut == logStart, mine
 }

@@ -1,35 +1,16 @@
 package replication
 
-import "slices"
+import (
+	"errors"
+	"slices"
+)
 
-// leaderState is what a leader keeps for its epoch.
+// leaderState is what a leader keeps for its epoch: the shared leader
+// rules (Leading, which the brokers run too) and the appends waiting for
+// their acknowledgement.
 type leaderState struct {
-	epochStart Offset // log end when this epoch began (KIP-101)
-	followers  map[BrokerID]*follower
-	// proposed is the union of every in-sync set proposed to the
-	// controller against the current partition epoch. Any of them may
-	// still be accepted (a request may be delayed, or its answer lost),
-	// so the high watermark waits for all of their members until the
-	// partition epoch moves on (Kafka's "maximal ISR").
-	proposed   []BrokerID
-	proposedAt Millis
-	waiters    []waiter
-}
-
-// follower is the leader's view of one follower in this epoch.
-type follower struct {
-	brokerEpoch BrokerEpoch
-	fetched     bool
-	fetchOffset Offset
-	durable     Offset
-	// caughtUpAt is the last time the follower's durable offset reached
-	// the leader's log end as of its previous fetch (Kafka's
-	// lastCaughtUpTimeMs, with durability in place of the fetch offset: a
-	// follower that fetches but cannot fsync holds up acks just the same).
-	caughtUpAt       Millis
-	lastFetchAt      Millis
-	leoAtLastFetch   Offset
-	hadPreviousFetch bool
+	lead    *Leading
+	waiters []waiter
 }
 
 // waiter is an append waiting for its acknowledgement.
@@ -42,13 +23,9 @@ type waiter struct {
 
 func (r *Replica) becomeLeader() {
 	r.role = Leader
-	r.ld.epochStart = r.leo
-	r.ld.followers = map[BrokerID]*follower{}
-	for _, b := range r.state.Replicas {
-		if b != r.cfg.Broker {
-			r.ld.followers[b] = &follower{caughtUpAt: r.now}
-		}
-	}
+	r.ld.lead = NewLeading(LeadingConfig{Broker: r.cfg.Broker, BrokerEpoch: r.brokerEpoch,
+		LagMaxMs: r.cfg.LagMaxMs, RetryMs: r.cfg.RetryMs, plantBugHWBeforeFsync: r.cfg.plantBugHWBeforeFsync},
+		r.state, r.cfg.MinISR, r.leo, r.now)
 	// The leader's own unsynced suffix (written as a follower) must become
 	// durable before it counts.
 	if r.durable < r.leo {
@@ -83,18 +60,6 @@ func (r *Replica) answer(req ProduceRequest, base Offset, err error) {
 	})
 }
 
-// effectiveISR is the set the high watermark waits for: the committed
-// in-sync set plus every member of a proposal still in flight.
-func (r *Replica) effectiveISR() []BrokerID {
-	isr := slices.Clone(r.state.ISR)
-	for _, b := range r.ld.proposed {
-		if !contains(isr, b) {
-			isr = append(isr, b)
-		}
-	}
-	return isr
-}
-
 // Produce appends a producer's batch (leader only). The answer arrives in
 // a later Ready's Produced, or this one's for an immediate refusal.
 func (r *Replica) Produce(req ProduceRequest, now Millis) {
@@ -115,8 +80,8 @@ func (r *Replica) Produce(req ProduceRequest, now Millis) {
 			return
 		}
 	}
-	if req.Acks == -1 && len(r.state.ISR) < r.cfg.MinISR {
-		r.answer(req, 0, ErrNotEnoughReplicas)
+	if err := r.ld.lead.Admit(req.Acks == -1); err != nil {
+		r.answer(req, 0, err)
 		return
 	}
 	b := Batch{Base: r.leo, Epoch: r.epoch, ProducerID: req.ProducerID, BaseSeq: req.BaseSeq,
@@ -158,13 +123,15 @@ func (r *Replica) nextInSequence(pid int64, seq int32) bool {
 func (r *Replica) completeWaiters() {
 	keep := r.ld.waiters[:0]
 	for _, w := range r.ld.waiters {
+		done, err := false, error(nil)
+		if w.req.Acks == -1 {
+			done, err = r.ld.lead.Acked(w.end, r.hw)
+		}
 		switch {
-		case w.req.Acks == -1 && r.hw >= w.end:
-			if len(r.state.ISR) < r.cfg.MinISR {
-				r.answer(w.req, 0, ErrNotEnoughReplicasAfter)
-			} else {
-				r.answer(w.req, w.base, nil)
-			}
+		case done && err != nil:
+			r.answer(w.req, 0, err)
+		case done:
+			r.answer(w.req, w.base, nil)
 		case w.req.Acks != -1 && r.durable >= w.end:
 			r.answer(w.req, w.base, nil)
 		case r.now-w.created > r.cfg.ProduceTimeoutMs:
@@ -176,34 +143,13 @@ func (r *Replica) completeWaiters() {
 	r.ld.waiters = keep
 }
 
-// advanceHW moves the high watermark to the smallest durable offset over
-// the effective in-sync set. It never moves back.
+// advanceHW moves the high watermark to the leader rules' target, never
+// past the leader's own durable end and never back.
 func (r *Replica) advanceHW() {
-	if hw := r.isrDurable(); hw > r.hw {
+	if hw := r.ld.lead.Target(r.durable); hw > r.hw {
 		r.hw = hw
 	}
 	r.completeWaiters()
-}
-
-// isrDurable is the smallest durable offset over the effective in-sync
-// set; a member that has not fetched in this epoch counts as 0.
-func (r *Replica) isrDurable() Offset {
-	hw := r.durable
-	for _, b := range r.effectiveISR() {
-		if b == r.cfg.Broker {
-			continue
-		}
-		f := r.ld.followers[b]
-		if f == nil || !f.fetched {
-			return 0
-		}
-		d := f.durable
-		if r.cfg.plantBugHWBeforeFsync {
-			d = f.fetchOffset
-		}
-		hw = min(hw, d)
-	}
-	return hw
 }
 
 // handleFetch serves a follower's fetch and records its progress.
@@ -220,34 +166,20 @@ func (r *Replica) handleFetch(m FetchRequest) {
 		resp.Err = ErrFencedLeaderEpoch
 	case r.role != Leader:
 		resp.Err = ErrNotLeader
-	case !contains(r.state.Replicas, m.Replica) || m.Replica == r.cfg.Broker:
-		resp.Err = ErrNotLeader
-	case m.FetchOffset > r.leo:
-		resp.Err = ErrOffsetOutOfRange
 	}
 	if resp.Err != nil {
 		r.send(m.Replica, resp)
 		return
 	}
-	f := r.ld.followers[m.Replica]
-	if f.brokerEpoch != m.ReplicaBrokerEpoch {
-		// A new incarnation: nothing the old one reported counts.
-		*f = follower{brokerEpoch: m.ReplicaBrokerEpoch, caughtUpAt: f.caughtUpAt}
+	if err := r.ld.lead.Fetched(FollowerFetch{Broker: m.Replica, Incarnation: m.ReplicaBrokerEpoch,
+		FetchOffset: m.FetchOffset, Durable: m.DurableOffset}, r.leo, r.now); err != nil {
+		if errors.Is(err, ErrStaleBrokerEpoch) {
+			r.stats.StaleFetches++
+		}
+		resp.Err = err
+		r.send(m.Replica, resp)
+		return
 	}
-	f.fetched = true
-	f.fetchOffset = m.FetchOffset
-	// Within one incarnation and epoch a follower's log is a prefix of
-	// ours and its durable prefix only grows, so an older report arriving
-	// late must not lower what we know.
-	f.durable = max(f.durable, min(m.DurableOffset, m.FetchOffset))
-	if f.durable >= r.leo {
-		f.caughtUpAt = r.now
-	} else if f.hadPreviousFetch && f.durable >= f.leoAtLastFetch {
-		f.caughtUpAt = max(f.caughtUpAt, f.lastFetchAt)
-	}
-	f.hadPreviousFetch = true
-	f.lastFetchAt = r.now
-	f.leoAtLastFetch = r.leo
 	resp.Batches = r.batchesFrom(m.FetchOffset, r.cfg.FetchBatchesMax)
 	r.advanceHW()
 	resp.HighWatermark = r.hw
@@ -278,55 +210,12 @@ func (r *Replica) leaderTick() {
 	r.maybeProposeISR()
 }
 
-// maybeProposeISR proposes a new in-sync set to the controller when a
-// follower lags past LagMaxMs or a non-member has caught up, one request
-// at a time, resent after RetryMs.
+// maybeProposeISR sends the in-sync set change the leader rules call for,
+// if any.
 func (r *Replica) maybeProposeISR() {
-	if r.ld.proposed != nil && r.now-r.ld.proposedAt < r.cfg.RetryMs {
-		return
+	if req, ok := r.ld.lead.Propose(r.leo, r.hw, r.now); ok {
+		r.out.ToController = append(r.out.ToController, req)
 	}
-	// Built in preference order, as the controller keeps the ISR, so the
-	// two compare without sorting (and without allocating when equal).
-	var buf [8]BrokerID
-	want := buf[:0]
-	for _, b := range r.state.Replicas {
-		if b == r.cfg.Broker {
-			want = append(want, b)
-			continue
-		}
-		f := r.ld.followers[b]
-		if f == nil {
-			continue
-		}
-		in := contains(r.state.ISR, b)
-		switch {
-		case in && (f.durable >= r.leo || r.now-f.caughtUpAt <= r.cfg.LagMaxMs):
-			// Kafka's isCaughtUp: a follower holding all of the log is in
-			// sync however long ago it last fetched.
-			want = append(want, b)
-		case !in && f.fetched && f.durable >= r.hw && f.durable >= r.ld.epochStart:
-			// Joining never lowers the high watermark: the newcomer
-			// already holds durably everything below it.
-			want = append(want, b)
-		}
-	}
-	if slices.Equal(want, r.state.ISR) {
-		return
-	}
-	req := AlterPartitionRequest{Partition: r.cfg.Partition, Leader: r.cfg.Broker,
-		LeaderBrokerEpoch: r.brokerEpoch, LeaderEpoch: r.epoch, PartitionEpoch: r.state.PartitionEpoch}
-	for _, b := range want {
-		be := r.brokerEpoch
-		if b != r.cfg.Broker {
-			be = r.ld.followers[b].brokerEpoch
-		}
-		req.NewISR = append(req.NewISR, ISRMember{Broker: b, BrokerEpoch: be})
-		if !contains(r.ld.proposed, b) {
-			r.ld.proposed = append(r.ld.proposed, b)
-		}
-	}
-	r.ld.proposedAt = r.now
-	r.out.ToController = append(r.out.ToController, req)
 }
 
 func (r *Replica) handleAlterPartitionResponse(m AlterPartitionResponse) {
@@ -338,5 +227,11 @@ func (r *Replica) handleAlterPartitionResponse(m AlterPartitionResponse) {
 	r.ApplyState(m.State, r.now)
 	if m.Err != nil && r.role == Leader && m.State.LeaderEpoch > r.epoch {
 		r.depose(m.State.LeaderEpoch)
+	}
+	if m.Err != nil && r.role == Leader {
+		if r.ld.lead.Answered(m.LeaderEpoch, m.Seq, false) {
+			r.stats.ProposalsRefused++
+		}
+		r.advanceHW()
 	}
 }

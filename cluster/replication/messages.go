@@ -67,14 +67,22 @@ type AlterPartitionRequest struct {
 	LeaderEpoch       Epoch
 	PartitionEpoch    PartitionEpoch
 	NewISR            []ISRMember
+	// Seq numbers a leader's proposals within its epoch (0: unnumbered).
+	// The controller refuses one not newer than the last it decided, as
+	// the metadata log, which applies proposals once and in order, does
+	// on brokers; so a refusal of a leader's newest proposal is final
+	// for all of its earlier ones too.
+	Seq uint64
 }
 
 // AlterPartitionResponse is the controller's verdict; on success State is
 // the partition as it now stands.
 type AlterPartitionResponse struct {
-	Partition PartitionID
-	Err       error
-	State     PartitionState
+	Partition   PartitionID
+	LeaderEpoch Epoch  // echoed
+	Seq         uint64 // echoed
+	Err         error
+	State       PartitionState
 }
 
 // PartitionUpdate is the controller's record of a partition as a broker

@@ -123,7 +123,23 @@ type Replica struct {
 	ld leaderState
 	fl followerState
 
-	out Ready
+	out   Ready
+	stats ReplicaStats
+}
+
+// ReplicaStats counts protocol paths taken, for the simulator's coverage
+// check: a path the sweep never takes is one it does not test.
+type ReplicaStats struct {
+	ProposalsRefused int // refusals of the newest proposal, which end the open ones
+	StaleFetches     int // fetches refused as from an older incarnation
+	TruncationRounds int // divergence rounds that had to ask again
+}
+
+// TakeStats returns the counts since the last call and starts over.
+func (r *Replica) TakeStats() ReplicaStats {
+	s := r.stats
+	r.stats = ReplicaStats{}
+	return s
 }
 
 // NewReplica starts a replica over a recovered log (every batch durable),
@@ -198,7 +214,7 @@ func (r *Replica) ApplyState(s PartitionState, now Millis) {
 		// Same leadership, new in-sync set (ours accepted, or the
 		// controller removed a fenced broker). Proposals made against
 		// the older partition epoch can no longer be accepted.
-		r.ld.proposed = nil
+		r.ld.lead.SetState(s, r.cfg.MinISR, now)
 		r.advanceHW()
 		return
 	}
@@ -375,7 +391,7 @@ func (r *Replica) Read(off Offset, maxBatches int) ([]Batch, Offset, error) {
 	switch {
 	case r.role != Leader:
 		return nil, 0, ErrNotLeader
-	case r.hw < r.ld.epochStart:
+	case r.hw < r.ld.lead.EpochStart():
 		return nil, 0, ErrOffsetNotAvailable
 	case off > r.hw:
 		return nil, 0, ErrOffsetOutOfRange

@@ -16,7 +16,14 @@ func cfgFor(b BrokerID) ReplicaConfig {
 // newLeader returns broker 1 leading partition 0 in epoch e with ISR isr.
 func newLeader(t *testing.T, e Epoch, isr []BrokerID) *Replica {
 	t.Helper()
-	r := NewReplica(cfgFor(1), 7, nil, PartitionState{}, 0)
+	return newLeaderMinISR(t, e, isr, testCfg.MinISR)
+}
+
+func newLeaderMinISR(t *testing.T, e Epoch, isr []BrokerID, minISR int) *Replica {
+	t.Helper()
+	cfg := cfgFor(1)
+	cfg.MinISR = minISR
+	r := NewReplica(cfg, 7, nil, PartitionState{}, 0)
 	r.ApplyState(PartitionState{Replicas: []BrokerID{1, 2, 3}, ISR: isr, Leader: 1, LeaderBrokerEpoch: 7,
 		LeaderEpoch: e, PartitionEpoch: 1}, 0)
 	if r.Role() != Leader {
@@ -119,8 +126,7 @@ func TestDeposedLeaderFailsPendingAndStopsAcknowledging(t *testing.T) {
 }
 
 func TestRetriedBatchAnsweredWithOriginalOffset(t *testing.T) {
-	r := newLeader(t, 1, []BrokerID{1})
-	r.cfg.MinISR = 1
+	r := newLeaderMinISR(t, 1, []BrokerID{1}, 1)
 	produce(r, 0, -1, 0)
 	rd := produce(r, 0, -1, 1) // the retry
 	if len(rd.LogOps) != 0 {
@@ -238,8 +244,7 @@ func TestDeposedLeaderIgnoresDelayedUpdateOfItsOldEpoch(t *testing.T) {
 // Kafka's isCaughtUp: a follower holding the whole log stays in sync
 // however long ago it last fetched; one behind it leaves after the lag.
 func TestCaughtUpFollowerStaysInSync(t *testing.T) {
-	r := newLeader(t, 1, []BrokerID{1, 2, 3})
-	r.cfg.MinISR = 1
+	r := newLeaderMinISR(t, 1, []BrokerID{1, 2, 3}, 1)
 	produce(r, 0, 1, 0)
 	fetch(r, 2, 1, 1, 10)
 	fetch(r, 3, 1, 1, 10)

@@ -51,6 +51,8 @@ func randomConfig(rng *rand.Rand) simConfig {
 type coverage struct {
 	elections, isrShrinks, isrGrowths, truncations, crashes, pauses, cuts               int
 	wipes, lostPartitions, stepDowns, deposed, staleReads, acked, notEnough, dupAnswers int
+	// Paths inside the replicas (ReplicaStats).
+	proposalsRefused, staleFetches, truncationRounds int
 }
 
 func (c *coverage) add(o coverage) {
@@ -69,6 +71,9 @@ func (c *coverage) add(o coverage) {
 	c.acked += o.acked
 	c.notEnough += o.notEnough
 	c.dupAnswers += o.dupAnswers
+	c.proposalsRefused += o.proposalsRefused
+	c.staleFetches += o.staleFetches
+	c.truncationRounds += o.truncationRounds
 }
 
 type message struct {
@@ -489,6 +494,10 @@ func (s *sim) applyState(b *simBroker, st PartitionState) {
 func (s *sim) flush(b *simBroker, p PartitionID) {
 	r := b.replicas[p]
 	rd := r.Ready()
+	st := r.TakeStats()
+	s.cov.proposalsRefused += st.ProposalsRefused
+	s.cov.staleFetches += st.StaleFetches
+	s.cov.truncationRounds += st.TruncationRounds
 	// The state a replica acts on is in the broker's metadata log (an
 	// AlterPartition answer is, too), which survives restarts.
 	if st := r.State(); st.PartitionEpoch > b.meta[p].PartitionEpoch {
@@ -849,7 +858,14 @@ func (s *sim) done() bool {
 }
 
 // run plays the whole seed and returns the first violation, if any.
-func (s *sim) run() error {
+func (s *sim) run() (err error) {
+	defer func() {
+		// A state machine's invariant panic is a finding like any other:
+		// reported with its seed, not a crash of the whole sweep.
+		if r := recover(); r != nil {
+			err = &violation{kind: "panic", msg: fmt.Sprintf("tick %d: %v", s.tick, r)}
+		}
+	}()
 	for range s.cfg.faultSteps {
 		s.step()
 		if s.chk.failed() {
