@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strand-io/strand/cluster/replication"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
 	"github.com/strand-io/strand/wire"
@@ -39,6 +40,10 @@ type fetcher struct {
 	waking  bool // a retry timer is set
 	calls   chan fetchCall
 	stopped bool
+	// reconnect: the leader called the connection stale for some
+	// partition (it has seen a newer one from this broker); the next
+	// request goes over a new connection.
+	reconnect bool
 }
 
 // followed is one partition a fetcher replicates.
@@ -48,14 +53,19 @@ type followed struct {
 	// divergence check for it is done.
 	epoch     int32
 	truncated bool
+	// ask is the epoch the next divergence round asks for, when askSet
+	// (replication.Divergence's askNext); otherwise the log's newest.
+	ask       shard.Epoch
+	askSet    bool
 	pending   int       // appends or a truncation not yet complete
 	idleUntil time.Time // after an error: not asked for until then
 }
 
 type fetchCall struct {
-	addr string
-	req  kmsg.Request
-	done func(kmsg.Response, error) // on the core
+	addr  string
+	fresh bool // close the connection first
+	req   kmsg.Request
+	done  func(kmsg.Response, error) // on the core
 }
 
 const (
@@ -180,7 +190,9 @@ func (f *fetcher) leaderAddr() string {
 
 func (f *fetcher) send(addr string, req kmsg.Request, done func(kmsg.Response, error)) {
 	f.busy = true
-	f.calls <- fetchCall{addr: addr, req: req, done: func(resp kmsg.Response, err error) {
+	fresh := f.reconnect
+	f.reconnect = false
+	f.calls <- fetchCall{addr: addr, fresh: fresh, req: req, done: func(resp kmsg.Response, err error) {
 		f.busy = false
 		if f.stopped || f.cs.closing {
 			return
@@ -215,6 +227,9 @@ func (f *fetcher) askEpochs(addr string, fps []*followed) {
 			continue
 		}
 		mine := l.LeaderEpoch()
+		if fp.askSet {
+			mine = min(mine, fp.ask) // a further round: see truncate
+		}
 		i, ok := topics[fp.part.ref.Topic]
 		if !ok {
 			i = len(req.Topics)
@@ -251,22 +266,29 @@ func (f *fetcher) askEpochs(addr string, fps []*followed) {
 	})
 }
 
-// truncate cuts fp's log where it diverges from the leader's: at the
-// smaller of where the leader's log and this one end the newest epoch
-// both know; when the leader knows none of this log's epochs, at this
-// log's high watermark (all that is known to be committed).
+// truncate cuts fp's log where it diverges from the leader's, by
+// replication.Divergence (the rule the simulator checks). When the cut
+// does not settle it (this log lacks the leader's epoch), the check is
+// asked again with the last epoch the cut leaves.
 func (f *fetcher) truncate(fp *followed, leaderEpoch int32, leaderEnd int64) {
 	l := fp.part.log
-	cut := int64(l.HighWatermark())
-	if leaderEpoch >= 0 && leaderEnd >= 0 {
-		cut = leaderEnd
-		if e, mine := l.EndOffsetForEpoch(shard.Epoch(leaderEpoch)); e == shard.Epoch(leaderEpoch) && int64(mine) < cut {
-			cut = int64(mine)
+	local := func(e replication.Epoch) (replication.Epoch, replication.Offset) {
+		mine, end := l.EndOffsetForEpoch(shard.Epoch(e))
+		if mine < 0 {
+			return replication.NoEpoch, 0
 		}
+		return replication.Epoch(mine), replication.Offset(end)
 	}
+	if leaderEnd < 0 {
+		leaderEpoch = -1
+	}
+	c, agreed, next := replication.Divergence(replication.Epoch(leaderEpoch), replication.Offset(leaderEnd), local,
+		replication.Offset(l.LogStartOffset()))
+	cut := int64(c)
+	fp.ask, fp.askSet = shard.Epoch(next), !agreed
 	if cut >= int64(l.NextOffset()) {
-		fp.truncated = true
-		return
+		fp.truncated = agreed
+		return // the caller kicks
 	}
 	fp.pending++
 	ref, epoch := fp.part.ref, fp.epoch
@@ -278,8 +300,8 @@ func (f *fetcher) truncate(fp *followed, leaderEpoch int32, leaderEnd int64) {
 			fp.idleUntil = time.Now().Add(time.Second)
 		} else {
 			f.cs.node.log.Info("replication: truncated the log where it diverged from the leader's", "partition", ref,
-				"leader", f.leader, "epoch", epoch, "from", before, "to", end)
-			fp.truncated = true
+				"leader", f.leader, "epoch", epoch, "from", before, "to", end, "settled", agreed)
+			fp.truncated = agreed
 		}
 		f.kick()
 	})
@@ -400,6 +422,16 @@ func (f *fetcher) appendFailed(fp *followed, ref wire.PartitionRef, err error) {
 // show, so the check runs again.
 func (f *fetcher) partitionError(fp *followed, code int16) {
 	fp.idleUntil = time.Now().Add(replicaRetry)
+	if code == kerr.StaleBrokerEpoch.Code {
+		// Leaders count a follower's fetches over its newest connection
+		// only (replication.FollowerFetch's Incarnation): this one is
+		// older than another this broker opened (a partition moved here
+		// from a core that fetches from the same leader). A new
+		// connection is newer than both.
+		f.reconnect = true
+		fp.idleUntil = time.Time{}
+		return
+	}
 	if code == kerr.OffsetOutOfRange.Code {
 		fp.truncated = false
 		f.cs.node.replLog.Warn(f.cs.node.log, "replication: fetch offset out of the leader's range", "partition", fp.part.ref, "offset", fp.part.log.NextOffset())
@@ -419,7 +451,7 @@ func (f *fetcher) run(rt *reactor.Runtime, core reactor.CoreID) {
 		}
 	}()
 	for call := range f.calls {
-		if c != nil && connAddr != call.addr {
+		if c != nil && (connAddr != call.addr || call.fresh) {
 			c.Close()
 			c = nil
 		}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strand-io/strand/cluster/metadata"
+	"github.com/strand-io/strand/cluster/replication"
 	"github.com/strand-io/strand/cluster/topicconfig"
 	"github.com/strand-io/strand/reactor"
 	"github.com/strand-io/strand/shard"
@@ -21,13 +23,16 @@ import (
 // leader epoch and the in-sync set (replicaState); this file carries out
 // this broker's part of it:
 //
-//   - As leader it stamps its appends with its epoch, tracks what each
-//     follower holds durably (a follower's fetch offset: followers fetch
-//     past a batch only once it is fsynced, fetcher.go), moves the high
-//     watermark to the smallest durable end over the in-sync set, answers
-//     acks=all produces once the high watermark passes them, and proposes
-//     in-sync set changes (ChangePartition) when a follower lags longer
-//     than --replica-lag-time-max or catches up.
+//   - As leader it stamps its appends with its epoch and runs
+//     replication.Leading, the leader rules the simulator checks: what
+//     each follower holds durably (a follower's fetch offset: followers
+//     fetch past a batch only once it is fsynced, fetcher.go), the high
+//     watermark target over the in-sync set, when acks=all produces are
+//     admitted and answered, and the in-sync set changes to propose
+//     (ChangePartition) when a follower lags longer than
+//     --replica-lag-time-max or catches up. This file applies what
+//     Leading decides to the log, the produce answers and the metadata
+//     group.
 //   - As follower it truncates what diverges from the leader's log
 //     (OffsetForLeaderEpoch), then fetches and appends the leader's
 //     batches as they are (fetcher.go).
@@ -53,14 +58,6 @@ func (s *replicaState) equal(o *replicaState) bool {
 		s.Core == o.Core && s.MinISR == o.MinISR && slices.Equal(s.Replicas, o.Replicas) && slices.Equal(s.ISR, o.ISR)
 }
 
-// followerProgress is what a leader knows of one follower.
-type followerProgress struct {
-	durable        int64 // its last fetch offset: what it holds fsynced; -1 unknown
-	lastCaughtUp   time.Time
-	lastFetch      time.Time
-	leoAtLastFetch int64 // the leader's log end at its previous fetch
-}
-
 // pendingAck is an acks=all produce waiting for the high watermark.
 type pendingAck struct {
 	last int64
@@ -73,14 +70,11 @@ type replica struct {
 	me   int32
 	st   replicaState
 
-	// Leader side.
-	leading    bool // st.Leader == me and the epoch is in the log
-	epochStart int64
-	followers  map[int32]*followerProgress
-	pendingAdd map[int32]bool // in-sync additions proposed, not yet seen applied
-	proposing  bool
-	acks       []pendingAck
-	endWatch   []*watch // follower long-polls waiting for the log end
+	// Leader side. lead is set once the epoch is in the log.
+	leading  bool // st.Leader == me and the epoch is in the log
+	lead     *replication.Leading
+	acks     []pendingAck
+	endWatch []*watch // follower long-polls waiting for the log end
 
 	// Follower side: which fetcher serves it (nil when not following).
 	fetcher *fetcher
@@ -131,17 +125,9 @@ func (p *partition) applyState(st *replicaState) {
 	old := r.st
 	r.st = *st
 	roleChanged := old.Leader != st.Leader || old.LeaderEpoch != st.LeaderEpoch
-	for b := range r.pendingAdd {
-		if slices.Contains(st.ISR, b) || old.PartitionEpoch != st.PartitionEpoch {
-			delete(r.pendingAdd, b)
-		}
-	}
-	if old.PartitionEpoch != st.PartitionEpoch {
-		r.proposing = false
-	}
 	if !roleChanged {
-		if r.followers != nil {
-			r.syncFollowers()
+		if r.lead != nil {
+			r.lead.SetState(st.partitionState(p.ref.Partition), st.MinISR, nowMillis())
 		}
 		if r.leading {
 			// The in-sync set changed: the high watermark's bound with it,
@@ -181,6 +167,7 @@ func (cs *coreState) reopen(ref wire.PartitionRef) {
 // are woken (their re-read answers the error), fetching stops.
 func (r *replica) stop(code int16) {
 	r.leading = false
+	r.lead = nil
 	acks := r.acks
 	r.acks = nil
 	for _, a := range acks {
@@ -199,9 +186,6 @@ func (r *replica) stop(code int16) {
 func (r *replica) becomeLeader() {
 	epoch := r.st.LeaderEpoch
 	l := r.part.log
-	r.followers = map[int32]*followerProgress{}
-	r.pendingAdd = map[int32]bool{}
-	r.syncFollowers()
 	l.Quiesce(func() {
 		if r.part.repl != r || r.part.owner.parts[r.part.ref] != r.part || r.st.Leader != r.me || r.st.LeaderEpoch != epoch {
 			return
@@ -211,60 +195,25 @@ func (r *replica) becomeLeader() {
 			return
 		}
 		r.leading = true
-		r.epochStart = int64(l.NextOffset())
+		cfg := replication.LeadingConfig{Broker: replication.BrokerID(r.me),
+			LagMaxMs: replication.Millis(r.part.owner.lagMax().Milliseconds()), RetryMs: replication.Millis(replicaProposeRetry.Milliseconds())}
+		r.lead = replication.NewLeading(cfg, r.st.partitionState(r.part.ref.Partition), r.st.MinISR,
+			replication.Offset(l.NextOffset()), nowMillis())
 		r.part.owner.node.log.Info("replication: leading", "partition", r.part.ref, "epoch", epoch,
-			"log_end", r.epochStart, "high_watermark", l.HighWatermark(), "isr", r.st.ISR)
+			"log_end", l.NextOffset(), "high_watermark", l.HighWatermark(), "isr", r.st.ISR)
 		r.recomputeHW()
 	})
 }
 
-// syncFollowers tracks exactly the replicas the metadata lists (a
-// reassignment adds and removes some under the same leader). A new one
-// is unknown (it holds the high watermark until it fetches if it is in
-// the in-sync set) and counts as caught up from now.
-func (r *replica) syncFollowers() {
-	now := time.Now()
-	for _, b := range r.st.Replicas {
-		if b != r.me && r.followers[b] == nil {
-			r.followers[b] = &followerProgress{durable: -1, lastCaughtUp: now, leoAtLastFetch: -1}
-		}
-	}
-	for b := range r.followers {
-		if !slices.Contains(r.st.Replicas, b) {
-			delete(r.followers, b)
-		}
-	}
-}
-
-// maximalISR is the in-sync set the high watermark waits for: the
-// applied one plus additions proposed and not yet applied (KIP-497's
-// maximal ISR), so a member counts from the moment the controller may
-// accept it, never after.
-func (r *replica) inMaximalISR(b int32) bool {
-	return slices.Contains(r.st.ISR, b) || r.pendingAdd[b]
-}
-
-// recomputeHW moves the high watermark's target to the smallest durable
-// end over the in-sync set (the leader's own is the log's durable end,
-// which SetHighWatermark applies by itself), then answers the acks it
-// allows.
+// recomputeHW moves the log's high watermark target to Leading's (the
+// log keeps it below its own durable end and never moves it back), then
+// answers the acks it allows.
 func (r *replica) recomputeHW() {
 	if !r.leading {
 		return
 	}
 	l := r.part.log
-	target := int64(l.NextOffset())
-	for b, f := range r.followers {
-		if !r.inMaximalISR(b) {
-			continue
-		}
-		if f.durable < 0 {
-			target = min(target, int64(l.HighWatermark()))
-		} else {
-			target = min(target, f.durable)
-		}
-	}
-	l.SetHighWatermark(shard.Offset(target))
+	l.SetHighWatermark(shard.Offset(r.lead.Target(replication.Offset(l.NextOffset()))))
 	r.completeAcks()
 }
 
@@ -273,10 +222,18 @@ func (r *replica) recomputeHW() {
 // NOT_ENOUGH_REPLICAS_AFTER_APPEND: its records are in every in-sync
 // replica, but fewer than the topic asks for.
 func (r *replica) completeAcks() {
-	hw := int64(r.part.log.HighWatermark())
+	if r.lead == nil {
+		return
+	}
+	hw := replication.Offset(r.part.log.HighWatermark())
 	n := 0
-	for n < len(r.acks) && r.acks[n].last < hw {
-		n++
+	var err error
+	for n < len(r.acks) {
+		done, e := r.lead.Acked(replication.Offset(r.acks[n].last+1), hw)
+		if !done {
+			break
+		}
+		n, err = n+1, e
 	}
 	if n == 0 {
 		return
@@ -284,7 +241,7 @@ func (r *replica) completeAcks() {
 	done := slices.Clone(r.acks[:n])
 	r.acks = slices.Delete(r.acks, 0, n)
 	code := int16(0)
-	if len(r.st.ISR) < r.st.MinISR {
+	if err != nil {
 		code = kerr.NotEnoughReplicasAfterAppend.Code
 	}
 	for _, a := range done {
@@ -303,7 +260,8 @@ func (r *replica) checkProduce(acks int16) (int16, string) {
 		r.part.owner.node.leaseLog.Warn(r.part.owner.node.log, "replication: refusing produces: this broker's leadership lease ran out (no controller probe renewed it)",
 			"partition", r.part.ref, "broker_lease", r.part.owner.node.cfg.BrokerLease)
 		return errNotLeader, ""
-	case acks == -1 && len(r.st.ISR) < r.st.MinISR:
+	}
+	if err := r.lead.Admit(acks == -1); err != nil {
 		return kerr.NotEnoughReplicas.Code, fmt.Sprintf("%d in-sync replicas, min.insync.replicas is %d", len(r.st.ISR), r.st.MinISR)
 	}
 	return 0, ""
@@ -342,94 +300,80 @@ func (r *replica) wakeEnd(all bool) {
 	r.endWatch = r.part.firePast(r.endWatch, end)
 }
 
-// followerFetched records a follower's fetch at offset: its durable end,
-// whether it is caught up, and what that changes in the in-sync set and
-// the high watermark. It returns an error code when this broker does not
-// lead the partition (the follower learns of the new leader from it).
-func (r *replica) followerFetched(b int32, offset int64) int16 {
+// followerFetched records a follower's fetch at offset, over connection
+// session: Leading takes it as the follower's durable end and decides
+// what that changes in the in-sync set and the high watermark. It returns
+// an error code when this broker does not lead the partition (the
+// follower learns of the new leader from it) or the offset is past the
+// log end.
+func (r *replica) followerFetched(b int32, session uint64, offset int64) int16 {
 	if !r.leading {
 		return errNotLeader
 	}
-	f := r.followers[b]
-	if f == nil {
+	now := nowMillis()
+	err := r.lead.Fetched(replication.FollowerFetch{Broker: replication.BrokerID(b),
+		Incarnation: replication.BrokerEpoch(session), FetchOffset: replication.Offset(offset),
+		Durable: replication.Offset(offset)}, replication.Offset(r.part.log.NextOffset()), now)
+	switch {
+	case errors.Is(err, replication.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, replication.ErrStaleBrokerEpoch):
+		return kerr.StaleBrokerEpoch.Code // the fetcher reconnects
+	case err != nil:
 		return errNotLeader
 	}
-	leo := int64(r.part.log.NextOffset())
-	if offset > leo {
-		// Not a follower's durable end: nothing it fetched from this
-		// log ends there. Counted, it would carry the high watermark to
-		// the log end without that follower's copy.
-		return kerr.OffsetOutOfRange.Code
-	}
-	now := time.Now()
-	if offset >= leo {
-		f.lastCaughtUp = now
-	} else if f.leoAtLastFetch >= 0 && offset >= f.leoAtLastFetch {
-		f.lastCaughtUp = f.lastFetch
-	}
-	f.durable, f.lastFetch, f.leoAtLastFetch = offset, now, leo
-	if !r.inMaximalISR(b) && offset >= max(int64(r.part.log.HighWatermark()), r.epochStart) {
-		r.proposeISR(append(slices.Clone(r.st.ISR), b), b)
-	}
+	r.propose(now)
 	r.recomputeHW()
 	return 0
 }
 
-// checkLag drops from the in-sync set the followers that have not caught
-// up for longer than the lag bound (one proposal at a time).
-func (r *replica) checkLag(now time.Time, lagMax time.Duration) {
-	if !r.leading || r.proposing {
+// propose sends the in-sync set change Leading calls for, if any, to
+// the metadata group, against the partition epoch this leader holds.
+func (r *replica) propose(now replication.Millis) {
+	if !r.leading {
 		return
 	}
-	var keep []int32
-	var dropped []int32
-	for _, b := range r.st.ISR {
-		if f := r.followers[b]; b != r.me && f != nil && now.Sub(f.lastCaughtUp) > lagMax {
-			dropped = append(dropped, b)
-			continue
-		}
-		keep = append(keep, b)
-	}
-	if len(dropped) == 0 || len(keep) == 0 {
+	l := r.part.log
+	req, ok := r.lead.Propose(replication.Offset(l.NextOffset()), replication.Offset(l.HighWatermark()), now)
+	if !ok {
 		return
-	}
-	r.part.owner.node.log.Warn("replication: followers lag, leaving the in-sync set", "partition", r.part.ref,
-		"followers", dropped, "lag_bound", lagMax, "isr", keep)
-	r.proposeISR(keep, -1)
-}
-
-// proposeISR asks the metadata group to make isr the in-sync set,
-// against the partition epoch this leader holds. added, if not -1, is
-// counted toward the high watermark from now on.
-func (r *replica) proposeISR(isr []int32, added int32) {
-	if r.proposing {
-		return
-	}
-	r.proposing = true
-	if added >= 0 {
-		r.pendingAdd[added] = true
 	}
 	cs := r.part.owner
 	n := cs.node
+	isr := make([]int32, len(req.NewISR))
 	c := &metadata.ChangePartition{Topic: r.part.ref.Topic, Partition: r.part.ref.Partition,
 		LeaderEpoch: metadata.Epoch(r.st.LeaderEpoch), PartitionEpoch: r.st.PartitionEpoch,
-		Leader: metadata.BrokerID(r.me), ISR: make([]metadata.BrokerID, len(isr))}
-	for i, b := range isr {
-		c.ISR[i] = metadata.BrokerID(b)
+		Leader: metadata.BrokerID(r.me), ISR: make([]metadata.BrokerID, len(req.NewISR))}
+	for i, m := range req.NewISR {
+		c.ISR[i], isr[i] = metadata.BrokerID(m.Broker), int32(m.Broker)
 	}
-	pe := r.st.PartitionEpoch
-	core := cs.core.ID()
+	var left []int32
+	for _, b := range r.st.ISR {
+		if !slices.Contains(isr, b) {
+			left = append(left, b)
+		}
+	}
+	if len(left) > 0 {
+		n.log.Warn("replication: followers lag, leaving the in-sync set", "partition", r.part.ref,
+			"followers", left, "lag_bound", cs.lagMax(), "isr", isr)
+	}
+	lead, core := r.lead, cs.core.ID()
 	n.proposeAsync(c, func(res metadata.Result, err error) {
 		n.cores[controller].core.Send(core, func(*reactor.Core) {
-			if r.part.repl != r || r.st.PartitionEpoch != pe {
-				return // the metadata moved on; applyState reset the flags
+			if r.lead != lead {
+				return // another leadership since
 			}
-			r.proposing = false
-			if err != nil || !res.Accepted() {
-				delete(r.pendingAdd, added)
-				n.log.Info("replication: in-sync set change refused", "partition", r.part.ref, "isr", isr, "err", err, "result", res.Message)
-				r.recomputeHW()
+			if err != nil {
+				// Not decided as far as we know: it may still apply.
+				// Leading proposes again after replicaProposeRetry.
+				n.log.Info("replication: in-sync set change not confirmed", "partition", r.part.ref, "isr", isr, "err", err)
+				return
 			}
+			if !res.Accepted() {
+				n.log.Info("replication: in-sync set change refused", "partition", r.part.ref, "isr", isr, "result", res.Message)
+			}
+			lead.Answered(req.LeaderEpoch, req.Seq, res.Accepted())
+			r.recomputeHW()
 		})
 	})
 }
@@ -439,16 +383,37 @@ func (cs *coreState) tickReplicas() {
 	if cs.closing {
 		return
 	}
-	now := time.Now()
+	now := nowMillis()
 	for _, p := range cs.parts {
 		if p.repl != nil {
-			p.repl.checkLag(now, cs.lagMax())
+			p.repl.propose(now)
 		}
 	}
 	cs.core.After(replicaTickInterval, cs.tickReplicas)
 }
 
 const replicaTickInterval = 250 * time.Millisecond
+
+// replicaProposeRetry is how long an in-sync set proposal the metadata
+// group has not confirmed either way waits before Leading proposes again.
+const replicaProposeRetry = 5 * time.Second
+
+// nowMillis is the broker clock in replication's units.
+func nowMillis() replication.Millis { return replication.Millis(time.Now().UnixMilli()) }
+
+// partitionState is st as replication's state machines take it.
+func (st *replicaState) partitionState(p int32) replication.PartitionState {
+	ids := func(bs []int32) []replication.BrokerID {
+		out := make([]replication.BrokerID, len(bs))
+		for i, b := range bs {
+			out[i] = replication.BrokerID(b)
+		}
+		return out
+	}
+	return replication.PartitionState{Partition: replication.PartitionID(p), Replicas: ids(st.Replicas),
+		ISR: ids(st.ISR), Leader: replication.BrokerID(st.Leader), LeaderEpoch: replication.Epoch(st.LeaderEpoch),
+		PartitionEpoch: replication.PartitionEpoch(st.PartitionEpoch)}
+}
 
 // defaultReplicaLagTimeMax is Kafka's replica.lag.time.max.ms default.
 const defaultReplicaLagTimeMax = 30 * time.Second

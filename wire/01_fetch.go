@@ -246,7 +246,7 @@ func (w *fetchWait) read(i, limit int) {
 	fetch := w.c.be.Fetch
 	if p.follower {
 		fetch = func(ref PartitionRef, offset int64, maxBytes int32, cb func(FetchResult)) {
-			w.c.be.FollowerFetch(ref, w.replica, offset, maxBytes, cb)
+			w.c.be.FollowerFetch(ref, w.replica, w.c.id, offset, maxBytes, cb)
 		}
 	}
 	fetch(p.ref, p.offset, int32(max(limit, 1)), func(r FetchResult) {

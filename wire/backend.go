@@ -135,7 +135,10 @@ type Backend interface {
 	// holds durably (Strand's followers fetch past a batch only once it is
 	// fsynced), which the leader's high watermark waits for. The wire
 	// layer has already checked that the replica is one of p's followers.
-	FollowerFetch(p PartitionRef, replica int32, offset int64, maxBytes int32, cb func(FetchResult))
+	// session names the connection the fetch came on: one follower's
+	// fetches over one connection arrive in order, and a restarted
+	// follower comes back on another.
+	FollowerFetch(p PartitionRef, replica int32, session uint64, offset int64, maxBytes int32, cb func(FetchResult))
 	// LivenessProbed is told the ClientSoftwareVersion of a controller's
 	// liveness probe (an ApiVersions from LivenessSoftware): the cluster
 	// renews its leadership lease from it.

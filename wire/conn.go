@@ -76,6 +76,7 @@ type conn struct {
 	iov         [][]byte
 
 	ip netip.Addr // for the per-IP count
+	id uint64     // this server's serial number for the connection
 	// fetchHeld is the fetch memory this connection has reserved and not
 	// yet handed to gnet: fetches in progress and responses queued.
 	// outHeld is what was handed to gnet and may still sit in its
@@ -91,7 +92,7 @@ type conn struct {
 }
 
 func newConn(srv *Server, nc netConn, be Backend) *conn {
-	c := &conn{srv: srv, nc: nc, be: be, log: srv.log}
+	c := &conn{srv: srv, nc: nc, be: be, log: srv.log, id: srv.connSeq.Add(1)}
 	c.gb, _ = be.(GroupBackend)
 	c.cb, _ = be.(ClusterBackend)
 	c.pr, _ = be.(RequestProbe)

@@ -54,6 +54,10 @@ type Server struct {
 	log    *slog.Logger
 	stats  serverStats
 
+	// connSeq numbers connections: a follower's fetches over one
+	// connection arrive in order (FollowerFetch's session).
+	connSeq atomic.Uint64
+
 	mu     sync.Mutex
 	eng    gnet.Engine
 	booted bool
