@@ -2,6 +2,7 @@ package replication
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -183,39 +184,38 @@ func (l *Leading) Fetched(m FollowerFetch, logEnd Offset, now Millis) error {
 	return nil
 }
 
-// effectiveISR is the set the high watermark waits for: the committed
-// in-sync set plus every member of a proposal still open.
-func (l *Leading) effectiveISR() []BrokerID {
-	isr := slices.Clone(l.state.ISR)
-	for _, b := range l.proposed {
-		if !contains(isr, b) {
-			isr = append(isr, b)
-		}
-	}
-	return isr
-}
-
 // Target is the high watermark the log may move to: the smallest durable
-// end over the effective in-sync set, leaderDurable being the leader's
-// own. A member that has not fetched in this epoch counts as 0 (the host
-// never moves the high watermark back).
+// end over the effective in-sync set (the committed one plus every member
+// of a proposal still open), leaderDurable being the leader's own. A
+// member that has not fetched in this epoch counts as 0 (the host never
+// moves the high watermark back). It runs on every append and follower
+// fetch, so it walks the two sets rather than building their union.
 func (l *Leading) Target(leaderDurable Offset) Offset {
 	hw := leaderDurable
-	for _, b := range l.effectiveISR() {
-		if b == l.cfg.Broker {
-			continue
-		}
-		f := l.followers[b]
-		if f == nil || !f.fetched {
-			return 0
-		}
-		d := f.durable
-		if l.cfg.plantBugHWBeforeFsync {
-			d = f.fetchOffset
-		}
-		hw = min(hw, d)
+	for _, b := range l.state.ISR {
+		hw = min(hw, l.durableOf(b))
 	}
-	return hw
+	for _, b := range l.proposed {
+		if !contains(l.state.ISR, b) {
+			hw = min(hw, l.durableOf(b))
+		}
+	}
+	return max(hw, 0)
+}
+
+// durableOf is what member b counts for toward the high watermark.
+func (l *Leading) durableOf(b BrokerID) Offset {
+	if b == l.cfg.Broker {
+		return math.MaxInt64 // the caller's leaderDurable bounds it
+	}
+	f := l.followers[b]
+	switch {
+	case f == nil || !f.fetched:
+		return 0
+	case l.cfg.plantBugHWBeforeFsync:
+		return f.fetchOffset
+	}
+	return f.durable
 }
 
 // Admit decides whether an append may be taken: acks=all needs
