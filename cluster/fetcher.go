@@ -272,19 +272,7 @@ func (f *fetcher) askEpochs(addr string, fps []*followed) {
 // asked again with the last epoch the cut leaves.
 func (f *fetcher) truncate(fp *followed, leaderEpoch int32, leaderEnd int64) {
 	l := fp.part.log
-	local := func(e replication.Epoch) (replication.Epoch, replication.Offset) {
-		mine, end := l.EndOffsetForEpoch(shard.Epoch(e))
-		if mine < 0 {
-			return replication.NoEpoch, 0
-		}
-		return replication.Epoch(mine), replication.Offset(end)
-	}
-	if leaderEnd < 0 {
-		leaderEpoch = -1
-	}
-	c, agreed, next := replication.Divergence(replication.Epoch(leaderEpoch), replication.Offset(leaderEnd), local,
-		replication.Offset(l.LogStartOffset()))
-	cut := int64(c)
+	cut, agreed, next := divergenceRound(l, leaderEpoch, leaderEnd)
 	fp.ask, fp.askSet = shard.Epoch(next), !agreed
 	if cut >= int64(l.NextOffset()) {
 		fp.truncated = agreed
@@ -305,6 +293,26 @@ func (f *fetcher) truncate(fp *followed, leaderEpoch int32, leaderEnd int64) {
 		}
 		f.kick()
 	})
+}
+
+// divergenceRound is replication.Divergence over l's leader-epoch cache,
+// for the leader's OffsetForLeaderEpoch answer (leaderEpoch, leaderEnd):
+// where to cut l, whether l then agrees with the leader's log, and the
+// epoch to ask for next if not.
+func divergenceRound(l *shard.Log, leaderEpoch int32, leaderEnd int64) (cut int64, agreed bool, next shard.Epoch) {
+	local := func(e replication.Epoch) (replication.Epoch, replication.Offset) {
+		mine, end := l.EndOffsetForEpoch(shard.Epoch(e))
+		if mine < 0 {
+			return replication.NoEpoch, 0
+		}
+		return replication.Epoch(mine), replication.Offset(end)
+	}
+	if leaderEnd < 0 {
+		leaderEpoch = -1
+	}
+	c, agreed, n := replication.Divergence(replication.Epoch(leaderEpoch), replication.Offset(leaderEnd), local,
+		replication.Offset(l.LogStartOffset()))
+	return int64(c), agreed, shard.Epoch(n)
 }
 
 // fetch asks the leader for what follows each partition's log end.

@@ -24,7 +24,9 @@
 //     replica appended before it has reached the log.
 //
 // Ownership: a Host belongs to the core that owns its log, like the log.
-// The broker does not use it (cluster/replicas.go runs replication); its
-// test drives a leader and a
-// follower on two logs over MemFS with power cuts (host_test.go).
+// The broker does not host whole Replicas: cluster/replicas.go and
+// cluster/fetcher.go run replication, sharing Replica's decisions
+// (replication.Leading and replication.Divergence). Host's test drives a
+// leader and a follower on two logs over MemFS with power cuts
+// (host_test.go).
 package replhost

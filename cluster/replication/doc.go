@@ -14,6 +14,10 @@
 //
 // Main types:
 //
+//   - Leading: the leader's rules for one partition in one epoch, shared
+//     with the brokers.
+//   - Divergence: one round of a follower's truncation (KIP-279), shared
+//     with the brokers.
 //   - Replica: one broker's copy of one partition, leader or follower as
 //     the controller's PartitionState says. As leader it appends, serves
 //     follower fetches, tracks each follower's durable offset, moves the
@@ -26,11 +30,12 @@
 //     Its output is the changed PartitionStates, which in Strand become
 //     metadata commands (cluster/metadata) carried by the Raft group.
 //
-// The brokers do not run this package: cluster/replicas.go and
-// cluster/fetcher.go carry out the same rules on real batches, and the
-// controller's decisions live in cluster/metadata. It is the model the
-// simulator checks; having the brokers run a pure state machine the
-// simulator drives is what remains of issue 13.
+// The brokers run this package's decisions: Leading (leading.go: the rules
+// for follower progress, the high watermark, acks and in-sync proposals)
+// is what cluster/replicas.go runs for every partition it leads, and
+// Divergence is how cluster/fetcher.go truncates. The rest of Replica
+// (roles, the follower's fetch loop, a log of abstract batches) and
+// Controller are models of the brokers' wiring and of cluster/metadata.
 //
 // The simulator (sim_test.go, check_test.go) runs brokers, the controller,
 // producers and consumers over a seeded faulty network, checking the
