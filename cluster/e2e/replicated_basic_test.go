@@ -373,3 +373,85 @@ func TestReplicaFetchPastLogEndNotCounted(t *testing.T) {
 		t.Fatalf("high watermark %d after the claim, want 1: the record the paused follower lacks was exposed", hw)
 	}
 }
+
+// TestReplicaFetchOverOlderConnectionRefused: a leader counts a follower's
+// fetches over its newest connection only (a restarted follower, wiped or
+// not, comes back on a new one, and a late fetch from before must not
+// describe its log). A fetch over an older connection is refused with
+// STALE_BROKER_EPOCH, and the follower's own fetcher, told so, reconnects
+// and is counted again: acks=all goes on.
+func TestReplicaFetchOverOlderConnectionRefused(t *testing.T) {
+	c := startCluster(t, 3, "--broker-lease", "60s", "--replica-lag-time-max", "60s")
+	ctx := ctxFor(t, 90*time.Second)
+	const topic = "conns"
+	if err := createTopicRF(ctx, c.client(), topic, 1, 2, nil); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	var leader, follower int32
+	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {
+		m, err := c.metadataOf(ctx, 1, topic)
+		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
+			return fmt.Errorf("metadata: %v", err)
+		}
+		p := m.Topics[0].Partitions[0]
+		if len(p.ISR) != 2 || p.Leader < 0 {
+			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
+		}
+		leader = p.Leader
+		for _, r := range p.Replicas {
+			if r != leader {
+				follower = r
+			}
+		}
+		return nil
+	})
+	acksAll := c.client(kgo.RequiredAcks(kgo.AllISRAcks()))
+	produceAll(t, ctx, acksAll, topic, 1, 1)
+	fp := c.procs[follower]
+	if err := fp.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fp.cmd.Process.Signal(syscall.SIGCONT) })
+
+	fetch := func(rc *rawConn) int16 {
+		t.Helper()
+		f := kmsg.NewPtrFetchRequest()
+		f.SetVersion(12)
+		f.ReplicaID, f.MaxBytes, f.MaxWaitMillis, f.SessionEpoch = follower, 1<<20, 0, -1
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		p := kmsg.NewFetchRequestTopicPartition()
+		p.FetchOffset, p.PartitionMaxBytes, p.CurrentLeaderEpoch, p.LastFetchedEpoch, p.LogStartOffset = 1, 1<<20, -1, -1, -1
+		ft.Partitions = append(ft.Partitions, p)
+		f.Topics = append(f.Topics, ft)
+		resp, err := rc.roundTrip(f, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	older, newer := dialRaw(t, c.procs[leader].addr), dialRaw(t, c.procs[leader].addr)
+	if code := fetch(older); code != 0 {
+		t.Fatalf("fetch over a new connection: %s", codeName(code))
+	}
+	if code := fetch(newer); code != 0 {
+		t.Fatalf("fetch over a newer connection: %s", codeName(code))
+	}
+	if code := fetch(older); code != kerr.StaleBrokerEpoch.Code {
+		t.Fatalf("fetch over the older connection again: %s, want STALE_BROKER_EPOCH", codeName(code))
+	}
+	// The follower's own connection is older still: refused, it must
+	// reconnect for the next acks=all record to be acknowledged.
+	if err := fp.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := acksAll.ProduceSync(pctx, &kgo.Record{Topic: topic, Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("acks=all after the follower's connection was called stale: %v", err)
+	}
+	isr, err := c.isrOf(ctx, leader, topic)
+	if err != nil || len(isr[0]) != 2 {
+		t.Fatalf("in-sync set %v (%v), want both replicas", isr, err)
+	}
+}
