@@ -41,8 +41,11 @@ type Leading struct {
 	// inFlight: a proposal is unanswered (resent after RetryMs).
 	// accepted: the newest proposal was accepted, and its partition state
 	// has not arrived; nothing is proposed until it does.
-	inFlight, accepted bool
-	proposedAt         Millis
+	// refused: the newest was refused; the next waits RetryMs, so a
+	// refusal that persists (a fenced leader, exhausted epochs) is not
+	// proposed again at every fetch.
+	inFlight, accepted, refused bool
+	proposedAt                  Millis
 }
 
 // LeadingConfig is a leader's identity and limits. Times are milliseconds
@@ -127,7 +130,7 @@ func (l *Leading) SetState(s PartitionState, minISR int, now Millis) {
 		panic(fmt.Sprintf("replication: leadership changed under a Leading (epoch %d -> %d)", l.state.LeaderEpoch, s.LeaderEpoch))
 	}
 	if s.PartitionEpoch != l.state.PartitionEpoch {
-		l.proposed, l.inFlight, l.accepted = nil, false, false
+		l.proposed, l.inFlight, l.accepted, l.refused = nil, false, false, false
 	}
 	l.state, l.minISR = s.Clone(), minISR
 	for _, b := range s.Replicas {
@@ -248,7 +251,7 @@ func (l *Leading) Acked(end, hw Offset) (done bool, err error) {
 // joins. One proposal is open at a time, sent again after RetryMs
 // unanswered.
 func (l *Leading) Propose(logEnd, hw Offset, now Millis) (AlterPartitionRequest, bool) {
-	if l.accepted || l.inFlight && now-l.proposedAt < l.cfg.RetryMs {
+	if l.accepted || (l.inFlight || l.refused) && now-l.proposedAt < l.cfg.RetryMs {
 		return AlterPartitionRequest{}, false
 	}
 	// Built in preference order, as the controller keeps the ISR, so the
@@ -316,7 +319,7 @@ func (l *Leading) Answered(epoch Epoch, seq uint64, accepted bool) bool {
 		l.accepted = true
 		return true
 	}
-	l.proposed = nil
+	l.proposed, l.refused = nil, true
 	return true
 }
 

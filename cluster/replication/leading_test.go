@@ -82,12 +82,14 @@ func TestLeadingMaximalISR(t *testing.T) {
 	if got := l.Target(9); got != 9 {
 		t.Fatalf("after the refusal the target is %d, want the in-sync set's 9", got)
 	}
-	req, ok = l.Propose(9, 9, 40) // b3 no longer holds the high watermark
-	if ok {
+	if req, ok := l.Propose(9, 9, 10); ok { // b3 no longer holds the high watermark
 		t.Fatalf("proposed %+v", req)
 	}
-	mustFetch(t, l, 3, 1, 9, 9, 9, 41)
-	req, ok = l.Propose(9, 9, 41)
+	mustFetch(t, l, 3, 1, 9, 9, 9, 11)
+	if req, ok := l.Propose(9, 9, 20); ok {
+		t.Fatalf("proposed again 18 ms after a refused one, RetryMs 30: %+v", req)
+	}
+	req, ok = l.Propose(9, 9, 32)
 	if !ok || req.Seq != 2 {
 		t.Fatalf("second join proposal: %+v %v", req, ok)
 	}
