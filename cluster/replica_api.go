@@ -28,7 +28,7 @@ func (b *backend) EndOffsetForEpoch(p wire.PartitionRef, leaderEpoch int32, cb f
 	})
 }
 
-func (b *backend) FollowerFetch(p wire.PartitionRef, replica int32, session uint64, offset int64, maxBytes int32, cb func(wire.FetchResult)) {
+func (b *backend) FollowerFetch(p wire.PartitionRef, replica int32, session wire.FetchSession, offset int64, maxBytes int32, cb func(wire.FetchResult)) {
 	owner, code := b.owner(p)
 	if code != 0 {
 		cb(wire.FetchResult{HighWatermark: -1, LastStable: -1, LogStartOffset: -1, ErrCode: code})

@@ -55,7 +55,7 @@ func TestFollowerFetchBackend(t *testing.T) {
 	// offset nothing would track.
 	fetched := make(chan wire.FetchResult, 1)
 	onCore(t, n, cs, func() any {
-		b.FollowerFetch(ref, 2, 1, 0, 1<<20, func(r wire.FetchResult) { fetched <- r })
+		b.FollowerFetch(ref, 2, wire.FetchSession{Conn: 1, Request: 1}, 0, 1<<20, func(r wire.FetchResult) { fetched <- r })
 		return nil
 	})
 	if r := <-fetched; r.ErrCode != kerr.LeaderNotAvailable.Code || len(r.Records) != 0 {

@@ -300,19 +300,20 @@ func (r *replica) wakeEnd(all bool) {
 	r.endWatch = r.part.firePast(r.endWatch, end)
 }
 
-// followerFetched records a follower's fetch at offset, over connection
-// session: Leading takes it as the follower's durable end and decides
+// followerFetched records a follower's fetch at offset, placed by session
+// (its connection and its order on it): Leading takes it as the
+// follower's durable end and decides
 // what that changes in the in-sync set and the high watermark. It returns
 // an error code when this broker does not lead the partition (the
 // follower learns of the new leader from it) or the offset is past the
 // log end.
-func (r *replica) followerFetched(b int32, session uint64, offset int64) int16 {
+func (r *replica) followerFetched(b int32, session wire.FetchSession, offset int64) int16 {
 	if !r.leading {
 		return errNotLeader
 	}
 	now := nowMillis()
 	err := r.lead.Fetched(replication.FollowerFetch{Broker: replication.BrokerID(b),
-		Incarnation: replication.BrokerEpoch(session), FetchOffset: replication.Offset(offset),
+		Incarnation: replication.BrokerEpoch(session.Conn), Seq: session.Request, FetchOffset: replication.Offset(offset),
 		Durable: replication.Offset(offset)}, replication.Offset(r.part.log.NextOffset()), now)
 	switch {
 	case errors.Is(err, replication.ErrOffsetOutOfRange):

@@ -34,6 +34,7 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 		w.maxBytes = min(int(max(req.MaxBytes, 0)), lim.FetchMaxBytes)
 	}
 	w.replica = req.ReplicaID
+	w.session = FetchSession{Conn: w.c.id, Request: w.c.reqs}
 	total := 0
 	for i := range req.Topics {
 		total += len(req.Topics[i].Partitions)
@@ -145,6 +146,7 @@ type fetchWait struct {
 	budget   int // fetch memory held, the sum of parts' held (counted in conn.fetchHeld)
 	maxWait  time.Duration
 	replica  int32 // the follower's broker id, or -1 for a consumer
+	session  FetchSession
 	reading  int
 	waiting  bool
 	toppedUp bool // the second round of reads (topUp) was issued
@@ -246,7 +248,7 @@ func (w *fetchWait) read(i, limit int) {
 	fetch := w.c.be.Fetch
 	if p.follower {
 		fetch = func(ref PartitionRef, offset int64, maxBytes int32, cb func(FetchResult)) {
-			w.c.be.FollowerFetch(ref, w.replica, w.c.id, offset, maxBytes, cb)
+			w.c.be.FollowerFetch(ref, w.replica, w.session, offset, maxBytes, cb)
 		}
 	}
 	fetch(p.ref, p.offset, int32(max(limit, 1)), func(r FetchResult) {

@@ -135,10 +135,9 @@ type Backend interface {
 	// holds durably (Strand's followers fetch past a batch only once it is
 	// fsynced), which the leader's high watermark waits for. The wire
 	// layer has already checked that the replica is one of p's followers.
-	// session names the connection the fetch came on: one follower's
-	// fetches over one connection arrive in order, and a restarted
-	// follower comes back on another.
-	FollowerFetch(p PartitionRef, replica int32, session uint64, offset int64, maxBytes int32, cb func(FetchResult))
+	// session names the fetch's connection and its place on it (a
+	// restarted follower comes back on another connection).
+	FollowerFetch(p PartitionRef, replica int32, session FetchSession, offset int64, maxBytes int32, cb func(FetchResult))
 	// LivenessProbed is told the ClientSoftwareVersion of a controller's
 	// liveness probe (an ApiVersions from LivenessSoftware): the cluster
 	// renews its leadership lease from it.
@@ -279,4 +278,12 @@ type ListOffsetResult struct {
 	// it (ListOffsets v4+ returns it with the offset).
 	LeaderEpoch int32
 	ErrCode     int16
+}
+
+// FetchSession places a follower's fetch: Conn is the server's serial
+// number for the connection it came on, Request the number of the request
+// on that connection. Both grow, so they order one follower's fetches: a
+// later fetch describes the follower's log as it is now.
+type FetchSession struct {
+	Conn, Request uint64
 }

@@ -77,6 +77,9 @@ type conn struct {
 
 	ip netip.Addr // for the per-IP count
 	id uint64     // this server's serial number for the connection
+	// reqs counts the requests dispatched on the connection: with id, it
+	// orders one follower's fetches (FollowerFetch's session).
+	reqs uint64
 	// fetchHeld is the fetch memory this connection has reserved and not
 	// yet handed to gnet: fetches in progress and responses queued.
 	// outHeld is what was handed to gnet and may still sit in its
@@ -357,6 +360,7 @@ func (c *conn) dispatch(s *slot, req kmsg.Request, clientID []byte) {
 	if c.refuseDraining(s, req) {
 		return
 	}
+	c.reqs++
 	switch q := req.(type) {
 	case *kmsg.ProduceRequest:
 		c.handleProduce(s, q)

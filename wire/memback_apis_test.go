@@ -121,7 +121,7 @@ func (s *memSession) EndOffsetForEpoch(p PartitionRef, leaderEpoch int32, cb fun
 
 // FollowerFetch: the test broker's log has no volatile tail, so a
 // follower reads what a consumer does.
-func (s *memSession) FollowerFetch(p PartitionRef, _ int32, _ uint64, offset int64, maxBytes int32, cb func(FetchResult)) {
+func (s *memSession) FollowerFetch(p PartitionRef, _ int32, _ FetchSession, offset int64, maxBytes int32, cb func(FetchResult)) {
 	s.b.mu.Lock()
 	s.b.followerFetches++
 	s.b.mu.Unlock()

@@ -32,9 +32,10 @@ func (r *Replica) sendNext() {
 		return
 	}
 	r.fl.reported = r.durable
+	r.fetchSeq++
 	r.send(r.leader(), FetchRequest{Partition: r.cfg.Partition, Replica: r.cfg.Broker,
 		ReplicaBrokerEpoch: r.brokerEpoch, CurrentLeaderEpoch: r.epoch,
-		FetchOffset: r.leo, DurableOffset: r.durable})
+		FetchOffset: r.leo, DurableOffset: r.durable, Seq: r.fetchSeq})
 }
 
 func (r *Replica) followerTick() {

@@ -171,7 +171,7 @@ func (r *Replica) handleFetch(m FetchRequest) {
 		r.send(m.Replica, resp)
 		return
 	}
-	if err := r.ld.lead.Fetched(FollowerFetch{Broker: m.Replica, Incarnation: m.ReplicaBrokerEpoch,
+	if err := r.ld.lead.Fetched(FollowerFetch{Broker: m.Replica, Incarnation: m.ReplicaBrokerEpoch, Seq: m.Seq,
 		FetchOffset: m.FetchOffset, Durable: m.DurableOffset}, r.leo, r.now); err != nil {
 		if errors.Is(err, ErrStaleBrokerEpoch) {
 			r.stats.StaleFetches++

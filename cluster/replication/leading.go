@@ -71,6 +71,7 @@ type LeadingConfig struct {
 // follower is the leader's view of one follower in this epoch.
 type follower struct {
 	incarnation BrokerEpoch
+	seq         uint64 // of the latest fetch counted
 	fetched     bool
 	fetchOffset Offset
 	durable     Offset
@@ -87,15 +88,18 @@ type follower struct {
 // FollowerFetch is what a follower's fetch tells its leader.
 type FollowerFetch struct {
 	Broker BrokerID
-	// Incarnation names a stretch of the follower's life within which its
-	// durable prefix only grows, so a lower report within it is a late
-	// one and is not believed. Incarnations are ordered: a newer one
-	// starts the follower's record over, and reports from an older one
-	// are refused. In the simulator it is the broker epoch (KIP-903); on
-	// brokers the serial number of the replica-fetch connection, which a
-	// restarted follower cannot reuse (a follower told its connection is
-	// stale opens a new one).
+	// Incarnation and Seq order a follower's fetches, and the latest one
+	// describes its log: its durable end may be lower than an earlier
+	// report's (a replica deleted and created again), never a late
+	// report's. Incarnations are ordered: a newer one starts the
+	// follower's record over, and fetches from an older one are refused.
+	// In the simulator Incarnation is the broker epoch (KIP-903) and Seq
+	// numbers the incarnation's fetches; on brokers they are the serial
+	// number of the replica-fetch connection, which a restarted follower
+	// cannot reuse (a follower told its connection is stale opens a new
+	// one), and the request's number on it.
 	Incarnation BrokerEpoch
+	Seq         uint64
 	FetchOffset Offset
 	// Durable is the end of the follower's fsynced prefix (a broker's
 	// follower fetches past a batch only once it is fsynced, so there it
@@ -170,12 +174,14 @@ func (l *Leading) Fetched(m FollowerFetch, logEnd Offset, now Millis) error {
 	case m.Incarnation > f.incarnation:
 		*f = follower{incarnation: m.Incarnation, caughtUpAt: f.caughtUpAt}
 	}
-	f.fetched = true
+	if f.fetched && m.Seq <= f.seq {
+		// Delayed behind a later fetch (or the same one read again by a
+		// long poll): that one is the newer word.
+		return nil
+	}
+	f.fetched, f.seq = true, m.Seq
 	f.fetchOffset = m.FetchOffset
-	// Within one incarnation and epoch a follower's log is a prefix of
-	// ours and its durable prefix only grows, so an older report arriving
-	// late must not lower what we know.
-	f.durable = max(f.durable, min(m.Durable, m.FetchOffset))
+	f.durable = min(m.Durable, m.FetchOffset)
 	if f.durable >= logEnd {
 		f.caughtUpAt = now
 	} else if f.hadPreviousFetch && f.durable >= f.leoAtLastFetch {

@@ -25,15 +25,28 @@ func TestLeadingTargetWaitsForEveryInSyncDurableOffset(t *testing.T) {
 	if got := l.Target(2); got != 2 {
 		t.Fatalf("target %d, want the leader's own durable end 2", got)
 	}
-	// A late report from the same incarnation does not lower it; a new
-	// incarnation (a restarted follower, a new connection) starts over.
-	mustFetch(t, l, 3, 1, 1, 1, 5, 2)
+	// A late report (numbered before the latest) changes nothing; a
+	// later one is the follower's log as it is now, even lower (a replica
+	// deleted and created again); a new incarnation (a restarted
+	// follower, a new connection) starts over, an older one is refused.
+	late := fetchSeq - 1
+	if err := l.Fetched(FollowerFetch{Broker: 3, Incarnation: 1, Seq: late, FetchOffset: 1, Durable: 1}, 5, 2); err != nil {
+		t.Fatal(err)
+	}
 	if got := l.Target(5); got != 3 {
 		t.Fatalf("late report lowered the target to %d", got)
+	}
+	mustFetch(t, l, 3, 1, 2, 2, 5, 2)
+	if got := l.Target(5); got != 2 {
+		t.Fatalf("the latest report says 2: target %d", got)
 	}
 	mustFetch(t, l, 3, 2, 1, 1, 5, 3)
 	if got := l.Target(5); got != 1 {
 		t.Fatalf("new incarnation at 1: target %d", got)
+	}
+	fetchSeq++
+	if err := l.Fetched(FollowerFetch{Broker: 3, Incarnation: 1, Seq: fetchSeq, FetchOffset: 4, Durable: 4}, 5, 4); !errors.Is(err, ErrStaleBrokerEpoch) {
+		t.Fatalf("fetch from the older incarnation: %v", err)
 	}
 	if err := l.Fetched(FollowerFetch{Broker: 2, Incarnation: 1, FetchOffset: 6, Durable: 6}, 5, 4); !errors.Is(err, ErrOffsetOutOfRange) {
 		t.Fatalf("fetch past the log end: %v", err)
@@ -45,7 +58,8 @@ func TestLeadingTargetWaitsForEveryInSyncDurableOffset(t *testing.T) {
 
 func mustFetch(t *testing.T, l *Leading, b BrokerID, inc BrokerEpoch, off, durable, leo Offset, now Millis) {
 	t.Helper()
-	if err := l.Fetched(FollowerFetch{Broker: b, Incarnation: inc, FetchOffset: off, Durable: durable}, leo, now); err != nil {
+	fetchSeq++
+	if err := l.Fetched(FollowerFetch{Broker: b, Incarnation: inc, Seq: fetchSeq, FetchOffset: off, Durable: durable}, leo, now); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,6 +15,10 @@ type FetchRequest struct {
 	CurrentLeaderEpoch Epoch       // KIP-320 fencing
 	FetchOffset        Offset
 	DurableOffset      Offset
+	// Seq numbers the incarnation's fetches, so the leader can tell a
+	// late one from the latest (on brokers: the request's place on its
+	// connection).
+	Seq uint64
 }
 
 // FetchResponse answers a FetchRequest. FetchOffset echoes the request so a

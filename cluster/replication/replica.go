@@ -125,6 +125,8 @@ type Replica struct {
 
 	out   Ready
 	stats ReplicaStats
+	// fetchSeq numbers this incarnation's fetches (FetchRequest.Seq).
+	fetchSeq uint64
 }
 
 // ReplicaStats counts protocol paths taken, for the simulator's coverage

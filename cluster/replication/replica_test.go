@@ -38,9 +38,14 @@ func produce(r *Replica, seq int32, acks int, now Millis) Ready {
 	return r.Ready()
 }
 
+// fetchSeq numbers the test followers' fetches (FetchRequest.Seq): each
+// is later than the one before.
+var fetchSeq uint64
+
 func fetch(r *Replica, from BrokerID, off, durable Offset, now Millis) FetchResponse {
+	fetchSeq++
 	r.Step(from, FetchRequest{Replica: from, ReplicaBrokerEpoch: 1, CurrentLeaderEpoch: r.LeaderEpoch(),
-		FetchOffset: off, DurableOffset: durable}, now)
+		FetchOffset: off, DurableOffset: durable, Seq: fetchSeq}, now)
 	rd := r.Ready()
 	for _, e := range rd.ToBrokers {
 		if resp, ok := e.Body.(FetchResponse); ok && e.To == from {
