@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,10 +31,14 @@ func replayCommand(seed uint64) string {
 
 // runSeed plays one seed; on failure it plays it again with a trace.
 func runSeed(seed uint64) (err error, trace string) {
-	if err := newSim(seed, false).run(); err == nil {
+	return runSeedWith(seed, ctrlKind(*flagController))
+}
+
+func runSeedWith(seed uint64, kind ctrlKind) (err error, trace string) {
+	if err := newSimWith(seed, false, kind).run(); err == nil {
 		return nil, ""
 	}
-	s := newSim(seed, true)
+	s := newSimWith(seed, true, kind)
 	err = s.run()
 	if err == nil {
 		return fmt.Errorf("seed %d failed once and passed on replay: the simulation is not deterministic", seed), ""
@@ -44,7 +49,7 @@ func runSeed(seed uint64) (err error, trace string) {
 // sweep runs seeds from first on all cores until n seeds ran (or, with
 // d > 0, until d elapsed) and returns the failing seeds found and what the
 // passing ones exercised.
-func sweep(first uint64, n int, d time.Duration) (ran int64, failed []uint64, cov coverage) {
+func sweep(first uint64, n int, d time.Duration, kind ctrlKind) (ran int64, failed []uint64, cov coverage) {
 	var next atomic.Uint64
 	next.Store(first)
 	var mu sync.Mutex
@@ -59,7 +64,7 @@ func sweep(first uint64, n int, d time.Duration) (ran int64, failed []uint64, co
 				if d > 0 && time.Now().After(deadline) || d == 0 && seed >= first+uint64(n) {
 					return
 				}
-				s := newSim(seed, false)
+				s := newSimWith(seed, false, kind)
 				err := s.run()
 				atomic.AddInt64(&ran, 1)
 				mu.Lock()
@@ -91,7 +96,7 @@ func TestSimulation(t *testing.T) {
 	// often is most of the speed of the short run under -race.
 	defer debug.SetGCPercent(debug.SetGCPercent(800))
 	start := time.Now()
-	ran, failed, cov := sweep(*flagFirst, *flagSeeds, *flagDuration)
+	ran, failed, cov := sweep(*flagFirst, *flagSeeds, *flagDuration, ctrlKind(*flagController))
 	t.Logf("%d seeds in %v: %+v", ran, time.Since(start).Round(time.Millisecond), cov)
 	if ran >= 10000 && cov.staleFetches == 0 {
 		// Rare (a follower's fetch outliving its incarnation, then
@@ -158,5 +163,30 @@ func TestSimulationCoverage(t *testing.T) {
 		if n == 0 {
 			t.Errorf("no %s in 300 seeds", name)
 		}
+	}
+}
+
+// TestSimulationMetadataWithoutMemberEpochs is the short run on the
+// metadata controller without the adapter's KIP-903 member check, that
+// is, exactly as the brokers decide in-sync set changes today. It fails
+// (75 of the first 10,000 seeds, seed 231 the lowest): a leader proposes to add
+// a follower on the strength of fetches from the follower's previous
+// process; the follower meanwhile came back with a wiped data dir
+// (RegisterBroker with a new log dir id took it out of every in-sync set,
+// or it was not in the set); ChangePartition names no incarnation, so
+// metadata lets the empty replica in, and the in-sync set holds a replica
+// below the high watermark (elected, it loses acknowledged records).
+// Closing it needs broker epochs in metadata and in ChangePartition, and
+// the follower's epoch on its fetches (KIP-903); until then the check is
+// the adapter's and this test is skipped unless asked for.
+func TestSimulationMetadataWithoutMemberEpochs(t *testing.T) {
+	if *flagController != string(ctrlMetadataBare) {
+		t.Skip("brokers' ChangePartition carries no member broker epochs (KIP-903), so the simulator finds acknowledged-record loss through a wiped follower re-added on its previous process's fetches; run with -controller=metadata-bare")
+	}
+	ran, failed, _ := sweep(*flagFirst, *flagSeeds, 0, ctrlMetadataBare)
+	if len(failed) > 0 {
+		slices.Sort(failed)
+		err, trace := runSeedWith(failed[0], ctrlMetadataBare)
+		t.Fatalf("%d of %d seeds failed; first, seed %d: %v\n%s", len(failed), ran, failed[0], err, trace)
 	}
 }

@@ -201,7 +201,7 @@ type sim struct {
 	nextInc uint64
 	nextVal uint64
 
-	ctrl      *Controller
+	ctrl      simController
 	brokers   []*simBroker // index = id-1
 	net       []message
 	cut       [8][8]bool // only brokers and the controller
@@ -219,7 +219,10 @@ type sim struct {
 	plantBug bool
 }
 
-func newSim(seed uint64, trace bool) *sim {
+func newSim(seed uint64, trace bool) *sim { return newSimWith(seed, trace, ctrlKind(*flagController)) }
+
+// newSimWith is newSim on the given controller.
+func newSimWith(seed uint64, trace bool, kind ctrlKind) *sim {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	cfg := randomConfig(rng)
 	s := &sim{seed: seed, cfg: cfg, rng: rng, doTrace: trace}
@@ -231,7 +234,7 @@ func newSim(seed uint64, trace bool) *sim {
 		}
 		parts = append(parts, st)
 	}
-	s.ctrl = NewController(ControllerConfig{SessionTimeoutMs: 8 * tickMs}, parts)
+	s.ctrl = newSimController(kind, ControllerConfig{SessionTimeoutMs: 8 * tickMs}, parts)
 	for i := range cfg.brokers {
 		b := &simBroker{id: BrokerID(i + 1), disks: map[PartitionID]*simDisk{}, meta: map[PartitionID]PartitionState{}}
 		for _, st := range parts {
@@ -240,6 +243,10 @@ func newSim(seed uint64, trace bool) *sim {
 				b.parts = append(b.parts, st.Partition)
 			}
 		}
+		// A data dir gets its id at its first start, as a broker's
+		// cluster.json does: never 0, which metadata reads as unknown.
+		s.nextInc++
+		b.logDirID = s.nextInc
 		s.brokers = append(s.brokers, b)
 		s.start(b)
 	}
@@ -633,7 +640,7 @@ func (s *sim) producerTick(pr *producer) {
 		return
 	}
 	// Mostly the leader the controller names; sometimes a stale guess.
-	st := s.ctrl.parts[pr.partition] // read only
+	st := s.ctrl.peek(pr.partition) // read only
 	to := st.Leader
 	if !s.settling && s.rng.IntN(5) == 0 {
 		to = st.Replicas[s.rng.IntN(len(st.Replicas))]
@@ -668,7 +675,7 @@ func (s *sim) producerReceive(pr *producer, resp ProduceResponse) {
 	case ErrOutOfOrderSequence:
 		// A stale leader may lack the producer's last batches; the
 		// current one must not.
-		if resp.LeaderEpoch >= s.ctrl.parts[pr.partition].LeaderEpoch {
+		if resp.LeaderEpoch >= s.ctrl.peek(pr.partition).LeaderEpoch {
 			s.chk.fail("sequence", "producer %d seq %d: OUT_OF_ORDER_SEQUENCE_NUMBER from the current leader (e%d) though it never skips a sequence",
 				pr.pid, req.BaseSeq, resp.LeaderEpoch)
 		}
@@ -698,7 +705,7 @@ func (s *sim) consume(c *consumer) {
 	if err != nil {
 		return
 	}
-	if r.LeaderEpoch() < s.ctrl.parts[c.partition].LeaderEpoch {
+	if r.LeaderEpoch() < s.ctrl.peek(c.partition).LeaderEpoch {
 		s.cov.staleReads++
 	}
 	for _, bt := range bs {
@@ -713,8 +720,8 @@ func (s *sim) consume(c *consumer) {
 // replicas as they were (no system can know sooner), so the checks that
 // read b's disk skip it.
 func (s *sim) wipedUnknown(b BrokerID) bool {
-	bi := s.ctrl.brokers[b]
-	return bi != nil && bi.logDirID != s.broker(b).logDirID
+	id, ok := s.ctrl.LogDirID(b)
+	return ok && id != s.broker(b).logDirID
 }
 
 func (s *sim) crash(b *simBroker) {
@@ -841,7 +848,7 @@ func (s *sim) settle() {
 // lost reports whether partition p lost its last in-sync copy to a wiped
 // data dir: the controller keeps it offline (no clean leader can exist),
 // so nothing more can finish there.
-func (s *sim) lost(p PartitionID) bool { return len(s.ctrl.parts[p].ISR) == 0 }
+func (s *sim) lost(p PartitionID) bool { return len(s.ctrl.peek(p).ISR) == 0 }
 
 func (s *sim) done() bool {
 	for _, pr := range s.producers {
