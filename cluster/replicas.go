@@ -373,7 +373,18 @@ func (r *replica) propose(now replication.Millis) {
 			if !res.Accepted() {
 				n.log.Info("replication: in-sync set change refused", "partition", r.part.ref, "isr", isr, "result", res.Message)
 			}
-			lead.Answered(req.LeaderEpoch, req.Seq, res.Accepted())
+			// The answer may overtake the view that holds the change
+			// which made this proposal stale (an earlier one of ours,
+			// accepted though we never heard): the partition epoch it
+			// was decided at, read from the metadata this broker has
+			// applied (at least up to the decision), tells Leading to
+			// keep counting the proposed members until that view
+			// arrives here.
+			decidedAt := replication.PartitionEpoch(r.st.PartitionEpoch)
+			if p, ok := n.raft.View().Partition(r.part.ref.Topic, r.part.ref.Partition); ok {
+				decidedAt = replication.PartitionEpoch(p.PartitionEpoch)
+			}
+			lead.Answered(req.LeaderEpoch, req.Seq, res.Accepted(), decidedAt)
 			r.recomputeHW()
 		})
 	})

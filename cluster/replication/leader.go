@@ -222,14 +222,18 @@ func (r *Replica) handleAlterPartitionResponse(m AlterPartitionResponse) {
 	if r.role != Leader {
 		return
 	}
-	// Accepted or not, the answer carries the partition as the controller
-	// holds it: a newer in-sync set, or a newer epoch that deposes us.
-	r.ApplyState(m.State, r.now)
+	// An acceptance carries the partition it made, and a newer leader
+	// epoch deposes us. A refusal within our epoch is taken as brokers
+	// take it: its state comes later with the metadata, and the answer
+	// only says at which partition epoch it was decided.
+	if m.Err == nil || m.State.LeaderEpoch > r.epoch {
+		r.ApplyState(m.State, r.now)
+	}
 	if m.Err != nil && r.role == Leader && m.State.LeaderEpoch > r.epoch {
 		r.depose(m.State.LeaderEpoch)
 	}
 	if m.Err != nil && r.role == Leader {
-		if r.ld.lead.Answered(m.LeaderEpoch, m.Seq, false) {
+		if r.ld.lead.Answered(m.LeaderEpoch, m.Seq, false, m.State.PartitionEpoch) {
 			r.stats.ProposalsRefused++
 		}
 		r.advanceHW()

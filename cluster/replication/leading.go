@@ -39,8 +39,9 @@ type Leading struct {
 	// newest means none of them can still be accepted.
 	seq uint64
 	// inFlight: a proposal is unanswered (resent after RetryMs).
-	// accepted: the newest proposal was accepted, and its partition state
-	// has not arrived; nothing is proposed until it does.
+	// accepted: the newest proposal was accepted (or refused against a
+	// newer partition epoch), and that partition state has not arrived;
+	// nothing is proposed until it does.
 	// refused: the newest was refused; the next waits RetryMs, so a
 	// refusal that persists (a fenced leader, exhausted epochs) is not
 	// proposed again at every fetch.
@@ -307,21 +308,27 @@ func (l *Leading) Propose(logEnd, hw Offset, now Millis) (AlterPartitionRequest,
 }
 
 // Answered reports the controller's verdict on proposal seq of leader
-// epoch epoch (sequence numbers start over with each Leading). An accepted
-// one holds further proposals until its partition state arrives
-// (SetState). A refusal of the newest proposal ends every open one: the
-// controller decides a leader's proposals in order and refuses an older
-// one after a newer, so none of them can take effect any more, and the
-// high watermark stops waiting for their members. An answer to an older
+// epoch epoch (sequence numbers start over with each Leading), decided
+// while the partition stood at partition epoch decidedAt. An accepted one
+// holds further proposals until its partition state arrives (SetState). A
+// refusal of the newest proposal ends every open one: the controller
+// decides a leader's proposals in order and refuses an older one after a
+// newer, so none of them can take effect any more, and the high watermark
+// stops waiting for their members. But a refusal decided at a partition
+// epoch newer than the one held ends nothing: the change that moved the
+// epoch may be an older proposal of this leader, accepted though its
+// answer was lost or is still on its way, whose members are in the
+// in-sync set already; the proposals are held, their members counted, as
+// after an acceptance, until that state arrives. An answer to an older
 // proposal, or after the partition epoch moved on, is stale and ignored.
 //
 // It reports whether the answer was the newest proposal's.
-func (l *Leading) Answered(epoch Epoch, seq uint64, accepted bool) bool {
+func (l *Leading) Answered(epoch Epoch, seq uint64, accepted bool, decidedAt PartitionEpoch) bool {
 	if epoch != l.state.LeaderEpoch || seq != l.seq || !l.inFlight {
 		return false
 	}
 	l.inFlight = false
-	if accepted {
+	if accepted || decidedAt > l.state.PartitionEpoch {
 		l.accepted = true
 		return true
 	}

@@ -88,11 +88,11 @@ func TestLeadingMaximalISR(t *testing.T) {
 	if _, ok := l.Propose(9, 5, 10); ok {
 		t.Fatal("a second proposal while one is open")
 	}
-	l.Answered(3, 1, false) // another epoch's proposal 1
+	l.Answered(3, 1, false, 10) // another epoch's proposal 1
 	if got := l.Target(9); got != 5 {
 		t.Fatalf("a stale refusal dropped the proposed member: target %d", got)
 	}
-	l.Answered(4, 1, false)
+	l.Answered(4, 1, false, 10)
 	if got := l.Target(9); got != 9 {
 		t.Fatalf("after the refusal the target is %d, want the in-sync set's 9", got)
 	}
@@ -107,7 +107,7 @@ func TestLeadingMaximalISR(t *testing.T) {
 	if !ok || req.Seq != 2 {
 		t.Fatalf("second join proposal: %+v %v", req, ok)
 	}
-	l.Answered(4, 2, true)
+	l.Answered(4, 2, true, 11)
 	if _, ok := l.Propose(9, 9, 500); ok {
 		t.Fatal("proposed again before the accepted state arrived")
 	}
@@ -115,6 +115,43 @@ func TestLeadingMaximalISR(t *testing.T) {
 		LeaderBrokerEpoch: 7, LeaderEpoch: 4, PartitionEpoch: 11}, 2, 501)
 	if l.Proposing() {
 		t.Fatal("still proposing after the new partition epoch")
+	}
+}
+
+// A refusal decided at a partition epoch newer than the leader holds may
+// be the refusal of a retry whose first attempt was accepted (its answer
+// lost) and moved the epoch: the proposed member may be in the in-sync
+// set already, so it must count until that state arrives. Brokers hear a
+// refusal before the view that holds the change as often as not, and
+// the simulator, answering refusals as brokers learn them, lost
+// acknowledged records (seed 153) when the refusal ended the proposal.
+func TestLeadingRefusalAtNewerPartitionEpochKeepsCounting(t *testing.T) {
+	l := newTestLeading([]BrokerID{1, 2})
+	mustFetch(t, l, 2, 1, 5, 5, 5, 1)
+	mustFetch(t, l, 3, 1, 5, 5, 5, 1)
+	if _, ok := l.Propose(5, 5, 2); !ok {
+		t.Fatal("no join proposal")
+	}
+	// The answer is lost; the retry, against the same partition epoch,
+	// is refused at epoch 11, which the accepted first attempt made.
+	retry, ok := l.Propose(5, 5, 40)
+	if !ok || retry.Seq != 2 || retry.PartitionEpoch != 10 {
+		t.Fatalf("retry: %+v %v", retry, ok)
+	}
+	mustFetch(t, l, 2, 1, 9, 9, 9, 41)
+	if !l.Answered(4, 2, false, 11) {
+		t.Fatal("the newest proposal's answer was taken as stale")
+	}
+	if got := l.Target(9); got != 5 {
+		t.Fatalf("target %d after a refusal decided at a newer partition epoch: b3 (durable to 5) may be in sync", got)
+	}
+	if _, ok := l.Propose(9, 5, 500); ok {
+		t.Fatal("proposed again before the newer partition state arrived")
+	}
+	l.SetState(PartitionState{Partition: 0, Replicas: []BrokerID{1, 2, 3}, ISR: []BrokerID{1, 2, 3}, Leader: 1,
+		LeaderBrokerEpoch: 7, LeaderEpoch: 4, PartitionEpoch: 11}, 2, 501)
+	if got := l.Target(9); got != 5 {
+		t.Fatalf("target %d with b3 in sync", got)
 	}
 }
 
