@@ -27,15 +27,23 @@
 //   - Controller: broker registration (incarnations, broker epochs),
 //     liveness and fencing, leader election from the ISR (unclean only if
 //     configured), AlterPartition with epoch checks, preferred election.
-//     Its output is the changed PartitionStates, which in Strand become
-//     metadata commands (cluster/metadata) carried by the Raft group.
+//     A model: brokers decide these in cluster/metadata, which the
+//     simulator runs by default.
 //
 // The brokers run this package's decisions: Leading (leading.go: the rules
 // for follower progress, the high watermark, acks and in-sync proposals)
 // is what cluster/replicas.go runs for every partition it leads, and
 // Divergence is how cluster/fetcher.go truncates. The rest of Replica
-// (roles, the follower's fetch loop, a log of abstract batches) and
-// Controller are models of the brokers' wiring and of cluster/metadata.
+// (roles, the follower's fetch loop, a log of abstract batches) is a
+// model of the brokers' wiring. The simulator's controller decides
+// through cluster/metadata's state machine, the brokers' metadata group
+// (metactl_test.go); Controller is a model (-controller=model). Not
+// checked against the brokers: what metactl_test.go lists as the
+// adapter's own (incarnations and broker epochs, the proposal sequence
+// number, liveness timing). Followers report their data dir id in
+// fetches here, and a leader's proposal names it, so metadata can refuse
+// a wiped follower; brokers' fetches do not carry it yet
+// (TestSimulationFollowersWithoutDirIDs, skipped, shows the loss).
 //
 // The simulator (sim_test.go, check_test.go) runs brokers, the controller,
 // producers and consumers over a seeded faulty network, checking the
