@@ -260,6 +260,14 @@ type AlterTopicConfigs struct {
 // compare-and-set: LeaderEpoch and PartitionEpoch must be the partition's
 // current ones, so a proposal made from a stale view is rejected rather
 // than undoing a newer change. A new leader bumps the leader epoch.
+//
+// ISRDirs, when set, names for each ISR member the log dir id (KIP-858)
+// of the copy the leader counted: the one its follower's fetches came
+// from. A member joining the in-sync set must still have that dir: one
+// whose broker came back with a replaced data dir since is refused, as
+// its replica is empty now whatever its previous process's fetches said.
+// 0 for a member means not known (not checked). Encoding version 1
+// carries it.
 type ChangePartition struct {
 	Topic          string
 	Partition      int32
@@ -267,6 +275,7 @@ type ChangePartition struct {
 	PartitionEpoch int32
 	Leader         BrokerID
 	ISR            []BrokerID
+	ISRDirs        []uint64
 }
 
 // MoveReplicaCore records that a replica now lives on another core of its
@@ -472,6 +481,15 @@ func (c *AlterTopicConfigs) decode(d *decoder) {
 	}
 }
 
+func (c *ChangePartition) version() byte {
+	if len(c.ISRDirs) > 0 {
+		return 1
+	}
+	return 0
+}
+
+func (*ChangePartition) maxVersion() byte { return 1 }
+
 func (c *ChangePartition) encode(e *encoder) {
 	e.str(c.Topic)
 	e.varint(int64(c.Partition))
@@ -479,6 +497,12 @@ func (c *ChangePartition) encode(e *encoder) {
 	e.varint(int64(c.PartitionEpoch))
 	e.broker(c.Leader)
 	e.brokers(c.ISR)
+	if len(c.ISRDirs) > 0 {
+		e.uvarint(uint64(len(c.ISRDirs)))
+		for _, d := range c.ISRDirs {
+			e.uvarint(d)
+		}
+	}
 }
 
 func (c *ChangePartition) decode(d *decoder) {
@@ -488,6 +512,14 @@ func (c *ChangePartition) decode(d *decoder) {
 	c.PartitionEpoch = d.int32("partition epoch")
 	c.Leader = d.broker("leader")
 	c.ISR = d.brokers("isr")
+	if d.version >= 1 {
+		if n := d.count("isr dirs", 1); n > 0 {
+			c.ISRDirs = make([]uint64, n)
+			for i := range c.ISRDirs {
+				c.ISRDirs[i] = d.uvarint("isr dir")
+			}
+		}
+	}
 }
 
 func (c *MoveReplicaCore) encode(e *encoder) {

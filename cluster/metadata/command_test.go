@@ -21,6 +21,8 @@ func sampleCommands() []Command {
 		&CreatePartitions{Name: "orders", Partitions: []Assignment{{Replicas: []BrokerID{1}, Cores: []CoreID{0}}}},
 		&AlterTopicConfigs{Name: "orders", Replace: false, Set: map[string]string{"retention.ms": "-1"}, Delete: []string{"x", "y"}},
 		&ChangePartition{Topic: "orders", Partition: 1, LeaderEpoch: 9, PartitionEpoch: 12, Leader: NoLeader, ISR: []BrokerID{2, 1}},
+		&ChangePartition{Topic: "orders", Partition: 1, LeaderEpoch: 9, PartitionEpoch: 12, Leader: 2, ISR: []BrokerID{2, 1},
+			ISRDirs: []uint64{0, 1 << 60}},
 		&MoveReplicaCore{Topic: "orders", Partition: 0, Broker: 2, Core: 5},
 		&AllocateProducerIDs{Broker: 1, Count: 1000},
 		&ShrinkPartitions{Topic: "orders", ID: tid(7), Count: 3},

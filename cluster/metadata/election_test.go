@@ -273,3 +273,43 @@ func TestElectLeader(t *testing.T) {
 		t.Fatalf("unclean with every replica fenced: %v", r.Code)
 	}
 }
+
+// A leader's proposal to add a follower names the data dir its fetches
+// came from. The follower's broker came back with a replaced data dir
+// in between (it was not in the in-sync set, so the registration changed
+// no partition and the compare-and-set on the epochs passes): its
+// replica is empty, and letting it in puts a copy without the
+// acknowledged records in the in-sync set. The replication simulator,
+// on this state machine, lost acknowledged records that way (seed 231).
+func TestChangePartitionRefusesMemberWithReplacedDataDir(t *testing.T) {
+	s := New()
+	for id := BrokerID(1); id <= 3; id++ {
+		r := register(id, 2, "")
+		r.LogDirID = 100 + uint64(id)
+		mustApply(t, s, r)
+		mustApply(t, s, &UnfenceBroker{ID: id})
+	}
+	mustApply(t, s, &CreateTopic{Name: "r", ID: tid(5),
+		Partitions: []Assignment{{Replicas: []BrokerID{1, 2, 3}, Cores: []CoreID{0, 0, 0}}}})
+	p := part(t, s, "r", 0)
+	mustApply(t, s, &ChangePartition{Topic: "r", LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+		Leader: p.Leader, ISR: []BrokerID{p.Leader}})
+	// Broker 3 restarts with a new data dir.
+	r := register(3, 2, "")
+	r.LogDirID = 203
+	mustApply(t, s, r)
+	mustApply(t, s, &UnfenceBroker{ID: 3})
+	p = part(t, s, "r", 0)
+	stale := &ChangePartition{Topic: "r", LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+		Leader: p.Leader, ISR: []BrokerID{p.Leader, 3}, ISRDirs: []uint64{100 + uint64(p.Leader), 103}}
+	if res := apply(t, s, stale); res.Code != ErrInvalidISR {
+		t.Fatalf("broker 3 joined on its replaced data dir's fetches: %v", res)
+	}
+	// Fetches from the new dir, or a proposal that does not know (0), do.
+	fresh := *stale
+	fresh.ISRDirs = []uint64{100 + uint64(p.Leader), 203}
+	mustApply(t, s, &fresh)
+	if p := part(t, s, "r", 0); !slices.Contains(p.ISR, 3) {
+		t.Fatalf("broker 3 not in sync: %v", p.ISR)
+	}
+}

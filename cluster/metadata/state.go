@@ -660,6 +660,21 @@ func (s *State) changePartition(c *ChangePartition) Result {
 			return reject(ErrInvalidISR, "%s-%d: in-sync broker %d twice", c.Topic, c.Partition, r)
 		}
 	}
+	if len(c.ISRDirs) > 0 && len(c.ISRDirs) != len(c.ISR) {
+		return reject(ErrInvalidISR, "%s-%d: %d log dir ids for %d in-sync brokers", c.Topic, c.Partition, len(c.ISRDirs), len(c.ISR))
+	}
+	for i, r := range c.ISR {
+		// A joining member's copy must be the one the leader counted:
+		// a replaced data dir (a wiped broker back under its id) is
+		// empty, whatever its previous process's fetches said.
+		if len(c.ISRDirs) == 0 || c.ISRDirs[i] == 0 || slices.Contains(cur.ISR, r) {
+			continue
+		}
+		if d := s.brokers[r].LogDirID; d != 0 && d != c.ISRDirs[i] {
+			return reject(ErrInvalidISR, "%s-%d: in-sync broker %d's data dir %016x is not the one its fetches came from (%016x)",
+				c.Topic, c.Partition, r, d, c.ISRDirs[i])
+		}
+	}
 	if c.Leader != NoLeader {
 		if !slices.Contains(c.ISR, c.Leader) {
 			return reject(ErrInvalidISR, "%s-%d: leader %d not in sync", c.Topic, c.Partition, c.Leader)

@@ -65,7 +65,7 @@ func TestControllerKeepsLastISRMemberAndWaitsForIt(t *testing.T) {
 		e3 := register(t, c, 3, 3, 0)
 		// Leader b1 shrinks the ISR to itself.
 		resp, _ := c.AlterPartition(AlterPartitionRequest{Partition: 0, Leader: 1, LeaderBrokerEpoch: e1,
-			LeaderEpoch: 1, PartitionEpoch: c.State(0).PartitionEpoch, NewISR: []ISRMember{{1, e1}}})
+			LeaderEpoch: 1, PartitionEpoch: c.State(0).PartitionEpoch, NewISR: []ISRMember{{Broker: 1, BrokerEpoch: e1}}})
 		if resp.Err != nil {
 			t.Fatal(resp.Err)
 		}
@@ -90,7 +90,7 @@ func TestControllerUncleanElection(t *testing.T) {
 		e1 := register(t, c, 1, 1, 0)
 		e2 := register(t, c, 2, 2, 0)
 		c.AlterPartition(AlterPartitionRequest{Partition: 0, Leader: 1, LeaderBrokerEpoch: e1,
-			LeaderEpoch: 1, PartitionEpoch: c.State(0).PartitionEpoch, NewISR: []ISRMember{{1, e1}}})
+			LeaderEpoch: 1, PartitionEpoch: c.State(0).PartitionEpoch, NewISR: []ISRMember{{Broker: 1, BrokerEpoch: e1}}})
 		c.Heartbeat(Heartbeat{Broker: 2, BrokerEpoch: e2}, 150)
 		c.Tick(150)
 		if st := c.State(0); st.Leader != 2 || !slices.Equal(st.ISR, []BrokerID{2}) {
@@ -105,7 +105,7 @@ func TestControllerAlterPartitionChecks(t *testing.T) {
 		e2 := register(t, c, 2, 2, 0)
 		pe := c.State(0).PartitionEpoch
 		shrink := AlterPartitionRequest{Partition: 0, Leader: 1, LeaderBrokerEpoch: e1, LeaderEpoch: 1,
-			PartitionEpoch: pe, NewISR: []ISRMember{{1, e1}, {2, e2}}}
+			PartitionEpoch: pe, NewISR: []ISRMember{{Broker: 1, BrokerEpoch: e1}, {Broker: 2, BrokerEpoch: e2}}}
 		cases := []struct {
 			name string
 			mod  func(*AlterPartitionRequest)
@@ -114,7 +114,7 @@ func TestControllerAlterPartitionChecks(t *testing.T) {
 			{"stale leader epoch", func(r *AlterPartitionRequest) { r.LeaderEpoch = 0 }, ErrFencedLeaderEpoch},
 			{"old broker epoch", func(r *AlterPartitionRequest) { r.LeaderBrokerEpoch = e1 + 10 }, ErrStaleBrokerEpoch},
 			{"stale partition epoch", func(r *AlterPartitionRequest) { r.PartitionEpoch = pe - 1 }, ErrInvalidUpdateVersion},
-			{"leader left out", func(r *AlterPartitionRequest) { r.NewISR = []ISRMember{{2, e2}} }, ErrIneligibleReplica},
+			{"leader left out", func(r *AlterPartitionRequest) { r.NewISR = []ISRMember{{Broker: 2, BrokerEpoch: e2}} }, ErrIneligibleReplica},
 		}
 		for _, tc := range cases {
 			req := shrink
@@ -136,13 +136,29 @@ func TestControllerAlterPartitionChecks(t *testing.T) {
 		if resp, changed := c.AlterPartition(shrink); resp.Err != retryErr || changed != nil || resp.State.PartitionEpoch != pe+1 {
 			t.Fatalf("retried shrink: %v %v at partition epoch %d", resp.Err, changed, resp.State.PartitionEpoch)
 		}
-		// Adding b3 back while it is fenced is refused (KIP-903; on the
-		// metadata controller, by the adapter's member check).
+		// Adding b3 back while it is fenced: the model refuses it
+		// (KIP-903's member check); metadata has no such rule (KIP-841
+		// is not metadata's) and takes it. Both refuse a member whose
+		// data dir is not the one the leader counted (metadata through
+		// the log dir ids the proposal names).
 		grow := shrink
 		grow.PartitionEpoch = c.State(0).PartitionEpoch
-		grow.NewISR = append(slices.Clone(shrink.NewISR), ISRMember{3, 0})
+		grow.NewISR = append(slices.Clone(shrink.NewISR), ISRMember{Broker: 3})
+		if kind == ctrlModel {
+			if resp, _ := c.AlterPartition(grow); resp.Err != ErrIneligibleReplica {
+				t.Fatalf("adding fenced b3: %v", resp.Err)
+			}
+			return
+		}
+		wiped, _ := c.Register(RegisterRequest{Broker: 3, Incarnation: 9, LogDirID: 77}, 0)
+		resp, _ := c.Register(RegisterRequest{Broker: 3, Incarnation: 10, LogDirID: 78}, 0)
+		grow.NewISR[2] = ISRMember{Broker: 3, BrokerEpoch: wiped.BrokerEpoch, LogDirID: 77}
 		if resp, _ := c.AlterPartition(grow); resp.Err != ErrIneligibleReplica {
-			t.Fatalf("adding fenced b3: %v", resp.Err)
+			t.Fatalf("adding b3 on fetches from its replaced data dir: %v", resp.Err)
+		}
+		grow.NewISR[2] = ISRMember{Broker: 3, BrokerEpoch: resp.BrokerEpoch, LogDirID: 78}
+		if resp, changed := c.AlterPartition(grow); resp.Err != nil || len(changed) != 1 {
+			t.Fatalf("adding b3 on fetches from its data dir: %v %v", resp.Err, changed)
 		}
 	})
 }
@@ -191,7 +207,7 @@ func TestControllerDoesNotElectWipedLastISRMember(t *testing.T) {
 			resp, _ := c.Register(RegisterRequest{Broker: 1, Incarnation: 1, LogDirID: 10}, 0)
 			e1 := resp.BrokerEpoch
 			c.AlterPartition(AlterPartitionRequest{Partition: 0, Leader: 1, LeaderBrokerEpoch: e1,
-				LeaderEpoch: 1, PartitionEpoch: c.State(0).PartitionEpoch, NewISR: []ISRMember{{1, e1}}})
+				LeaderEpoch: 1, PartitionEpoch: c.State(0).PartitionEpoch, NewISR: []ISRMember{{Broker: 1, BrokerEpoch: e1}}})
 			c.Tick(150) // b1's session expires: leaderless, ISR [1]
 			dir := uint64(10)
 			if wiped {

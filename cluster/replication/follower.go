@@ -34,7 +34,7 @@ func (r *Replica) sendNext() {
 	r.fl.reported = r.durable
 	r.fetchSeq++
 	r.send(r.leader(), FetchRequest{Partition: r.cfg.Partition, Replica: r.cfg.Broker,
-		ReplicaBrokerEpoch: r.brokerEpoch, CurrentLeaderEpoch: r.epoch,
+		ReplicaBrokerEpoch: r.brokerEpoch, LogDirID: r.cfg.LogDirID, CurrentLeaderEpoch: r.epoch,
 		FetchOffset: r.leo, DurableOffset: r.durable, Seq: r.fetchSeq})
 }
 

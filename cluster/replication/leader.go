@@ -172,7 +172,7 @@ func (r *Replica) handleFetch(m FetchRequest) {
 		return
 	}
 	if err := r.ld.lead.Fetched(FollowerFetch{Broker: m.Replica, Incarnation: m.ReplicaBrokerEpoch, Seq: m.Seq,
-		FetchOffset: m.FetchOffset, Durable: m.DurableOffset}, r.leo, r.now); err != nil {
+		LogDirID: m.LogDirID, FetchOffset: m.FetchOffset, Durable: m.DurableOffset}, r.leo, r.now); err != nil {
 		if errors.Is(err, ErrStaleBrokerEpoch) {
 			r.stats.StaleFetches++
 		}

@@ -73,6 +73,7 @@ type LeadingConfig struct {
 type follower struct {
 	incarnation BrokerEpoch
 	seq         uint64 // of the latest fetch counted
+	logDirID    uint64
 	fetched     bool
 	fetchOffset Offset
 	durable     Offset
@@ -101,6 +102,10 @@ type FollowerFetch struct {
 	// one), and the request's number on it.
 	Incarnation BrokerEpoch
 	Seq         uint64
+	// LogDirID is the follower's data dir (0: not known). The leader
+	// names it when it proposes the follower into the in-sync set, so
+	// the metadata can refuse a follower whose dir was replaced since.
+	LogDirID    uint64
 	FetchOffset Offset
 	// Durable is the end of the follower's fsynced prefix (a broker's
 	// follower fetches past a batch only once it is fsynced, so there it
@@ -181,6 +186,7 @@ func (l *Leading) Fetched(m FollowerFetch, logEnd Offset, now Millis) error {
 		return nil
 	}
 	f.fetched, f.seq = true, m.Seq
+	f.logDirID = m.LogDirID
 	f.fetchOffset = m.FetchOffset
 	f.durable = min(m.Durable, m.FetchOffset)
 	if f.durable >= logEnd {
@@ -294,11 +300,11 @@ func (l *Leading) Propose(logEnd, hw Offset, now Millis) (AlterPartitionRequest,
 		LeaderBrokerEpoch: l.cfg.BrokerEpoch, LeaderEpoch: l.state.LeaderEpoch,
 		PartitionEpoch: l.state.PartitionEpoch, Seq: l.seq}
 	for _, b := range want {
-		be := l.cfg.BrokerEpoch
+		m := ISRMember{Broker: b, BrokerEpoch: l.cfg.BrokerEpoch}
 		if b != l.cfg.Broker {
-			be = l.followers[b].incarnation
+			m.BrokerEpoch, m.LogDirID = l.followers[b].incarnation, l.followers[b].logDirID
 		}
-		req.NewISR = append(req.NewISR, ISRMember{Broker: b, BrokerEpoch: be})
+		req.NewISR = append(req.NewISR, m)
 		if !contains(l.proposed, b) {
 			l.proposed = append(l.proposed, b)
 		}

@@ -12,6 +12,7 @@ type FetchRequest struct {
 	Partition          PartitionID
 	Replica            BrokerID
 	ReplicaBrokerEpoch BrokerEpoch // KIP-903: the follower's incarnation
+	LogDirID           uint64      // KIP-858: the follower's data dir (0: not known)
 	CurrentLeaderEpoch Epoch       // KIP-320 fencing
 	FetchOffset        Offset
 	DurableOffset      Offset
@@ -57,9 +58,14 @@ type EpochResponse struct {
 // ISRMember names an in-sync replica with the incarnation whose fetches put
 // it there (KIP-903), so the controller refuses to count a broker whose
 // restart may have changed its log.
+//
+// LogDirID is the data dir the member's counted fetches came from (0:
+// not known): the metadata refuses a joining member whose broker has
+// since come back with another (cluster/metadata.ChangePartition).
 type ISRMember struct {
 	Broker      BrokerID
 	BrokerEpoch BrokerEpoch
+	LogDirID    uint64
 }
 
 // AlterPartitionRequest is the leader's proposal to change the in-sync set,

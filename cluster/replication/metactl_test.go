@@ -36,9 +36,11 @@ import (
 //   - Liveness timing: when a session has expired (FenceBroker) and when a
 //     heartbeat unfences (UnfenceBroker), as liveness.go decides them.
 //
-// AlterPartition's ISR members' broker epochs (KIP-903) are NOT checked
-// here: brokers' ChangePartition carries none, so whether a stale
-// member can join is left to metadata, as on the brokers.
+// AlterPartition's ISR members' broker epochs (KIP-903) are not checked
+// here: ChangePartition carries none. What keeps a follower whose data
+// dir was wiped from joining on its previous process's fetches is
+// metadata's own check of the log dir ids the proposal names (ISRDirs,
+// from the dirs the followers' fetches report).
 type metaController struct {
 	cfg   ControllerConfig
 	st    *metadata.State
@@ -48,12 +50,6 @@ type metaController struct {
 	brokerIDs       []BrokerID // sorted
 	lastBrokerEpoch BrokerEpoch
 	lastSeq         map[PartitionID]decidedSeq
-
-	// memberEpochs makes the adapter refuse an AlterPartition that adds a
-	// member which is fenced or not in the incarnation whose fetches the
-	// leader counted (KIP-903). metadata cannot: ChangePartition names no
-	// incarnations. See TestSimulationMetadataWithoutMemberEpochs.
-	memberEpochs bool
 
 	// parts is the metadata's partitions as PartitionStates (index =
 	// PartitionID), refreshed after every command.
@@ -74,8 +70,8 @@ const metaTopic = "sim"
 // empty log on every replica) in one topic whose replicas' brokers are
 // known but fenced: every replica is in sync and none leads until a
 // broker registers, as with NewController.
-func newMetaController(cfg ControllerConfig, parts []PartitionState, memberEpochs bool) *metaController {
-	c := &metaController{cfg: cfg, memberEpochs: memberEpochs, st: metadata.New(), topic: metaTopic, brokers: map[BrokerID]*metaBroker{},
+func newMetaController(cfg ControllerConfig, parts []PartitionState) *metaController {
+	c := &metaController{cfg: cfg, st: metadata.New(), topic: metaTopic, brokers: map[BrokerID]*metaBroker{},
 		lastSeq: map[PartitionID]decidedSeq{}}
 	var ids []BrokerID
 	create := &metadata.CreateTopic{Name: c.topic, ID: metadata.TopicID{1}}
@@ -304,19 +300,16 @@ func (c *metaController) AlterPartition(req AlterPartitionRequest) (AlterPartiti
 	if bi := c.brokers[req.Leader]; bi == nil || bi.epoch != req.LeaderBrokerEpoch {
 		return reject(ErrStaleBrokerEpoch)
 	}
-	if c.memberEpochs {
-		for _, m := range req.NewISR {
-			if !contains(s.ISR, m.Broker) {
-				if bi := c.brokers[m.Broker]; bi == nil || c.Fenced(m.Broker) || bi.epoch != m.BrokerEpoch {
-					return reject(ErrIneligibleReplica)
-				}
-			}
-		}
-	}
 	cmd := &metadata.ChangePartition{Topic: c.topic, Partition: int32(req.Partition), LeaderEpoch: metadata.Epoch(req.LeaderEpoch),
 		PartitionEpoch: int32(req.PartitionEpoch), Leader: metadata.BrokerID(req.Leader), ISR: make([]metadata.BrokerID, len(req.NewISR))}
 	for i, m := range req.NewISR {
 		cmd.ISR[i] = metadata.BrokerID(m.Broker)
+		if m.LogDirID != 0 {
+			if cmd.ISRDirs == nil {
+				cmd.ISRDirs = make([]uint64, len(req.NewISR))
+			}
+			cmd.ISRDirs[i] = m.LogDirID
+		}
 	}
 	r, ch := c.apply(cmd)
 	switch r.Code {
@@ -351,24 +344,25 @@ type ctrlKind string
 
 const (
 	// ctrlMetadata: cluster/metadata's state machine through
-	// metaController, with the adapter's KIP-903 member check.
+	// metaController.
 	ctrlMetadata ctrlKind = "metadata"
-	// ctrlMetadataBare: the same without the member check, as brokers
-	// run it today (TestSimulationMetadataWithoutMemberEpochs).
-	ctrlMetadataBare ctrlKind = "metadata-bare"
+	// ctrlMetadataNoDirs: the same, with followers that report no data
+	// dir id in their fetches, as brokers' fetches do not yet
+	// (TestSimulationFollowersWithoutDirIDs).
+	ctrlMetadataNoDirs ctrlKind = "metadata-nodirs"
 	// ctrlModel: replication.Controller, the model the brokers never ran.
 	ctrlModel ctrlKind = "model"
 )
 
 var flagController = flag.String("controller", string(ctrlMetadata),
-	"the simulator's controller: metadata (cluster/metadata, what brokers run, plus the adapter's KIP-903 member check), metadata-bare (without that check) or model (replication.Controller)")
+	"the simulator's controller: metadata (cluster/metadata, what brokers run), metadata-nodirs (followers report no data dir id, as brokers' fetches do not yet) or model (replication.Controller)")
 
 func newSimController(kind ctrlKind, cfg ControllerConfig, parts []PartitionState) simController {
 	switch kind {
 	case ctrlModel:
 		return NewController(cfg, parts)
-	case ctrlMetadata, ctrlMetadataBare:
-		return newMetaController(cfg, parts, kind == ctrlMetadata)
+	case ctrlMetadata, ctrlMetadataNoDirs:
+		return newMetaController(cfg, parts)
 	}
 	panic(fmt.Sprintf("sim: unknown controller %q", kind))
 }

@@ -25,6 +25,9 @@ type ReplicaConfig struct {
 	ProduceTimeoutMs Millis
 	// FetchBatchesMax bounds the batches in one fetch answer.
 	FetchBatchesMax int
+	// LogDirID is the broker's data dir id, which its follower fetches
+	// report (0: not known).
+	LogDirID uint64
 
 	// plantBugHWBeforeFsync, set only by the simulator's planted-bug test,
 	// makes the leader count a follower's fetch offset instead of its

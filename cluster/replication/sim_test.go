@@ -214,6 +214,8 @@ type sim struct {
 	chk     *checker
 	trace   []string // last events, only when tracing
 	doTrace bool
+	// noDirs: followers report no data dir id (ctrlMetadataNoDirs).
+	noDirs bool
 	// plantBug plants ReplicaConfig's HW-before-fsync bug in every
 	// replica (TestSimulationFindsPlantedBug).
 	plantBug bool
@@ -225,7 +227,7 @@ func newSim(seed uint64, trace bool) *sim { return newSimWith(seed, trace, ctrlK
 func newSimWith(seed uint64, trace bool, kind ctrlKind) *sim {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	cfg := randomConfig(rng)
-	s := &sim{seed: seed, cfg: cfg, rng: rng, doTrace: trace}
+	s := &sim{seed: seed, cfg: cfg, rng: rng, doTrace: trace, noDirs: kind == ctrlMetadataNoDirs}
 	var parts []PartitionState
 	for p := range cfg.partitions {
 		st := PartitionState{Partition: PartitionID(p)}
@@ -277,7 +279,11 @@ func (s *sim) logf(format string, args ...any) {
 func (s *sim) now() Millis { return Millis(s.tick) * tickMs }
 
 func (s *sim) replicaConfig(b BrokerID, p PartitionID) ReplicaConfig {
-	return ReplicaConfig{Broker: b, Partition: p, MinISR: s.cfg.minISR, LagMaxMs: 10 * tickMs,
+	dir := s.broker(b).logDirID
+	if s.noDirs {
+		dir = 0
+	}
+	return ReplicaConfig{Broker: b, Partition: p, LogDirID: dir, MinISR: s.cfg.minISR, LagMaxMs: 10 * tickMs,
 		RetryMs: 3 * tickMs, ProduceTimeoutMs: 30 * tickMs, FetchBatchesMax: 3, plantBugHWBeforeFsync: s.plantBug}
 }
 
