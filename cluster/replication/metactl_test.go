@@ -28,8 +28,15 @@ import (
 //     changes. A re-registration fences the previous incarnation through
 //     RegisterBroker, so a grant never outlives the incarnation it named.
 //   - AlterPartition's LeaderBrokerEpoch check (ErrStaleBrokerEpoch): a
-//     proposal from an earlier incarnation of the leader. Brokers drop a
-//     dead process's pending proposals with it.
+//     proposal from an earlier incarnation of the leader.
+//
+// And one way this differs from the brokers: every process start here
+// proposes RegisterBroker, which fences the previous process. A broker's
+// registerSelf proposes it only when its address, rack, cores or log dir
+// changed, so a broker restarted within its lease keeps its leaderships
+// in the same leader epoch, which the simulated Replica refuses to do (a
+// grant to an earlier incarnation is not its own). That path is not
+// simulated.
 //   - The proposal sequence number (Seq): a proposal not newer than the
 //     last one decided for its leader epoch is refused, as the metadata
 //     log (ordered, exactly once) makes the brokers' proposals.
