@@ -43,7 +43,7 @@
 // number, liveness timing). Followers report their data dir id in
 // fetches here, and a leader's proposal names it, so metadata can refuse
 // a wiped follower; brokers' fetches do not carry it yet
-// (TestSimulationFollowersWithoutDirIDs, skipped, shows the loss).
+// (TestSimulationFindsLossWithoutDirIDs shows the loss).
 //
 // The simulator (sim_test.go, check_test.go) runs brokers, the controller,
 // producers and consumers over a seeded faulty network, checking the

@@ -355,7 +355,7 @@ const (
 	ctrlMetadata ctrlKind = "metadata"
 	// ctrlMetadataNoDirs: the same, with followers that report no data
 	// dir id in their fetches, as brokers' fetches do not yet
-	// (TestSimulationFollowersWithoutDirIDs).
+	// (TestSimulationFindsLossWithoutDirIDs).
 	ctrlMetadataNoDirs ctrlKind = "metadata-nodirs"
 	// ctrlModel: replication.Controller, the model the brokers never ran.
 	ctrlModel ctrlKind = "model"
