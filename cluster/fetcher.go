@@ -323,6 +323,12 @@ func (f *fetcher) fetch(addr string, fps []*followed) {
 	req.MaxWaitMillis = int32(replicaFetchMaxWait / time.Millisecond)
 	req.MinBytes, req.MaxBytes = 1, replicaFetchMaxBytes
 	req.SessionEpoch = -1
+	// The leader names this data dir when it proposes us into an in-sync
+	// set: the metadata refuses the proposal if this broker has come
+	// back with another dir since (wiped), whose copy is empty.
+	var dir [8]byte
+	binary.BigEndian.PutUint64(dir[:], f.cs.node.id.LogDirID)
+	req.UnknownTags.Set(wire.TagFollowerLogDir, dir[:])
 	type asked struct {
 		fp     *followed
 		epoch  int32

@@ -313,8 +313,9 @@ func (r *replica) followerFetched(b int32, session wire.FetchSession, offset int
 	}
 	now := nowMillis()
 	err := r.lead.Fetched(replication.FollowerFetch{Broker: replication.BrokerID(b),
-		Incarnation: replication.BrokerEpoch(session.Conn), Seq: session.Request, FetchOffset: replication.Offset(offset),
-		Durable: replication.Offset(offset)}, replication.Offset(r.part.log.NextOffset()), now)
+		Incarnation: replication.BrokerEpoch(session.Conn), Seq: session.Request, LogDirID: session.LogDirID,
+		FetchOffset: replication.Offset(offset),
+		Durable:     replication.Offset(offset)}, replication.Offset(r.part.log.NextOffset()), now)
 	switch {
 	case errors.Is(err, replication.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
@@ -347,6 +348,15 @@ func (r *replica) propose(now replication.Millis) {
 		Leader: metadata.BrokerID(r.me), ISR: make([]metadata.BrokerID, len(req.NewISR))}
 	for i, m := range req.NewISR {
 		c.ISR[i], isr[i] = metadata.BrokerID(m.Broker), int32(m.Broker)
+		if m.LogDirID != 0 {
+			// Each joining member's data dir as its fetches named it:
+			// the metadata refuses the change if the broker has come
+			// back with another (wiped) since (KIP-858's check).
+			if c.ISRDirs == nil {
+				c.ISRDirs = make([]uint64, len(req.NewISR))
+			}
+			c.ISRDirs[i] = m.LogDirID
+		}
 	}
 	var left []int32
 	for _, b := range r.st.ISR {

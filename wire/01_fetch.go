@@ -35,6 +35,9 @@ func (c *conn) handleFetch(s *slot, req *kmsg.FetchRequest) {
 	}
 	w.replica = req.ReplicaID
 	w.session = FetchSession{Conn: w.c.id, Request: w.c.reqs}
+	if req.ReplicaID >= 0 {
+		w.session.LogDirID = FollowerLogDir(req)
+	}
 	total := 0
 	for i := range req.Topics {
 		total += len(req.Topics[i].Partitions)

@@ -1,9 +1,12 @@
 package wire
 
 import (
+	"encoding/binary"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
 	"github.com/strand-io/strand/cluster/topicconfig"
 )
 
@@ -283,7 +286,29 @@ type ListOffsetResult struct {
 // FetchSession places a follower's fetch: Conn is the server's serial
 // number for the connection it came on, Request the number of the request
 // on that connection. Both grow, so they order one follower's fetches: a
-// later fetch describes the follower's log as it is now.
+// later fetch describes the follower's log as it is now. LogDirID is the
+// follower's data dir id as its fetch names it (TagFollowerLogDir; 0 when
+// absent), so that a leader proposing it into the in-sync set can name
+// the copy it counted.
 type FetchSession struct {
 	Conn, Request uint64
+	LogDirID      uint64
+}
+
+// TagFollowerLogDir is Strand's tagged field of a follower's Fetch
+// request (top level, flexible versions): its data dir id, 8 bytes big
+// endian. Kafka's own tags there are 0 and 1; Kafka brokers skip unknown
+// tags, so a Strand follower's fetch stays a Kafka fetch.
+const TagFollowerLogDir uint32 = 0x5354
+
+// FollowerLogDir reads TagFollowerLogDir from a Fetch request's tags (0 if
+// absent or malformed).
+func FollowerLogDir(req *kmsg.FetchRequest) uint64 {
+	var id uint64
+	req.UnknownTags.Each(func(tag uint32, v []byte) {
+		if tag == TagFollowerLogDir && len(v) == 8 {
+			id = binary.BigEndian.Uint64(v)
+		}
+	})
+	return id
 }

@@ -2,7 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -11,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strand-io/strand/wire"
 )
 
 // isrOf maps each partition of topic to its in-sync set, as broker id
@@ -454,4 +461,109 @@ func TestReplicaFetchOverOlderConnectionRefused(t *testing.T) {
 	if err != nil || len(isr[0]) != 2 {
 		t.Fatalf("in-sync set %v (%v), want both replicas", isr, err)
 	}
+}
+
+// TestFetchNamingAnotherDataDirKeepsFollowerOut: a follower's fetch names
+// its data dir (wire.TagFollowerLogDir) and the leader names it when it
+// proposes the follower into the in-sync set, so the metadata refuses a
+// join counted on a copy that is not the broker's current one (a broker
+// wiped and back under its id, while its previous process's fetches
+// still count). A fetch naming another dir gets the proposal refused; one
+// naming the broker's own gets it in.
+func TestFetchNamingAnotherDataDirKeepsFollowerOut(t *testing.T) {
+	c := startCluster(t, 3, "--broker-lease", "60s", "--replica-lag-time-max", "2s")
+	ctx := ctxFor(t, 90*time.Second)
+	const topic = "dirs"
+	if err := createTopicRF(ctx, c.client(), topic, 1, 2, nil); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	var leader, follower int32
+	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {
+		m, err := c.metadataOf(ctx, 1, topic)
+		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
+			return fmt.Errorf("metadata: %v", err)
+		}
+		p := m.Topics[0].Partitions[0]
+		if len(p.ISR) != 2 || p.Leader < 0 {
+			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
+		}
+		leader = p.Leader
+		for _, r := range p.Replicas {
+			if r != leader {
+				follower = r
+			}
+		}
+		return nil
+	})
+	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.AllISRAcks())), topic, 1, 1)
+	fp := c.procs[follower]
+	var ident struct {
+		LogDirID uint64 `json:"log_dir_id"`
+	}
+	if b, err := os.ReadFile(filepath.Join(fp.dir, "cluster.json")); err != nil || json.Unmarshal(b, &ident) != nil || ident.LogDirID == 0 {
+		t.Fatalf("the follower's cluster.json: %v %+v", err, ident)
+	}
+	if err := fp.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fp.cmd.Process.Signal(syscall.SIGCONT) })
+	// A record it lacks: a follower holding the whole log stays in sync.
+	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()), topic, 1, 1)
+	start := time.Now()
+	waitUntil(t, 20*time.Second, "the paused follower out of the in-sync set", func() error {
+		isr, err := c.isrOf(ctx, leader, topic)
+		if err != nil || len(isr[0]) != 1 {
+			return fmt.Errorf("isr %v (%v)", isr, err)
+		}
+		return nil
+	})
+
+	fetch := func(dirID uint64) {
+		t.Helper()
+		f := kmsg.NewPtrFetchRequest()
+		f.SetVersion(12)
+		f.ReplicaID, f.MaxBytes, f.MaxWaitMillis, f.SessionEpoch = follower, 1<<20, 0, -1
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], dirID)
+		f.UnknownTags.Set(wire.TagFollowerLogDir, b[:])
+		ft := kmsg.NewFetchRequestTopic()
+		ft.Topic = topic
+		p := kmsg.NewFetchRequestTopicPartition()
+		p.FetchOffset, p.PartitionMaxBytes, p.CurrentLeaderEpoch, p.LastFetchedEpoch, p.LogStartOffset = 2, 1<<20, -1, -1, -1
+		ft.Partitions = append(ft.Partitions, p)
+		f.Topics = append(f.Topics, ft)
+		resp, err := dialRaw(t, c.procs[leader].addr).roundTrip(f, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := resp.(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("fetch: %s", codeName(code))
+		}
+	}
+	t.Logf("the paused follower left the in-sync set after %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	// Caught up (offset 2 is the log end), but naming another data dir.
+	fetch(ident.LogDirID ^ 1)
+	lp := c.procs[leader]
+	waitUntil(t, 20*time.Second, "the leader's join proposal refused for the data dir", func() error {
+		if !strings.Contains(lp.logs.String(), "is not the one its fetches came from") {
+			return fmt.Errorf("no refusal logged")
+		}
+		return nil
+	})
+	if isr, err := c.isrOf(ctx, leader, topic); err != nil || len(isr[0]) != 1 {
+		t.Fatalf("in-sync set %v (%v) after a join counted on another data dir", isr, err)
+	}
+	t.Logf("the join on another data dir refused after %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	// Naming the follower's own dir, it joins (after the proposal retry).
+	fetch(ident.LogDirID)
+	waitUntil(t, 20*time.Second, "the follower back in the in-sync set", func() error {
+		isr, err := c.isrOf(ctx, leader, topic)
+		if err != nil || len(isr[0]) != 2 {
+			return fmt.Errorf("isr %v (%v)", isr, err)
+		}
+		return nil
+	})
+	t.Logf("the join on its own data dir accepted after %v", time.Since(start).Round(time.Millisecond))
 }
