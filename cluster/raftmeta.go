@@ -84,12 +84,43 @@ func (n *Node) registerSelf(cores int, atLeast bool) error {
 			return fmt.Errorf("cluster: registering broker %d: %w", n.brokerID(), err)
 		}
 	}
+	if b, _ := n.raft.View().Broker(n.brokerID()); !b.Fenced {
+		if led := ledReplicated(n.raft.View(), n.brokerID()); led > 0 {
+			// A restart within the lease (a crash, SIGKILL): the metadata
+			// still has this broker leading, in the epoch its previous
+			// process led. That process's unsynced tail is gone here but
+			// may be on followers, which would take new records at the
+			// same offsets in the same epoch for their own. A new leader
+			// epoch makes them truncate to what this log holds (as a
+			// restarted broker's re-registration does in KRaft).
+			n.log.Warn("restarted while the metadata still has this broker leading: fencing it first, so its partitions get a new leader epoch before it takes produces",
+				"node_id", n.brokerID(), "replicated_partitions_led", led)
+			if err := n.propose(&metadata.FenceBroker{ID: n.brokerID()}); err != nil {
+				return fmt.Errorf("cluster: fencing restarted broker %d: %w", n.brokerID(), err)
+			}
+		}
+	}
 	if b, _ := n.raft.View().Broker(n.brokerID()); b.Fenced {
 		if err := n.propose(&metadata.UnfenceBroker{ID: n.brokerID()}); err != nil {
 			return fmt.Errorf("cluster: unfencing broker %d: %w", n.brokerID(), err)
 		}
 	}
 	return nil
+}
+
+// ledReplicated counts the partitions with more than one replica that v
+// has broker b leading.
+func ledReplicated(v *metadata.View, b metadata.BrokerID) int {
+	n := 0
+	for _, name := range v.TopicNames() {
+		t, _ := v.Topic(name)
+		for i := range t.Partitions {
+			if p := &t.Partitions[i]; p.Leader == b && len(p.Replicas) > 1 {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // kafkaAddr is the address clients are told to use.

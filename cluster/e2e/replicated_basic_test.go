@@ -567,3 +567,68 @@ func TestFetchNamingAnotherDataDirKeepsFollowerOut(t *testing.T) {
 	})
 	t.Logf("the join on its own data dir accepted after %v", time.Since(start).Round(time.Millisecond))
 }
+
+// TestRestartedLeaderGetsNewEpoch: a leader SIGKILLed and restarted
+// within its lease is still the leader in the metadata. Its unsynced tail
+// died with it but may be on its followers, so it must not lead on in the
+// same epoch (they would keep those records where it writes new ones):
+// it fences itself on start, and its partitions get a new leader epoch
+// before it takes produces again.
+func TestRestartedLeaderGetsNewEpoch(t *testing.T) {
+	c := startCluster(t, 3, "--broker-lease", "60s")
+	ctx := ctxFor(t, 90*time.Second)
+	const topic = "restart"
+	if err := createTopicRF(ctx, c.client(), topic, 3, 3, nil); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	epochs := map[int32]int32{}
+	var victim int32 = -1
+	waitUntil(t, 30*time.Second, "every partition led, every replica in sync", func() error {
+		m, err := c.metadataOf(ctx, 1, topic)
+		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 3 {
+			return fmt.Errorf("metadata: %v", err)
+		}
+		for _, p := range m.Topics[0].Partitions {
+			if p.Leader < 0 || len(p.ISR) != 3 {
+				return fmt.Errorf("partition %d: leader %d isr %v", p.Partition, p.Leader, p.ISR)
+			}
+			epochs[p.Partition] = p.LeaderEpoch
+		}
+		victim = m.Topics[0].Partitions[0].Leader
+		return nil
+	})
+	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.AllISRAcks())), topic, 3, 30)
+	m, err := c.metadataOf(ctx, 1, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	led := map[int32]int32{} // partition -> epoch, of those the victim leads
+	for _, p := range m.Topics[0].Partitions {
+		if p.Leader == victim {
+			led[p.Partition] = p.LeaderEpoch
+		}
+	}
+	p := c.procs[victim]
+	p.kill()
+	p.start()
+	waitUntil(t, 30*time.Second, "the restarted leader's partitions in a new epoch, every replica in sync", func() error {
+		m, err := c.metadataOf(ctx, victim, topic)
+		if err != nil || len(m.Topics) != 1 {
+			return fmt.Errorf("metadata: %v", err)
+		}
+		for _, mp := range m.Topics[0].Partitions {
+			was, ok := led[mp.Partition]
+			if !ok {
+				continue
+			}
+			if mp.LeaderEpoch <= was || mp.Leader < 0 || len(mp.ISR) != 3 {
+				return fmt.Errorf("partition %d: leader %d epoch %d (was %d), isr %v", mp.Partition, mp.Leader, mp.LeaderEpoch, was, mp.ISR)
+			}
+		}
+		return nil
+	})
+	if !strings.Contains(p.logs.String(), "fencing it first") {
+		t.Fatalf("the restarted broker did not log fencing itself")
+	}
+	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.AllISRAcks())), topic, 3, 30)
+}
