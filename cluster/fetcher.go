@@ -371,6 +371,10 @@ func (f *fetcher) fetch(addr string, fps []*followed) {
 					continue
 				}
 				if p.ErrorCode != 0 {
+					if p.ErrorCode == kerr.OffsetOutOfRange.Code && p.LogStartOffset > a.offset {
+						f.resetTo(a.fp, p.LogStartOffset)
+						continue
+					}
 					f.partitionError(a.fp, p.ErrorCode)
 					continue
 				}
@@ -388,10 +392,52 @@ func (f *fetcher) fetch(addr string, fps []*followed) {
 	})
 }
 
+// resetTo starts fp's log over at the leader's log start: all of it lies
+// below, where the leader's retention has removed what it would fetch
+// next, so none of it can be fetched onto (Kafka's
+// truncateFullyAndStartAt). Nothing in it is the leader's to keep: the
+// leader has dropped those records itself.
+func (f *fetcher) resetTo(fp *followed, leaderStart int64) {
+	l := fp.part.log
+	ref, before := fp.part.ref, l.NextOffset()
+	f.cs.node.log.Warn("replication: this replica's log ends below the leader's log start; starting it over there",
+		"partition", ref, "leader", f.leader, "log_end", before, "leader_log_start", leaderStart)
+	fp.pending++
+	l.ResetTo(shard.Offset(leaderStart), func(_ shard.Offset, err error) {
+		fp.pending--
+		if err != nil {
+			f.cs.node.log.Error("replication: starting the log over failed", "partition", ref, "at", leaderStart, "err", err)
+			fp.idleUntil = time.Now().Add(time.Second)
+		}
+		f.kick()
+	})
+}
+
 // appendFetched appends the leader's batches as they are and takes its
 // high watermark (never past what is durable here: the log sees to it).
 func (f *fetcher) appendFetched(fp *followed, data []byte, hw int64) {
 	l := fp.part.log
+	if h, err := shard.ParseBatchHeader(data); err == nil && l.NextOffset() == l.LogStartOffset() &&
+		h.BaseOffset < l.NextOffset() && h.LastOffset() >= l.NextOffset() {
+		// An empty log started over at the leader's log start, which
+		// falls inside this batch (DeleteRecords and retention move it
+		// record by record): start over at the batch, then append it, as
+		// Kafka's follower does on an unexpected append offset.
+		data = slices.Clone(data)
+		fp.pending++
+		ref := fp.part.ref
+		l.ResetTo(h.BaseOffset, func(_ shard.Offset, err error) {
+			fp.pending--
+			if err != nil {
+				f.cs.node.log.Error("replication: starting the log over failed", "partition", ref, "at", h.BaseOffset, "err", err)
+				fp.idleUntil = time.Now().Add(time.Second)
+			} else if f.parts[ref] == fp {
+				f.appendFetched(fp, data, hw)
+			}
+			f.kick()
+		})
+		return
+	}
 	for len(data) >= shard.BatchHeaderSize {
 		h, err := shard.ParseBatchHeader(data)
 		if err != nil || h.Size() > len(data) {

@@ -878,3 +878,47 @@ func logEndOfRaw(bs [][]byte) Offset {
 	h, _ := ParseBatchHeader(bs[len(bs)-1])
 	return h.LastOffset() + 1
 }
+
+// TestResetToPastEnd: a follower whose whole log lies below the leader's
+// log start starts over there (ResetTo past its end): empty, its log start
+// and end at the new offset, its epochs and producers forgotten, replicated
+// batches appended from there, and the same after a reopen.
+func TestResetToPastEnd(t *testing.T) {
+	fs := dma.NewMemFS(4096, 9)
+	cfg := Config{ExternalHW: true, SegmentBytes: 8 << 10}
+	l, eng := memLog(t, fs, cfg)
+	rng := rand.New(rand.NewSource(9))
+	for i := 0; i < 20; i++ {
+		appendReplicatedSync(t, l, eng, leaderBatch(rng, l.NextOffset(), 2, 7, int32(i*5), 5))
+	}
+	const start = Offset(1000)
+	end := Offset(-1)
+	l.ResetTo(start, func(e Offset, err error) {
+		if err != nil {
+			t.Fatalf("reset: %v", err)
+		}
+		end = e
+	})
+	if err := dma.Drain(eng); err != nil {
+		t.Fatal(err)
+	}
+	if end != start || l.NextOffset() != start || l.LogStartOffset() != start || l.HighWatermark() != start {
+		t.Fatalf("after ResetTo(%d): end %d, next %d, log start %d, hw %d", start, end, l.NextOffset(), l.LogStartOffset(), l.HighWatermark())
+	}
+	if e, off := l.EndOffsetForEpoch(2); e != -1 && off != start {
+		t.Fatalf("epoch 2 still known after the reset: (%d, %d)", e, off)
+	}
+	for i := 0; i < 3; i++ {
+		appendReplicatedSync(t, l, eng, leaderBatch(rng, l.NextOffset(), 4, -1, 0, 5))
+	}
+	drainLog(t, l, eng)
+	l.Close()
+	l, eng = memLog(t, fs, cfg)
+	if l.LogStartOffset() != start || l.NextOffset() != start+15 {
+		t.Fatalf("reopened: log start %d next %d, want %d and %d", l.LogStartOffset(), l.NextOffset(), start, start+15)
+	}
+	l.SetHighWatermark(l.NextOffset()) // replication's word, after a reopen
+	if got := readAllFrom(t, l, eng, start); len(got) != 3 || got[0].BaseOffset != start || got[0].LeaderEpoch != 4 {
+		t.Fatalf("reopened: batches %+v", got)
+	}
+}

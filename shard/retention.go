@@ -145,6 +145,30 @@ func (l *Log) dropQueuedReplicated(offset Offset) {
 	l.backlog = keep
 }
 
+// ResetTo empties the log and starts it again at offset, which may lie
+// past its end (Kafka's truncateFullyAndStartAt): a follower whose whole
+// log lies below the leader's log start, the leader's retention having
+// removed what it would fetch next, starts over where the leader's log
+// starts. Every replicated batch still queued is refused (ErrTruncated).
+// done gets the new end (offset) once the removal is durable.
+func (l *Log) ResetTo(offset Offset, done func(Offset, error)) {
+	l.checkInvariants("ResetTo")
+	if offset < 0 {
+		done(l.next, fmt.Errorf("%w: reset to negative offset %d", ErrInvalidOffset, offset))
+		return
+	}
+	l.dropQueuedReplicated(0)
+	l.whenIdle(func() {
+		l.truncations++
+		err := l.startOver(offset)
+		if err != nil {
+			l.fail(err)
+		}
+		done(l.next, err)
+	})
+	l.kick()
+}
+
 func (l *Log) truncateNow(offset Offset) error {
 	if offset >= l.next {
 		return nil
@@ -152,33 +176,44 @@ func (l *Log) truncateNow(offset Offset) error {
 	// Reads in flight notice this and drop what the cut removed.
 	l.truncations++
 	if offset <= l.logStart {
-		// Nothing survives: start over with one empty segment at offset.
-		for _, s := range l.segs {
-			if err := l.removeSegment(s); err != nil {
-				return err
-			}
-		}
-		if err := l.fs.SyncDir(l.cfg.Dir); err != nil { // see below
-			return err
-		}
-		l.segs, l.active = nil, nil
-		l.end, l.bufPos = 0, 0
-		clear(l.buf)
-		if err := l.startSegment(SegmentBase(offset)); err != nil {
-			return err
-		}
-		l.next, l.hw, l.logStart, l.durableNext, l.hwTarget = offset, offset, offset, offset, offset
-		// A DeleteRecords checkpoint names a log start this log no longer
-		// has; left in place, it would hide records appended from here
-		// once they pass it (loadLogStart). It goes before any append.
-		if err := l.removeLogStart(); err != nil {
-			return err
-		}
-		if err := l.loadProducers(); err != nil {
-			return err
-		}
-		return l.epochs.clear()
+		return l.startOver(offset)
 	}
+	return l.cutAt(offset)
+}
+
+// startOver removes every segment and starts the log again, empty, at
+// offset.
+func (l *Log) startOver(offset Offset) error {
+	for _, s := range l.segs {
+		if err := l.removeSegment(s); err != nil {
+			return err
+		}
+	}
+	if err := l.fs.SyncDir(l.cfg.Dir); err != nil { // see below
+		return err
+	}
+	l.segs, l.active = nil, nil
+	l.end, l.bufPos = 0, 0
+	clear(l.buf)
+	if err := l.startSegment(SegmentBase(offset)); err != nil {
+		return err
+	}
+	l.next, l.hw, l.logStart, l.durableNext, l.hwTarget = offset, offset, offset, offset, offset
+	// A DeleteRecords checkpoint names a log start this log no longer
+	// has; left in place, it would hide records appended from here
+	// once they pass it (loadLogStart). It goes before any append.
+	if err := l.removeLogStart(); err != nil {
+		return err
+	}
+	if err := l.loadProducers(); err != nil {
+		return err
+	}
+	return l.epochs.clear()
+}
+
+// cutAt removes the records at and past offset, which lies within the
+// log, past its start.
+func (l *Log) cutAt(offset Offset) error {
 	i := sort.Search(len(l.segs), func(i int) bool { return Offset(l.segs[i].base) >= offset })
 	// Segments starting at or after offset go entirely, the last first: a
 	// kill or power cut between two removals must leave a prefix of the

@@ -377,6 +377,11 @@ func (w *fetchWait) finish() {
 		p := &w.parts[i]
 		rp := p.rp
 		rp.ErrorCode = p.res.ErrCode
+		if p.follower && p.res.ErrCode == kerr.OffsetOutOfRange.Code {
+			// A follower behind the log start resets its log to it (as
+			// Kafka's asks with ListOffsets): the one answer it needs.
+			rp.LogStartOffset = p.res.LogStartOffset
+		}
 		if !p.active || p.res.ErrCode != errNone {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -631,4 +632,77 @@ func TestRestartedLeaderGetsNewEpoch(t *testing.T) {
 		t.Fatalf("the restarted broker did not log fencing itself")
 	}
 	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.AllISRAcks())), topic, 3, 30)
+}
+
+// TestFollowerBelowLeaderLogStartStartsOver: a follower away while the
+// leader's log start moved past its log end (DeleteRecords here; retention
+// does the same) can never fetch onto its log. It starts its log over at
+// the leader's log start, catches up and rejoins the in-sync set.
+func TestFollowerBelowLeaderLogStartStartsOver(t *testing.T) {
+	c := startCluster(t, 3, "--broker-lease", "60s", "--replica-lag-time-max", "2s")
+	ctx := ctxFor(t, 90*time.Second)
+	const topic = "start"
+	if err := createTopicRF(ctx, c.client(), topic, 1, 2, nil); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	var leader, follower int32
+	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {
+		m, err := c.metadataOf(ctx, 1, topic)
+		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
+			return fmt.Errorf("metadata: %v", err)
+		}
+		p := m.Topics[0].Partitions[0]
+		if len(p.ISR) != 2 || p.Leader < 0 {
+			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
+		}
+		leader = p.Leader
+		for _, r := range p.Replicas {
+			if r != leader {
+				follower = r
+			}
+		}
+		return nil
+	})
+	acksAll := c.client(kgo.RequiredAcks(kgo.AllISRAcks()))
+	produceAll(t, ctx, acksAll, topic, 1, 10)
+	// Killed, not paused: a paused follower's long poll would carry it
+	// the next records when it resumes.
+	fp := c.procs[follower]
+	fp.kill()
+	start := time.Now()
+	acks1 := c.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+	produceAll(t, ctx, acks1, topic, 1, 20)
+	waitUntil(t, 20*time.Second, "the killed follower out of the in-sync set", func() error {
+		isr, err := c.isrOf(ctx, leader, topic)
+		if err != nil || len(isr[0]) != 1 {
+			return fmt.Errorf("isr %v (%v)", isr, err)
+		}
+		return nil
+	})
+	t.Logf("out of the in-sync set after %v", time.Since(start).Round(time.Millisecond))
+	adm := kadm.NewClient(c.client())
+	waitUntil(t, 20*time.Second, "the leader's log start at 25", func() error {
+		rs, err := adm.DeleteRecords(ctx, offsetsAt(topic, 0, 25))
+		if err != nil {
+			return err
+		}
+		if r, ok := rs.Lookup(topic, 0); !ok || r.Err != nil || r.LowWatermark != 25 {
+			return fmt.Errorf("DeleteRecords to 25: %+v", r)
+		}
+		return nil
+	})
+	fp.start()
+	t.Logf("log start moved, follower restarted after %v", time.Since(start).Round(time.Millisecond))
+	waitUntil(t, 30*time.Second, "the follower back in the in-sync set", func() error {
+		isr, err := c.isrOf(ctx, leader, topic)
+		if err != nil || len(isr[0]) != 2 {
+			return fmt.Errorf("isr %v (%v)", isr, err)
+		}
+		return nil
+	})
+	t.Logf("back in the in-sync set after %v", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(fp.logs.String(), "starting it over there") {
+		t.Fatal("the follower did not log starting its log over")
+	}
+	produceAll(t, ctx, acksAll, topic, 1, 10)
 }
