@@ -509,7 +509,23 @@ func TestFetchNamingAnotherDataDirKeepsFollowerOut(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = fp.cmd.Process.Signal(syscall.SIGCONT) })
 	// A record it lacks: a follower holding the whole log stays in sync.
-	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()), topic, 1, 1)
+	// Sent to the leader alone: a client would also ask the paused
+	// broker for metadata, and wait out its request timeout.
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version, pr.Acks, pr.TimeoutMillis = 9, 1, 5000
+	prt := kmsg.NewProduceRequestTopic()
+	prt.Topic = topic
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Records = makeBatch([]byte("the follower lacks this"))
+	prt.Partitions = append(prt.Partitions, pp)
+	pr.Topics = append(pr.Topics, prt)
+	resp, err := c.request(leader, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("acks=1 produce to the leader: %s", codeName(code))
+	}
 	start := time.Now()
 	waitUntil(t, 20*time.Second, "the paused follower out of the in-sync set", func() error {
 		isr, err := c.isrOf(ctx, leader, topic)
