@@ -46,6 +46,67 @@ func (c *testCluster) isrOf(ctx context.Context, id int32, topic string) ([][]in
 // broker, restarted, catches up and is back in every in-sync set.
 // min.insync.replicas=3 then refuses acks=all produces with
 // NOT_ENOUGH_REPLICAS while one replica is out. Last, a SIGTERMed leader
+
+// waitPairInSync waits until partition 0 of topic (two replicas) has a
+// leader and both replicas in sync, and returns the leader and the
+// follower.
+func (c *testCluster) waitPairInSync(t *testing.T, ctx context.Context, topic string) (leader, follower int32) {
+	t.Helper()
+	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {
+		m, err := c.metadataOf(ctx, 1, topic)
+		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
+			return fmt.Errorf("metadata: %v", err)
+		}
+		p := m.Topics[0].Partitions[0]
+		if len(p.ISR) != 2 || p.Leader < 0 {
+			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
+		}
+		leader = p.Leader
+		for _, r := range p.Replicas {
+			if r != leader {
+				follower = r
+			}
+		}
+		return nil
+	})
+	return leader, follower
+}
+
+// produceReq is a Produce (v9) of one batch holding value to partition 0
+// of topic.
+func produceReq(topic string, acks int16, value string) *kmsg.ProduceRequest {
+	pr := kmsg.NewPtrProduceRequest()
+	pr.Version, pr.Acks, pr.TimeoutMillis = 9, acks, 5000
+	prt := kmsg.NewProduceRequestTopic()
+	prt.Topic = topic
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pp.Records = makeBatch([]byte(value))
+	prt.Partitions = append(prt.Partitions, pp)
+	pr.Topics = append(pr.Topics, prt)
+	return pr
+}
+
+// replicaFetchReq is a follower's Fetch (v12, no wait) of partition 0 of
+// topic from offset, as broker replica; dirID, unless 0, goes in Strand's
+// data dir tag (wire.TagFollowerLogDir).
+func replicaFetchReq(topic string, replica int32, offset int64, dirID uint64) *kmsg.FetchRequest {
+	f := kmsg.NewPtrFetchRequest()
+	f.SetVersion(12)
+	f.ReplicaID, f.MaxBytes, f.MaxWaitMillis, f.SessionEpoch = replica, 1<<20, 0, -1
+	if dirID != 0 {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], dirID)
+		f.UnknownTags.Set(wire.TagFollowerLogDir, b[:])
+	}
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = topic
+	p := kmsg.NewFetchRequestTopicPartition()
+	p.FetchOffset, p.PartitionMaxBytes, p.CurrentLeaderEpoch, p.LastFetchedEpoch, p.LogStartOffset = offset, 1<<20, -1, -1, -1
+	ft.Partitions = append(ft.Partitions, p)
+	f.Topics = append(f.Topics, ft)
+	return f
+}
+
 // hands leadership over before it exits.
 func TestReplicatedBasics(t *testing.T) {
 	c := startCluster(t, 3, "--replica-lag-time-max", "3s")
@@ -177,15 +238,7 @@ func TestReplicatedBasics(t *testing.T) {
 		t.Helper()
 		var code int16
 		waitUntil(t, 20*time.Second, "the config reaching the leader", func() error {
-			pr := kmsg.NewPtrProduceRequest()
-			pr.Version, pr.Acks, pr.TimeoutMillis = 9, acks, 5000
-			prt := kmsg.NewProduceRequestTopic()
-			prt.Topic = topic
-			pp := kmsg.NewProduceRequestTopicPartition()
-			pp.Records = makeBatch([]byte("min-isr"))
-			prt.Partitions = append(prt.Partitions, pp)
-			pr.Topics = append(pr.Topics, prt)
-			resp, err := c.request(leaders[0], pr)
+			resp, err := c.request(leaders[0], produceReq(topic, acks, "min-isr"))
 			if err != nil {
 				return err
 			}
@@ -260,14 +313,7 @@ func TestPausedLeaderRefusesAcks1(t *testing.T) {
 		}
 		return nil
 	})
-	pr := kmsg.NewPtrProduceRequest()
-	pr.Version, pr.Acks, pr.TimeoutMillis = 9, 1, 5000
-	prt := kmsg.NewProduceRequestTopic()
-	prt.Topic = topic
-	pp := kmsg.NewProduceRequestTopicPartition()
-	pp.Records = makeBatch([]byte("from the past"))
-	prt.Partitions = append(prt.Partitions, pp)
-	pr.Topics = append(pr.Topics, prt)
+	pr := produceReq(topic, 1, "from the past")
 	type answer struct {
 		resp kmsg.Response
 		err  error
@@ -306,24 +352,7 @@ func TestReplicaFetchPastLogEndNotCounted(t *testing.T) {
 	if err := createTopicRF(ctx, c.client(), topic, 1, 2, nil); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	var leader, follower int32
-	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {
-		m, err := c.metadataOf(ctx, 1, topic)
-		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
-			return fmt.Errorf("metadata: %v", err)
-		}
-		p := m.Topics[0].Partitions[0]
-		if len(p.ISR) != 2 || p.Leader < 0 {
-			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
-		}
-		leader = p.Leader
-		for _, r := range p.Replicas {
-			if r != leader {
-				follower = r
-			}
-		}
-		return nil
-	})
+	leader, follower := c.waitPairInSync(t, ctx, topic)
 	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.AllISRAcks())), topic, 1, 1)
 	fp := c.procs[follower]
 	if err := fp.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -331,14 +360,7 @@ func TestReplicaFetchPastLogEndNotCounted(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = fp.cmd.Process.Signal(syscall.SIGCONT) })
 	// A record only the leader holds: acks=1.
-	pr := kmsg.NewPtrProduceRequest()
-	pr.Version, pr.Acks, pr.TimeoutMillis = 9, 1, 5000
-	prt := kmsg.NewProduceRequestTopic()
-	prt.Topic = topic
-	pp := kmsg.NewProduceRequestTopicPartition()
-	pp.Records = makeBatch([]byte("leader only"))
-	prt.Partitions = append(prt.Partitions, pp)
-	pr.Topics = append(pr.Topics, prt)
+	pr := produceReq(topic, 1, "leader only")
 	waitUntil(t, 20*time.Second, "an acks=1 produce", func() error {
 		resp, err := c.request(leader, pr)
 		if err != nil {
@@ -349,16 +371,7 @@ func TestReplicaFetchPastLogEndNotCounted(t *testing.T) {
 		}
 		return nil
 	})
-	f := kmsg.NewPtrFetchRequest()
-	f.SetVersion(12)
-	f.ReplicaID, f.MaxBytes, f.SessionEpoch = follower, 1<<20, -1
-	ft := kmsg.NewFetchRequestTopic()
-	ft.Topic = topic
-	fpart := kmsg.NewFetchRequestTopicPartition()
-	fpart.FetchOffset, fpart.PartitionMaxBytes, fpart.CurrentLeaderEpoch, fpart.LastFetchedEpoch, fpart.LogStartOffset = 1<<40, 1<<20, -1, -1, -1
-	ft.Partitions = append(ft.Partitions, fpart)
-	f.Topics = append(f.Topics, ft)
-	resp, err := c.request(leader, f)
+	resp, err := c.request(leader, replicaFetchReq(topic, follower, 1<<40, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,24 +408,7 @@ func TestReplicaFetchOverOlderConnectionRefused(t *testing.T) {
 	if err := createTopicRF(ctx, c.client(), topic, 1, 2, nil); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	var leader, follower int32
-	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {
-		m, err := c.metadataOf(ctx, 1, topic)
-		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
-			return fmt.Errorf("metadata: %v", err)
-		}
-		p := m.Topics[0].Partitions[0]
-		if len(p.ISR) != 2 || p.Leader < 0 {
-			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
-		}
-		leader = p.Leader
-		for _, r := range p.Replicas {
-			if r != leader {
-				follower = r
-			}
-		}
-		return nil
-	})
+	leader, follower := c.waitPairInSync(t, ctx, topic)
 	acksAll := c.client(kgo.RequiredAcks(kgo.AllISRAcks()))
 	produceAll(t, ctx, acksAll, topic, 1, 1)
 	fp := c.procs[follower]
@@ -423,16 +419,7 @@ func TestReplicaFetchOverOlderConnectionRefused(t *testing.T) {
 
 	fetch := func(rc *rawConn) int16 {
 		t.Helper()
-		f := kmsg.NewPtrFetchRequest()
-		f.SetVersion(12)
-		f.ReplicaID, f.MaxBytes, f.MaxWaitMillis, f.SessionEpoch = follower, 1<<20, 0, -1
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic = topic
-		p := kmsg.NewFetchRequestTopicPartition()
-		p.FetchOffset, p.PartitionMaxBytes, p.CurrentLeaderEpoch, p.LastFetchedEpoch, p.LogStartOffset = 1, 1<<20, -1, -1, -1
-		ft.Partitions = append(ft.Partitions, p)
-		f.Topics = append(f.Topics, ft)
-		resp, err := rc.roundTrip(f, 10*time.Second)
+		resp, err := rc.roundTrip(replicaFetchReq(topic, follower, 1, 0), 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -478,24 +465,7 @@ func TestFetchNamingAnotherDataDirKeepsFollowerOut(t *testing.T) {
 	if err := createTopicRF(ctx, c.client(), topic, 1, 2, nil); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	var leader, follower int32
-	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {
-		m, err := c.metadataOf(ctx, 1, topic)
-		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
-			return fmt.Errorf("metadata: %v", err)
-		}
-		p := m.Topics[0].Partitions[0]
-		if len(p.ISR) != 2 || p.Leader < 0 {
-			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
-		}
-		leader = p.Leader
-		for _, r := range p.Replicas {
-			if r != leader {
-				follower = r
-			}
-		}
-		return nil
-	})
+	leader, follower := c.waitPairInSync(t, ctx, topic)
 	produceAll(t, ctx, c.client(kgo.RequiredAcks(kgo.AllISRAcks())), topic, 1, 1)
 	fp := c.procs[follower]
 	var ident struct {
@@ -511,15 +481,7 @@ func TestFetchNamingAnotherDataDirKeepsFollowerOut(t *testing.T) {
 	// A record it lacks: a follower holding the whole log stays in sync.
 	// Sent to the leader alone: a client would also ask the paused
 	// broker for metadata, and wait out its request timeout.
-	pr := kmsg.NewPtrProduceRequest()
-	pr.Version, pr.Acks, pr.TimeoutMillis = 9, 1, 5000
-	prt := kmsg.NewProduceRequestTopic()
-	prt.Topic = topic
-	pp := kmsg.NewProduceRequestTopicPartition()
-	pp.Records = makeBatch([]byte("the follower lacks this"))
-	prt.Partitions = append(prt.Partitions, pp)
-	pr.Topics = append(pr.Topics, prt)
-	resp, err := c.request(leader, pr)
+	resp, err := c.request(leader, produceReq(topic, 1, "the follower lacks this"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -537,19 +499,7 @@ func TestFetchNamingAnotherDataDirKeepsFollowerOut(t *testing.T) {
 
 	fetch := func(dirID uint64) {
 		t.Helper()
-		f := kmsg.NewPtrFetchRequest()
-		f.SetVersion(12)
-		f.ReplicaID, f.MaxBytes, f.MaxWaitMillis, f.SessionEpoch = follower, 1<<20, 0, -1
-		var b [8]byte
-		binary.BigEndian.PutUint64(b[:], dirID)
-		f.UnknownTags.Set(wire.TagFollowerLogDir, b[:])
-		ft := kmsg.NewFetchRequestTopic()
-		ft.Topic = topic
-		p := kmsg.NewFetchRequestTopicPartition()
-		p.FetchOffset, p.PartitionMaxBytes, p.CurrentLeaderEpoch, p.LastFetchedEpoch, p.LogStartOffset = 2, 1<<20, -1, -1, -1
-		ft.Partitions = append(ft.Partitions, p)
-		f.Topics = append(f.Topics, ft)
-		resp, err := dialRaw(t, c.procs[leader].addr).roundTrip(f, 10*time.Second)
+		resp, err := dialRaw(t, c.procs[leader].addr).roundTrip(replicaFetchReq(topic, follower, 2, dirID), 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -598,7 +548,6 @@ func TestRestartedLeaderGetsNewEpoch(t *testing.T) {
 	if err := createTopicRF(ctx, c.client(), topic, 3, 3, nil); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	epochs := map[int32]int32{}
 	var victim int32 = -1
 	waitUntil(t, 30*time.Second, "every partition led, every replica in sync", func() error {
 		m, err := c.metadataOf(ctx, 1, topic)
@@ -609,7 +558,6 @@ func TestRestartedLeaderGetsNewEpoch(t *testing.T) {
 			if p.Leader < 0 || len(p.ISR) != 3 {
 				return fmt.Errorf("partition %d: leader %d isr %v", p.Partition, p.Leader, p.ISR)
 			}
-			epochs[p.Partition] = p.LeaderEpoch
 		}
 		victim = m.Topics[0].Partitions[0].Leader
 		return nil
@@ -661,24 +609,7 @@ func TestFollowerBelowLeaderLogStartStartsOver(t *testing.T) {
 	if err := createTopicRF(ctx, c.client(), topic, 1, 2, nil); err != nil {
 		t.Fatalf("create: %v", err)
 	}
-	var leader, follower int32
-	waitUntil(t, 30*time.Second, "both replicas in sync", func() error {
-		m, err := c.metadataOf(ctx, 1, topic)
-		if err != nil || len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
-			return fmt.Errorf("metadata: %v", err)
-		}
-		p := m.Topics[0].Partitions[0]
-		if len(p.ISR) != 2 || p.Leader < 0 {
-			return fmt.Errorf("leader %d isr %v", p.Leader, p.ISR)
-		}
-		leader = p.Leader
-		for _, r := range p.Replicas {
-			if r != leader {
-				follower = r
-			}
-		}
-		return nil
-	})
+	leader, follower := c.waitPairInSync(t, ctx, topic)
 	acksAll := c.client(kgo.RequiredAcks(kgo.AllISRAcks()))
 	produceAll(t, ctx, acksAll, topic, 1, 10)
 	// Killed, not paused: a paused follower's long poll would carry it

@@ -53,6 +53,17 @@ func mostLeader(leaders []int32) int32 {
 // (progress reports how many, or why the producer stopped), waits for
 // clientStep more (so the producer got past the failover), then for
 // down (the library's view of the cluster without victim) to hold,
+// progressOf is killAndRestart's progress for a producer goroutine that
+// counts its acknowledgements in count and stores its first error in err.
+func progressOf(count *atomic.Int64, err *atomic.Pointer[error]) func() (int64, error) {
+	return func() (int64, error) {
+		if e := err.Load(); e != nil {
+			return count.Load(), *e
+		}
+		return count.Load(), nil
+	}
+}
+
 // restarts it and waits for clientStep more.
 func killAndRestart(t *testing.T, c *testCluster, victim int32, progress func() (int64, error), down func() error) {
 	t.Helper()
@@ -273,12 +284,7 @@ func TestSaramaReplicated(t *testing.T) {
 	}()
 	stopOnce := sync.OnceFunc(func() { close(stop); <-done })
 	defer stopOnce()
-	killAndRestart(t, c, victim, func() (int64, error) {
-		if e := prodErr.Load(); e != nil {
-			return count.Load(), *e
-		}
-		return count.Load(), nil
-	}, down)
+	killAndRestart(t, c, victim, progressOf(&count, &prodErr), down)
 	stopOnce()
 	if e := prodErr.Load(); e != nil {
 		t.Fatalf("sarama producer: %v", *e)
@@ -435,12 +441,7 @@ func TestKafkaGoReplicated(t *testing.T) {
 	}()
 	stopOnce := sync.OnceFunc(func() { close(stop); <-done })
 	defer stopOnce()
-	killAndRestart(t, c, victim, func() (int64, error) {
-		if e := prodErr.Load(); e != nil {
-			return count.Load(), *e
-		}
-		return count.Load(), nil
-	}, down)
+	killAndRestart(t, c, victim, progressOf(&count, &prodErr), down)
 	stopOnce()
 	if e := prodErr.Load(); e != nil {
 		t.Fatalf("kafka-go writer: %v", *e)
