@@ -27,14 +27,34 @@ type Controller struct {
 	lastBrokerEpoch BrokerEpoch
 	parts           map[PartitionID]*PartitionState
 	partIDs         []PartitionID // sorted
-	// lastSeq is, per partition, the leader epoch and sequence number of
-	// the last numbered AlterPartition decided.
-	lastSeq map[PartitionID]decidedSeq
+	order           proposalOrder
 }
+
+// proposalOrder holds, per partition, the leader epoch and sequence
+// number of the last numbered AlterPartition decided. A controller decides
+// a leader's proposals in order, once: a late or repeated one is refused
+// after a newer one was decided, so a leader can take the refusal of its
+// newest as final for every older one (Leading.Answered). The metadata
+// log gives brokers the same order.
+type proposalOrder map[PartitionID]decidedSeq
 
 type decidedSeq struct {
 	epoch Epoch
 	seq   uint64
+}
+
+// stale records req as decided unless it is not newer than the last one
+// decided in its leader epoch (current, the partition's), which it
+// reports. Unnumbered requests (Seq 0) are never stale.
+func (o proposalOrder) stale(req AlterPartitionRequest, current Epoch) bool {
+	if req.Seq == 0 || req.LeaderEpoch != current {
+		return false
+	}
+	if last := o[req.Partition]; last.epoch == req.LeaderEpoch && req.Seq <= last.seq {
+		return true
+	}
+	o[req.Partition] = decidedSeq{epoch: req.LeaderEpoch, seq: req.Seq}
+	return false
 }
 
 type brokerInfo struct {
@@ -50,7 +70,7 @@ type brokerInfo struct {
 // broker registers.
 func NewController(cfg ControllerConfig, parts []PartitionState) *Controller {
 	c := &Controller{cfg: cfg, brokers: map[BrokerID]*brokerInfo{}, parts: map[PartitionID]*PartitionState{},
-		lastSeq: map[PartitionID]decidedSeq{}}
+		order: proposalOrder{}}
 	for _, p := range parts {
 		s := p.Clone()
 		s.ISR = slices.Clone(s.Replicas)
@@ -258,14 +278,8 @@ func (c *Controller) AlterPartition(req AlterPartitionRequest) (AlterPartitionRe
 	reject := func(err error) (AlterPartitionResponse, []PartitionState) {
 		return AlterPartitionResponse{Partition: req.Partition, LeaderEpoch: req.LeaderEpoch, Seq: req.Seq, Err: err, State: s.Clone()}, nil
 	}
-	if req.Seq != 0 && req.LeaderEpoch == s.LeaderEpoch {
-		// Decided in order, once: a late or repeated proposal is refused
-		// after a newer one was decided, so a leader can take the refusal
-		// of its newest as final for every older one.
-		if last := c.lastSeq[req.Partition]; last.epoch == req.LeaderEpoch && req.Seq <= last.seq {
-			return reject(ErrInvalidUpdateVersion)
-		}
-		c.lastSeq[req.Partition] = decidedSeq{epoch: req.LeaderEpoch, seq: req.Seq}
+	if c.order.stale(req, s.LeaderEpoch) {
+		return reject(ErrInvalidUpdateVersion)
 	}
 	newISR := make([]BrokerID, 0, len(req.NewISR))
 	for _, m := range req.NewISR {

@@ -38,16 +38,29 @@ type Leading struct {
 	// the last it decided in this leader epoch, so a refusal of the
 	// newest means none of them can still be accepted.
 	seq uint64
-	// inFlight: a proposal is unanswered (resent after RetryMs).
-	// accepted: the newest proposal was accepted (or refused against a
-	// newer partition epoch), and that partition state has not arrived;
-	// nothing is proposed until it does.
-	// refused: the newest was refused; the next waits RetryMs, so a
-	// refusal that persists (a fenced leader, exhausted epochs) is not
-	// proposed again at every fetch.
-	inFlight, accepted, refused bool
-	proposedAt                  Millis
+	// proposal is where the newest proposal stands; proposedAt is when
+	// it was sent.
+	proposal   proposalState
+	proposedAt Millis
 }
+
+// proposalState is where a leader's newest in-sync proposal stands.
+type proposalState uint8
+
+const (
+	// proposalNone: nothing open against this partition epoch.
+	proposalNone proposalState = iota
+	// proposalInFlight: unanswered; sent again after RetryMs.
+	proposalInFlight
+	// proposalAccepted: accepted (or refused against a newer partition
+	// epoch), and that partition state has not arrived; nothing is
+	// proposed until it does.
+	proposalAccepted
+	// proposalRefused: refused; the next waits RetryMs, so a refusal
+	// that persists (a fenced leader, exhausted epochs) is not proposed
+	// again at every fetch.
+	proposalRefused
+)
 
 // LeadingConfig is a leader's identity and limits. Times are milliseconds
 // of the host's clock.
@@ -140,7 +153,7 @@ func (l *Leading) SetState(s PartitionState, minISR int, now Millis) {
 		panic(fmt.Sprintf("replication: leadership changed under a Leading (epoch %d -> %d)", l.state.LeaderEpoch, s.LeaderEpoch))
 	}
 	if s.PartitionEpoch != l.state.PartitionEpoch {
-		l.proposed, l.inFlight, l.accepted, l.refused = nil, false, false, false
+		l.proposed, l.proposal = nil, proposalNone
 	}
 	l.state, l.minISR = s.Clone(), minISR
 	for _, b := range s.Replicas {
@@ -264,8 +277,13 @@ func (l *Leading) Acked(end, hw Offset) (done bool, err error) {
 // joins. One proposal is open at a time, sent again after RetryMs
 // unanswered.
 func (l *Leading) Propose(logEnd, hw Offset, now Millis) (AlterPartitionRequest, bool) {
-	if l.accepted || (l.inFlight || l.refused) && now-l.proposedAt < l.cfg.RetryMs {
+	switch l.proposal {
+	case proposalAccepted:
 		return AlterPartitionRequest{}, false
+	case proposalInFlight, proposalRefused:
+		if now-l.proposedAt < l.cfg.RetryMs {
+			return AlterPartitionRequest{}, false
+		}
 	}
 	// Built in preference order, as the controller keeps the ISR, so the
 	// two compare without sorting (and without allocating when equal).
@@ -309,7 +327,7 @@ func (l *Leading) Propose(logEnd, hw Offset, now Millis) (AlterPartitionRequest,
 			l.proposed = append(l.proposed, b)
 		}
 	}
-	l.inFlight, l.proposedAt = true, now
+	l.proposal, l.proposedAt = proposalInFlight, now
 	return req, true
 }
 
@@ -330,18 +348,19 @@ func (l *Leading) Propose(logEnd, hw Offset, now Millis) (AlterPartitionRequest,
 //
 // It reports whether the answer was the newest proposal's.
 func (l *Leading) Answered(epoch Epoch, seq uint64, accepted bool, decidedAt PartitionEpoch) bool {
-	if epoch != l.state.LeaderEpoch || seq != l.seq || !l.inFlight {
+	if epoch != l.state.LeaderEpoch || seq != l.seq || l.proposal != proposalInFlight {
 		return false
 	}
-	l.inFlight = false
 	if accepted || decidedAt > l.state.PartitionEpoch {
-		l.accepted = true
+		l.proposal = proposalAccepted
 		return true
 	}
-	l.proposed, l.refused = nil, true
+	l.proposed, l.proposal = nil, proposalRefused
 	return true
 }
 
 // Proposing reports whether a proposal is open (in flight, or accepted
 // and its state not yet applied).
-func (l *Leading) Proposing() bool { return l.inFlight || l.accepted }
+func (l *Leading) Proposing() bool {
+	return l.proposal == proposalInFlight || l.proposal == proposalAccepted
+}

@@ -56,7 +56,7 @@ type metaController struct {
 	brokers         map[BrokerID]*metaBroker
 	brokerIDs       []BrokerID // sorted
 	lastBrokerEpoch BrokerEpoch
-	lastSeq         map[PartitionID]decidedSeq
+	order           proposalOrder
 
 	// parts is the metadata's partitions as PartitionStates (index =
 	// PartitionID), refreshed after every command.
@@ -79,7 +79,7 @@ const metaTopic = "sim"
 // broker registers, as with NewController.
 func newMetaController(cfg ControllerConfig, parts []PartitionState) *metaController {
 	c := &metaController{cfg: cfg, st: metadata.New(), topic: metaTopic, brokers: map[BrokerID]*metaBroker{},
-		lastSeq: map[PartitionID]decidedSeq{}}
+		order: proposalOrder{}}
 	var ids []BrokerID
 	create := &metadata.CreateTopic{Name: c.topic, ID: metadata.TopicID{1}}
 	if cfg.UncleanLeaderElection {
@@ -298,11 +298,8 @@ func (c *metaController) AlterPartition(req AlterPartitionRequest) (AlterPartiti
 	reject := func(err error) (AlterPartitionResponse, []PartitionState) {
 		return AlterPartitionResponse{Partition: req.Partition, LeaderEpoch: req.LeaderEpoch, Seq: req.Seq, Err: err, State: s.Clone()}, nil
 	}
-	if req.Seq != 0 && req.LeaderEpoch == s.LeaderEpoch {
-		if last := c.lastSeq[req.Partition]; last.epoch == req.LeaderEpoch && req.Seq <= last.seq {
-			return reject(ErrInvalidUpdateVersion)
-		}
-		c.lastSeq[req.Partition] = decidedSeq{epoch: req.LeaderEpoch, seq: req.Seq}
+	if c.order.stale(req, s.LeaderEpoch) {
+		return reject(ErrInvalidUpdateVersion)
 	}
 	if bi := c.brokers[req.Leader]; bi == nil || bi.epoch != req.LeaderBrokerEpoch {
 		return reject(ErrStaleBrokerEpoch)
