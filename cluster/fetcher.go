@@ -273,7 +273,7 @@ func (f *fetcher) askEpochs(addr string, fps []*followed) {
 func (f *fetcher) truncate(fp *followed, leaderEpoch int32, leaderEnd int64) {
 	l := fp.part.log
 	cut, agreed, next := divergenceRound(l, leaderEpoch, leaderEnd)
-	fp.ask, fp.askSet = shard.Epoch(next), !agreed
+	fp.ask, fp.askSet = next, !agreed
 	if cut >= int64(l.NextOffset()) {
 		fp.truncated = agreed
 		return // the caller kicks

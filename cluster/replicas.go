@@ -320,7 +320,13 @@ func (r *replica) followerFetched(b int32, session wire.FetchSession, offset int
 	case errors.Is(err, replication.ErrOffsetOutOfRange):
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, replication.ErrStaleBrokerEpoch):
-		return kerr.StaleBrokerEpoch.Code // the fetcher reconnects
+		// The follower's own fetcher reconnects when told. Seen often,
+		// something else fetches under its id (replica fetches are not
+		// authenticated) and the two take turns.
+		n := r.part.owner.node
+		n.replLog.Warn(n.log, "replication: refused a follower's fetch over an older connection than its newest",
+			"partition", r.part.ref, "follower", b, "connection", session.Conn)
+		return kerr.StaleBrokerEpoch.Code
 	case err != nil:
 		return errNotLeader
 	}
@@ -342,12 +348,11 @@ func (r *replica) propose(now replication.Millis) {
 	}
 	cs := r.part.owner
 	n := cs.node
-	isr := make([]int32, len(req.NewISR))
 	c := &metadata.ChangePartition{Topic: r.part.ref.Topic, Partition: r.part.ref.Partition,
 		LeaderEpoch: metadata.Epoch(r.st.LeaderEpoch), PartitionEpoch: r.st.PartitionEpoch,
 		Leader: metadata.BrokerID(r.me), ISR: make([]metadata.BrokerID, len(req.NewISR))}
 	for i, m := range req.NewISR {
-		c.ISR[i], isr[i] = metadata.BrokerID(m.Broker), int32(m.Broker)
+		c.ISR[i] = metadata.BrokerID(m.Broker)
 		if m.LogDirID != 0 {
 			// Each joining member's data dir as its fetches named it:
 			// the metadata refuses the change if the broker has come
@@ -358,6 +363,7 @@ func (r *replica) propose(now replication.Millis) {
 			c.ISRDirs[i] = m.LogDirID
 		}
 	}
+	isr := brokerIDs(c.ISR)
 	var left []int32
 	for _, b := range r.st.ISR {
 		if !slices.Contains(isr, b) {
