@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -173,27 +174,54 @@ func freePort(t testing.TB) int {
 	t.Helper()
 	handedOut.Lock()
 	defer handedOut.Unlock()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		// The kernel may hand a port it just freed out again: a cluster
-		// once got one Raft address twice (Dragonboat: "duplicated
-		// address found"). A port is handed out once per test binary.
-		if !handedOut.ports[port] {
-			handedOut.ports[port] = true
-			return port
-		}
+	// Below the kernel's ephemeral range: a port picked from it (listening
+	// on :0 and closing) could be handed out again by the kernel to the
+	// next :0 listener or outgoing connection before the broker binds
+	// it. CI saw both: one Raft address for two brokers, and a broker's
+	// admin listener (on :0) taking its own Raft port.
+	lo := ephemeralLow()
+	span := lo - 10000
+	if handedOut.next == 0 {
+		handedOut.next = 10000 + rand.IntN(span)
 	}
+	for range span {
+		port := handedOut.next
+		handedOut.next = 10000 + (handedOut.next-10000+1)%span
+		if handedOut.ports[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken
+		}
+		l.Close()
+		handedOut.ports[port] = true
+		return port
+	}
+	t.Fatalf("no free port in 10000-%d", lo-1)
+	return 0
 }
 
-// handedOut is every port freePort has returned.
+// ephemeralLow is the bottom of the kernel's range for ports it picks
+// itself (32768 by default).
+func ephemeralLow() int {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 11000 {
+				return lo
+			}
+		}
+	}
+	return 32768
+}
+
+// handedOut is every port freePort has returned, and where it looks next
+// (a random start, so that test binaries running side by side seldom
+// probe the same ports).
 var handedOut = struct {
 	sync.Mutex
 	ports map[int]bool
+	next  int
 }{ports: map[int]bool{}}
 
 // proc is bin/strand running as a child process. Restarting it keeps the
